@@ -1,0 +1,21 @@
+# keychest-lined: make run starts the server, make test runs every test.
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+FUZZTIME ?= 10s
+
+.PHONY: build run test vet unit fuzz bats clean
+
+build:
+	go build -ldflags "$(LDFLAGS)" -o bin/keychest-lined ./cmd/keychest-lined
+
+run: build
+	scripts/run.sh
+
+test: build
+	scripts/test.sh
+
+vet:
+	go vet ./...
+
+clean:
+	rm -rf bin

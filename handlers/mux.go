@@ -1,0 +1,133 @@
+// Package handlers says what each command of the line protocol means:
+// it validates and normalises the arguments, calls the store, and words
+// the reply. It knows nothing of sockets.
+package handlers
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/keychest/keychest-lined/lineproto"
+	"github.com/keychest/keychest-lined/store"
+)
+
+// Config holds what the commands need besides the store.
+type Config struct {
+	Version          string // reported by "command version"
+	MaxDomainsPerKey int    // "add" answers 429 past this many domains per key
+}
+
+// Mux routes each request to its verb. It implements lineproto.Handler.
+type Mux struct {
+	store store.Store
+	cfg   Config
+	log   zerolog.Logger
+	verbs map[string]verb
+}
+
+// verb describes one command: the names it takes (all required), whether
+// it blocks on the store, and the function that runs it.
+type verb struct {
+	args     []string
+	blocking bool
+	run      func(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error)
+}
+
+// NewMux returns the handler for every command, backed by st.
+func NewMux(st store.Store, cfg Config, log zerolog.Logger) *Mux {
+	m := &Mux{store: st, cfg: cfg, log: log}
+	m.verbs = map[string]verb{
+		"apikey":  {blocking: true, run: m.apikey},
+		"claim":   {args: []string{"apikey", "email"}, blocking: true, run: m.claim},
+		"add":     {args: []string{"domain", "apikey"}, blocking: true, run: m.add},
+		"ping":    {run: m.ping},
+		"version": {run: m.version},
+		"help":    {run: m.help},
+		"quit":    {run: m.quit},
+	}
+	return m
+}
+
+// Blocking reports whether req will reach the store. Requests that fail
+// validation are answered on the event loop.
+func (m *Mux) Blocking(req *lineproto.Request) bool {
+	v, ok := m.verbs[req.Verb]
+	return ok && v.blocking && checkArgs(req, v.args) == nil
+}
+
+// Serve answers req. Errors become their status line; an unexpected one
+// is logged with its detail and reported as 500.
+func (m *Mux) Serve(ctx context.Context, req *lineproto.Request) lineproto.Reply {
+	v, ok := m.verbs[req.Verb]
+	if !ok {
+		return lineproto.Fail(lineproto.Errorf(lineproto.CodeBadRequest,
+			"unknown command %q: send \"command help\"", req.Verb))
+	}
+	if err := checkArgs(req, v.args); err != nil {
+		return lineproto.Fail(err)
+	}
+	reply, err := v.run(ctx, req)
+	if err != nil {
+		subject := reply.Subject
+		reply = lineproto.Fail(m.wireError(req, err))
+		reply.Subject = subject
+	}
+	return reply
+}
+
+// checkArgs makes sure req carries exactly the names the verb takes.
+func checkArgs(req *lineproto.Request, names []string) *lineproto.Error {
+	for _, a := range req.Args {
+		if !contains(names, a.Name) {
+			return lineproto.Errorf(lineproto.CodeBadRequest,
+				"command %s does not take %q (it takes: %s)", req.Verb, a.Name, usage(names))
+		}
+	}
+	for _, n := range names {
+		if _, ok := req.Get(n); !ok {
+			return lineproto.Errorf(lineproto.CodeBadRequest, "command %s needs %q", req.Verb, n)
+		}
+	}
+	return nil
+}
+
+func usage(names []string) string {
+	if len(names) == 0 {
+		return "nothing"
+	}
+	return strings.Join(names, ", ")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// wireError maps an error to the status the client sees.
+func (m *Mux) wireError(req *lineproto.Request, err error) *lineproto.Error {
+	var wire *lineproto.Error
+	switch {
+	case errors.As(err, &wire):
+		return wire
+	case errors.Is(err, store.ErrUnknownKey):
+		return lineproto.Errorf(lineproto.CodeUnknownKey,
+			"unknown apikey: get one with \"command apikey\" or claim your own first")
+	case errors.Is(err, store.ErrKeyClaimed):
+		return lineproto.Errorf(lineproto.CodeConflict, "apikey already belongs to another email")
+	case errors.Is(err, store.ErrDomainLimit):
+		return lineproto.Errorf(lineproto.CodeTooMany,
+			"this apikey already has %d domains; use another key", m.cfg.MaxDomainsPerKey)
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		m.log.Warn().Str("code", "ERR0503").Str("verb", req.Verb).Err(err).Msg("database unavailable")
+		return lineproto.Errorf(lineproto.CodeUnavailable, "database unavailable, retry shortly")
+	}
+	m.log.Error().Str("code", "ERR0500").Str("verb", req.Verb).Err(err).Msg("command failed")
+	return lineproto.Errorf(lineproto.CodeInternal, "internal error")
+}

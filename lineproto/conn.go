@@ -1,0 +1,261 @@
+package lineproto
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/evio"
+)
+
+// rewakeAfter is how long a wake may go unanswered before it is sent again.
+// evio can lose a wake that lands while its loop drains the wake queue; the
+// loop would then only see it at its 100 ms epoll timeout.
+const (
+	rewakeAfter = 2 * time.Millisecond
+	maxRewakes  = 50
+)
+
+// conn is the state of one connection. While the connection is in the
+// event loop only the loop goroutine touches it, except for the fields
+// marked otherwise; once detached, only its session goroutine does.
+type conn struct {
+	srv    *Server
+	ec     evio.Conn
+	remote netip.Addr
+	framer Framer
+
+	openedAt   time.Time
+	lastActive time.Time
+	counted    bool // admitted by the connection limits
+
+	// Loop side. evio overwrites its pending output and action on every
+	// wake, so both are kept here: once Close or Detach is decided it is
+	// returned again on every later callback.
+	action       evio.Action
+	outPending   bool     // output returned to evio that it may not have written yet
+	loopOut      int      // bytes the loop has written on this connection
+	handoffOut   []byte   // output for the session to write first
+	handoff      *Request // the blocking request that made the loop detach
+	handoffClose bool     // close once handoffOut is written
+	timer        *time.Timer
+
+	wakePending atomic.Bool // a wake was sent and Data(nil) has not run since
+
+	mu sync.Mutex // guards nc
+	nc net.Conn   // set once detached
+}
+
+func (s *Server) opened(ec evio.Conn) ([]byte, evio.Options, evio.Action) {
+	now := time.Now()
+	c := &conn{srv: s, ec: ec, remote: remoteAddr(ec.RemoteAddr()), openedAt: now, lastActive: now}
+	c.framer.max = s.cfg.MaxLine
+	ec.SetContext(c)
+	opts := evio.Options{ReuseInputBuffer: true}
+	if s.draining.Load() {
+		return Fail(Errorf(CodeUnavailable, "server shutting down, retry shortly")).Bytes(), opts, evio.Close
+	}
+	if err := s.limits.acquire(c.remote); err != nil {
+		s.log.Warn().Str("code", "LIN0503").Str("remote", c.remote.String()).Str("reason", err.Text).Msg("connection refused")
+		return Fail(err).Bytes(), opts, evio.Close
+	}
+	c.counted = true
+	s.track(c, true)
+	c.timer = time.AfterFunc(s.cfg.IdleTimeout, c.fire)
+	return nil, opts, evio.None
+}
+
+// data is evio's Data callback: in holds bytes read from the client, or is
+// nil when the connection was woken by one of its timers.
+func (s *Server) data(ec evio.Conn, in []byte) ([]byte, evio.Action) {
+	c := ec.Context().(*conn)
+	if c.action != evio.None {
+		return nil, c.action
+	}
+	now := time.Now()
+	flush := false
+	if in != nil {
+		c.outPending = false // evio reads only once it has written all output
+		c.lastActive = now
+		c.framer.Write(in)
+	} else {
+		c.wakePending.Store(false)
+		if r, over := c.deadlinePassed(now); over {
+			return c.emit(r.Bytes(), evio.Close, true)
+		}
+		flush = c.framer.Partial() && now.Sub(c.lastActive) >= s.cfg.QuietPeriod
+	}
+	out := c.answerInline(nil, flush)
+	c.rearm(now)
+	return c.emit(out, c.action, in == nil)
+}
+
+// emit returns output and an action to evio, or hands both to a session
+// when evio could lose or stall on them: on a wake while earlier output may
+// still be pending (evio would overwrite it), or past the output budget.
+func (c *conn) emit(out []byte, action evio.Action, onWake bool) ([]byte, evio.Action) {
+	if len(out) > 0 && ((onWake && c.outPending) || c.loopOut+len(out) > loopOutputBudget) {
+		c.handoffOut = append(c.handoffOut, out...)
+		c.handoffClose = action == evio.Close
+		c.action = evio.Detach
+		return nil, evio.Detach
+	}
+	c.action = action
+	if len(out) > 0 {
+		c.outPending = true
+		c.loopOut += len(out)
+	}
+	return out, action
+}
+
+// answerInline answers the complete lines buffered, in order, as long as
+// they need no blocking work. At the first blocking request it stops and
+// decides to detach; the session will run that request and what follows.
+func (c *conn) answerInline(out []byte, flush bool) []byte {
+	for c.action == evio.None {
+		req, r, ok := c.next(flush)
+		if !ok {
+			break
+		}
+		if r == nil && c.srv.handler.Blocking(&req) {
+			c.handoff = &req
+			c.action = evio.Detach
+			break
+		}
+		if r == nil {
+			start := time.Now()
+			reply := c.srv.handler.Serve(context.Background(), &req)
+			c.srv.logCommand(c.remote, &req, reply, start)
+			r = &reply
+		}
+		out = r.AppendTo(out)
+		if r.Close {
+			c.action = evio.Close
+		}
+	}
+	return out
+}
+
+// next returns the next request to run, or a reply to send instead when
+// the line is malformed. With flush, an unfinished line counts as complete.
+// It reports false when no line is ready.
+func (c *conn) next(flush bool) (Request, *Reply, bool) {
+	for {
+		line, ok, ferr := c.framer.Next()
+		if ferr != nil {
+			r := Fail(ferr)
+			r.Close = true
+			return Request{}, &r, true
+		}
+		if !ok {
+			if !flush || !c.framer.Partial() {
+				return Request{}, nil, false
+			}
+			line = c.framer.TakePartial()
+		}
+		req, perr := ParseLine(line)
+		if perr != nil {
+			r := Fail(perr)
+			return Request{}, &r, true
+		}
+		if req.Verb != "" { // blank lines are skipped
+			req.Remote = c.remote
+			return req, nil, true
+		}
+	}
+}
+
+// deadlinePassed reports the reply that ends the connection when its idle
+// or lifetime deadline has passed, or when the server is shutting down.
+func (c *conn) deadlinePassed(now time.Time) (Reply, bool) {
+	cfg := c.srv.cfg
+	switch {
+	case c.srv.draining.Load():
+		return Fail(Errorf(CodeUnavailable, "server shutting down, retry shortly")), true
+	case now.Sub(c.openedAt) >= cfg.MaxLifetime:
+		return Fail(Errorf(CodeTimeout, "connection open longer than %s", cfg.MaxLifetime)), true
+	case now.Sub(c.lastActive) >= cfg.IdleTimeout:
+		return Fail(Errorf(CodeTimeout, "idle for %s, closing", cfg.IdleTimeout)), true
+	}
+	return Reply{}, false
+}
+
+// nextDeadline is the earliest time at which something must happen on the
+// connection if the client sends nothing more.
+func (c *conn) nextDeadline() time.Time {
+	cfg := c.srv.cfg
+	d := c.lastActive.Add(cfg.IdleTimeout)
+	if life := c.openedAt.Add(cfg.MaxLifetime); life.Before(d) {
+		d = life
+	}
+	if c.framer.Partial() {
+		if q := c.lastActive.Add(cfg.QuietPeriod); q.Before(d) {
+			d = q
+		}
+	}
+	return d
+}
+
+// rearm points the connection's timer at its next deadline.
+func (c *conn) rearm(now time.Time) {
+	if c.action != evio.None {
+		c.timer.Stop()
+		return
+	}
+	c.timer.Reset(c.nextDeadline().Sub(now))
+}
+
+// fire runs on the timer's goroutine and wakes the loop for this conn.
+func (c *conn) fire() {
+	c.wakePending.Store(true)
+	c.srv.wake(c.ec)
+	c.rewake(maxRewakes)
+}
+
+// rewake sends a wake again while the loop has not answered the last one,
+// at most tries more times: by then evio's own epoll timeout has passed.
+func (c *conn) rewake(tries int) {
+	if tries > 0 {
+		time.AfterFunc(rewakeAfter, func() {
+			if c.wakePending.Load() {
+				c.srv.wake(c.ec)
+				c.rewake(tries - 1)
+			}
+		})
+	}
+}
+
+// interrupt makes the connection notice that the server is shutting down.
+func (c *conn) interrupt() {
+	c.mu.Lock()
+	nc := c.nc
+	c.mu.Unlock()
+	if nc != nil {
+		nc.SetReadDeadline(time.Now())
+		return
+	}
+	c.fire()
+}
+
+func (s *Server) closed(ec evio.Conn, err error) evio.Action {
+	c, _ := ec.Context().(*conn)
+	if c == nil {
+		return evio.None
+	}
+	c.wakePending.Store(false)
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if c.counted {
+		s.release(c)
+	}
+	return evio.None
+}
+
+func (s *Server) release(c *conn) {
+	s.track(c, false)
+	s.limits.release(c.remote)
+}

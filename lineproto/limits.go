@@ -1,0 +1,53 @@
+package lineproto
+
+import (
+	"net/netip"
+	"sync"
+)
+
+// connLimits counts open connections, in total and per source address.
+type connLimits struct {
+	mu       sync.Mutex
+	total    int
+	perIP    map[netip.Addr]int
+	maxTotal int
+	maxPerIP int
+}
+
+func newConnLimits(maxTotal, maxPerIP int) *connLimits {
+	return &connLimits{perIP: make(map[netip.Addr]int), maxTotal: maxTotal, maxPerIP: maxPerIP}
+}
+
+// acquire counts a new connection from ip, or reports why it may not open.
+func (l *connLimits) acquire(ip netip.Addr) *Error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.total >= l.maxTotal {
+		return Errorf(CodeUnavailable, "too many connections, retry later")
+	}
+	if l.perIP[ip] >= l.maxPerIP {
+		return Errorf(CodeUnavailable, "too many connections from %s, retry later", ip)
+	}
+	l.total++
+	l.perIP[ip]++
+	return nil
+}
+
+// release uncounts a connection that acquire admitted.
+func (l *connLimits) release(ip netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total--
+	if n := l.perIP[ip] - 1; n > 0 {
+		l.perIP[ip] = n
+	} else {
+		delete(l.perIP, ip)
+	}
+}
+
+// open returns the number of counted connections.
+func (l *connLimits) open() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.total
+}

@@ -1,0 +1,188 @@
+package lineproto
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/tidwall/evio"
+)
+
+// Config holds the server's limits and timings.
+type Config struct {
+	Addr           string        // listen address, host:port
+	Loops          int           // event loops; 0 means one per CPU
+	MaxLine        int           // longest accepted line in bytes
+	QuietPeriod    time.Duration // silence after which a line without newline is taken as complete
+	IdleTimeout    time.Duration // silence after which a connection is closed with 408
+	MaxLifetime    time.Duration // total time a connection may stay open
+	RequestTimeout time.Duration // time a blocking request may take
+	MaxConns       int           // open connections in total
+	MaxConnsPerIP  int           // open connections per source address
+	Workers        int           // goroutines running blocking requests
+	QueueSize      int           // blocking requests that may wait for a worker
+}
+
+// loopOutputBudget bounds what the event loop writes on one connection over
+// its life. evio keeps one pending output per connection and overwrites it
+// on a wake; writes this small always fit in a fresh socket's send buffer,
+// so they never stall the loop. Larger conversations are detached.
+const loopOutputBudget = 4096
+
+// Server is the line-protocol server: an evio event loop that frames and
+// parses lines and answers cheap commands itself, and hands connections
+// with blocking work to goroutines (see docs/architecture.md).
+type Server struct {
+	cfg     Config
+	handler Handler
+	log     zerolog.Logger
+	pool    *workerPool
+	limits  *connLimits
+
+	draining atomic.Bool  // Shutdown began: refuse new connections
+	stopping atomic.Bool  // the loops may stop: Tick returns Shutdown
+	wakeMu   sync.RWMutex // held for reading around every Wake
+	loopsOff bool         // under wakeMu: evio's pollers are gone, Wake no more
+
+	connsMu sync.Mutex
+	conns   map[*conn]struct{} // every open connection, in the loop or detached
+
+	addr   chan net.Addr
+	served chan error
+}
+
+// NewServer returns a server that answers with h. Call Serve to run it.
+func NewServer(cfg Config, h Handler, log zerolog.Logger) *Server {
+	return &Server{
+		cfg:     cfg,
+		handler: h,
+		log:     log,
+		pool:    newWorkerPool(h, cfg.Workers, cfg.QueueSize, cfg.RequestTimeout, log),
+		limits:  newConnLimits(cfg.MaxConns, cfg.MaxConnsPerIP),
+		conns:   make(map[*conn]struct{}),
+		addr:    make(chan net.Addr, 1),
+		served:  make(chan error, 1),
+	}
+}
+
+// Addr waits until the server listens and returns its address.
+func (s *Server) Addr() net.Addr {
+	a := <-s.addr
+	s.addr <- a
+	return a
+}
+
+// Serve listens and serves until Shutdown. It returns an error if the
+// event loop stops for any other reason (evio stops on accept errors other
+// than EAGAIN), which the caller must treat as fatal.
+func (s *Server) Serve() error {
+	loops := s.cfg.Loops
+	if loops == 0 {
+		loops = -1 // evio: one per CPU
+	}
+	ev := evio.Events{
+		NumLoops: loops,
+		Serving: func(srv evio.Server) evio.Action {
+			s.addr <- srv.Addrs[0]
+			return evio.None
+		},
+		Opened:   s.opened,
+		Data:     s.data,
+		Closed:   s.closed,
+		Detached: s.detached,
+		Tick:     s.tick,
+	}
+	err := evio.Serve(ev, "tcp://"+s.cfg.Addr)
+	s.wakeMu.Lock()
+	s.loopsOff = true
+	s.wakeMu.Unlock()
+	if err == nil && !s.stopping.Load() {
+		err = errors.New("event loop stopped without a shutdown request")
+	}
+	s.served <- err
+	return err
+}
+
+// Shutdown stops accepting connections, lets every command already received
+// be answered, closes idle connections, and stops the loop. It returns
+// ctx's error if connections are still open when ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	s.forEachConn(func(c *conn) { c.interrupt() })
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+	for s.limits.open() > 0 && err == nil {
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-tick.C:
+		}
+	}
+	s.stopping.Store(true)
+	if serveErr := <-s.served; serveErr != nil && err == nil {
+		err = serveErr
+	}
+	s.pool.close()
+	return err
+}
+
+func (s *Server) tick() (time.Duration, evio.Action) {
+	if s.stopping.Load() {
+		return 0, evio.Shutdown
+	}
+	return 20 * time.Millisecond, evio.None
+}
+
+func (s *Server) track(c *conn, on bool) {
+	s.connsMu.Lock()
+	if on {
+		s.conns[c] = struct{}{}
+	} else {
+		delete(s.conns, c)
+	}
+	s.connsMu.Unlock()
+}
+
+func (s *Server) forEachConn(f func(*conn)) {
+	s.connsMu.Lock()
+	all := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		all = append(all, c)
+	}
+	s.connsMu.Unlock()
+	for _, c := range all {
+		f(c)
+	}
+}
+
+// wake asks the loop to call Data(c, nil) soon, unless the loop is gone.
+func (s *Server) wake(ec evio.Conn) {
+	s.wakeMu.RLock()
+	if !s.loopsOff {
+		ec.Wake()
+	}
+	s.wakeMu.RUnlock()
+}
+
+// logCommand writes the one log entry each command gets.
+func (s *Server) logCommand(remote netip.Addr, req *Request, r Reply, start time.Time) {
+	s.log.Info().Str("code", "LIN0001").Time("event_time", start).
+		Str("remote", remote.String()).Str("verb", req.Verb).Int("status", r.Code).
+		Dur("dur_ms", time.Since(start)).Str("subject", r.Subject).Msg("command answered")
+}
+
+// remoteAddr extracts the client's address from evio's net.Addr.
+func remoteAddr(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
+			return ip.Unmap()
+		}
+	}
+	return netip.Addr{}
+}

@@ -1,0 +1,77 @@
+package lineproto
+
+import (
+	"context"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// workerPool runs blocking requests off the event loop: a bounded queue
+// feeding a fixed number of goroutines.
+type workerPool struct {
+	jobs    chan *job
+	handler Handler
+	timeout time.Duration
+	log     zerolog.Logger
+	wg      sync.WaitGroup
+}
+
+type job struct {
+	req   *Request
+	reply Reply
+	done  chan struct{}
+}
+
+func newWorkerPool(h Handler, workers, queue int, timeout time.Duration, log zerolog.Logger) *workerPool {
+	p := &workerPool{jobs: make(chan *job, queue), handler: h, timeout: timeout, log: log}
+	p.wg.Add(workers)
+	for i := 0; i < workers; i++ {
+		go p.work()
+	}
+	return p
+}
+
+// do runs req on a worker and waits for its reply. When the queue is full
+// it answers at once with a retryable 503.
+func (p *workerPool) do(req *Request) Reply {
+	j := &job{req: req, done: make(chan struct{})}
+	select {
+	case p.jobs <- j:
+	default:
+		return Fail(Errorf(CodeUnavailable, "server busy, retry shortly"))
+	}
+	<-j.done
+	return j.reply
+}
+
+func (p *workerPool) work() {
+	defer p.wg.Done()
+	for j := range p.jobs {
+		ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+		j.reply = serveSafely(ctx, p.handler, j.req, p.log)
+		cancel()
+		close(j.done)
+	}
+}
+
+// close stops the workers once the queued jobs are done.
+func (p *workerPool) close() {
+	close(p.jobs)
+	p.wg.Wait()
+}
+
+// serveSafely calls the handler and turns a panic into a 500 for this
+// request alone.
+func serveSafely(ctx context.Context, h Handler, req *Request, log zerolog.Logger) (reply Reply) {
+	defer func() {
+		if v := recover(); v != nil {
+			log.Error().Str("code", "ERR0500").Str("verb", req.Verb).
+				Interface("panic", v).Bytes("stack", debug.Stack()).Msg("handler panicked")
+			reply = Fail(Errorf(CodeInternal, "internal error"))
+		}
+	}()
+	return h.Serve(ctx, req)
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what running or testing keychest-lined needs, and only what is
+# missing, from Debian's packages. Safe to run again and again.
+#   scripts/deps.sh run    PostgreSQL
+#   scripts/deps.sh test   PostgreSQL, bats, ksh93, busybox
+set -euo pipefail
+
+want=(postgresql)
+if [ "${1:-run}" = test ]; then
+	want+=(bats ksh busybox)
+fi
+
+missing=()
+for pkg in "${want[@]}"; do
+	case $pkg in
+	postgresql) ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=("$pkg") ;;
+	ksh) command -v ksh93 >/dev/null 2>&1 || missing+=("$pkg") ;;
+	*) command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
+	esac
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing ${missing[*]}; run this script as root to install them" >&2
+	exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
