@@ -69,28 +69,32 @@ func (s *Server) opened(ec evio.Conn) ([]byte, evio.Options, evio.Action) {
 }
 
 // data is evio's Data callback: in holds bytes read from the client, or is
-// nil when the connection was woken by one of its timers.
+// nil when the connection was woken by its timer.
 func (s *Server) data(ec evio.Conn, in []byte) ([]byte, evio.Action) {
 	c := ec.Context().(*conn)
 	if c.action != evio.None {
 		return nil, c.action
 	}
 	now := time.Now()
-	flush := false
-	if in != nil {
-		c.outPending = false // evio reads only once it has written all output
-		c.lastActive = now
-		c.framer.Write(in)
-	} else {
+	if in == nil {
 		c.wakePending.Store(false)
 		if r, over := c.deadlinePassed(now); over {
 			return c.emit(r.Bytes(), evio.Close, true)
 		}
-		flush = c.framer.Partial() && now.Sub(c.lastActive) >= s.cfg.QuietPeriod
+		c.rearm(now)
+		return nil, evio.None
 	}
-	out := c.answerInline(nil, flush)
+	c.outPending = false // evio reads only once it has written all output
+	c.lastActive = now
+	c.framer.Write(in)
+	out := c.answerInline(nil)
+	if c.action == evio.None && c.framer.Partial() {
+		// evio closes at once when it reads EOF, so a line the client ends
+		// by half-closing (or by a quiet period) is finished by a session.
+		c.action = evio.Detach
+	}
 	c.rearm(now)
-	return c.emit(out, c.action, in == nil)
+	return c.emit(out, c.action, false)
 }
 
 // emit returns output and an action to evio, or hands both to a session
@@ -114,9 +118,9 @@ func (c *conn) emit(out []byte, action evio.Action, onWake bool) ([]byte, evio.A
 // answerInline answers the complete lines buffered, in order, as long as
 // they need no blocking work. At the first blocking request it stops and
 // decides to detach; the session will run that request and what follows.
-func (c *conn) answerInline(out []byte, flush bool) []byte {
+func (c *conn) answerInline(out []byte) []byte {
 	for c.action == evio.None {
-		req, r, ok := c.next(flush)
+		req, r, ok := c.next(false)
 		if !ok {
 			break
 		}
@@ -184,14 +188,15 @@ func (c *conn) deadlinePassed(now time.Time) (Reply, bool) {
 }
 
 // nextDeadline is the earliest time at which something must happen on the
-// connection if the client sends nothing more.
-func (c *conn) nextDeadline() time.Time {
+// connection if the client sends nothing more. With quiet, that includes
+// the end of the quiet period after an unfinished line.
+func (c *conn) nextDeadline(quiet bool) time.Time {
 	cfg := c.srv.cfg
 	d := c.lastActive.Add(cfg.IdleTimeout)
 	if life := c.openedAt.Add(cfg.MaxLifetime); life.Before(d) {
 		d = life
 	}
-	if c.framer.Partial() {
+	if quiet && c.framer.Partial() {
 		if q := c.lastActive.Add(cfg.QuietPeriod); q.Before(d) {
 			d = q
 		}
@@ -205,7 +210,7 @@ func (c *conn) rearm(now time.Time) {
 		c.timer.Stop()
 		return
 	}
-	c.timer.Reset(c.nextDeadline().Sub(now))
+	c.timer.Reset(c.nextDeadline(false).Sub(now))
 }
 
 // fire runs on the timer's goroutine and wakes the loop for this conn.

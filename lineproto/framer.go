@@ -24,7 +24,8 @@ func (f *Framer) Write(p []byte) { f.buf = append(f.buf, p...) }
 func (f *Framer) Next() ([]byte, bool, *Error) {
 	i := bytes.IndexByte(f.buf, '\n')
 	if i < 0 {
-		if len(f.buf) > f.max {
+		// A CR may still be followed by its LF, so it does not count yet.
+		if n := len(f.buf); n > f.max+1 || (n == f.max+1 && f.buf[n-1] != '\r') {
 			return nil, false, f.tooLong()
 		}
 		return nil, false, nil

@@ -134,7 +134,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) tick() (time.Duration, evio.Action) {
 	if s.stopping.Load() {
-		return 0, evio.Shutdown
+		// evio's ticker sleeps this long before its next wake; by then the
+		// process is gone, so it never writes to the closed poller.
+		return time.Hour, evio.Shutdown
 	}
 	return 20 * time.Millisecond, evio.None
 }

@@ -72,7 +72,7 @@ func (c *conn) serveLoop(nc net.Conn) {
 			c.write(nc, Fail(Errorf(CodeUnavailable, "server shutting down, retry shortly")).Bytes())
 			return
 		}
-		nc.SetReadDeadline(c.nextDeadline())
+		nc.SetReadDeadline(c.nextDeadline(true))
 		n, err := nc.Read(buf)
 		now := time.Now()
 		flush = false

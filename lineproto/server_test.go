@@ -1,0 +1,327 @@
+package lineproto
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// testHandler answers "ping", "quit" and "panic" on the loop, and "store"
+// (with a value v) as a blocking request that waits for gate when set.
+type testHandler struct {
+	gate    chan struct{}
+	started chan string
+}
+
+func (h *testHandler) Blocking(req *Request) bool { return req.Verb == "store" || req.Verb == "panic" }
+
+func (h *testHandler) Serve(ctx context.Context, req *Request) Reply {
+	switch req.Verb {
+	case "ping":
+		return OK("pong")
+	case "quit":
+		return Reply{Code: CodeOK, Text: "bye", Close: true}
+	case "panic":
+		panic("boom")
+	case "store":
+		v, _ := req.Get("v")
+		if h.started != nil {
+			h.started <- v
+		}
+		if h.gate != nil {
+			<-h.gate
+		}
+		return Reply{Data: "stored " + v, Code: CodeOK, Text: "committed"}
+	}
+	return Fail(Errorf(CodeBadRequest, "unknown command %q", req.Verb))
+}
+
+func testConfig() Config {
+	return Config{
+		Addr: "127.0.0.1:0", Loops: 1, MaxLine: 128,
+		QuietPeriod: 25 * time.Millisecond, IdleTimeout: 5 * time.Second, MaxLifetime: time.Minute,
+		RequestTimeout: 5 * time.Second, MaxConns: 100, MaxConnsPerIP: 100, Workers: 4, QueueSize: 16,
+	}
+}
+
+// startServer runs a server on a free loopback port until the test ends.
+func startServer(t *testing.T, cfg Config, h Handler) (*Server, string) {
+	t.Helper()
+	s := NewServer(cfg, h, zerolog.Nop())
+	go s.Serve()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return s, s.Addr().String()
+}
+
+func dial(t *testing.T, addr string) *net.TCPConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	return c.(*net.TCPConn)
+}
+
+func send(t *testing.T, c net.Conn, s string) {
+	t.Helper()
+	if _, err := c.Write([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readOnce reads like the seed's client: one read of up to 1000 bytes.
+func readOnce(t *testing.T, c net.Conn) string {
+	t.Helper()
+	buf := make([]byte, 1000)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return string(buf[:n])
+}
+
+// readAll reads until the server closes the connection.
+func readAll(t *testing.T, c net.Conn) string {
+	t.Helper()
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return string(b)
+}
+
+// readStatuses reads replies until n status lines have come.
+func readStatuses(t *testing.T, r *bufio.Reader, n int) []string {
+	t.Helper()
+	var lines []string
+	for seen := 0; seen < n; {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("after %q: %v", lines, err)
+		}
+		lines = append(lines, strings.TrimSuffix(line, "\n"))
+		if strings.HasPrefix(line, "status ") {
+			seen++
+		}
+	}
+	return lines
+}
+
+// The seed's client sends with or without a newline and reads once; the
+// whole reply must come in that one read.
+func TestSeedClientShapes(t *testing.T) {
+	_, addr := startServer(t, testConfig(), &testHandler{})
+	tests := []struct{ send, want string }{
+		{"command ping\n", "status ok 200 pong\n"},
+		{"command ping", "status ok 200 pong\n"},
+		{"command ping\r\n", "status ok 200 pong\n"},
+		{"command store v 1\n", "data stored 1\nstatus ok 200 committed\n"},
+		{"command store v 1", "data stored 1\nstatus ok 200 committed\n"},
+		{"v 2 command store", "data stored 2\nstatus ok 200 committed\n"},
+	}
+	for _, tt := range tests {
+		c := dial(t, addr)
+		send(t, c, tt.send)
+		if got := readOnce(t, c); got != tt.want {
+			t.Errorf("send %q: got %q, want %q", tt.send, got, tt.want)
+		}
+	}
+}
+
+// A connection stays open for more commands, as the seed's "exec 3<>" does.
+func TestConnectionServesManyCommands(t *testing.T) {
+	_, addr := startServer(t, testConfig(), &testHandler{})
+	c := dial(t, addr)
+	for i, s := range []string{"command ping", "command store v 1\n", "command ping\n", "command store v 2"} {
+		send(t, c, s)
+		if got := readOnce(t, c); !strings.Contains(got, "status ok 200") {
+			t.Fatalf("command %d: %q", i, got)
+		}
+	}
+}
+
+func TestPipelinedRepliesInOrder(t *testing.T) {
+	_, addr := startServer(t, testConfig(), &testHandler{})
+	c := dial(t, addr)
+	send(t, c, "command store v 1\ncommand ping\ncommand store v 2\ncommand bogus\ncommand ping extra\ncommand store v 3\n")
+	got := readStatuses(t, bufio.NewReader(c), 6)
+	want := []string{
+		"data stored 1", "status ok 200 committed", "status ok 200 pong",
+		"data stored 2", "status ok 200 committed", `status error 400 unknown command "bogus"`,
+		`status error 400 name "extra" has no value`,
+		"data stored 3", "status ok 200 committed",
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got\n%q\nwant\n%q", got, want)
+	}
+}
+
+// A client that half-closes right after sending (busybox nc, nc -N) still
+// gets every reply, including to a last line without a newline, even when
+// the replies come after the EOF reached the server.
+func TestHalfCloseAnswersEverything(t *testing.T) {
+	for _, input := range []string{
+		"command store v 1\ncommand ping\ncommand store v 2",
+		"command ping",
+		"command ping\n",
+		"command store v 1\n",
+	} {
+		h := &testHandler{gate: make(chan struct{})}
+		_, addr := startServer(t, testConfig(), h)
+		c := dial(t, addr)
+		send(t, c, input)
+		c.CloseWrite()
+		close(h.gate) // blocking commands finish only after the EOF was sent
+		got := readAll(t, c)
+		if n, want := strings.Count(got, "status ok 200"), strings.Count(input, "command"); n != want {
+			t.Errorf("input %q: got %q, want %d replies", input, got, want)
+		}
+	}
+}
+
+// A line that is still arriving is never run because its first part parses.
+func TestHalfReceivedLineWaitsForTheRest(t *testing.T) {
+	cfg := testConfig()
+	cfg.QuietPeriod = 2 * time.Second
+	_, addr := startServer(t, cfg, &testHandler{})
+	c := dial(t, addr)
+	c.SetNoDelay(true)
+	send(t, c, "command store v 12")
+	send(t, c, "34\n")
+	if got := readOnce(t, c); got != "data stored 1234\nstatus ok 200 committed\n" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestLineTooLongClosesWith413(t *testing.T) {
+	_, addr := startServer(t, testConfig(), &testHandler{})
+	for _, input := range []string{"command ping " + strings.Repeat("x", 200) + "\n", strings.Repeat("y", 5000)} {
+		c := dial(t, addr)
+		send(t, c, input)
+		if got := readAll(t, c); got != "status error 413 line longer than 128 bytes\n" {
+			t.Errorf("got %q", got)
+		}
+	}
+}
+
+func TestQuitClosesAfterBye(t *testing.T) {
+	_, addr := startServer(t, testConfig(), &testHandler{})
+	c := dial(t, addr)
+	send(t, c, "command ping\ncommand quit\ncommand ping\n")
+	if got := readAll(t, c); got != "status ok 200 pong\nstatus ok 200 bye\n" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// Idle connections get 408 and are closed, in the loop and detached alike
+// (a detached connection needs real deadlines: see netConnFromDetached).
+func TestIdleTimeout(t *testing.T) {
+	cfg := testConfig()
+	cfg.IdleTimeout = 100 * time.Millisecond
+	_, addr := startServer(t, cfg, &testHandler{})
+	quiet := dial(t, addr)
+	if got := readAll(t, quiet); got != "status error 408 idle for 100ms, closing\n" {
+		t.Errorf("idle in the loop: got %q", got)
+	}
+	detached := dial(t, addr)
+	send(t, detached, "command store v 1\n")
+	if got := readAll(t, detached); got != "data stored 1\nstatus ok 200 committed\nstatus error 408 idle for 100ms, closing\n" {
+		t.Errorf("idle after a blocking command: got %q", got)
+	}
+}
+
+func TestConnectionLimitPerIP(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxConnsPerIP = 2
+	_, addr := startServer(t, cfg, &testHandler{})
+	for i := 0; i < 2; i++ {
+		c := dial(t, addr)
+		send(t, c, "command ping\n")
+		readOnce(t, c) // answered: the connection is counted
+	}
+	extra := dial(t, addr)
+	if got := readAll(t, extra); got != "status error 503 too many connections from 127.0.0.1, retry later\n" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestFullQueueAnswers503(t *testing.T) {
+	cfg := testConfig()
+	cfg.Workers, cfg.QueueSize = 1, 1
+	h := &testHandler{gate: make(chan struct{}), started: make(chan string, 4)}
+	s, addr := startServer(t, cfg, h)
+	defer close(h.gate)
+	first := dial(t, addr)
+	send(t, first, "command store v 1\n")
+	<-h.started // the only worker is busy
+	second := dial(t, addr)
+	send(t, second, "command store v 2\n")
+	for len(s.pool.jobs) == 0 { // wait until the second fills the queue
+		time.Sleep(time.Millisecond)
+	}
+	third := dial(t, addr)
+	send(t, third, "command store v 3\n")
+	if got := readOnce(t, third); got != "status error 503 server busy, retry shortly\n" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestPanicFailsOnlyItsCommand(t *testing.T) {
+	_, addr := startServer(t, testConfig(), &testHandler{})
+	c := dial(t, addr)
+	send(t, c, "command panic\ncommand ping\n")
+	got := readStatuses(t, bufio.NewReader(c), 2)
+	if strings.Join(got, "|") != "status error 500 internal error|status ok 200 pong" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// Shutdown answers what is in flight, tells idle clients, refuses new ones.
+func TestShutdownAnswersInFlight(t *testing.T) {
+	h := &testHandler{gate: make(chan struct{}), started: make(chan string, 1)}
+	s := NewServer(testConfig(), h, zerolog.Nop())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	addr := s.Addr().String()
+
+	idle := dial(t, addr)
+	send(t, idle, "command ping\n")
+	readOnce(t, idle)
+	busy := dial(t, addr)
+	send(t, busy, "command store v 1\n")
+	<-h.started
+
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(context.Background()) }()
+	if got := readAll(t, idle); got != "status error 503 server shutting down, retry shortly\n" {
+		t.Errorf("idle client got %q", got)
+	}
+	late := dial(t, addr)
+	if got := readAll(t, late); !strings.HasPrefix(got, "status error 503") {
+		t.Errorf("new client during shutdown got %q", got)
+	}
+	close(h.gate)
+	if got := readAll(t, busy); !strings.HasPrefix(got, "data stored 1\nstatus ok 200 committed\n") {
+		t.Errorf("in-flight client got %q", got)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+}
