@@ -1,0 +1,241 @@
+package handlers
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+
+	"github.com/keychest/keychest-lined/internal/pgtest"
+	"github.com/keychest/keychest-lined/lineproto"
+	"github.com/keychest/keychest-lined/store"
+)
+
+// env is a Mux on a fresh database, and a pool for checking the rows.
+type env struct {
+	mux *Mux
+	db  *pgxpool.Pool
+}
+
+func newEnv(t *testing.T, maxDomains int) *env {
+	t.Helper()
+	url := pgtest.NewDatabase(t)
+	st, err := store.Open(context.Background(), url, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	db, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return &env{mux: NewMux(st, Config{Version: "test", MaxDomainsPerKey: maxDomains}, zerolog.Nop()), db: db}
+}
+
+// do parses line as a client would send it and serves it.
+func (e *env) do(t *testing.T, line string) lineproto.Reply {
+	t.Helper()
+	req, perr := lineproto.ParseLine([]byte(line))
+	if perr != nil {
+		t.Fatalf("%q: %v", line, perr)
+	}
+	req.Remote = netip.MustParseAddr("192.0.2.7")
+	return e.mux.Serve(context.Background(), &req)
+}
+
+func (e *env) count(t *testing.T, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := e.db.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+func expect(t *testing.T, r lineproto.Reply, code int, text string) {
+	t.Helper()
+	if r.Code != code || !strings.Contains(r.Text, text) {
+		t.Fatalf("got %d %q, want %d with %q", r.Code, r.Text, code, text)
+	}
+}
+
+var keyShape = regexp.MustCompile(`^[0-9a-f]{8}(-[0-9a-f]{8}){4}$`)
+
+func TestAPIKeyIsStoredHashed(t *testing.T) {
+	e := newEnv(t, 1000)
+	r := e.do(t, "command apikey")
+	expect(t, r, 200, "new api key")
+	if !keyShape.MatchString(r.Data) {
+		t.Fatalf("key %q", r.Data)
+	}
+	hash := sha256.Sum256([]byte(r.Data))
+	if n := e.count(t, `SELECT count(*) FROM api_keys WHERE key_hash = $1 AND key_prefix = $2 AND origin = 'server'`,
+		hash[:], r.Data[:8]); n != 1 {
+		t.Fatalf("%d rows for the key's hash", n)
+	}
+	if n := e.count(t, `SELECT count(*) FROM api_keys k WHERE row_to_json(k)::text LIKE '%' || $1 || '%'`, r.Data); n != 0 {
+		t.Fatal("the whole key is stored in plain text")
+	}
+	if r.Subject != r.Data[:8] {
+		t.Fatalf("log subject %q is not the key prefix", r.Subject)
+	}
+}
+
+func TestClaim(t *testing.T) {
+	e := newEnv(t, 1000)
+	key := e.do(t, "command apikey").Data
+	expect(t, e.do(t, "command claim apikey "+key+" email Owner@Example.COM"), 200, "new account owner@example.com")
+	expect(t, e.do(t, "command claim email owner@example.com apikey "+key), 200, "already claimed")
+	expect(t, e.do(t, "command claim apikey "+key+" email other@example.com"), 409, "another email")
+	if n := e.count(t, `SELECT count(*) FROM accounts WHERE email = 'owner@example.com' AND confirmed_at IS NULL`); n != 1 {
+		t.Fatal("no dormant account for the normalised email")
+	}
+	if n := e.count(t, `SELECT count(*) FROM accounts WHERE email = 'other@example.com'`); n != 0 {
+		t.Fatal("a refused claim left an account behind")
+	}
+	// A key the client made itself is registered by its claim.
+	expect(t, e.do(t, "command claim apikey My-Own-Key-0123456789 email owner@example.com"), 200, "claimed for account owner@example.com")
+	if n := e.count(t, `SELECT count(*) FROM api_keys WHERE origin = 'client' AND claimed_at IS NOT NULL AND claimed_ip = '192.0.2.7'`); n != 1 {
+		t.Fatal("client key not registered with its claim details")
+	}
+	expect(t, e.do(t, "command claim apikey short email owner@example.com"), 400, "apikey must be")
+	expect(t, e.do(t, "command claim apikey "+key+" email not-an-email"), 400, "'@'")
+	expect(t, e.do(t, "command claim apikey "+key), 400, `needs "email"`)
+	if n := e.count(t, `SELECT count(*) FROM audit WHERE action = 'key.claim'`); n != 2 {
+		t.Fatalf("%d claim audit rows, want 2", n)
+	}
+}
+
+func TestAddDomain(t *testing.T) {
+	e := newEnv(t, 2)
+	key := e.do(t, "command apikey").Data
+	expect(t, e.do(t, "command add domain https://KeyChest.net. apikey "+key), 200, "domain keychest.net:443 added")
+	expect(t, e.do(t, "command add apikey "+key+" domain keychest.net"), 200, "already registered")
+	expect(t, e.do(t, "command add apikey "+key+" domain bad..name"), 400, "empty label")
+	expect(t, e.do(t, "command add apikey "+key+" domain *.keychest.net:8443"), 200, "*.keychest.net:8443 added")
+	expect(t, e.do(t, "command add apikey "+key+" domain third.example"), 429, "already has 2 domains")
+	expect(t, e.do(t, "command add apikey "+key+" domain keychest.net"), 200, "already registered") // at the limit, still ok
+	expect(t, e.do(t, "command add apikey unknown-key-0123456789 domain example.com"), 401, "unknown apikey")
+	expect(t, e.do(t, "command add domain example.com"), 400, `needs "apikey"`)
+	expect(t, e.do(t, "command add domain example.com apikey "+key+" email x@example.com"), 400, `does not take "email"`)
+	if n := e.count(t, `SELECT count(*) FROM domains`); n != 2 {
+		t.Fatalf("%d domain rows, want 2", n)
+	}
+	if n := e.count(t, `SELECT domain_count FROM api_keys`); n != 2 {
+		t.Fatalf("domain_count %d, want 2", n)
+	}
+	if n := e.count(t, `SELECT count(*) FROM domains WHERE wildcard AND name = '*.keychest.net' AND port = 8443`); n != 1 {
+		t.Fatal("wildcard row missing")
+	}
+}
+
+// Values are data, never SQL.
+func TestSQLTextIsJustText(t *testing.T) {
+	e := newEnv(t, 1000)
+	key := "Robert-DROP-TABLE-domains"
+	expect(t, e.do(t, "command claim apikey "+key+" email o'reilly@example.com"), 200, "claimed")
+	expect(t, e.do(t, "command add apikey "+key+" domain example.com';DROP"), 400, "not allowed")
+	if n := e.count(t, `SELECT count(*) FROM accounts WHERE email = $1`, "o'reilly@example.com"); n != 1 {
+		t.Fatal("email with a quote not stored as sent")
+	}
+}
+
+func TestConcurrentClaimsOneWins(t *testing.T) {
+	e := newEnv(t, 1000)
+	const n = 8
+	codes := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes <- e.do(t, fmt.Sprintf("command claim apikey Racing-Key-0123456789 email u%d@example.com", i)).Code
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	won := 0
+	for c := range codes {
+		switch c {
+		case 200:
+			won++
+		case 409:
+		default:
+			t.Fatalf("code %d", c)
+		}
+	}
+	if won != 1 || e.count(t, `SELECT count(*) FROM api_keys`) != 1 {
+		t.Fatalf("%d claims won, want exactly 1", won)
+	}
+}
+
+func TestConcurrentAddsOneRow(t *testing.T) {
+	e := newEnv(t, 1000)
+	key := e.do(t, "command apikey").Data
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := e.do(t, "command add domain same.example apikey "+key); r.Code != 200 {
+				t.Errorf("%d %s", r.Code, r.Text)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := e.count(t, `SELECT count(*) FROM domains`); n != 1 {
+		t.Fatalf("%d rows", n)
+	}
+}
+
+func TestDatabaseDownIs503(t *testing.T) {
+	st, err := store.Open(context.Background(), "postgres://nobody@127.0.0.1:1/none?connect_timeout=1", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	m := NewMux(st, Config{MaxDomainsPerKey: 10}, zerolog.Nop())
+	for _, line := range []string{"command apikey", "command claim apikey Some-Key-0123456789 email a@example.com",
+		"command add domain example.com apikey Some-Key-0123456789"} {
+		req, _ := lineproto.ParseLine([]byte(line))
+		r := m.Serve(context.Background(), &req)
+		expect(t, r, 503, "database unavailable")
+	}
+}
+
+func TestInlineVerbsAndRouting(t *testing.T) {
+	m := NewMux(nil, Config{Version: "1.2.3"}, zerolog.Nop())
+	for line, blocking := range map[string]bool{
+		"command apikey": true, "command add domain d apikey k": true, "command add domain d": false,
+		"command ping": false, "command help": false, "command nope": false, "command apikey extra 1": false,
+	} {
+		req, _ := lineproto.ParseLine([]byte(line))
+		if m.Blocking(&req) != blocking {
+			t.Errorf("Blocking(%q) = %v", line, !blocking)
+		}
+	}
+	serve := func(line string) lineproto.Reply {
+		req, _ := lineproto.ParseLine([]byte(line))
+		return m.Serve(context.Background(), &req)
+	}
+	expect(t, serve("command ping"), 200, "pong")
+	if r := serve("command version"); r.Data != "keychest-lined 1.2.3" {
+		t.Errorf("version data %q", r.Data)
+	}
+	if r := serve("command help"); !strings.Contains(r.Data, "add domain D apikey K") {
+		t.Errorf("help data %q", r.Data)
+	}
+	if r := serve("command quit"); r.Text != "bye" || !r.Close {
+		t.Errorf("quit %+v", r)
+	}
+	expect(t, serve("command nope"), 400, `unknown command "nope"`)
+	expect(t, serve("command ping extra 1"), 400, `does not take "extra"`)
+}

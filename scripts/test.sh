@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# make test: every test, from a fresh clone. Installs what is missing
+# (PostgreSQL, bats, ksh93, busybox), starts a private PostgreSQL for the
+# tests under .local/pgtest, then runs go vet, the Go tests (unit and
+# integration, with the race detector), short fuzz runs, and the bats
+# tests of the shell clients in bash and ksh93.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FUZZTIME=${FUZZTIME:-10s}
+
+scripts/deps.sh test
+url=$(scripts/pg.sh start .local/pgtest)
+export KEYCHEST_TEST_DATABASE_URL=${url%%/keychest\?*}/postgres?sslmode=disable
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test"
+go test -race -count=1 ./...
+
+echo "== fuzz ($FUZZTIME each)"
+for target in FuzzParseLine FuzzFramer; do
+	pkg=$(grep -l "func $target(" ./*/*_test.go | xargs -n1 dirname | head -n 1)
+	go test -run '^$' -fuzz "^$target\$" -fuzztime "$FUZZTIME" "$pkg"
+done
+
+echo "== bats (bash and ksh93)"
+bats test/bats
