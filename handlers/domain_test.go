@@ -93,16 +93,16 @@ func TestParseEmail(t *testing.T) {
 		}
 	}
 	invalid := map[string]string{
-		"no-at-sign":                                 "'@'",
-		"@example.com":                               "nothing before",
-		"a@":                                         "empty",
-		"a@localhost":                                "two labels",
-		"a@1.2.3.4":                                  "IP addresses",
-		".a@example.com":                             "misplaced '.'",
-		"a..b@example.com":                           "misplaced '.'",
-		`a"b@example.com`:                            "not allowed",
-		"a,b@example.com":                            "not allowed",
-		strings.Repeat("l", 65) + "@example.com":     "local part longer",
+		"no-at-sign":                             "'@'",
+		"@example.com":                           "nothing before",
+		"a@":                                     "empty",
+		"a@localhost":                            "two labels",
+		"a@1.2.3.4":                              "IP addresses",
+		".a@example.com":                         "misplaced '.'",
+		"a..b@example.com":                       "misplaced '.'",
+		`a"b@example.com`:                        "not allowed",
+		"a,b@example.com":                        "not allowed",
+		strings.Repeat("l", 65) + "@example.com": "local part longer",
 		"a@" + strings.Repeat("d", 250) + ".example": "longer than 254",
 	}
 	for raw, reason := range invalid {

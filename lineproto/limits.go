@@ -3,6 +3,7 @@ package lineproto
 import (
 	"net/netip"
 	"sync"
+	"syscall"
 )
 
 // connLimits counts open connections, in total and per source address.
@@ -50,4 +51,18 @@ func (l *connLimits) open() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.total
+}
+
+// CapToFileLimit returns maxConns lowered so that connections plus reserve
+// descriptors stay below the open-file limit (which Go raises to its hard
+// maximum at start), and the limit itself. evio stops serving altogether
+// when accept fails with EMFILE, so the server must refuse connections
+// before the descriptors run out.
+func CapToFileLimit(maxConns, reserve int) (capped, limit int) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return maxConns, 0
+	}
+	limit = int(min(rl.Cur, 1<<30))
+	return max(1, min(maxConns, limit-reserve)), limit
 }

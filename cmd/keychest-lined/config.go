@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -51,29 +50,6 @@ func loadConfig() (Config, error) {
 		return c, fmt.Errorf("timeouts must be positive")
 	}
 	return c, nil
-}
-
-// fileLimitReserve is how many descriptors stay free for the database
-// pool, the listener, logs and connections accepted before they are refused.
-const fileLimitReserve = 128
-
-// capConnections lowers MaxConns below the open-file limit, which Go has
-// already raised to its hard maximum at start. evio stops serving when
-// accept fails with EMFILE, so the server refuses connections before that.
-func capConnections(c *Config) (lowered bool, limit uint64) {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return false, 0
-	}
-	room := int(rl.Cur) - fileLimitReserve - c.DBConns
-	if room < 1 {
-		room = 1
-	}
-	if c.MaxConns > room {
-		c.MaxConns = room
-		return true, rl.Cur
-	}
-	return false, rl.Cur
 }
 
 // printUsage lists every variable with its default.

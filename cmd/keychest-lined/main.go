@@ -19,6 +19,11 @@ import (
 	"github.com/keychest/keychest-lined/store"
 )
 
+// fileLimitReserve is how many descriptors stay free besides the database
+// pool: the listener, the pollers, logs, and connections accepted before
+// they are refused.
+const fileLimitReserve = 128
+
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
@@ -48,9 +53,10 @@ func main() {
 // run starts everything and blocks until a signal or a fatal error. It
 // returns the process's exit code.
 func run(cfg Config, log zerolog.Logger) int {
-	if lowered, limit := capConnections(&cfg); lowered {
-		log.Warn().Str("code", "SRV0004").Time("event_time", time.Now()).Uint64("nofile", limit).
-			Int("max_conns", cfg.MaxConns).Msg("connection limit lowered below the open-file limit")
+	if capped, limit := lineproto.CapToFileLimit(cfg.MaxConns, fileLimitReserve+cfg.DBConns); capped < cfg.MaxConns {
+		log.Warn().Str("code", "SRV0004").Time("event_time", time.Now()).Int("nofile", limit).
+			Int("max_conns", capped).Msg("connection limit lowered below the open-file limit")
+		cfg.MaxConns = capped
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.StartupTimeout)
 	schema, err := migrateWithRetry(ctx, cfg.DatabaseURL, log)
