@@ -56,14 +56,17 @@ func (p *Postgres) CreateKey(ctx context.Context, k NewKey) error {
 	return classify(err)
 }
 
-// addDomainSQL does all of AddDomain in one statement, so it commits on
-// its own: it locks the key's row (serialising adds for one key), inserts
-// the domain unless the key is at its limit, counts it, and audits it.
-// The final SELECT sees the rows as they were before the statement, which
-// is what tells "exists" from "limit reached".
+// lockKeySQL takes the key's row lock before addDomainSQL starts, so that
+// addDomainSQL's snapshot already holds every domain committed for the key
+// by adds that held the lock before: it serialises adds for one key.
+const lockKeySQL = `SELECT id FROM api_keys WHERE key_hash = $1 FOR UPDATE`
+
+// addDomainSQL inserts the domain unless the key is at its limit, counts
+// and audits it. The final SELECT sees the rows as they were before the
+// statement, which tells "exists" from "limit reached".
 const addDomainSQL = `
 WITH key AS (
-    SELECT id, domain_count FROM api_keys WHERE key_hash = $1 FOR UPDATE
+    SELECT id, domain_count FROM api_keys WHERE key_hash = $1
 ), ins AS (
     INSERT INTO domains (api_key_id, name, port, wildcard, created_ip)
     SELECT id, $2, $3, $4, $5 FROM key WHERE domain_count < $6
@@ -82,11 +85,21 @@ SELECT (SELECT count(*) FROM key),
        (SELECT count(*) FROM domains d JOIN key ON d.api_key_id = key.id
          WHERE d.name = $2 AND d.port = $3)`
 
-// AddDomain records a domain for a known key.
+// AddDomain records a domain for a known key. Both statements go in one
+// round trip and run as one implicit transaction.
 func (p *Postgres) AddDomain(ctx context.Context, d NewDomain) (AddOutcome, error) {
+	batch := &pgx.Batch{}
+	batch.Queue(lockKeySQL, d.Key.Hash[:])
+	batch.Queue(addDomainSQL, d.Key.Hash[:], d.Name, d.Port, d.Wildcard, inet(d.IP), d.MaxPerKey, d.Key.Prefix)
+	results := p.pool.SendBatch(ctx, batch)
 	var keys, inserted, existing int
-	err := p.pool.QueryRow(ctx, addDomainSQL, d.Key.Hash[:], d.Name, d.Port, d.Wildcard,
-		inet(d.IP), d.MaxPerKey, d.Key.Prefix).Scan(&keys, &inserted, &existing)
+	_, err := results.Exec()
+	if err == nil {
+		err = results.QueryRow().Scan(&keys, &inserted, &existing)
+	}
+	if closeErr := results.Close(); err == nil {
+		err = closeErr
+	}
 	switch {
 	case err != nil:
 		return 0, classify(err)
