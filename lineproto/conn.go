@@ -129,18 +129,33 @@ func (c *conn) answerInline(out []byte) []byte {
 			c.action = evio.Detach
 			break
 		}
-		if r == nil {
-			start := time.Now()
-			reply := c.srv.handler.Serve(context.Background(), &req)
-			c.srv.logCommand(c.remote, &req, reply, start)
-			r = &reply
-		}
+		reply := c.serve(&req, r)
+		r = &reply
 		out = r.AppendTo(out)
 		if r.Close {
 			c.action = evio.Close
 		}
 	}
 	return out
+}
+
+// serve answers one request on the calling goroutine, or passes through
+// r, the reply to a malformed line. Blocking requests wait for a worker;
+// the others run here, with a panic turned into a 500. Every command gets
+// one log entry.
+func (c *conn) serve(req *Request, r *Reply) Reply {
+	start := time.Now()
+	var reply Reply
+	switch {
+	case r != nil:
+		reply, req = *r, &Request{Verb: "-"}
+	case c.srv.handler.Blocking(req):
+		reply = c.srv.pool.do(req)
+	default:
+		reply = serveSafely(context.Background(), c.srv.handler, req, c.srv.log)
+	}
+	c.srv.logCommand(c.remote, req, reply, start)
+	return reply
 }
 
 // next returns the next request to run, or a reply to send instead when

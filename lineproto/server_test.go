@@ -19,7 +19,10 @@ type testHandler struct {
 	started chan string
 }
 
-func (h *testHandler) Blocking(req *Request) bool { return req.Verb == "store" || req.Verb == "panic" }
+func (h *testHandler) Blocking(req *Request) bool {
+	where, _ := req.Get("where")
+	return req.Verb == "store" || (req.Verb == "panic" && where != "loop")
+}
 
 func (h *testHandler) Serve(ctx context.Context, req *Request) Reply {
 	switch req.Verb {
@@ -283,9 +286,9 @@ func TestFullQueueAnswers503(t *testing.T) {
 func TestPanicFailsOnlyItsCommand(t *testing.T) {
 	_, addr := startServer(t, testConfig(), &testHandler{})
 	c := dial(t, addr)
-	send(t, c, "command panic\ncommand ping\n")
-	got := readStatuses(t, bufio.NewReader(c), 2)
-	if strings.Join(got, "|") != "status error 500 internal error|status ok 200 pong" {
+	send(t, c, "command panic where loop\ncommand ping\ncommand panic\ncommand ping\n")
+	got := readStatuses(t, bufio.NewReader(c), 4)
+	if strings.Join(got, "|") != "status error 500 internal error|status ok 200 pong|status error 500 internal error|status ok 200 pong" {
 		t.Fatalf("got %q", got)
 	}
 }

@@ -1,7 +1,6 @@
 package lineproto
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -102,18 +101,8 @@ func (c *conn) serveLoop(nc net.Conn) {
 // answerOne runs req (or sends r, the reply to a malformed line) and writes
 // the reply. It reports whether the connection stays open.
 func (c *conn) answerOne(nc net.Conn, req Request, r *Reply) bool {
-	if r == nil {
-		start := time.Now()
-		var reply Reply
-		if c.srv.handler.Blocking(&req) {
-			reply = c.srv.pool.do(&req)
-		} else {
-			reply = serveSafely(context.Background(), c.srv.handler, &req, c.srv.log)
-		}
-		c.srv.logCommand(c.remote, &req, reply, start)
-		r = &reply
-	}
-	return c.write(nc, r.Bytes()) && !r.Close
+	reply := c.serve(&req, r)
+	return c.write(nc, reply.Bytes()) && !reply.Close
 }
 
 // write sends out in one write, giving a client that does not read as long
