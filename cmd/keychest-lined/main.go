@@ -58,22 +58,12 @@ func run(cfg Config, log zerolog.Logger) int {
 			Int("max_conns", capped).Msg("connection limit lowered below the open-file limit")
 		cfg.MaxConns = capped
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.StartupTimeout)
-	schema, err := migrateWithRetry(ctx, cfg.DatabaseURL, log)
-	cancel()
+	srv, db, schema, err := start(cfg, log)
 	if err != nil {
-		log.Error().Str("code", "ERR0001").Time("event_time", time.Now()).Err(err).Msg("cannot apply migrations")
-		return 1
-	}
-	db, err := store.Open(context.Background(), cfg.DatabaseURL, cfg.DBConns)
-	if err != nil {
-		log.Error().Str("code", "ERR0001").Time("event_time", time.Now()).Err(err).Msg("bad database URL")
+		log.Error().Str("code", "ERR0001").Time("event_time", time.Now()).Err(err).Msg("cannot start")
 		return 1
 	}
 	defer db.Close()
-
-	mux := handlers.NewMux(db, handlers.Config{Version: version, MaxDomainsPerKey: cfg.MaxDomainsPerKey}, log)
-	srv := lineproto.NewServer(serverConfig(cfg), mux, log)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
 
@@ -101,6 +91,23 @@ func run(cfg Config, log zerolog.Logger) int {
 		log.Error().Str("code", "ERR0002").Time("event_time", time.Now()).Err(err).Msg("event loop stopped")
 		return 1
 	}
+}
+
+// start applies the migrations (waiting for the database up to the
+// startup timeout), opens the store and builds the server.
+func start(cfg Config, log zerolog.Logger) (*lineproto.Server, *store.Postgres, int32, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.StartupTimeout)
+	defer cancel()
+	schema, err := migrateWithRetry(ctx, cfg.DatabaseURL, log)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("migrations: %w", err)
+	}
+	db, err := store.Open(context.Background(), cfg.DatabaseURL, cfg.DBConns)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("database URL: %w", err)
+	}
+	mux := handlers.NewMux(db, handlers.Config{Version: version, MaxDomainsPerKey: cfg.MaxDomainsPerKey}, log)
+	return lineproto.NewServer(serverConfig(cfg), mux, log), db, schema, nil
 }
 
 // addrOf reports the listening address once the server has one.

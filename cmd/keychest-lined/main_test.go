@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/kelseyhightower/envconfig"
+	"github.com/rs/zerolog"
+
+	"github.com/keychest/keychest-lined/internal/pgtest"
+)
+
+// TestEndToEnd wires the server as main does, on a fresh database, and
+// speaks the seed's protocol to it over raw TCP.
+func TestEndToEnd(t *testing.T) {
+	var cfg Config
+	if err := envconfig.Process("KEYCHEST_E2E_UNSET", &cfg); err != nil { // defaults only
+		t.Fatal(err)
+	}
+	cfg.Listen, cfg.DatabaseURL = "127.0.0.1:0", pgtest.NewDatabase(t)
+	srv, db, schema, err := start(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if schema != 1 {
+		t.Fatalf("schema version %d", schema)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	addr := srv.Addr().String()
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	// exchange sends like "echo -ne" and reads once like "dd bs=1000 count=1".
+	exchange := func(line string) string {
+		t.Helper()
+		if _, err := c.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1000)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(buf[:n])
+	}
+	reply := exchange("command apikey")
+	key, status, _ := strings.Cut(strings.TrimPrefix(reply, "data "), "\n")
+	if status != "status ok 200 new api key\n" {
+		t.Fatalf("apikey: %q", reply)
+	}
+	steps := []struct{ send, want string }{
+		{"command claim apikey " + key + " email Admin@Example.com", "status ok 200 claimed; new account admin@example.com waits for confirmation\n"},
+		{"command add domain keychest.net apikey " + key + "\n", "status ok 200 domain keychest.net:443 added\n"},
+		{"command add apikey " + key + " domain keychest.net\r\n", "status ok 200 domain keychest.net:443 already registered\n"},
+		{"command add apikey " + key + " domain 127.0.0.1", "status error 400 IP addresses are not accepted; send a host name\n"},
+		{"command quit\n", "status ok 200 bye\n"},
+	}
+	for _, s := range steps {
+		if got := exchange(s.send); got != s.want {
+			t.Fatalf("%q: got %q, want %q", s.send, got, s.want)
+		}
+	}
+	if rest, _ := io.ReadAll(c); len(rest) != 0 {
+		t.Fatalf("after quit: %q", rest)
+	}
+
+	conn, err := pgx.Connect(context.Background(), cfg.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	hash := sha256.Sum256([]byte(key))
+	var row string
+	err = conn.QueryRow(context.Background(), `SELECT a.email || ' ' || d.name || ':' || d.port
+		FROM api_keys k JOIN accounts a ON a.id = k.account_id JOIN domains d ON d.api_key_id = k.id
+		WHERE k.key_hash = $1`, hash[:]).Scan(&row)
+	if err != nil || row != "admin@example.com keychest.net:443" {
+		t.Fatalf("stored %q, %v", row, err)
+	}
+
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+}
