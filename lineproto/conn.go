@@ -44,6 +44,7 @@ type conn struct {
 	timer        *time.Timer
 
 	wakePending atomic.Bool // a wake was sent and Data(nil) has not run since
+	gone        atomic.Bool // the loop no longer has the connection: no more wakes
 
 	mu sync.Mutex // guards nc
 	nc net.Conn   // set once detached
@@ -55,15 +56,19 @@ func (s *Server) opened(ec evio.Conn) ([]byte, evio.Options, evio.Action) {
 	c.framer.max = s.cfg.MaxLine
 	ec.SetContext(c)
 	opts := evio.Options{ReuseInputBuffer: true}
-	if s.draining.Load() {
-		return Fail(Errorf(CodeUnavailable, "server shutting down, retry shortly")).Bytes(), opts, evio.Close
-	}
 	if err := s.limits.acquire(c.remote); err != nil {
-		s.log.Warn().Str("code", "LIN0503").Str("remote", c.remote.String()).Str("reason", err.Text).Msg("connection refused")
+		s.log.Warn().Str("code", "LIN0503").Time("event_time", now).Str("remote", c.remote.String()).
+			Str("reason", err.Text).Msg("connection refused")
 		return Fail(err).Bytes(), opts, evio.Close
 	}
-	c.counted = true
 	s.track(c, true)
+	// Checked after track: a Shutdown that began before this line sees
+	// the connection in its list, or this sees draining set.
+	if s.draining.Load() {
+		s.release(c)
+		return Fail(Errorf(CodeUnavailable, "server shutting down, retry shortly")).Bytes(), opts, evio.Close
+	}
+	c.counted = true
 	c.timer = time.AfterFunc(s.cfg.IdleTimeout, c.fire)
 	return nil, opts, evio.None
 }
@@ -78,7 +83,7 @@ func (s *Server) data(ec evio.Conn, in []byte) ([]byte, evio.Action) {
 	now := time.Now()
 	if in == nil {
 		c.wakePending.Store(false)
-		if r, over := c.deadlinePassed(now); over {
+		if r, over := c.ending(now); over {
 			return c.emit(r.Bytes(), evio.Close, true)
 		}
 		c.rearm(now)
@@ -187,12 +192,13 @@ func (c *conn) next(flush bool) (Request, *Reply, bool) {
 	}
 }
 
-// deadlinePassed reports the reply that ends the connection when its idle
-// or lifetime deadline has passed, or when the server is shutting down.
-func (c *conn) deadlinePassed(now time.Time) (Reply, bool) {
+// ending returns the reply that ends the connection now, if any: the
+// server is shutting down (and no line is half received), or the lifetime
+// or idle deadline passed.
+func (c *conn) ending(now time.Time) (Reply, bool) {
 	cfg := c.srv.cfg
 	switch {
-	case c.srv.draining.Load():
+	case c.srv.draining.Load() && !c.framer.Partial():
 		return Fail(Errorf(CodeUnavailable, "server shutting down, retry shortly")), true
 	case now.Sub(c.openedAt) >= cfg.MaxLifetime:
 		return Fail(Errorf(CodeTimeout, "connection open longer than %s", cfg.MaxLifetime)), true
@@ -230,6 +236,9 @@ func (c *conn) rearm(now time.Time) {
 
 // fire runs on the timer's goroutine and wakes the loop for this conn.
 func (c *conn) fire() {
+	if c.gone.Load() {
+		return
+	}
 	c.wakePending.Store(true)
 	c.srv.wake(c.ec)
 	c.rewake(maxRewakes)
@@ -240,7 +249,7 @@ func (c *conn) fire() {
 func (c *conn) rewake(tries int) {
 	if tries > 0 {
 		time.AfterFunc(rewakeAfter, func() {
-			if c.wakePending.Load() {
+			if c.wakePending.Load() && !c.gone.Load() {
 				c.srv.wake(c.ec)
 				c.rewake(tries - 1)
 			}
@@ -260,19 +269,37 @@ func (c *conn) interrupt() {
 	c.fire()
 }
 
+// closeSession closes a detached connection's socket, which ends its
+// session at its next read or write. Connections in the loop are left to
+// evio, which closes them when it stops.
+func (c *conn) closeSession() {
+	c.mu.Lock()
+	nc := c.nc
+	c.mu.Unlock()
+	if nc != nil {
+		nc.Close()
+	}
+}
+
 func (s *Server) closed(ec evio.Conn, err error) evio.Action {
 	c, _ := ec.Context().(*conn)
 	if c == nil {
 		return evio.None
 	}
-	c.wakePending.Store(false)
-	if c.timer != nil {
-		c.timer.Stop()
-	}
+	c.leftLoop()
 	if c.counted {
 		s.release(c)
 	}
 	return evio.None
+}
+
+// leftLoop stops everything that would wake the loop for this connection.
+func (c *conn) leftLoop() {
+	c.gone.Store(true)
+	c.wakePending.Store(false)
+	if c.timer != nil {
+		c.timer.Stop()
+	}
 }
 
 func (s *Server) release(c *conn) {

@@ -17,6 +17,7 @@ import (
 func netConnFromDetached(rwc io.ReadWriteCloser) (net.Conn, error) {
 	v := reflect.ValueOf(rwc)
 	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		rwc.Close()
 		return nil, errors.New("detached connection is not a pointer to a struct")
 	}
 	fd := v.Elem().FieldByName("fd")

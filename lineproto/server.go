@@ -99,7 +99,7 @@ func (s *Server) Serve() error {
 	}
 	err := evio.Serve(ev, "tcp://"+s.cfg.Addr)
 	s.wakeMu.Lock()
-	s.loopsOff = true
+	s.loopsOff = true // also when the loop stopped by itself
 	s.wakeMu.Unlock()
 	if err == nil && !s.stopping.Load() {
 		err = errors.New("event loop stopped without a shutdown request")
@@ -109,27 +109,43 @@ func (s *Server) Serve() error {
 }
 
 // Shutdown stops accepting connections, lets every command already received
-// be answered, closes idle connections, and stops the loop. It returns
-// ctx's error if connections are still open when ctx ends.
+// be answered, closes idle connections, and stops the loop. If ctx ends
+// first, the connections left are closed (a command on a worker still runs
+// to its end, bounded by the request timeout) and ctx's error is returned.
+// Call it once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	s.forEachConn(func(c *conn) { c.interrupt() })
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	var err error
-	for s.limits.open() > 0 && err == nil {
-		select {
-		case <-ctx.Done():
-			err = ctx.Err()
-		case <-tick.C:
-		}
+	err := s.waitForConns(ctx)
+	if err != nil {
+		s.forEachConn(func(c *conn) { c.closeSession() })
+		grace, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout+time.Second)
+		s.waitForConns(grace)
+		cancel()
 	}
+	s.wakeMu.Lock()
+	s.loopsOff = true // evio closes its pollers once Tick says Shutdown
+	s.wakeMu.Unlock()
 	s.stopping.Store(true)
 	if serveErr := <-s.served; serveErr != nil && err == nil {
 		err = serveErr
 	}
 	s.pool.close()
 	return err
+}
+
+// waitForConns waits until no connection is open, or ctx ends.
+func (s *Server) waitForConns(ctx context.Context) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for s.limits.open() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
 }
 
 func (s *Server) tick() (time.Duration, evio.Action) {

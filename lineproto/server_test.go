@@ -17,6 +17,7 @@ import (
 type testHandler struct {
 	gate    chan struct{}
 	started chan string
+	delay   time.Duration
 }
 
 func (h *testHandler) Blocking(req *Request) bool {
@@ -38,8 +39,13 @@ func (h *testHandler) Serve(ctx context.Context, req *Request) Reply {
 			h.started <- v
 		}
 		if h.gate != nil {
-			<-h.gate
+			select {
+			case <-h.gate:
+			case <-ctx.Done():
+				return Fail(Errorf(CodeUnavailable, "timed out"))
+			}
 		}
+		time.Sleep(h.delay)
 		return Reply{Data: "stored " + v, Code: CodeOK, Text: "committed"}
 	}
 	return Fail(Errorf(CodeBadRequest, "unknown command %q", req.Verb))
@@ -196,6 +202,22 @@ func TestHalfCloseAnswersEverything(t *testing.T) {
 	}
 }
 
+// Answering a long pipeline takes longer than the quiet period; lines cut
+// by the session's reads must still wait for their rest, which is already
+// in the socket.
+func TestSlowPipelineKeepsLinesWhole(t *testing.T) {
+	_, addr := startServer(t, testConfig(), &testHandler{delay: time.Millisecond})
+	c := dial(t, addr)
+	const n = 1000
+	go c.Write([]byte(strings.Repeat("command store v 1234567890abcdefghij\n", n)))
+	got := readStatuses(t, bufio.NewReader(c), n)
+	for i := 0; i < len(got); i += 2 {
+		if got[i] != "data stored 1234567890abcdefghij" || got[i+1] != "status ok 200 committed" {
+			t.Fatalf("reply %d: %q %q", i/2, got[i], got[i+1])
+		}
+	}
+}
+
 // A line that is still arriving is never run because its first part parses.
 func TestHalfReceivedLineWaitsForTheRest(t *testing.T) {
 	cfg := testConfig()
@@ -280,6 +302,32 @@ func TestFullQueueAnswers503(t *testing.T) {
 	send(t, third, "command store v 3\n")
 	if got := readOnce(t, third); got != "status error 503 server busy, retry shortly\n" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// When Shutdown runs out of time, it closes what is left; a command still
+// on a worker ends at the request timeout, and Shutdown reports ctx's error.
+func TestShutdownOutOfTime(t *testing.T) {
+	cfg := testConfig()
+	cfg.RequestTimeout = 200 * time.Millisecond
+	h := &testHandler{gate: make(chan struct{}), started: make(chan string, 1)}
+	s := NewServer(cfg, h, zerolog.Nop())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	c := dial(t, s.Addr().String())
+	send(t, c, "command store v 1\ncommand store v 2\n")
+	<-h.started // never released: the handler waits for its deadline
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != context.DeadlineExceeded {
+		t.Fatalf("Shutdown: %v, want the deadline", err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	readAll(t, c) // closed by the server
+	if r := s.pool.do(&Request{Verb: "store"}); r.Code != CodeUnavailable {
+		t.Fatalf("work after shutdown: %+v", r)
 	}
 }
 

@@ -18,8 +18,7 @@ import (
 // read by evio again.
 func (s *Server) detached(ec evio.Conn, rwc io.ReadWriteCloser) evio.Action {
 	c := ec.Context().(*conn)
-	c.wakePending.Store(false)
-	c.timer.Stop()
+	c.leftLoop()
 	nc, err := netConnFromDetached(rwc)
 	if err != nil {
 		s.log.Error().Str("code", "ERR0501").Err(err).Msg("cannot take over detached connection")
@@ -67,24 +66,36 @@ func (c *conn) serveLoop(nc net.Conn) {
 				return
 			}
 		}
-		if c.srv.draining.Load() {
-			c.write(nc, Fail(Errorf(CodeUnavailable, "server shutting down, retry shortly")).Bytes())
-			return
+		flush = false
+		// Quiet and idle periods count from when the session starts waiting,
+		// not from the last read: answering may have taken longer than the
+		// quiet period while the rest of a line waited in the socket.
+		if now := time.Now(); now.After(c.lastActive) {
+			c.lastActive = now
 		}
 		nc.SetReadDeadline(c.nextDeadline(true))
+		// Checked after setting the deadline, which would overwrite the
+		// one a concurrent Shutdown sets to wake this read.
+		if r, over := c.ending(time.Now()); over {
+			c.write(nc, r.Bytes())
+			return
+		}
 		n, err := nc.Read(buf)
 		now := time.Now()
-		flush = false
 		switch {
 		case n > 0:
 			c.lastActive = now
 			c.framer.Write(buf[:n])
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			if r, over := c.deadlinePassed(now); over {
+			if c.framer.Partial() && now.Sub(c.lastActive) >= c.srv.cfg.QuietPeriod {
+				flush = true // silence ends the line
+				continue
+			}
+			if r, over := c.ending(now); over {
 				c.write(nc, r.Bytes())
 				return
 			}
-			flush = c.framer.Partial()
+			// Woken early by a shutdown while a line is arriving: wait on.
 		case err == io.EOF && c.framer.Partial():
 			// The client half-closed: what it sent last is a whole line.
 			req, r, ok := c.next(true)
@@ -106,9 +117,14 @@ func (c *conn) answerOne(nc net.Conn, req Request, r *Reply) bool {
 }
 
 // write sends out in one write, giving a client that does not read as long
-// as an idle one before giving up. It reports whether the write succeeded.
+// as an idle one, and never past the connection's lifetime. It reports whether the write succeeded.
 func (c *conn) write(nc net.Conn, out []byte) bool {
-	nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
+	cfg := c.srv.cfg
+	deadline := time.Now().Add(cfg.IdleTimeout)
+	if end := c.openedAt.Add(cfg.MaxLifetime); end.Before(deadline) {
+		deadline = end
+	}
+	nc.SetWriteDeadline(deadline)
 	_, err := nc.Write(out)
 	return err == nil
 }

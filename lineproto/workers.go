@@ -12,6 +12,8 @@ import (
 // workerPool runs blocking requests off the event loop: a bounded queue
 // feeding a fixed number of goroutines.
 type workerPool struct {
+	mu      sync.RWMutex // held for reading while queueing; closed under the write lock
+	closed  bool
 	jobs    chan *job
 	handler Handler
 	timeout time.Duration
@@ -34,13 +36,21 @@ func newWorkerPool(h Handler, workers, queue int, timeout time.Duration, log zer
 	return p
 }
 
-// do runs req on a worker and waits for its reply. When the queue is full
-// it answers at once with a retryable 503.
+// do runs req on a worker and waits for its reply. When the queue is full,
+// or the pool is closed, it answers at once with a retryable 503.
 func (p *workerPool) do(req *Request) Reply {
 	j := &job{req: req, done: make(chan struct{})}
-	select {
-	case p.jobs <- j:
-	default:
+	p.mu.RLock()
+	queued := false
+	if !p.closed {
+		select {
+		case p.jobs <- j:
+			queued = true
+		default:
+		}
+	}
+	p.mu.RUnlock()
+	if !queued {
 		return Fail(Errorf(CodeUnavailable, "server busy, retry shortly"))
 	}
 	<-j.done
@@ -59,7 +69,10 @@ func (p *workerPool) work() {
 
 // close stops the workers once the queued jobs are done.
 func (p *workerPool) close() {
+	p.mu.Lock()
+	p.closed = true
 	close(p.jobs)
+	p.mu.Unlock()
 	p.wg.Wait()
 }
 
