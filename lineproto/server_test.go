@@ -206,9 +206,11 @@ func TestHalfCloseAnswersEverything(t *testing.T) {
 // by the session's reads must still wait for their rest, which is already
 // in the socket.
 func TestSlowPipelineKeepsLinesWhole(t *testing.T) {
-	_, addr := startServer(t, testConfig(), &testHandler{delay: time.Millisecond})
+	cfg := testConfig()
+	cfg.QuietPeriod = 5 * time.Millisecond
+	_, addr := startServer(t, cfg, &testHandler{delay: 200 * time.Microsecond})
 	c := dial(t, addr)
-	const n = 1000
+	const n = 3000 // more than evio's first read of 64 KiB
 	go c.Write([]byte(strings.Repeat("command store v 1234567890abcdefghij\n", n)))
 	got := readStatuses(t, bufio.NewReader(c), n)
 	for i := 0; i < len(got); i += 2 {
