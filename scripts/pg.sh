@@ -12,7 +12,24 @@ action=${1:?usage: pg.sh start|stop DIR}
 dir=$(mkdir -p "${2:?usage: pg.sh start|stop DIR}" && cd "$2" && pwd)
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 [ -n "$bindir" ] || { echo "pg.sh: PostgreSQL is not installed (scripts/deps.sh installs it)" >&2; exit 1; }
-port=$((20000 + $(printf '%s' "$dir" | cksum | cut -d' ' -f1) % 20000))
+
+# dirhash is a number that stands for DIR.
+dirhash() {
+	printf '%s' "$dir" | cksum | cut -d' ' -f1
+}
+
+# port_free reports whether nothing listens on 127.0.0.1:$1.
+port_free() {
+	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# The port is derived from DIR and remembered in DIR/port; when something
+# else already listens there, the next free one is taken.
+if [ -f "$dir/port" ]; then
+	port=$(cat "$dir/port")
+else
+	port=$((20000 + $(dirhash) % 20000))
+fi
 
 as_owner() {
 	if [ "$(id -u)" -eq 0 ]; then
@@ -26,7 +43,7 @@ as_owner() {
 # under /root, say); then it lives in a folder of its own under /var/tmp.
 data=$dir/data
 if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$dir"; then
-	data=/var/tmp/keychest-lined-pg-$port
+	data=/var/tmp/keychest-lined-pg-$(dirhash)
 fi
 
 case $action in
@@ -38,6 +55,11 @@ start)
 			{ cat "$dir/initdb.log" >&2; exit 1; }
 	fi
 	if ! as_owner "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+		for _ in $(seq 1 50); do
+			port_free "$port" && break
+			port=$((port + 1))
+		done
+		echo "$port" >"$dir/port"
 		as_owner "$bindir/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
 			-o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300" \
 			start >/dev/null || { tail -n 20 "$data/server.log" >&2; exit 1; }

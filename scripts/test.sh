@@ -10,6 +10,7 @@ FUZZTIME=${FUZZTIME:-10s}
 
 scripts/deps.sh test
 url=$(scripts/pg.sh start .local/pgtest)
+trap 'scripts/pg.sh stop .local/pgtest' EXIT
 export KEYCHEST_TEST_DATABASE_URL=${url%%/keychest\?*}/postgres?sslmode=disable
 
 echo "== go vet"
