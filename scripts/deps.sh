@@ -2,12 +2,15 @@
 # Installs what running or testing keychest-lined needs, and only what is
 # missing, from Debian's packages. Safe to run again and again.
 #   scripts/deps.sh run    PostgreSQL
-#   scripts/deps.sh test   PostgreSQL, bats, ksh93, busybox
+#   scripts/deps.sh test   PostgreSQL, bats, ksh93, busybox, shellcheck,
+#                          openssl, certbot, and Pebble (the ACME test server,
+#                          built with go install into .local/bin)
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 want=(postgresql)
 if [ "${1:-run}" = test ]; then
-	want+=(bats ksh busybox)
+	want+=(bats ksh busybox shellcheck openssl certbot)
 fi
 
 missing=()
@@ -18,6 +21,11 @@ for pkg in "${want[@]}"; do
 	*) command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
 	esac
 done
+# Pebble is not in Debian 12 at the version the tests use.
+if [ "${1:-run}" = test ] && [ ! -x .local/bin/pebble ]; then
+	echo "deps: building pebble v2.10.1" >&2
+	GOBIN=$(pwd)/.local/bin go install github.com/letsencrypt/pebble/v2/cmd/pebble@v2.10.1
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -47,3 +47,63 @@ in_shell() {
 	shift 2
 	HOST=$HOST PORT=$PORT "$shell" "$ROOT/test/bats/clients/$script" "$@"
 }
+
+# certbot_dir [NAME] makes a certbot config folder in the test's temp
+# folder with the hook installed in renewal-hooks/post, and prints its path.
+certbot_dir() {
+	local le=$BATS_TEST_TMPDIR/${1:-le}
+	mkdir -p "$le/renewal-hooks/post" "$le/renewal" "$le/live" "$le/logs"
+	cp "$ROOT/hooks/certbot/keychest" "$le/renewal-hooks/post/keychest"
+	chmod +x "$le/renewal-hooks/post/keychest"
+	echo "$le"
+}
+
+# add_lineage DIR NAME [SAN...] adds a certificate lineage: a renewal conf
+# and a self-signed certificate whose subjectAltName holds the SANs.
+add_lineage() {
+	local le=$1 name=$2
+	shift 2
+	local sans=""
+	for san in "$@"; do sans="${sans:+$sans,}DNS:$san"; done
+	mkdir -p "$le/live/$name"
+	printf 'version = 2.1.0\ncert = %s\n' "$le/live/$name/cert.pem" >"$le/renewal/$name.conf"
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout /dev/null -out "$le/live/$name/cert.pem" \
+		-subj "/CN=$name" -days 1 ${sans:+-addext "subjectAltName=$sans"} 2>/dev/null
+}
+
+# run_hook SHELL DIR [VAR=VALUE...] runs the installed hook as certbot
+# would, from /, with the server's address and no global cli.ini.
+run_hook() {
+	local shell=$1 le=$2
+	shift 2
+	run env KEYCHEST_SERVER="$HOST:$PORT" KEYCHEST_GLOBAL_CLI_INI=/nonexistent \
+		KEYCHEST_CERTBOT_LOGS="$le/logs" KEYCHEST_NO_REEXEC=1 "$@" \
+		sh -c "cd / && exec $shell '$le/renewal-hooks/post/keychest'"
+}
+
+# key_of_email prints how many keys the account of an email holds.
+keys_of() {
+	sql "SELECT count(*) FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE a.email = '$1'"
+}
+
+# domains_of_key prints the domains registered for a key, sorted.
+domains_of_key() {
+	sql "SELECT string_agg(d.name, ' ' ORDER BY d.name) FROM domains d JOIN api_keys k ON k.id = d.api_key_id
+		WHERE k.key_hash = sha256(convert_to('$1', 'UTF8'))"
+}
+
+# silent_listener starts a listener that accepts connections into its
+# backlog and never answers (perl-base is part of every Debian), and sets
+# SILENT_PORT and SILENT_PID.
+silent_listener() {
+	local out=$BATS_TEST_TMPDIR/silent.port
+	perl -MSocket -e 'socket(S, PF_INET, SOCK_STREAM, 0) or die; bind(S, sockaddr_in(0, inet_aton("127.0.0.1"))) or die;
+		listen(S, 64) or die; ($p) = sockaddr_in(getsockname(S)); $| = 1; print "$p\n"; sleep 120' >"$out" 3>&- &
+	SILENT_PID=$!
+	for _ in $(seq 1 100); do
+		SILENT_PORT=$(cat "$out")
+		[ -n "$SILENT_PORT" ] && return 0
+		sleep 0.02
+	done
+	return 1
+}
