@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # make test: every test, from a fresh clone. Installs what is missing
-# (PostgreSQL, bats, ksh93, busybox), starts a private PostgreSQL for the
-# tests under .local/pgtest, then runs go vet, the Go tests (unit and
-# integration, with the race detector), short fuzz runs, and the bats
-# tests of the shell clients in bash and ksh93.
+# (scripts/deps.sh test), starts a private PostgreSQL for the tests under
+# .local/pgtest, then runs go vet, the Go tests (unit and integration,
+# with the race detector), short fuzz runs, and the bats tests: the seed's
+# client, the hooks, and certbot against Pebble.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZTIME=${FUZZTIME:-10s}

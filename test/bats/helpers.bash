@@ -107,3 +107,50 @@ silent_listener() {
 	done
 	return 1
 }
+
+# free_port prints a loopback port nothing listens on.
+free_port() {
+	local port
+	while :; do
+		port=$((20000 + RANDOM % 30000))
+		(exec 9<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
+	done
+}
+
+# wait_port waits until something listens on 127.0.0.1:$1.
+wait_port() {
+	for _ in $(seq 1 200); do
+		(exec 9<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# start_pebble runs Pebble, the ACME test server, on loopback, accepting
+# every challenge, and sets ACME_URL, REQUESTS_CA_BUNDLE and PEBBLE_PID.
+start_pebble() {
+	local certs dir=$BATS_FILE_TMPDIR/pebble
+	certs=$(go env GOMODCACHE)/github.com/letsencrypt/pebble/v2@v2.10.1/test/certs
+	local port mport
+	port=$(free_port) mport=$(free_port)
+	mkdir -p "$dir"
+	cat >"$dir/config.json" <<JSON
+{"pebble": {"listenAddress": "127.0.0.1:$port", "managementListenAddress": "127.0.0.1:$mport",
+  "certificate": "$certs/localhost/cert.pem", "privateKey": "$certs/localhost/key.pem",
+  "httpPort": 5002, "tlsPort": 5001, "ocspResponderURL": "", "externalAccountBindingRequired": false}}
+JSON
+	PEBBLE_VA_ALWAYS_VALID=1 PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 \
+		"$ROOT/.local/bin/pebble" -config "$dir/config.json" >"$dir/pebble.log" 2>&1 3>&- &
+	export PEBBLE_PID=$!
+	wait_port "$port" || { cat "$dir/pebble.log" >&2; return 1; }
+	export ACME_URL=https://127.0.0.1:$port/dir
+	export REQUESTS_CA_BUNDLE=$certs/pebble.minica.pem
+}
+
+# certbot_local runs certbot with every folder under $1 and Pebble as CA.
+certbot_local() {
+	local base=$1
+	shift
+	certbot --non-interactive --server "$ACME_URL" --config-dir "$base/etc" --work-dir "$base/work" \
+		--logs-dir "$base/logs" "$@"
+}

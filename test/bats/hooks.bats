@@ -38,10 +38,12 @@ teardown_file() {
 	done
 }
 
-@test "hook: RENEWED_DOMAINS wins over the lineages; a refused domain does not stop the others" {
+@test "hook: in deploy/ RENEWED_DOMAINS wins over the lineages; a refused domain does not stop the others" {
 	le=$(certbot_dir)
+	mv "$le/renewal-hooks/post" "$le/renewal-hooks/deploy"
 	add_lineage "$le" lineage.example lineage.example
-	run_hook ksh93 "$le" KEYCHEST_EMAIL=renewed@example.com RENEWED_DOMAINS="r1.example bad..name r2.example"
+	run env KEYCHEST_SERVER="$HOST:$PORT" KEYCHEST_GLOBAL_CLI_INI=/nonexistent KEYCHEST_EMAIL=renewed@example.com \
+		RENEWED_DOMAINS="r1.example bad..name r2.example" ksh93 "$le/renewal-hooks/deploy/keychest"
 	echo "$output"
 	[ "$status" -eq 1 ]
 	[[ $output == *"domains from RENEWED_DOMAINS: r1.example bad..name r2.example"* ]]
@@ -114,6 +116,14 @@ teardown_file() {
 		done
 	done
 	kill "$SILENT_PID"
+}
+
+@test "hook: in post/ every lineage is registered, with RENEWED_DOMAINS if set" {
+	le=$(certbot_dir)
+	add_lineage "$le" all.example all.example
+	run_hook bash "$le" RENEWED_DOMAINS="renewed.example"
+	echo "$output"
+	[[ $output == *"domains from the certificates in $le/renewal and RENEWED_DOMAINS: renewed.example all.example"* ]]
 }
 
 @test "hook: busybox sh falls back to busybox nc" {
