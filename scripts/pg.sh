@@ -28,7 +28,7 @@ port_free() {
 if [ -f "$dir/port" ]; then
 	port=$(cat "$dir/port")
 else
-	port=$((20000 + $(dirhash) % 20000))
+	port=$((20000 + $(dirhash) % 12000)) # below the ephemeral range (32768 and up)
 fi
 
 as_owner() {

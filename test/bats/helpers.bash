@@ -108,11 +108,12 @@ silent_listener() {
 	return 1
 }
 
-# free_port prints a loopback port nothing listens on.
+# free_port prints a loopback port nothing listens on, below the kernel's
+# ephemeral range (32768 and up), where outgoing connections take theirs.
 free_port() {
 	local port
 	while :; do
-		port=$((20000 + RANDOM % 30000))
+		port=$((10000 + RANDOM % 22000))
 		(exec 9<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
 	done
 }
@@ -131,20 +132,32 @@ wait_port() {
 start_pebble() {
 	local certs dir=$BATS_FILE_TMPDIR/pebble
 	certs=$(go env GOMODCACHE)/github.com/letsencrypt/pebble/v2@v2.10.1/test/certs
-	local port mport
-	port=$(free_port) mport=$(free_port)
+	local port mport try
 	mkdir -p "$dir"
-	cat >"$dir/config.json" <<JSON
+	# A port can be taken between the check and Pebble's bind: try again.
+	for try in 1 2 3 4 5; do
+		port=$(free_port) mport=$(free_port)
+		cat >"$dir/config.json" <<JSON
 {"pebble": {"listenAddress": "127.0.0.1:$port", "managementListenAddress": "127.0.0.1:$mport",
   "certificate": "$certs/localhost/cert.pem", "privateKey": "$certs/localhost/key.pem",
   "httpPort": 5002, "tlsPort": 5001, "ocspResponderURL": "", "externalAccountBindingRequired": false}}
 JSON
-	PEBBLE_VA_ALWAYS_VALID=1 PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 \
-		"$ROOT/.local/bin/pebble" -config "$dir/config.json" >"$dir/pebble.log" 2>&1 3>&- &
-	export PEBBLE_PID=$!
-	wait_port "$port" || { cat "$dir/pebble.log" >&2; return 1; }
-	export ACME_URL=https://127.0.0.1:$port/dir
-	export REQUESTS_CA_BUNDLE=$certs/pebble.minica.pem
+		PEBBLE_VA_ALWAYS_VALID=1 PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 \
+			"$ROOT/.local/bin/pebble" -config "$dir/config.json" >"$dir/pebble.log" 2>&1 3>&- &
+		export PEBBLE_PID=$!
+		for _ in $(seq 1 200); do
+			if (exec 9<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+				export ACME_URL=https://127.0.0.1:$port/dir
+				export REQUESTS_CA_BUNDLE=$certs/pebble.minica.pem
+				return 0
+			fi
+			kill -0 "$PEBBLE_PID" 2>/dev/null || break
+			sleep 0.05
+		done
+		kill "$PEBBLE_PID" 2>/dev/null || true
+	done
+	cat "$dir/pebble.log" >&2
+	return 1
 }
 
 # certbot_local runs certbot with every folder under $1 and Pebble as CA.
