@@ -54,7 +54,9 @@ start)
 		as_owner "$bindir/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1 ||
 			{ cat "$dir/initdb.log" >&2; exit 1; }
 	fi
-	if ! as_owner "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+	if as_owner "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+		port=$(sed -n 4p "$data/postmaster.pid") # the running cluster's own port
+	else
 		for _ in $(seq 1 50); do
 			port_free "$port" && break
 			port=$((port + 1))
