@@ -2,17 +2,26 @@ package handlers
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/keychest/keychest-lined/lineproto"
 	"github.com/keychest/keychest-lined/store"
 )
 
 // helpText lists the verbs on one data line.
-const helpText = "apikey | claim apikey K email E | add domain D apikey K | ping | version | help | quit"
+const helpText = "apikey | claim apikey K email E | add domain D apikey K | remove domain D apikey K | " +
+	"status apikey K | list apikey K | ping | version | help | quit"
 
 // apikey issues a new random key and stores its hash.
 func (m *Mux) apikey(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
+	if ok, wait := m.keys.allow(req.Remote, time.Now()); !ok {
+		return lineproto.Reply{}, lineproto.Errorf(lineproto.CodeTooMany,
+			"too many new keys from %s; retry in %s", req.Remote, roundUp(wait))
+	}
 	key := NewAPIKey()
 	ref := keyRef(key)
 	if err := m.store.CreateKey(ctx, store.NewKey{Key: ref, IP: req.Remote}); err != nil {
@@ -21,52 +30,150 @@ func (m *Mux) apikey(ctx context.Context, req *lineproto.Request) (lineproto.Rep
 	return lineproto.Reply{Data: key, Code: lineproto.CodeOK, Text: "new api key", Subject: ref.Prefix}, nil
 }
 
-// claim binds a key to the account of an email address.
+// claim binds a key to the account of an email address and queues the
+// confirmation (or "new key") mail.
 func (m *Mux) claim(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
-	rawKey, _ := req.Get("apikey")
-	ref, err := parseAPIKey(rawKey)
-	if err != nil {
-		return lineproto.Reply{}, err
-	}
-	rawEmail, _ := req.Get("email")
-	email, err := ParseEmail(rawEmail)
+	ref, email, err := claimArgs(req)
 	if err != nil {
 		return lineproto.Reply{Subject: ref.Prefix}, err
 	}
-	out, serr := m.store.ClaimKey(ctx, store.Claim{Key: ref, Email: email, IP: req.Remote})
+	if ok, wait := m.claims.allow(req.Remote, time.Now()); !ok {
+		return lineproto.Reply{Subject: ref.Prefix}, lineproto.Errorf(lineproto.CodeTooMany,
+			"too many claims from %s; retry in %s", req.Remote, roundUp(wait))
+	}
+	out, serr := m.store.ClaimKey(ctx, store.Claim{Key: ref, Email: email, IP: req.Remote,
+		Tokens: store.MailTokens{Confirm: newToken(), Block: newToken(), Revoke: newToken()},
+		Compose: m.cfg.ComposeMail, MaxMailsPerDay: m.cfg.MailsPerDay, MaxUnconfirmedKeys: m.cfg.MaxUnconfirmedKeys})
 	if serr != nil {
 		return lineproto.Reply{Subject: ref.Prefix}, serr
 	}
+	if out != store.ClaimUnchanged && m.cfg.MailQueued != nil {
+		m.cfg.MailQueued()
+	}
 	text := map[store.ClaimOutcome]string{
-		store.ClaimNewAccount:      "claimed; new account " + email + " waits for confirmation",
-		store.ClaimExistingAccount: "claimed for account " + email,
+		store.ClaimNewAccount:      "claimed; new account " + email + " waits for confirmation: see the mail",
+		store.ClaimExistingAccount: "claimed for account " + email + "; a mail tells its owner",
 		store.ClaimUnchanged:       "already claimed by " + email,
 	}[out]
 	return lineproto.Reply{Code: lineproto.CodeOK, Text: text, Subject: ref.Prefix}, nil
 }
 
-// add records a domain to watch for a known key.
-func (m *Mux) add(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
+func claimArgs(req *lineproto.Request) (store.KeyRef, string, *lineproto.Error) {
 	rawKey, _ := req.Get("apikey")
 	ref, err := parseAPIKey(rawKey)
 	if err != nil {
-		return lineproto.Reply{}, err
+		return ref, "", err
 	}
-	rawDomain, _ := req.Get("domain")
-	d, err := ParseDomain(rawDomain)
+	rawEmail, _ := req.Get("email")
+	email, err := ParseEmail(rawEmail)
+	return ref, email, err
+}
+
+// add records a domain to watch for a known key.
+func (m *Mux) add(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
+	ref, d, err := domainArgs(req)
 	if err != nil {
 		return lineproto.Reply{Subject: ref.Prefix}, err
 	}
-	out, serr := m.store.AddDomain(ctx, store.NewDomain{Key: ref, Name: d.Name, Port: d.Port,
+	res, serr := m.store.AddDomain(ctx, store.NewDomain{Key: ref, Name: d.Name, Port: d.Port,
 		Wildcard: d.Wildcard, IP: req.Remote, MaxPerKey: m.cfg.MaxDomainsPerKey})
 	if serr != nil {
 		return lineproto.Reply{Subject: ref.Prefix}, serr
 	}
 	text := fmt.Sprintf("domain %s:%d added", d.Name, d.Port)
-	if out == store.DomainExists {
+	if res.Outcome == store.DomainExists {
 		text = fmt.Sprintf("domain %s:%d already registered", d.Name, d.Port)
 	}
+	if !res.Active {
+		text += " (pending until the account is confirmed)"
+	}
 	return lineproto.Reply{Code: lineproto.CodeOK, Text: text, Subject: ref.Prefix}, nil
+}
+
+// remove deletes a domain of a key.
+func (m *Mux) remove(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
+	ref, d, err := domainArgs(req)
+	if err != nil {
+		return lineproto.Reply{Subject: ref.Prefix}, err
+	}
+	removed, serr := m.store.RemoveDomain(ctx, store.DomainRef{Key: ref, Name: d.Name, Port: d.Port, IP: req.Remote})
+	if serr != nil {
+		return lineproto.Reply{Subject: ref.Prefix}, serr
+	}
+	if !removed {
+		return lineproto.Reply{Subject: ref.Prefix}, lineproto.Errorf(lineproto.CodeNotFound,
+			"domain %s:%d is not registered for this apikey", d.Name, d.Port)
+	}
+	return lineproto.Reply{Code: lineproto.CodeOK, Text: fmt.Sprintf("domain %s:%d removed", d.Name, d.Port),
+		Subject: ref.Prefix}, nil
+}
+
+func domainArgs(req *lineproto.Request) (store.KeyRef, Domain, *lineproto.Error) {
+	rawKey, _ := req.Get("apikey")
+	ref, err := parseAPIKey(rawKey)
+	if err != nil {
+		return ref, Domain{}, err
+	}
+	rawDomain, _ := req.Get("domain")
+	d, err := ParseDomain(rawDomain)
+	return ref, d, err
+}
+
+// status answers one data line of key=value pairs about a key.
+func (m *Mux) status(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
+	rawKey, _ := req.Get("apikey")
+	ref, err := parseAPIKey(rawKey)
+	if err != nil {
+		return lineproto.Reply{}, err
+	}
+	st, serr := m.store.KeyStatus(ctx, ref)
+	if serr != nil {
+		return lineproto.Reply{Subject: ref.Prefix}, serr
+	}
+	data := fmt.Sprintf("key=%s claimed=%s email=%s confirmed=%s blocked=%s revoked=%s domains=%d created=%s",
+		st.Prefix, yesNo(st.Email != ""), orDash(st.Email), yesNo(st.Confirmed), yesNo(st.Blocked),
+		yesNo(st.Revoked), st.Domains, st.CreatedAt.UTC().Format(time.RFC3339))
+	return lineproto.Reply{Data: data, Code: lineproto.CodeOK, Text: "key status", Subject: ref.Prefix}, nil
+}
+
+// listBudget is what the data line of "list" may use: the reply must stay
+// under 1000 bytes with its status line.
+const listBudget = 900
+
+// list answers a key's domains on one data line, cut to fit, with a count
+// of what was left out.
+func (m *Mux) list(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
+	rawKey, _ := req.Get("apikey")
+	ref, err := parseAPIKey(rawKey)
+	if err != nil {
+		return lineproto.Reply{}, err
+	}
+	domains, serr := m.store.KeyDomains(ctx, ref)
+	if serr != nil {
+		return lineproto.Reply{Subject: ref.Prefix}, serr
+	}
+	var b strings.Builder
+	shown := 0
+	for _, d := range domains {
+		item := fmt.Sprintf("%s:%d", d.Name, d.Port)
+		if b.Len()+len(item)+1 > listBudget-len(" (+00000 more)") {
+			break
+		}
+		if shown > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(item)
+		shown++
+	}
+	if left := len(domains) - shown; left > 0 {
+		fmt.Fprintf(&b, " (+%d more)", left)
+	}
+	data := b.String()
+	if data == "" {
+		data = "-"
+	}
+	return lineproto.Reply{Data: data, Code: lineproto.CodeOK,
+		Text: fmt.Sprintf("%d domains", len(domains)), Subject: ref.Prefix}, nil
 }
 
 func (m *Mux) ping(context.Context, *lineproto.Request) (lineproto.Reply, error) {
@@ -83,4 +190,27 @@ func (m *Mux) help(context.Context, *lineproto.Request) (lineproto.Reply, error)
 
 func (m *Mux) quit(context.Context, *lineproto.Request) (lineproto.Reply, error) {
 	return lineproto.Reply{Code: lineproto.CodeOK, Text: "bye", Close: true}, nil
+}
+
+// newToken returns a random link token: 256 bits, URL-safe.
+func newToken() string {
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(raw[:])
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -18,14 +18,26 @@ import (
 type Config struct {
 	Version          string // reported by "command version"
 	MaxDomainsPerKey int    // "add" answers 429 past this many domains per key
+	// Abuse limits (0: none): new keys and claims per source address per
+	// hour, mails per address per day, keys of an unconfirmed account.
+	KeysPerIPHour      int
+	ClaimsPerIPHour    int
+	MailsPerDay        int
+	MaxUnconfirmedKeys int
+	// ComposeMail writes a claim's mail (see package mailer).
+	ComposeMail func(store.ClaimMail) (subject, body string)
+	// MailQueued, when set, is called after a claim queued a mail.
+	MailQueued func()
 }
 
 // Mux routes each request to its verb. It implements lineproto.Handler.
 type Mux struct {
-	store store.Store
-	cfg   Config
-	log   zerolog.Logger
-	verbs map[string]verb
+	store  store.Store
+	cfg    Config
+	log    zerolog.Logger
+	verbs  map[string]verb
+	keys   *rateLimit
+	claims *rateLimit
 }
 
 // verb describes one command: the names it takes (all required), whether
@@ -38,17 +50,29 @@ type verb struct {
 
 // NewMux returns the handler for every command, backed by st.
 func NewMux(st store.Store, cfg Config, log zerolog.Logger) *Mux {
-	m := &Mux{store: st, cfg: cfg, log: log}
+	m := &Mux{store: st, cfg: cfg, log: log, keys: newRateLimit(cfg.KeysPerIPHour), claims: newRateLimit(cfg.ClaimsPerIPHour)}
 	m.verbs = map[string]verb{
 		"apikey":  {blocking: true, run: m.apikey},
 		"claim":   {args: []string{"apikey", "email"}, blocking: true, run: m.claim},
 		"add":     {args: []string{"domain", "apikey"}, blocking: true, run: m.add},
+		"remove":  {args: []string{"domain", "apikey"}, blocking: true, run: m.remove},
+		"status":  {args: []string{"apikey"}, blocking: true, run: m.status},
+		"list":    {args: []string{"apikey"}, blocking: true, run: m.list},
 		"ping":    {run: m.ping},
 		"version": {run: m.version},
 		"help":    {run: m.help},
 		"quit":    {run: m.quit},
 	}
 	return m
+}
+
+// Verbs lists the commands the Mux knows.
+func (m *Mux) Verbs() []string {
+	out := make([]string, 0, len(m.verbs))
+	for v := range m.verbs {
+		out = append(out, v)
+	}
+	return out
 }
 
 // Blocking reports whether req will reach the store. Requests that fail
@@ -121,9 +145,20 @@ func (m *Mux) wireError(req *lineproto.Request, err error) *lineproto.Error {
 			"unknown apikey: get one with \"command apikey\" or claim your own first")
 	case errors.Is(err, store.ErrKeyClaimed):
 		return lineproto.Errorf(lineproto.CodeConflict, "apikey already belongs to another email")
+	case errors.Is(err, store.ErrKeyRevoked):
+		return lineproto.Errorf(lineproto.CodeForbidden, "apikey revoked: get a new one with \"command apikey\"")
+	case errors.Is(err, store.ErrAccountBlocked):
+		return lineproto.Errorf(lineproto.CodeForbidden, "account blocked by its owner")
 	case errors.Is(err, store.ErrDomainLimit):
 		return lineproto.Errorf(lineproto.CodeTooMany,
 			"this apikey already has %d domains; use another key", m.cfg.MaxDomainsPerKey)
+	case errors.Is(err, store.ErrMailLimit):
+		return lineproto.Errorf(lineproto.CodeTooMany,
+			"%d mails sent to this address today; retry in 24h", m.cfg.MailsPerDay)
+	case errors.Is(err, store.ErrUnconfirmedKeys):
+		return lineproto.Errorf(lineproto.CodeTooMany,
+			"this account holds %d keys and is not confirmed: confirm it from its mail, then retry",
+			m.cfg.MaxUnconfirmedKeys)
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		m.log.Warn().Str("code", "ERR0503").Str("verb", req.Verb).Err(err).Msg("database unavailable")
 		return lineproto.Errorf(lineproto.CodeUnavailable, "database unavailable, retry shortly")

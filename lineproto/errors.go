@@ -9,6 +9,7 @@ const (
 	CodeBadRequest  = 400 // the line or one of its values is malformed
 	CodeUnknownKey  = 401 // the API key is not known to the server
 	CodeForbidden   = 403 // the key or its account may not do this
+	CodeNotFound    = 404 // the thing named is not there
 	CodeTimeout     = 408 // the connection was idle or open too long
 	CodeConflict    = 409 // the request contradicts what is stored
 	CodeLineTooLong = 413 // the line is longer than the limit

@@ -26,6 +26,8 @@ type Config struct {
 	MaxConnsPerIP  int           // open connections per source address
 	Workers        int           // goroutines running blocking requests
 	QueueSize      int           // blocking requests that may wait for a worker
+	// Observe, when set, is called once per command (for metrics).
+	Observe func(verb string, code int, took time.Duration)
 }
 
 // loopOutputBudget bounds what the event loop writes on one connection over
@@ -188,8 +190,17 @@ func (s *Server) wake(ec evio.Conn) {
 	s.wakeMu.RUnlock()
 }
 
+// OpenConns returns the number of open connections.
+func (s *Server) OpenConns() int { return s.limits.open() }
+
+// QueueDepth returns the number of blocking requests waiting for a worker.
+func (s *Server) QueueDepth() int { return len(s.pool.jobs) }
+
 // logCommand writes the one log entry each command gets.
 func (s *Server) logCommand(remote netip.Addr, req *Request, r Reply, start time.Time) {
+	if s.cfg.Observe != nil {
+		s.cfg.Observe(req.Verb, r.Code, time.Since(start))
+	}
 	s.log.Info().Str("code", "LIN0001").Time("event_time", start).
 		Str("remote", remote.String()).Str("verb", req.Verb).Int("status", r.Code).
 		Dur("dur_ms", time.Since(start)).Str("subject", r.Subject).Msg("command answered")

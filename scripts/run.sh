@@ -10,4 +10,4 @@ if [ -z "${KEYCHEST_DATABASE_URL:-}" ]; then
 	export KEYCHEST_DATABASE_URL
 	echo "run: using the local PostgreSQL at $KEYCHEST_DATABASE_URL (scripts/pg.sh stop .local/pg stops it)" >&2
 fi
-exec bin/keychest-lined
+exec bin/keychest-lined "$@"

@@ -66,10 +66,14 @@ const lockKeySQL = `SELECT id FROM api_keys WHERE key_hash = $1 FOR UPDATE`
 // statement, which tells "exists" from "limit reached".
 const addDomainSQL = `
 WITH key AS (
-    SELECT id, domain_count FROM api_keys WHERE key_hash = $1
+    SELECT k.id, k.domain_count, k.revoked_at IS NOT NULL AS revoked,
+           coalesce(a.blocked_at IS NOT NULL, false) AS blocked,
+           coalesce(a.confirmed_at IS NOT NULL, false) AS confirmed
+    FROM api_keys k LEFT JOIN accounts a ON a.id = k.account_id
+    WHERE k.key_hash = $1
 ), ins AS (
     INSERT INTO domains (api_key_id, name, port, wildcard, created_ip)
-    SELECT id, $2, $3, $4, $5 FROM key WHERE domain_count < $6
+    SELECT id, $2, $3, $4, $5 FROM key WHERE domain_count < $6 AND NOT revoked AND NOT blocked
     ON CONFLICT (api_key_id, name, port) DO NOTHING
     RETURNING api_key_id
 ), bump AS (
@@ -83,111 +87,45 @@ WITH key AS (
 SELECT (SELECT count(*) FROM key),
        (SELECT count(*) FROM ins),
        (SELECT count(*) FROM domains d JOIN key ON d.api_key_id = key.id
-         WHERE d.name = $2 AND d.port = $3)`
+         WHERE d.name = $2 AND d.port = $3),
+       coalesce((SELECT revoked FROM key), false),
+       coalesce((SELECT blocked FROM key), false),
+       coalesce((SELECT confirmed FROM key), false)`
 
 // AddDomain records a domain for a known key. Both statements go in one
 // round trip and run as one implicit transaction.
-func (p *Postgres) AddDomain(ctx context.Context, d NewDomain) (AddOutcome, error) {
+func (p *Postgres) AddDomain(ctx context.Context, d NewDomain) (AddResult, error) {
 	batch := &pgx.Batch{}
 	batch.Queue(lockKeySQL, d.Key.Hash[:])
 	batch.Queue(addDomainSQL, d.Key.Hash[:], d.Name, d.Port, d.Wildcard, inet(d.IP), d.MaxPerKey, d.Key.Prefix)
 	results := p.pool.SendBatch(ctx, batch)
 	var keys, inserted, existing int
+	var revoked, blocked, confirmed bool
 	_, err := results.Exec()
 	if err == nil {
-		err = results.QueryRow().Scan(&keys, &inserted, &existing)
+		err = results.QueryRow().Scan(&keys, &inserted, &existing, &revoked, &blocked, &confirmed)
 	}
 	if closeErr := results.Close(); err == nil {
 		err = closeErr
 	}
+	res := AddResult{Active: confirmed && !blocked}
 	switch {
 	case err != nil:
-		return 0, classify(err)
+		return res, classify(err)
 	case keys == 0:
-		return 0, ErrUnknownKey
+		return res, ErrUnknownKey
+	case revoked:
+		return res, ErrKeyRevoked
+	case blocked:
+		return res, ErrAccountBlocked
 	case inserted == 1:
-		return DomainAdded, nil
+		res.Outcome = DomainAdded
 	case existing > 0:
-		return DomainExists, nil
+		res.Outcome = DomainExists
 	default:
-		return 0, ErrDomainLimit
+		return res, ErrDomainLimit
 	}
-}
-
-// ClaimKey binds a key to the account of an email address. A key the
-// server does not know yet is registered as one the client made. Two
-// claims racing on one new key both try to insert it; the loser sees a
-// unique violation and runs again, now finding the winner's row.
-func (p *Postgres) ClaimKey(ctx context.Context, c Claim) (ClaimOutcome, error) {
-	for attempt := 0; ; attempt++ {
-		var out ClaimOutcome
-		err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-			var err error
-			out, err = claimInTx(ctx, tx, c)
-			return err
-		})
-		if isUniqueViolation(err) && attempt == 0 {
-			continue
-		}
-		if err != nil {
-			return 0, classify(err)
-		}
-		return out, nil
-	}
-}
-
-func claimInTx(ctx context.Context, tx pgx.Tx, c Claim) (ClaimOutcome, error) {
-	accountID, created, err := ensureAccount(ctx, tx, c)
-	if err != nil {
-		return 0, err
-	}
-	var keyID int64
-	var owner *int64
-	err = tx.QueryRow(ctx, `SELECT id, account_id FROM api_keys WHERE key_hash = $1 FOR UPDATE`,
-		c.Key.Hash[:]).Scan(&keyID, &owner)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		_, err = tx.Exec(ctx, `INSERT INTO api_keys
-			(key_hash, key_prefix, origin, account_id, created_ip, claimed_at, claimed_ip)
-			VALUES ($1, $2, 'client', $3, $4, now(), $4)`, c.Key.Hash[:], c.Key.Prefix, accountID, inet(c.IP))
-	case err != nil:
-		return 0, err
-	case owner != nil && *owner == accountID:
-		return ClaimUnchanged, nil
-	case owner != nil:
-		return 0, ErrKeyClaimed
-	default:
-		_, err = tx.Exec(ctx, `UPDATE api_keys SET account_id = $2, claimed_at = now(), claimed_ip = $3
-			WHERE id = $1`, keyID, accountID, inet(c.IP))
-	}
-	if err != nil {
-		return 0, err
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO audit (remote_ip, action, key_prefix, detail)
-		VALUES ($1, 'key.claim', $2, jsonb_build_object('email', $3::text, 'new_account', $4::bool))`,
-		inet(c.IP), c.Key.Prefix, c.Email, created)
-	if err != nil {
-		return 0, err
-	}
-	if created {
-		return ClaimNewAccount, nil
-	}
-	return ClaimExistingAccount, nil
-}
-
-// ensureAccount returns the id of the account for c.Email, creating it
-// dormant (unconfirmed) when it is new.
-func ensureAccount(ctx context.Context, tx pgx.Tx, c Claim) (id int64, created bool, err error) {
-	err = tx.QueryRow(ctx, `INSERT INTO accounts (email, created_ip) VALUES ($1, $2)
-		ON CONFLICT (email) DO NOTHING RETURNING id`, c.Email, inet(c.IP)).Scan(&id)
-	if err == nil {
-		return id, true, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return 0, false, err
-	}
-	err = tx.QueryRow(ctx, `SELECT id FROM accounts WHERE email = $1`, c.Email).Scan(&id)
-	return id, false, err
+	return res, nil
 }
 
 // inet turns an address into a value for an inet column (NULL if unset).
@@ -203,10 +141,22 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
+// isOwn reports whether err is one of this package's errors.
+func isOwn(err error) bool {
+	for _, own := range []error{ErrUnknownKey, ErrKeyClaimed, ErrKeyRevoked, ErrAccountBlocked,
+		ErrDomainLimit, ErrMailLimit, ErrUnconfirmedKeys, ErrUnavailable, ErrNotFound,
+		ErrTokenUnknown, ErrTokenUsed, ErrTokenExpired, ErrAmbiguousPrefix} {
+		if errors.Is(err, own) {
+			return true
+		}
+	}
+	return false
+}
+
 // classify marks errors that mean "the database cannot be reached or is
 // not accepting work right now" as ErrUnavailable; the rest pass through.
 func classify(err error) error {
-	if err == nil || errors.Is(err, ErrUnknownKey) || errors.Is(err, ErrKeyClaimed) {
+	if err == nil || isOwn(err) {
 		return err
 	}
 	var pgErr *pgconn.PgError

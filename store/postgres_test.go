@@ -32,7 +32,7 @@ func TestMigrateAgainIsHarmless(t *testing.T) {
 	_, url := open(t)
 	for i := 0; i < 2; i++ {
 		v, err := store.Migrate(context.Background(), url)
-		if err != nil || v != 1 {
+		if err != nil || v != 2 {
 			t.Fatalf("run %d: version %d, %v", i, v, err)
 		}
 	}
@@ -46,7 +46,8 @@ func TestAddDomainOutcomes(t *testing.T) {
 		t.Fatal(err)
 	}
 	add := func(name string) (store.AddOutcome, error) {
-		return p.AddDomain(ctx, store.NewDomain{Key: k, Name: name, Port: 443, IP: ip, MaxPerKey: 1})
+		res, err := p.AddDomain(ctx, store.NewDomain{Key: k, Name: name, Port: 443, IP: ip, MaxPerKey: 1})
+		return res.Outcome, err
 	}
 	steps := []struct {
 		name string
@@ -73,7 +74,9 @@ func TestClaimOutcomes(t *testing.T) {
 	p, _ := open(t)
 	ctx := context.Background()
 	claim := func(key, email string) (store.ClaimOutcome, error) {
-		return p.ClaimKey(ctx, store.Claim{Key: ref(key), Email: email, IP: ip})
+		return p.ClaimKey(ctx, store.Claim{Key: ref(key), Email: email, IP: ip,
+			Tokens: store.MailTokens{Confirm: key + "c", Block: key + "b", Revoke: key + "r"},
+			Compose: func(store.ClaimMail) (string, string) { return "s", "b" }, MaxMailsPerDay: 10, MaxUnconfirmedKeys: 10})
 	}
 	steps := []struct {
 		key, email string

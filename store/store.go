@@ -6,18 +6,27 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"time"
 )
 
-// Store is what the handlers need from storage. Every method returns only
-// after its transaction committed, or with an error and nothing written.
+// Store is what the line commands need from storage. Every method that
+// writes returns only after its transaction committed, or with an error and
+// nothing written.
 type Store interface {
 	// CreateKey registers a key the server generated.
 	CreateKey(ctx context.Context, k NewKey) error
 	// ClaimKey binds a key to the account of an email address, creating
-	// the account (unconfirmed) and registering the key as needed.
+	// the account (unconfirmed) and registering the key as needed, and
+	// queues the mail the claim calls for.
 	ClaimKey(ctx context.Context, c Claim) (ClaimOutcome, error)
 	// AddDomain records a domain to watch for a known key.
-	AddDomain(ctx context.Context, d NewDomain) (AddOutcome, error)
+	AddDomain(ctx context.Context, d NewDomain) (AddResult, error)
+	// RemoveDomain deletes a domain of a key; false if it was not there.
+	RemoveDomain(ctx context.Context, d DomainRef) (bool, error)
+	// KeyStatus reports a key's state.
+	KeyStatus(ctx context.Context, k KeyRef) (KeyStatus, error)
+	// KeyDomains lists a key's domains, oldest first.
+	KeyDomains(ctx context.Context, k KeyRef) ([]Domain, error)
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 }
@@ -40,6 +49,32 @@ type Claim struct {
 	Key   KeyRef
 	Email string // normalised
 	IP    netip.Addr
+	// Tokens are fresh random tokens for the links of the mail; only their
+	// hashes are stored, and only those the mail uses.
+	Tokens MailTokens
+	// Compose writes the mail's subject and body; called in the transaction.
+	Compose func(ClaimMail) (subject, body string)
+	// Limits: mails to one address per day, keys of an unconfirmed account.
+	MaxMailsPerDay     int
+	MaxUnconfirmedKeys int
+}
+
+// MailTokens are the raw tokens of a claim's mail links.
+type MailTokens struct {
+	Confirm, Block, Revoke string
+}
+
+// ClaimMail is what a claim's mail reports.
+type ClaimMail struct {
+	Kind      string // "confirm" for an unconfirmed account, "new_key" for a confirmed one
+	Email     string
+	KeyPrefix string
+	IP        netip.Addr
+	At        time.Time
+	Keys      int // keys the account holds now
+	Domains   int // domains the account holds now
+	Tokens    MailTokens
+	Expires   time.Time
 }
 
 // ClaimOutcome says what a successful claim changed.
@@ -74,10 +109,58 @@ const (
 	DomainExists
 )
 
+// AddResult is AddOutcome and whether the key's domains are active (its
+// account is confirmed) or pending.
+type AddResult struct {
+	Outcome AddOutcome
+	Active  bool
+}
+
+// DomainRef names one domain of a key.
+type DomainRef struct {
+	Key  KeyRef
+	Name string
+	Port int
+	IP   netip.Addr
+}
+
+// Domain is a stored domain.
+type Domain struct {
+	Name      string
+	Port      int
+	Wildcard  bool
+	KeyPrefix string
+	Active    bool // the key's account is confirmed and not blocked
+	CreatedAt time.Time
+}
+
+// KeyStatus is the state of one key.
+type KeyStatus struct {
+	Prefix    string
+	Email     string // empty while unclaimed
+	Confirmed bool
+	Blocked   bool
+	Revoked   bool
+	Domains   int
+	CreatedAt time.Time
+}
+
+// TokenLifetime is how long the links in a mail work.
+const TokenLifetime = 7 * 24 * time.Hour
+
 // Errors the handlers turn into status codes.
 var (
-	ErrUnknownKey  = errors.New("unknown api key")
-	ErrKeyClaimed  = errors.New("api key bound to another email")
-	ErrDomainLimit = errors.New("domain limit reached for this key")
-	ErrUnavailable = errors.New("database unavailable")
+	ErrUnknownKey      = errors.New("unknown api key")
+	ErrKeyClaimed      = errors.New("api key bound to another email")
+	ErrKeyRevoked      = errors.New("api key revoked")
+	ErrAccountBlocked  = errors.New("account blocked")
+	ErrDomainLimit     = errors.New("domain limit reached for this key")
+	ErrMailLimit       = errors.New("mail limit reached for this address today")
+	ErrUnconfirmedKeys = errors.New("unconfirmed account holds too many keys")
+	ErrUnavailable     = errors.New("database unavailable")
+	ErrNotFound        = errors.New("not found")
+	ErrTokenUnknown    = errors.New("unknown link")
+	ErrTokenUsed       = errors.New("link already used")
+	ErrTokenExpired    = errors.New("link expired")
+	ErrAmbiguousPrefix = errors.New("key prefix matches more than one key")
 )

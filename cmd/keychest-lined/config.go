@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -30,6 +31,16 @@ type Config struct {
 	MaxConnsPerIP    int           `envconfig:"MAX_CONNS_PER_IP" default:"1000" desc:"open connections per client address; past it: 503"`
 	MaxDomainsPerKey int           `envconfig:"MAX_DOMAINS_PER_KEY" default:"1000" desc:"domains one API key may register; past it: 429"`
 	StartupTimeout   time.Duration `envconfig:"STARTUP_TIMEOUT" default:"30s" desc:"how long to wait for the database at start"`
+	HTTPListen       string        `envconfig:"HTTP_LISTEN" default:"127.0.0.1:8080" desc:"address of the web pages for mail links, /healthz and /metrics"`
+	PublicURL        string        `envconfig:"PUBLIC_URL" desc:"base of the links in mails (default: http:// and KEYCHEST_HTTP_LISTEN)"`
+	SMTPURL          string        `envconfig:"SMTP_URL" desc:"smtp://user:pass@host:587 or smtps://...; empty: mails go to the log"`
+	MailFrom         string        `envconfig:"MAIL_FROM" desc:"sender of the mails (default: keychest@ and the host name)"`
+	MailRetryMin     time.Duration `envconfig:"MAIL_RETRY_MIN" default:"2s" desc:"first wait before a failed mail is sent again (doubles each time)"`
+	MailRetryMax     time.Duration `envconfig:"MAIL_RETRY_MAX" default:"10m" desc:"longest wait between attempts at one mail"`
+	KeysPerIPHour    int           `envconfig:"LIMIT_KEYS_PER_IP_HOUR" default:"100" desc:"new keys per client address per hour (0: no limit); past it: 429"`
+	ClaimsPerIPHour  int           `envconfig:"LIMIT_CLAIMS_PER_IP_HOUR" default:"100" desc:"claims per client address per hour (0: no limit); past it: 429"`
+	MailsPerDay      int           `envconfig:"LIMIT_MAILS_PER_DAY" default:"10" desc:"mails to one address per day; a claim past it: 429"`
+	UnconfirmedKeys  int           `envconfig:"LIMIT_UNCONFIRMED_KEYS" default:"20" desc:"keys an unconfirmed account may hold; past it: 429"`
 	ShutdownTimeout  time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"how long SIGTERM waits for commands in flight"`
 }
 
@@ -57,5 +68,16 @@ func printUsage() {
 	fmt.Fprintf(os.Stderr, "keychest-lined: the KeyChest line-protocol server (version %s).\n\n", version)
 	tw := tabwriter.NewWriter(os.Stderr, 0, 4, 2, ' ', 0)
 	envconfig.Usagef(envPrefix, &Config{}, tw, envconfig.DefaultTableFormat)
+	tw.Flush()
+	fmt.Fprintf(os.Stderr, "\nOperator commands (same configuration; --json for scripts):\n\n")
+	tw = tabwriter.NewWriter(os.Stderr, 0, 4, 2, ' ', 0)
+	for _, name := range []string{"accounts", "domains", "keys", "confirm", "block", "revoke"} {
+		sub := subcommands[name]
+		flags := ""
+		if sub.needs != "" {
+			flags = "--" + sub.needs + " " + strings.ToUpper(strings.ReplaceAll(sub.needs, "-", "_"))
+		}
+		fmt.Fprintf(tw, "  keychest-lined %s %s\t%s\n", name, flags, sub.summary)
+	}
 	tw.Flush()
 }

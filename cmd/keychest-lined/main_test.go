@@ -23,14 +23,15 @@ func TestEndToEnd(t *testing.T) {
 	if err := envconfig.Process("KEYCHEST_E2E_UNSET", &cfg); err != nil { // defaults only
 		t.Fatal(err)
 	}
-	cfg.Listen, cfg.DatabaseURL = "127.0.0.1:0", pgtest.NewDatabase(t)
-	srv, db, schema, err := start(cfg, zerolog.Nop())
+	cfg.Listen, cfg.HTTPListen, cfg.DatabaseURL = "127.0.0.1:0", "127.0.0.1:0", pgtest.NewDatabase(t)
+	a, err := start(cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	if schema != 1 {
-		t.Fatalf("schema version %d", schema)
+	defer a.db.Close()
+	srv := a.lines
+	if a.schema != 2 {
+		t.Fatalf("schema version %d", a.schema)
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
@@ -60,9 +61,9 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("apikey: %q", reply)
 	}
 	steps := []struct{ send, want string }{
-		{"command claim apikey " + key + " email Admin@Example.com", "status ok 200 claimed; new account admin@example.com waits for confirmation\n"},
-		{"command add domain keychest.net apikey " + key + "\n", "status ok 200 domain keychest.net:443 added\n"},
-		{"command add apikey " + key + " domain keychest.net\r\n", "status ok 200 domain keychest.net:443 already registered\n"},
+		{"command claim apikey " + key + " email Admin@Example.com", "status ok 200 claimed; new account admin@example.com waits for confirmation: see the mail\n"},
+		{"command add domain keychest.net apikey " + key + "\n", "status ok 200 domain keychest.net:443 added (pending until the account is confirmed)\n"},
+		{"command add apikey " + key + " domain keychest.net\r\n", "status ok 200 domain keychest.net:443 already registered (pending until the account is confirmed)\n"},
 		{"command add apikey " + key + " domain 127.0.0.1", "status error 400 IP addresses are not accepted; send a host name\n"},
 		{"command quit\n", "status ok 200 bye\n"},
 	}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/keychest/keychest-lined/handlers"
+	"github.com/keychest/keychest-lined/store"
+)
+
+// subcommand is one of the operator's commands. It uses the same
+// configuration (KEYCHEST_DATABASE_URL) as the server.
+type subcommand struct {
+	summary string
+	needs   string // "email", "key-prefix" or ""
+	run     func(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error
+}
+
+// cliArgs are the parsed flags of a subcommand.
+type cliArgs struct {
+	email, keyPrefix string
+	json             bool
+}
+
+var subcommands = map[string]subcommand{
+	"accounts": {"list every account", "", listAccounts},
+	"domains":  {"list the domains of an account's keys", "email", listDomains},
+	"keys":     {"list an account's keys (prefixes only)", "email", listKeys},
+	"confirm":  {"confirm an account, as its mail's link does", "email", setAccount("confirm")},
+	"block":    {"block an account: its keys stop working", "email", setAccount("block")},
+	"revoke":   {"revoke the key with this prefix", "key-prefix", revokeKey},
+}
+
+// runSubcommand parses flags, connects, runs. Exit codes: 0 done, 1 failed,
+// 2 bad arguments or configuration.
+func runSubcommand(sub subcommand, args []string) int {
+	var a cliArgs
+	fs := flag.NewFlagSet("keychest-lined", flag.ContinueOnError)
+	fs.StringVar(&a.email, "email", "", "the account's email")
+	fs.StringVar(&a.keyPrefix, "key-prefix", "", "the start of an API key (4 to 8 characters)")
+	fs.BoolVar(&a.json, "json", false, "print JSON instead of a table")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := a.check(sub.needs, fs.NArg()); err != nil {
+		fmt.Fprintln(os.Stderr, "keychest-lined:", err)
+		return 2
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "keychest-lined:", err)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := store.Migrate(ctx, cfg.DatabaseURL); err != nil {
+		fmt.Fprintln(os.Stderr, "keychest-lined:", err)
+		return 1
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL, 2)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "keychest-lined:", err)
+		return 2
+	}
+	defer db.Close()
+	if err := sub.run(ctx, db, a, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "keychest-lined:", explain(err, a))
+		return 1
+	}
+	return 0
+}
+
+// check validates the flags a subcommand needs, normalising the email.
+func (a *cliArgs) check(needs string, extra int) error {
+	if extra > 0 {
+		return errors.New("unexpected arguments; flags are --email, --key-prefix and --json")
+	}
+	switch needs {
+	case "email":
+		email, perr := handlers.ParseEmail(a.email)
+		if a.email == "" {
+			return errors.New("--email is required")
+		}
+		if perr != nil {
+			return fmt.Errorf("--email: %s", perr.Text)
+		}
+		a.email = email
+	case "key-prefix":
+		p := a.keyPrefix
+		if len(p) < 4 || len(p) > 8 || strings.Trim(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != "" {
+			return errors.New("--key-prefix needs 4 to 8 characters of the key's start")
+		}
+	}
+	return nil
+}
+
+func explain(err error, a cliArgs) string {
+	switch {
+	case errors.Is(err, store.ErrNotFound) && a.keyPrefix != "":
+		return "no key starts with " + a.keyPrefix
+	case errors.Is(err, store.ErrNotFound):
+		return "no account for " + a.email
+	case errors.Is(err, store.ErrAmbiguousPrefix):
+		return "more than one key starts with " + a.keyPrefix + "; give more characters"
+	}
+	return err.Error()
+}
+
+func listAccounts(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+	rows, err := db.Accounts(ctx)
+	if err != nil || a.json {
+		return orJSON(out, rows, err)
+	}
+	return table(out, "EMAIL\tSTATUS\tKEYS\tDOMAINS\tCREATED", len(rows), func(i int) string {
+		r := rows[i]
+		return fmt.Sprintf("%s\t%s\t%d\t%d\t%s", r.Email, accountStatus(r), r.Keys, r.Domains, day(r.CreatedAt))
+	})
+}
+
+func listDomains(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+	rows, err := db.AccountDomains(ctx, a.email)
+	if err != nil || a.json {
+		return orJSON(out, rows, err)
+	}
+	return table(out, "DOMAIN\tPORT\tSTATUS\tKEY\tADDED", len(rows), func(i int) string {
+		r := rows[i]
+		status := "pending"
+		if r.Active {
+			status = "active"
+		}
+		return fmt.Sprintf("%s\t%d\t%s\t%s...\t%s", r.Name, r.Port, status, r.KeyPrefix, day(r.CreatedAt))
+	})
+}
+
+func listKeys(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+	rows, err := db.AccountKeys(ctx, a.email)
+	if err != nil || a.json {
+		return orJSON(out, rows, err)
+	}
+	return table(out, "KEY\tORIGIN\tSTATUS\tDOMAINS\tCREATED\tFROM", len(rows), func(i int) string {
+		r := rows[i]
+		status := "active"
+		if r.RevokedAt != nil {
+			status = "revoked"
+		}
+		return fmt.Sprintf("%s...\t%s\t%s\t%d\t%s\t%s", r.Prefix, r.Origin, status, r.Domains, day(r.CreatedAt), r.CreatedIP)
+	})
+}
+
+func setAccount(action string) func(context.Context, store.Admin, cliArgs, io.Writer) error {
+	return func(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+		if err := db.SetAccount(ctx, a.email, action); err != nil {
+			return err
+		}
+		done := map[string]string{"confirm": "confirmed", "block": "blocked"}[action]
+		if a.json {
+			return orJSON(out, map[string]string{"email": a.email, "status": done}, nil)
+		}
+		_, err := fmt.Fprintf(out, "%s %s\n", done, a.email)
+		return err
+	}
+}
+
+func revokeKey(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+	k, err := db.RevokeKey(ctx, a.keyPrefix)
+	if err != nil || a.json {
+		return orJSON(out, k, err)
+	}
+	_, err = fmt.Fprintf(out, "revoked key %s... (%d domains)\n", k.Prefix, k.Domains)
+	return err
+}
+
+func accountStatus(a store.Account) string {
+	switch {
+	case a.BlockedAt != nil:
+		return "blocked"
+	case a.ConfirmedAt != nil:
+		return "confirmed"
+	}
+	return "dormant"
+}
+
+func day(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") }
+
+// orJSON prints v as JSON unless err is set.
+func orJSON(out io.Writer, v any, err error) error {
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// table prints a header and n rows aligned in columns.
+func table(out io.Writer, header string, n int, row func(int) string) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for i := 0; i < n; i++ {
+		fmt.Fprintln(tw, row(i))
+	}
+	return tw.Flush()
+}

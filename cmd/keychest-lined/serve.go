@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/keychest/keychest-lined/handlers"
+	"github.com/keychest/keychest-lined/lineproto"
+	"github.com/keychest/keychest-lined/mailer"
+	"github.com/keychest/keychest-lined/store"
+	"github.com/keychest/keychest-lined/web"
+)
+
+// fileLimitReserve is how many descriptors stay free besides the database
+// pool: the listeners, the pollers, logs, and connections accepted before
+// they are refused.
+const fileLimitReserve = 128
+
+// app is the running server's parts.
+type app struct {
+	lines  *lineproto.Server
+	db     *store.Postgres
+	sender *mailer.Sender
+	web    *http.Server
+	webLn  net.Listener
+	schema int32
+}
+
+// serve starts everything and blocks until a signal or a fatal error. It
+// returns the process's exit code.
+func serve(cfg Config, log zerolog.Logger) int {
+	if capped, limit := lineproto.CapToFileLimit(cfg.MaxConns, fileLimitReserve+cfg.DBConns); capped < cfg.MaxConns {
+		log.Warn().Str("code", "SRV0004").Time("event_time", time.Now()).Int("nofile", limit).
+			Int("max_conns", capped).Msg("connection limit lowered below the open-file limit")
+		cfg.MaxConns = capped
+	}
+	a, err := start(cfg, log)
+	if err != nil {
+		log.Error().Str("code", "ERR0001").Time("event_time", time.Now()).Err(err).Msg("cannot start")
+		return 1
+	}
+	defer a.db.Close()
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	served := make(chan error, 1)
+	go func() { served <- a.lines.Serve() }()
+	go a.web.Serve(a.webLn)
+	mailCtx, stopMail := context.WithCancel(context.Background())
+	mailDone := make(chan struct{})
+	go func() { a.sender.Run(mailCtx); close(mailDone) }()
+	defer func() { stopMail(); <-mailDone }()
+
+	select {
+	case addr := <-addrOf(a.lines):
+		log.Info().Str("code", "SRV0001").Time("event_time", time.Now()).Str("listen", addr).
+			Str("http", a.webLn.Addr().String()).Int32("schema", a.schema).Int("max_conns", cfg.MaxConns).
+			Bool("smtp", cfg.SMTPURL != "").Msg("serving")
+	case err := <-served:
+		log.Error().Str("code", "ERR0002").Time("event_time", time.Now()).Err(err).Msg("cannot listen")
+		return 1
+	}
+	select {
+	case sig := <-signals:
+		log.Info().Str("code", "SRV0010").Time("event_time", time.Now()).Str("signal", sig.String()).Msg("shutting down")
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := a.lines.Shutdown(ctx); err != nil {
+			log.Warn().Str("code", "SRV0012").Time("event_time", time.Now()).Err(err).Msg("shutdown cut short")
+		}
+		a.web.Shutdown(ctx)
+		log.Info().Str("code", "SRV0011").Time("event_time", time.Now()).Msg("stopped")
+		return 0
+	case err := <-served:
+		log.Error().Str("code", "ERR0002").Time("event_time", time.Now()).Err(err).Msg("event loop stopped")
+		return 1
+	}
+}
+
+// start applies the migrations (waiting for the database up to the
+// startup timeout), opens the store and builds every part.
+func start(cfg Config, log zerolog.Logger) (*app, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.StartupTimeout)
+	defer cancel()
+	a := &app{}
+	var err error
+	if a.schema, err = migrateWithRetry(ctx, cfg.DatabaseURL, log); err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	if a.db, err = store.Open(context.Background(), cfg.DatabaseURL, cfg.DBConns); err != nil {
+		return nil, fmt.Errorf("database URL: %w", err)
+	}
+	if a.webLn, err = net.Listen("tcp", cfg.HTTPListen); err != nil {
+		a.db.Close()
+		return nil, fmt.Errorf("web listener: %w", err)
+	}
+	transport, err := mailTransport(cfg, log)
+	if err != nil {
+		a.db.Close()
+		a.webLn.Close()
+		return nil, err
+	}
+	var metrics *web.Metrics
+	lcfg := serverConfig(cfg)
+	lcfg.Observe = func(verb string, code int, took time.Duration) { metrics.ObserveCommand(verb, code, took) }
+	a.sender = mailer.NewSender(a.db, transport, nil, log)
+	a.sender.RetryMin, a.sender.RetryMax = cfg.MailRetryMin, cfg.MailRetryMax
+	mux := handlers.NewMux(a.db, handlers.Config{
+		Version: version, MaxDomainsPerKey: cfg.MaxDomainsPerKey,
+		KeysPerIPHour: cfg.KeysPerIPHour, ClaimsPerIPHour: cfg.ClaimsPerIPHour,
+		MailsPerDay: cfg.MailsPerDay, MaxUnconfirmedKeys: cfg.UnconfirmedKeys,
+		ComposeMail: mailer.Composer{PublicURL: publicURL(cfg, a.webLn.Addr())}.Compose,
+		MailQueued:  a.sender.Poke,
+	}, log)
+	a.lines = lineproto.NewServer(lcfg, mux, log)
+	metrics = web.NewMetrics(mux.Verbs(), a.lines.OpenConns, a.lines.QueueDepth)
+	a.sender.Observer = metrics
+	a.web = &http.Server{Handler: web.New(a.db, metrics, log), ReadHeaderTimeout: 10 * time.Second}
+	return a, nil
+}
+
+// mailTransport is SMTP when configured, else the log.
+func mailTransport(cfg Config, log zerolog.Logger) (mailer.Transport, error) {
+	if cfg.SMTPURL == "" {
+		return mailer.Log{Log: log}, nil
+	}
+	host, _ := os.Hostname()
+	from := cfg.MailFrom
+	if from == "" {
+		from = "keychest@" + host
+	}
+	return mailer.NewSMTP(cfg.SMTPURL, from, host)
+}
+
+// publicURL is the base of the links in mails.
+func publicURL(cfg Config, httpAddr net.Addr) string {
+	if cfg.PublicURL != "" {
+		return cfg.PublicURL
+	}
+	return "http://" + httpAddr.String()
+}
+
+// addrOf reports the listening address once the server has one.
+func addrOf(srv *lineproto.Server) <-chan string {
+	ch := make(chan string, 1)
+	go func() { ch <- srv.Addr().String() }()
+	return ch
+}
+
+// migrateWithRetry applies migrations, retrying while the database is
+// unreachable until ctx ends.
+func migrateWithRetry(ctx context.Context, url string, log zerolog.Logger) (int32, error) {
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
+		v, err := store.Migrate(ctx, url)
+		if err == nil || !errors.Is(err, store.ErrUnavailable) {
+			return v, err
+		}
+		log.Warn().Str("code", "ERR0503").Time("event_time", time.Now()).Err(err).Msg("database unreachable, retrying")
+		select {
+		case <-ctx.Done():
+			return 0, err
+		case <-time.After(delay):
+		}
+	}
+}
+
+func serverConfig(c Config) lineproto.Config {
+	return lineproto.Config{
+		Addr: c.Listen, Loops: c.Loops, MaxLine: c.MaxLine,
+		QuietPeriod: c.QuietPeriod, IdleTimeout: c.IdleTimeout, MaxLifetime: c.MaxLifetime,
+		RequestTimeout: c.RequestTimeout, MaxConns: c.MaxConns, MaxConnsPerIP: c.MaxConnsPerIP,
+		Workers: c.Workers, QueueSize: c.QueueSize,
+	}
+}

@@ -1,0 +1,169 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ClaimKey binds a key to the account of an email address. A key the
+// server does not know yet is registered as one the client made. A claim
+// that binds queues its mail in the same transaction: "confirm" for an
+// unconfirmed account, "new_key" for a confirmed one. Two claims racing on
+// one new key both try to insert it; the loser sees a unique violation and
+// runs again, now finding the winner's row.
+func (p *Postgres) ClaimKey(ctx context.Context, c Claim) (ClaimOutcome, error) {
+	for attempt := 0; ; attempt++ {
+		var out ClaimOutcome
+		err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+			var err error
+			out, err = claimInTx(ctx, tx, c)
+			return err
+		})
+		if isUniqueViolation(err) && attempt == 0 {
+			continue
+		}
+		if err != nil {
+			return 0, classify(err)
+		}
+		return out, nil
+	}
+}
+
+// account is the state of the account a claim names.
+type account struct {
+	id                 int64
+	created, confirmed bool
+}
+
+func claimInTx(ctx context.Context, tx pgx.Tx, c Claim) (ClaimOutcome, error) {
+	acct, err := ensureAccount(ctx, tx, c)
+	if err != nil {
+		return 0, err
+	}
+	keyID, out, err := bindKey(ctx, tx, c, acct)
+	if err != nil || out == ClaimUnchanged {
+		return out, err
+	}
+	if err := checkClaimLimits(ctx, tx, c, acct); err != nil {
+		return 0, err
+	}
+	if err := queueClaimMail(ctx, tx, c, acct, keyID); err != nil {
+		return 0, err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO audit (remote_ip, action, key_prefix, detail)
+		VALUES ($1, 'key.claim', $2, jsonb_build_object('email', $3::text, 'new_account', $4::bool))`,
+		inet(c.IP), c.Key.Prefix, c.Email, acct.created)
+	return out, err
+}
+
+// ensureAccount finds the account for c.Email, creating it dormant
+// (unconfirmed) when it is new. A blocked account takes no claims.
+func ensureAccount(ctx context.Context, tx pgx.Tx, c Claim) (account, error) {
+	var a account
+	err := tx.QueryRow(ctx, `INSERT INTO accounts (email, created_ip) VALUES ($1, $2)
+		ON CONFLICT (email) DO NOTHING RETURNING id`, c.Email, inet(c.IP)).Scan(&a.id)
+	if err == nil {
+		a.created = true
+		return a, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return a, err
+	}
+	var blocked bool
+	err = tx.QueryRow(ctx, `SELECT id, confirmed_at IS NOT NULL, blocked_at IS NOT NULL
+		FROM accounts WHERE email = $1`, c.Email).Scan(&a.id, &a.confirmed, &blocked)
+	if err == nil && blocked {
+		err = ErrAccountBlocked
+	}
+	return a, err
+}
+
+// bindKey binds the key to the account, registering it if it is new.
+func bindKey(ctx context.Context, tx pgx.Tx, c Claim, a account) (int64, ClaimOutcome, error) {
+	var keyID int64
+	var owner *int64
+	var revoked bool
+	err := tx.QueryRow(ctx, `SELECT id, account_id, revoked_at IS NOT NULL FROM api_keys
+		WHERE key_hash = $1 FOR UPDATE`, c.Key.Hash[:]).Scan(&keyID, &owner, &revoked)
+	outcome := ClaimExistingAccount
+	if a.created {
+		outcome = ClaimNewAccount
+	}
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		err = tx.QueryRow(ctx, `INSERT INTO api_keys
+			(key_hash, key_prefix, origin, account_id, created_ip, claimed_at, claimed_ip)
+			VALUES ($1, $2, 'client', $3, $4, now(), $4) RETURNING id`,
+			c.Key.Hash[:], c.Key.Prefix, a.id, inet(c.IP)).Scan(&keyID)
+		return keyID, outcome, err
+	case err != nil:
+		return 0, 0, err
+	case revoked:
+		return 0, 0, ErrKeyRevoked
+	case owner != nil && *owner == a.id:
+		return keyID, ClaimUnchanged, nil
+	case owner != nil:
+		return 0, 0, ErrKeyClaimed
+	}
+	_, err = tx.Exec(ctx, `UPDATE api_keys SET account_id = $2, claimed_at = now(), claimed_ip = $3
+		WHERE id = $1`, keyID, a.id, inet(c.IP))
+	return keyID, outcome, err
+}
+
+// checkClaimLimits refuses a claim that would send one mail too many to
+// the address today, or give an unconfirmed account too many keys.
+func checkClaimLimits(ctx context.Context, tx pgx.Tx, c Claim, a account) error {
+	var mails, keys int
+	err := tx.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM outbox WHERE to_email = $1 AND created_at > now() - interval '1 day'),
+		(SELECT count(*) FROM api_keys WHERE account_id = $2)`, c.Email, a.id).Scan(&mails, &keys)
+	switch {
+	case err != nil:
+		return err
+	case mails >= c.MaxMailsPerDay:
+		return ErrMailLimit
+	case !a.confirmed && keys > c.MaxUnconfirmedKeys:
+		return ErrUnconfirmedKeys
+	}
+	return nil
+}
+
+// queueClaimMail stores the tokens the mail links to and the mail itself.
+func queueClaimMail(ctx context.Context, tx pgx.Tx, c Claim, a account, keyID int64) error {
+	now := time.Now().UTC()
+	m := ClaimMail{Kind: "confirm", Email: c.Email, KeyPrefix: c.Key.Prefix, IP: c.IP, At: now,
+		Expires: now.Add(TokenLifetime)}
+	tokens := map[string]string{"confirm": c.Tokens.Confirm, "block": c.Tokens.Block}
+	if a.confirmed {
+		m.Kind = "new_key"
+		tokens = map[string]string{"revoke": c.Tokens.Revoke}
+		m.Tokens.Revoke = c.Tokens.Revoke
+	} else {
+		m.Tokens.Confirm, m.Tokens.Block = c.Tokens.Confirm, c.Tokens.Block
+	}
+	for action, raw := range tokens {
+		hash := HashToken(raw)
+		if _, err := tx.Exec(ctx, `INSERT INTO tokens (hash, action, account_id, api_key_id, expires_at)
+			VALUES ($1, $2, $3, $4, $5)`, hash[:], action, a.id, keyID, m.Expires); err != nil {
+			return err
+		}
+	}
+	err := tx.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM api_keys WHERE account_id = $1),
+		(SELECT count(*) FROM domains d JOIN api_keys k ON k.id = d.api_key_id WHERE k.account_id = $1)`,
+		a.id).Scan(&m.Keys, &m.Domains)
+	if err != nil {
+		return err
+	}
+	subject, body := c.Compose(m)
+	_, err = tx.Exec(ctx, `INSERT INTO outbox (kind, to_email, subject, body) VALUES ($1, $2, $3, $4)`,
+		m.Kind, c.Email, subject, body)
+	return err
+}
+
+// HashToken returns how a link token is stored.
+func HashToken(raw string) [32]byte { return sha256.Sum256([]byte(raw)) }

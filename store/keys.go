@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// RemoveDomain deletes a domain of a key and uncounts it; it reports false
+// when the key had no such domain.
+func (p *Postgres) RemoveDomain(ctx context.Context, d DomainRef) (bool, error) {
+	var removed bool
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		var keyID int64
+		var revoked bool
+		err := tx.QueryRow(ctx, `SELECT id, revoked_at IS NOT NULL FROM api_keys WHERE key_hash = $1 FOR UPDATE`,
+			d.Key.Hash[:]).Scan(&keyID, &revoked)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return ErrUnknownKey
+		case err != nil:
+			return err
+		case revoked:
+			return ErrKeyRevoked
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM domains WHERE api_key_id = $1 AND name = $2 AND port = $3`,
+			keyID, d.Name, d.Port)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		removed = true
+		if _, err := tx.Exec(ctx, `UPDATE api_keys SET domain_count = domain_count - 1 WHERE id = $1`, keyID); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO audit (remote_ip, action, key_prefix, detail)
+			VALUES ($1, 'domain.remove', $2, jsonb_build_object('domain', $3::text, 'port', $4::int))`,
+			inet(d.IP), d.Key.Prefix, d.Name, d.Port)
+		return err
+	})
+	return removed, classify(err)
+}
+
+// KeyStatus reports a key's state.
+func (p *Postgres) KeyStatus(ctx context.Context, k KeyRef) (KeyStatus, error) {
+	s := KeyStatus{Prefix: k.Prefix}
+	var email *string
+	err := p.pool.QueryRow(ctx, `SELECT a.email, coalesce(a.confirmed_at IS NOT NULL, false),
+			coalesce(a.blocked_at IS NOT NULL, false), k.revoked_at IS NOT NULL, k.domain_count, k.created_at
+		FROM api_keys k LEFT JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = $1`,
+		k.Hash[:]).Scan(&email, &s.Confirmed, &s.Blocked, &s.Revoked, &s.Domains, &s.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s, ErrUnknownKey
+	}
+	if email != nil {
+		s.Email = *email
+	}
+	return s, classify(err)
+}
+
+// KeyDomains lists a key's domains, oldest first.
+func (p *Postgres) KeyDomains(ctx context.Context, k KeyRef) ([]Domain, error) {
+	if _, err := p.KeyStatus(ctx, k); err != nil {
+		return nil, err
+	}
+	return p.domains(ctx, `WHERE k.key_hash = $1`, k.Hash[:]).collect()
+}
+
+// domainQuery is a pending query for domains.
+type domainQuery struct {
+	rows pgx.Rows
+	err  error
+}
+
+// domains selects domains with their key's prefix and whether they are
+// active, filtered by where (which may refer to k for the key and a for
+// the account).
+func (p *Postgres) domains(ctx context.Context, where string, args ...any) domainQuery {
+	rows, err := p.pool.Query(ctx, `SELECT d.name, d.port, d.wildcard, k.key_prefix,
+			coalesce(a.confirmed_at IS NOT NULL AND a.blocked_at IS NULL AND k.revoked_at IS NULL, false),
+			d.created_at
+		FROM domains d JOIN api_keys k ON k.id = d.api_key_id LEFT JOIN accounts a ON a.id = k.account_id
+		`+where+` ORDER BY d.created_at, d.id`, args...)
+	return domainQuery{rows: rows, err: err}
+}
+
+func (q domainQuery) collect() ([]Domain, error) {
+	if q.err != nil {
+		return nil, classify(q.err)
+	}
+	out, err := pgx.CollectRows(q.rows, func(row pgx.CollectableRow) (Domain, error) {
+		var d Domain
+		err := row.Scan(&d.Name, &d.Port, &d.Wildcard, &d.KeyPrefix, &d.Active, &d.CreatedAt)
+		return d, err
+	})
+	return out, classify(err)
+}

@@ -1,0 +1,56 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Mail is one queued mail.
+type Mail struct {
+	ID       int64
+	Kind     string
+	To       string
+	Subject  string
+	Body     string
+	Attempts int
+}
+
+// Outbox is what the mail sender needs.
+type Outbox interface {
+	// SendNext takes the oldest mail that is due, calls send with it, and
+	// records the outcome: sent, or failed and due again after backoff. It
+	// reports false when no mail was due.
+	SendNext(ctx context.Context, send func(Mail) error, backoff func(attempts int) time.Duration) (bool, error)
+}
+
+// SendNext holds the mail's row lock while send runs, so that servers
+// sharing the database never send one mail twice; SKIP LOCKED lets them
+// send different mails side by side.
+func (p *Postgres) SendNext(ctx context.Context, send func(Mail) error, backoff func(int) time.Duration) (bool, error) {
+	found := false
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		var m Mail
+		err := tx.QueryRow(ctx, `SELECT id, kind, to_email, subject, body, attempts FROM outbox
+			WHERE sent_at IS NULL AND next_try_at <= now() ORDER BY next_try_at, id
+			LIMIT 1 FOR UPDATE SKIP LOCKED`).Scan(&m.ID, &m.Kind, &m.To, &m.Subject, &m.Body, &m.Attempts)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		if sendErr := send(m); sendErr != nil {
+			_, err = tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = $2,
+				next_try_at = now() + $3::interval WHERE id = $1`, m.ID, sendErr.Error(), backoff(m.Attempts+1))
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, sent_at = now(), last_error = NULL
+			WHERE id = $1`, m.ID)
+		return err
+	})
+	return found, classify(err)
+}

@@ -1,0 +1,120 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TokenInfo is what a link token stands for.
+type TokenInfo struct {
+	Action    string // "confirm", "block" or "revoke"
+	Email     string // the account's
+	KeyPrefix string // the key the claim was about
+	Domains   int    // domains the account holds
+	ExpiresAt time.Time
+}
+
+// Tokens is what the web pages need: look a link up, and use it.
+type Tokens interface {
+	// LookupToken reports what a link for action does, without using it.
+	LookupToken(ctx context.Context, action, raw string) (TokenInfo, error)
+	// UseToken marks a link for action used and does what it stands for,
+	// in one transaction. A link works once, within TokenLifetime.
+	UseToken(ctx context.Context, action, raw string, ip netip.Addr) (TokenInfo, error)
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+}
+
+const tokenSQL = `SELECT t.id, t.action, a.id, a.email, coalesce(k.key_prefix, ''), t.api_key_id,
+		(SELECT count(*) FROM domains d JOIN api_keys dk ON dk.id = d.api_key_id WHERE dk.account_id = a.id),
+		t.expires_at, t.used_at IS NOT NULL
+	FROM tokens t JOIN accounts a ON a.id = t.account_id LEFT JOIN api_keys k ON k.id = t.api_key_id
+	WHERE t.hash = $1`
+
+// tokenRow is a token as read for checking and use.
+type tokenRow struct {
+	id, accountID int64
+	keyID         *int64
+	used          bool
+	info          TokenInfo
+}
+
+func readToken(ctx context.Context, q pgx.Tx, action, raw string, lock bool) (tokenRow, error) {
+	var t tokenRow
+	hash := HashToken(raw)
+	sql := tokenSQL
+	if lock {
+		sql += ` FOR UPDATE OF t`
+	}
+	err := q.QueryRow(ctx, sql, hash[:]).Scan(&t.id, &t.info.Action, &t.accountID, &t.info.Email,
+		&t.info.KeyPrefix, &t.keyID, &t.info.Domains, &t.info.ExpiresAt, &t.used)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows), err == nil && t.info.Action != action:
+		return tokenRow{}, ErrTokenUnknown
+	case err != nil:
+		return t, err
+	case t.used:
+		return t, ErrTokenUsed
+	case time.Now().After(t.info.ExpiresAt):
+		return t, ErrTokenExpired
+	}
+	return t, nil
+}
+
+// LookupToken reports what a link does, without using it.
+func (p *Postgres) LookupToken(ctx context.Context, action, raw string) (TokenInfo, error) {
+	var info TokenInfo
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		t, err := readToken(ctx, tx, action, raw, false)
+		info = t.info
+		return err
+	})
+	return info, classify(err)
+}
+
+// UseToken marks a link used and applies it: confirm or block its account,
+// or revoke its key.
+func (p *Postgres) UseToken(ctx context.Context, action, raw string, ip netip.Addr) (TokenInfo, error) {
+	var info TokenInfo
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		t, err := readToken(ctx, tx, action, raw, true)
+		info = t.info
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE tokens SET used_at = now() WHERE id = $1`, t.id); err != nil {
+			return err
+		}
+		return applyAction(ctx, tx, t.info.Action, t.accountID, t.keyID, ip, "link")
+	})
+	return info, classify(err)
+}
+
+// applyAction confirms or blocks an account, or revokes a key, and audits it.
+func applyAction(ctx context.Context, tx pgx.Tx, action string, accountID int64, keyID *int64, ip netip.Addr, by string) error {
+	var sql, audited string
+	var arg any = accountID
+	switch action {
+	case "confirm":
+		sql, audited = `UPDATE accounts SET confirmed_at = coalesce(confirmed_at, now()) WHERE id = $1`, "account.confirm"
+	case "block":
+		sql, audited = `UPDATE accounts SET blocked_at = coalesce(blocked_at, now()) WHERE id = $1`, "account.block"
+	case "revoke":
+		sql, audited = `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1`, "key.revoke"
+		arg = keyID
+	default:
+		return errors.New("unknown token action " + action)
+	}
+	if _, err := tx.Exec(ctx, sql, arg); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO audit (remote_ip, action, key_prefix, detail)
+		VALUES ($1, $2, (SELECT key_prefix FROM api_keys WHERE id = $4),
+			jsonb_build_object('email', (SELECT email FROM accounts WHERE id = $3), 'by', $5::text))`,
+		inet(ip), audited, accountID, keyID, by)
+	return err
+}

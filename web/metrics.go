@@ -1,0 +1,68 @@
+package web
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the server's Prometheus metrics, in a registry of their own.
+type Metrics struct {
+	Registry    *prometheus.Registry
+	commands    *prometheus.CounterVec
+	durations   *prometheus.HistogramVec
+	mailsSent   *prometheus.CounterVec
+	mailsFailed *prometheus.CounterVec
+	verbs       map[string]bool
+}
+
+// NewMetrics registers the metrics. verbs are the known commands: any other
+// verb a client sends is counted as "other", so clients cannot create
+// label values. openConns and queueDepth are read at each scrape.
+func NewMetrics(verbs []string, openConns, queueDepth func() int) *Metrics {
+	m := &Metrics{Registry: prometheus.NewRegistry(), verbs: map[string]bool{"-": true}}
+	for _, v := range verbs {
+		m.verbs[v] = true
+	}
+	m.commands = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keychest_commands_total", Help: "Commands answered, by verb and status code.",
+	}, []string{"verb", "status"})
+	m.durations = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "keychest_command_duration_seconds", Help: "Time from a command's line to its reply.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
+	}, []string{"verb"})
+	m.mailsSent = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keychest_mails_sent_total", Help: "Mails delivered, by kind.",
+	}, []string{"kind"})
+	m.mailsFailed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keychest_mails_failed_total", Help: "Failed delivery attempts, by kind.",
+	}, []string{"kind"})
+	m.Registry.MustRegister(m.commands, m.durations, m.mailsSent, m.mailsFailed,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keychest_connections_open", Help: "Open line-protocol connections.",
+		}, func() float64 { return float64(openConns()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keychest_queue_depth", Help: "Database commands waiting for a worker.",
+		}, func() float64 { return float64(queueDepth()) }),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// ObserveCommand counts one answered command.
+func (m *Metrics) ObserveCommand(verb string, code int, took time.Duration) {
+	if !m.verbs[verb] {
+		verb = "other"
+	}
+	m.commands.WithLabelValues(verb, strconv.Itoa(code)).Inc()
+	m.durations.WithLabelValues(verb).Observe(took.Seconds())
+}
+
+// MailSent counts a delivered mail.
+func (m *Metrics) MailSent(kind string) { m.mailsSent.WithLabelValues(kind).Inc() }
+
+// MailFailed counts a failed delivery attempt.
+func (m *Metrics) MailFailed(kind string) { m.mailsFailed.WithLabelValues(kind).Inc() }

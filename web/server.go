@@ -1,0 +1,145 @@
+// Package web serves the links of the confirmation mails, /healthz and
+// /metrics. A GET on a link only shows what it would do; only the POST
+// from the page's button acts, so mail scanners that follow links change
+// nothing.
+package web
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/keychest/keychest-lined/store"
+)
+
+//go:embed page.html
+var pageHTML string
+
+var pageTemplate = template.Must(template.New("page").Parse(pageHTML))
+
+// page is what one page shows.
+type page struct {
+	Title, Message, Button, Class string
+}
+
+// Handler serves the web endpoints.
+type Handler struct {
+	tokens  store.Tokens
+	metrics *Metrics
+	log     zerolog.Logger
+}
+
+// New returns the HTTP handler of the web endpoints.
+func New(tokens store.Tokens, metrics *Metrics, log zerolog.Logger) http.Handler {
+	h := &Handler{tokens: tokens, metrics: metrics, log: log}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", h.healthz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /{action}/{token}", h.show)
+	mux.HandleFunc("POST /{action}/{token}", h.act)
+	return mux
+}
+
+func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := h.tokens.Ping(ctx); err != nil {
+		h.log.Warn().Str("code", "ERR0503").Time("event_time", time.Now()).Err(err).Msg("healthz: database unreachable")
+		http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+// asks holds, per action, the page a GET shows and the one a POST shows.
+var asks = map[string]struct {
+	title, message, button, class string
+	doneTitle, doneMessage        string
+}{
+	"confirm": {"Confirm your KeyChest account",
+		"Confirm the account %[1]s? Its %[2]d domains become active, and KeyChest starts watching their certificates.",
+		"Confirm account", "",
+		"Account confirmed", "%[1]s is confirmed. Its %[2]d domains are active."},
+	"block": {"Block this KeyChest account?",
+		"If you did not ask KeyChest to watch certificates for %[1]s, block the account: its keys stop working and it takes no new ones.",
+		"Block account", "danger",
+		"Account blocked", "%[1]s is blocked. Its keys no longer work."},
+	"revoke": {"Revoke this API key?",
+		"The API key %[3]s... of %[1]s stops working at once. Its domains stay listed.",
+		"Revoke key", "danger",
+		"Key revoked", "The API key %[3]s... of %[1]s no longer works."},
+}
+
+func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
+	action := r.PathValue("action")
+	ask, ok := asks[action]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	info, err := h.tokens.LookupToken(r.Context(), action, r.PathValue("token"))
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	render(w, http.StatusOK, page{Title: ask.title, Message: fmt.Sprintf(ask.message, info.Email, info.Domains, info.KeyPrefix),
+		Button: ask.button, Class: ask.class})
+}
+
+func (h *Handler) act(w http.ResponseWriter, r *http.Request) {
+	action := r.PathValue("action")
+	ask, ok := asks[action]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	info, err := h.tokens.UseToken(r.Context(), action, r.PathValue("token"), clientIP(r))
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	h.log.Info().Str("code", "WEB0200").Time("event_time", time.Now()).Str("action", action).
+		Str("subject", info.KeyPrefix).Str("remote", clientIP(r).String()).Msg("link used")
+	render(w, http.StatusOK, page{Title: ask.doneTitle, Message: fmt.Sprintf(ask.doneMessage, info.Email, info.Domains, info.KeyPrefix)})
+}
+
+// fail shows why a link does not work.
+func (h *Handler) fail(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, store.ErrTokenUnknown):
+		render(w, http.StatusNotFound, page{Title: "Unknown link", Message: "This link is not valid. Check that it was copied whole."})
+	case errors.Is(err, store.ErrTokenUsed):
+		render(w, http.StatusGone, page{Title: "Link already used", Message: "This link has already been used; each link works once."})
+	case errors.Is(err, store.ErrTokenExpired):
+		render(w, http.StatusGone, page{Title: "Link expired", Message: "This link has expired; links work for 7 days."})
+	default:
+		h.log.Warn().Str("code", "ERR0503").Time("event_time", time.Now()).Err(err).Msg("link page failed")
+		render(w, http.StatusServiceUnavailable, page{Title: "Try again shortly", Message: "KeyChest cannot reach its database right now."})
+	}
+}
+
+func render(w http.ResponseWriter, code int, p page) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer") // the token is in the URL
+	w.WriteHeader(code)
+	pageTemplate.Execute(w, p)
+}
+
+func clientIP(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	ip, _ := netip.ParseAddr(host)
+	return ip.Unmap()
+}
