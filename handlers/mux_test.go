@@ -265,3 +265,41 @@ func TestInlineVerbsAndRouting(t *testing.T) {
 	expect(t, serve("command nope"), 400, `unknown command "nope"`)
 	expect(t, serve("command ping extra 1"), 400, `does not take "extra"`)
 }
+
+// The abuse limits answer 429 with a hint of when to retry.
+func TestAbuseLimits(t *testing.T) {
+	e := newEnv(t, 1000)
+	cfg := testConfig(1000)
+	cfg.KeysPerIPHour, cfg.ClaimsPerIPHour, cfg.MailsPerDay = 2, 1, 100
+	e.mux = NewMux(e.mux.store, cfg, zerolog.Nop())
+	first := e.do(t, "command apikey").Data
+	e.do(t, "command apikey")
+	expect(t, e.do(t, "command apikey"), 429, "too many new keys from 192.0.2.7; retry in 3")
+	expect(t, e.do(t, "command claim apikey "+first+" email a@example.com"), 200, "claimed")
+	expect(t, e.do(t, "command claim apikey "+first+" email a@example.com"), 429, "too many claims from 192.0.2.7; retry in")
+}
+
+// status, list and remove.
+func TestStatusListRemove(t *testing.T) {
+	e := newEnv(t, 1000)
+	key := e.do(t, "command apikey").Data
+	r := e.do(t, "command status apikey "+key)
+	if !strings.HasPrefix(r.Data, "key="+key[:8]+" claimed=no email=- confirmed=no blocked=no revoked=no domains=0 created=") {
+		t.Fatalf("status %q", r.Data)
+	}
+	for i := 0; i < 60; i++ {
+		e.do(t, fmt.Sprintf("command add domain host-number-%02d.example.org apikey %s", i, key))
+	}
+	r = e.do(t, "command list apikey "+key)
+	expect(t, r, 200, "60 domains")
+	if !strings.HasPrefix(r.Data, "host-number-00.example.org:443 host-number-01") || !strings.HasSuffix(r.Data, " more)") ||
+		len(r.Bytes()) >= 1000 {
+		t.Fatalf("list data (%d bytes) %q", len(r.Bytes()), r.Data)
+	}
+	expect(t, e.do(t, "command remove domain host-number-00.example.org apikey "+key), 200, "removed")
+	expect(t, e.do(t, "command remove domain host-number-00.example.org apikey "+key), 404, "not registered")
+	if r := e.do(t, "command status apikey "+key); !strings.Contains(r.Data, "domains=59") {
+		t.Fatalf("status after remove %q", r.Data)
+	}
+	expect(t, e.do(t, "command list apikey unknown-key-0123456789"), 401, "unknown apikey")
+}

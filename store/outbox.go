@@ -45,7 +45,8 @@ func (p *Postgres) SendNext(ctx context.Context, send func(Mail) error, backoff 
 		found = true
 		if sendErr := send(m); sendErr != nil {
 			_, err = tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = $2,
-				next_try_at = now() + $3::interval WHERE id = $1`, m.ID, sendErr.Error(), backoff(m.Attempts+1))
+				next_try_at = now() + $3 * interval '1 millisecond' WHERE id = $1`,
+				m.ID, sendErr.Error(), backoff(m.Attempts+1).Milliseconds())
 			return err
 		}
 		_, err = tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, sent_at = now(), last_error = NULL

@@ -10,39 +10,22 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/kelseyhightower/envconfig"
-	"github.com/rs/zerolog"
-
-	"github.com/keychest/keychest-lined/internal/pgtest"
 )
 
 // TestEndToEnd wires the server as main does, on a fresh database, and
-// speaks the seed's protocol to it over raw TCP.
+// speaks the seed's protocol to it over raw TCP, sending like "echo -ne"
+// and reading once like "dd bs=1000 count=1".
 func TestEndToEnd(t *testing.T) {
-	var cfg Config
-	if err := envconfig.Process("KEYCHEST_E2E_UNSET", &cfg); err != nil { // defaults only
-		t.Fatal(err)
-	}
-	cfg.Listen, cfg.HTTPListen, cfg.DatabaseURL = "127.0.0.1:0", "127.0.0.1:0", pgtest.NewDatabase(t)
-	a, err := start(cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.db.Close()
-	srv := a.lines
+	a := startApp(t, nil)
 	if a.schema != 2 {
 		t.Fatalf("schema version %d", a.schema)
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve() }()
-	addr := srv.Addr().String()
-
-	c, err := net.Dial("tcp", addr)
+	c, err := net.Dial("tcp", a.lineAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	// exchange sends like "echo -ne" and reads once like "dd bs=1000 count=1".
 	exchange := func(line string) string {
 		t.Helper()
 		if _, err := c.Write([]byte(line)); err != nil {
@@ -76,7 +59,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("after quit: %q", rest)
 	}
 
-	conn, err := pgx.Connect(context.Background(), cfg.DatabaseURL)
+	conn, err := pgx.Connect(context.Background(), a.cfg.DatabaseURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,12 +71,5 @@ func TestEndToEnd(t *testing.T) {
 		WHERE k.key_hash = $1`, hash[:]).Scan(&row)
 	if err != nil || row != "admin@example.com keychest.net:443" {
 		t.Fatalf("stored %q, %v", row, err)
-	}
-
-	if err := srv.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-served; err != nil {
-		t.Fatal(err)
 	}
 }

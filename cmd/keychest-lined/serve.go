@@ -33,6 +33,9 @@ type app struct {
 	web    *http.Server
 	webLn  net.Listener
 	schema int32
+
+	stopMail func()
+	mailDone chan struct{}
 }
 
 // serve starts everything and blocks until a signal or a fatal error. It
@@ -51,14 +54,7 @@ func serve(cfg Config, log zerolog.Logger) int {
 	defer a.db.Close()
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
-	served := make(chan error, 1)
-	go func() { served <- a.lines.Serve() }()
-	go a.web.Serve(a.webLn)
-	mailCtx, stopMail := context.WithCancel(context.Background())
-	mailDone := make(chan struct{})
-	go func() { a.sender.Run(mailCtx); close(mailDone) }()
-	defer func() { stopMail(); <-mailDone }()
-
+	served := a.launch()
 	select {
 	case addr := <-addrOf(a.lines):
 		log.Info().Str("code", "SRV0001").Time("event_time", time.Now()).Str("listen", addr).
@@ -73,16 +69,38 @@ func serve(cfg Config, log zerolog.Logger) int {
 		log.Info().Str("code", "SRV0010").Time("event_time", time.Now()).Str("signal", sig.String()).Msg("shutting down")
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
-		if err := a.lines.Shutdown(ctx); err != nil {
+		if err := a.stop(ctx); err != nil {
 			log.Warn().Str("code", "SRV0012").Time("event_time", time.Now()).Err(err).Msg("shutdown cut short")
 		}
-		a.web.Shutdown(ctx)
 		log.Info().Str("code", "SRV0011").Time("event_time", time.Now()).Msg("stopped")
 		return 0
 	case err := <-served:
 		log.Error().Str("code", "ERR0002").Time("event_time", time.Now()).Err(err).Msg("event loop stopped")
 		return 1
 	}
+}
+
+// launch starts the line server, the web server and the mail sender in the
+// background. The channel reports the line server's end.
+func (a *app) launch() <-chan error {
+	served := make(chan error, 1)
+	go func() { served <- a.lines.Serve() }()
+	go a.web.Serve(a.webLn)
+	ctx, cancel := context.WithCancel(context.Background())
+	a.stopMail = cancel
+	a.mailDone = make(chan struct{})
+	go func() { a.sender.Run(ctx); close(a.mailDone) }()
+	return served
+}
+
+// stop shuts down the line server (answering what is in flight), the web
+// server and the mail sender.
+func (a *app) stop(ctx context.Context) error {
+	err := a.lines.Shutdown(ctx)
+	a.web.Shutdown(ctx)
+	a.stopMail()
+	<-a.mailDone
+	return err
 }
 
 // start applies the migrations (waiting for the database up to the

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+	"github.com/rs/zerolog"
+
+	"github.com/keychest/keychest-lined/internal/pgtest"
+)
+
+// testApp is the whole server on a fresh database, on free loopback ports.
+type testApp struct {
+	*app
+	cfg      Config
+	lineAddr string
+	webURL   string
+}
+
+// startApp wires and launches the server as main does; change adjusts the
+// configuration first.
+func startApp(t *testing.T, change func(*Config)) *testApp {
+	t.Helper()
+	var cfg Config
+	if err := envconfig.Process("KEYCHEST_TEST_UNSET", &cfg); err != nil { // defaults only
+		t.Fatal(err)
+	}
+	cfg.Listen, cfg.HTTPListen, cfg.DatabaseURL = "127.0.0.1:0", "127.0.0.1:0", pgtest.NewDatabase(t)
+	if change != nil {
+		change(&cfg)
+	}
+	a, err := start(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.launch()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+		a.db.Close()
+	})
+	return &testApp{app: a, cfg: cfg, lineAddr: a.lines.Addr().String(), webURL: "http://" + a.webLn.Addr().String()}
+}
+
+// client is one line-protocol connection.
+type client struct {
+	t *testing.T
+	c net.Conn
+	r *bufio.Reader
+}
+
+func (a *testApp) dial(t *testing.T) *client {
+	c, err := net.Dial("tcp", a.lineAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	return &client{t: t, c: c, r: bufio.NewReader(c)}
+}
+
+// do sends one command and returns the data (if any) and the status line.
+func (c *client) do(line string) (data, status string) {
+	c.t.Helper()
+	if _, err := c.c.Write([]byte(line + "\n")); err != nil {
+		c.t.Fatal(err)
+	}
+	for {
+		l, err := c.r.ReadString('\n')
+		if err != nil {
+			c.t.Fatalf("%q: %v", line, err)
+		}
+		l = strings.TrimSuffix(l, "\n")
+		if d, ok := strings.CutPrefix(l, "data "); ok {
+			data = d
+			continue
+		}
+		return data, l
+	}
+}
+
+// must is do, failing the test unless the status starts with want.
+func (c *client) must(line, want string) string {
+	c.t.Helper()
+	data, status := c.do(line)
+	if !strings.HasPrefix(status, want) {
+		c.t.Fatalf("%q: got %q, want %q...", line, status, want)
+	}
+	return data
+}
+
+// get fetches a page; post presses its button.
+func get(t *testing.T, url string) (int, string)  { return fetch(t, http.MethodGet, url) }
+func post(t *testing.T, url string) (int, string) { return fetch(t, http.MethodPost, url) }
+
+func fetch(t *testing.T, method, url string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func zerologTo(w io.Writer) zerolog.Logger { return zerolog.New(w) }

@@ -1,0 +1,157 @@
+// Package smtptest is a real SMTP server for tests, built on
+// github.com/emersion/go-smtp: it listens on loopback, keeps every message
+// it accepts, and can be stopped and started again on the same port to play
+// a mail server that is down.
+package smtptest
+
+import (
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Message is one accepted mail.
+type Message struct {
+	From string
+	To   []string
+	Data string // headers and body as received, CRLF line ends
+}
+
+// Body returns the message's body with LF line ends.
+func (m Message) Body() string {
+	_, body, _ := strings.Cut(m.Data, "\r\n\r\n")
+	return strings.ReplaceAll(body, "\r\n", "\n")
+}
+
+// Header returns the first value of a header, or "".
+func (m Message) Header(name string) string {
+	head, _, _ := strings.Cut(m.Data, "\r\n\r\n")
+	for _, line := range strings.Split(head, "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// Server is the receiver.
+type Server struct {
+	Addr string
+
+	mu       sync.Mutex
+	messages []Message
+	arrived  chan struct{}
+	srv      *smtp.Server
+	ln       net.Listener
+}
+
+// Start listens on a free loopback port; the server stops when the test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{arrived: make(chan struct{}, 100)}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Addr = l.Addr().String()
+	s.serve(l)
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func (s *Server) serve(l net.Listener) {
+	srv := smtp.NewServer(s)
+	srv.Domain = "smtptest.localhost"
+	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
+	s.mu.Lock()
+	s.srv, s.ln = srv, l
+	s.mu.Unlock()
+	go srv.Serve(l)
+}
+
+// Stop closes the listener and every session: the mail server is down.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	srv, ln := s.srv, s.ln
+	s.srv, s.ln = nil, nil
+	s.mu.Unlock()
+	if srv != nil {
+		ln.Close() // ours to close: Serve may not have registered it yet
+		srv.Close()
+	}
+}
+
+// Restart listens again on the same address.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	l, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.serve(l)
+}
+
+// Messages returns what was received so far.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Message(nil), s.messages...)
+}
+
+// Wait waits until n messages have arrived, or fails the test after timeout.
+func (s *Server) Wait(t testing.TB, n int, timeout time.Duration) []Message {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		if msgs := s.Messages(); len(msgs) >= n {
+			return msgs
+		}
+		select {
+		case <-s.arrived:
+		case <-deadline:
+			t.Fatalf("%d messages arrived in %s, want %d", len(s.Messages()), timeout, n)
+		}
+	}
+}
+
+// NewSession implements smtp.Backend.
+func (s *Server) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{srv: s}, nil }
+
+type session struct {
+	srv *Server
+	msg Message
+}
+
+func (x *session) Reset()        { x.msg = Message{} }
+func (x *session) Logout() error { return nil }
+
+func (x *session) Mail(from string, _ *smtp.MailOptions) error {
+	x.msg.From = from
+	return nil
+}
+
+func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	x.msg.To = append(x.msg.To, to)
+	return nil
+}
+
+func (x *session) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	x.msg.Data = string(b)
+	x.srv.mu.Lock()
+	x.srv.messages = append(x.srv.messages, x.msg)
+	x.srv.mu.Unlock()
+	select {
+	case x.srv.arrived <- struct{}{}:
+	default:
+	}
+	return nil
+}
