@@ -66,9 +66,9 @@ var asks = map[string]struct {
 	doneTitle, doneMessage        string
 }{
 	"confirm": {"Confirm your KeyChest account",
-		"Confirm the account %[1]s? Its %[2]d domains become active, and KeyChest starts watching their certificates.",
+		"Confirm the account %[1]s? Its %[2]s become active, and KeyChest starts watching their certificates.",
 		"Confirm account", "",
-		"Account confirmed", "%[1]s is confirmed. Its %[2]d domains are active."},
+		"Account confirmed", "%[1]s is confirmed. Its %[2]s are active."},
 	"block": {"Block this KeyChest account?",
 		"If you did not ask KeyChest to watch certificates for %[1]s, block the account: its keys stop working and it takes no new ones.",
 		"Block account", "danger",
@@ -91,7 +91,7 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	render(w, http.StatusOK, page{Title: ask.title, Message: fmt.Sprintf(ask.message, info.Email, info.Domains, info.KeyPrefix),
+	render(w, http.StatusOK, page{Title: ask.title, Message: fmt.Sprintf(ask.message, info.Email, domains(info.Domains), info.KeyPrefix),
 		Button: ask.button, Class: ask.class})
 }
 
@@ -109,7 +109,7 @@ func (h *Handler) act(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info().Str("code", "WEB0200").Time("event_time", time.Now()).Str("action", action).
 		Str("subject", info.KeyPrefix).Str("remote", clientIP(r).String()).Msg("link used")
-	render(w, http.StatusOK, page{Title: ask.doneTitle, Message: fmt.Sprintf(ask.doneMessage, info.Email, info.Domains, info.KeyPrefix)})
+	render(w, http.StatusOK, page{Title: ask.doneTitle, Message: fmt.Sprintf(ask.doneMessage, info.Email, domains(info.Domains), info.KeyPrefix)})
 }
 
 // fail shows why a link does not work.
@@ -133,6 +133,14 @@ func render(w http.ResponseWriter, code int, p page) {
 	w.Header().Set("Referrer-Policy", "no-referrer") // the token is in the URL
 	w.WriteHeader(code)
 	pageTemplate.Execute(w, p)
+}
+
+// domains words a count of domains.
+func domains(n int) string {
+	if n == 1 {
+		return "1 domain"
+	}
+	return fmt.Sprintf("%d domains", n)
 }
 
 func clientIP(r *http.Request) netip.Addr {

@@ -1,0 +1,100 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
+
+	"github.com/keychest/keychest-lined/store"
+)
+
+// fakeTokens knows one confirm token, "good", and counts its uses.
+type fakeTokens struct {
+	used int
+	down bool
+}
+
+func (f *fakeTokens) LookupToken(_ context.Context, action, raw string) (store.TokenInfo, error) {
+	if action != "confirm" || raw != "good" {
+		return store.TokenInfo{}, store.ErrTokenUnknown
+	}
+	if f.used > 0 {
+		return store.TokenInfo{}, store.ErrTokenUsed
+	}
+	return store.TokenInfo{Action: action, Email: "o@example.com", Domains: 1}, nil
+}
+
+func (f *fakeTokens) UseToken(ctx context.Context, action, raw string, _ netip.Addr) (store.TokenInfo, error) {
+	info, err := f.LookupToken(ctx, action, raw)
+	if err == nil {
+		f.used++
+	}
+	return info, err
+}
+
+func (f *fakeTokens) Ping(context.Context) error {
+	if f.down {
+		return store.ErrUnavailable
+	}
+	return nil
+}
+
+func serve(h http.Handler, method, path string) (int, string) {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	return rec.Code, rec.Body.String()
+}
+
+func TestLinkPages(t *testing.T) {
+	tokens := &fakeTokens{}
+	h := New(tokens, NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), zerolog.Nop())
+	code, body := serve(h, "GET", "/confirm/good")
+	if code != 200 || !strings.Contains(body, "Its 1 domain become") || !strings.Contains(body, `<form method="post">`) || tokens.used != 0 {
+		t.Fatalf("GET: %d used=%d\n%s", code, tokens.used, body)
+	}
+	if code, body = serve(h, "POST", "/confirm/good"); code != 200 || !strings.Contains(body, "is confirmed") || tokens.used != 1 {
+		t.Fatalf("POST: %d used=%d\n%s", code, tokens.used, body)
+	}
+	for path, want := range map[string]int{"/confirm/good": 410, "/confirm/bad": 404, "/block/good": 404, "/launch/good": 404} {
+		if code, _ := serve(h, "GET", path); code != want {
+			t.Errorf("GET %s: %d, want %d", path, code, want)
+		}
+	}
+	// Text from the store is escaped.
+	if _, body := serve(h, "GET", "/confirm/<script>"); strings.Contains(body, "<script>") {
+		t.Error("unescaped input in a page")
+	}
+}
+
+func TestHealthz(t *testing.T) {
+	tokens := &fakeTokens{}
+	h := New(tokens, NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), zerolog.Nop())
+	if code, body := serve(h, "GET", "/healthz"); code != 200 || body != "ok\n" {
+		t.Fatalf("%d %q", code, body)
+	}
+	tokens.down = true
+	if code, _ := serve(h, "GET", "/healthz"); code != 503 {
+		t.Fatalf("database down: %d", code)
+	}
+}
+
+// Verbs a client makes up are counted as "other": no label per made-up verb.
+func TestMetricsBoundLabels(t *testing.T) {
+	m := NewMetrics([]string{"add"}, func() int { return 3 }, func() int { return 0 })
+	m.ObserveCommand("add", 200, time.Millisecond)
+	m.ObserveCommand("x-made-up-1", 400, time.Millisecond)
+	m.ObserveCommand("x-made-up-2", 400, time.Millisecond)
+	if n := testutil.CollectAndCount(m.commands); n != 2 {
+		t.Fatalf("%d series, want 2", n)
+	}
+	if v := testutil.ToFloat64(m.commands.WithLabelValues("other", "400")); v != 2 {
+		t.Fatalf("other: %v", v)
+	}
+}
