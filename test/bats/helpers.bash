@@ -12,7 +12,7 @@ start_server() {
 	export DB_NAME=$name
 	export DB_URL=${KEYCHEST_TEST_DATABASE_URL%%/postgres\?*}/$name?sslmode=disable
 	export SERVER_LOG="$BATS_FILE_TMPDIR/server.log"
-	KEYCHEST_DATABASE_URL=$DB_URL KEYCHEST_LISTEN=127.0.0.1:0 KEYCHEST_QUIET_PERIOD=25ms \
+	KEYCHEST_DATABASE_URL=$DB_URL KEYCHEST_LISTEN=127.0.0.1:0 KEYCHEST_HTTP_LISTEN=127.0.0.1:0 KEYCHEST_QUIET_PERIOD=25ms \
 		"$ROOT/bin/keychest-lined" >"$SERVER_LOG" 2>&1 &
 	export SERVER_PID=$!
 	local listen=""
