@@ -3,7 +3,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: build run test vet unit fuzz bats clean
+.PHONY: build run test bench vet clean
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/keychest-lined ./cmd/keychest-lined
@@ -13,6 +13,9 @@ run: build
 
 test: build
 	scripts/test.sh
+
+bench:
+	scripts/bench.sh
 
 vet:
 	go vet ./...

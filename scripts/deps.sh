@@ -2,6 +2,7 @@
 # Installs what running or testing keychest-lined needs, and only what is
 # missing, from Debian's packages. Safe to run again and again.
 #   scripts/deps.sh run    PostgreSQL
+#   scripts/deps.sh bench  PostgreSQL, redis-server, redis-tools
 #   scripts/deps.sh test   PostgreSQL, bats, ksh93, busybox, shellcheck,
 #                          openssl, certbot, and Pebble (the ACME test server,
 #                          built with go install into .local/bin)
@@ -9,15 +10,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want=(postgresql)
-if [ "${1:-run}" = test ]; then
-	want+=(bats ksh busybox shellcheck openssl certbot)
-fi
+case ${1:-run} in
+test) want+=(bats ksh busybox shellcheck openssl certbot) ;;
+bench) want+=(redis-server redis-tools) ;;
+esac
 
 missing=()
 for pkg in "${want[@]}"; do
 	case $pkg in
 	postgresql) ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=("$pkg") ;;
 	ksh) command -v ksh93 >/dev/null 2>&1 || missing+=("$pkg") ;;
+	redis-tools) command -v redis-benchmark >/dev/null 2>&1 || missing+=("$pkg") ;;
 	*) command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
 	esac
 done

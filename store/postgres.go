@@ -15,10 +15,17 @@ import (
 )
 
 // Postgres is the Store on PostgreSQL. pgx prepares each statement once per
-// connection and reuses it.
+// connection and reuses it. New keys and domains go through group commit.
 type Postgres struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	writes *groupCommitter
 }
+
+// Group commit: batch writers, and the most commands in one transaction.
+const (
+	batchWriters = 2
+	maxBatch     = 512
+)
 
 // Open connects a pool of at most maxConns connections to databaseURL.
 // It does not wait for the database: a database that is down at start is
@@ -33,7 +40,7 @@ func Open(ctx context.Context, databaseURL string, maxConns int) (*Postgres, err
 	if err != nil {
 		return nil, err
 	}
-	return &Postgres{pool: pool}, nil
+	return &Postgres{pool: pool, writes: newGroupCommitter(pool, batchWriters, maxBatch, 0)}, nil
 }
 
 // Close closes every connection of the pool.
@@ -52,18 +59,24 @@ INSERT INTO audit (remote_ip, action, key_prefix) SELECT $3, 'key.issue', $2 FRO
 
 // CreateKey registers a key the server generated.
 func (p *Postgres) CreateKey(ctx context.Context, k NewKey) error {
-	_, err := p.pool.Exec(ctx, createKeySQL, k.Key.Hash[:], k.Key.Prefix, inet(k.IP))
-	return classify(err)
+	return classify(p.writes.do(ctx, &writeOp{
+		order: k.Key.Hash[:],
+		queue: func(b *pgx.Batch) { b.Queue(createKeySQL, k.Key.Hash[:], k.Key.Prefix, inet(k.IP)) },
+		read: func(br pgx.BatchResults) error {
+			_, err := br.Exec()
+			return err
+		},
+	}))
 }
 
-// lockKeySQL takes the key's row lock before addDomainSQL starts, so that
-// addDomainSQL's snapshot already holds every domain committed for the key
-// by adds that held the lock before: it serialises adds for one key.
-const lockKeySQL = `SELECT id FROM api_keys WHERE key_hash = $1 FOR UPDATE`
-
-// addDomainSQL inserts the domain unless the key is at its limit, counts
-// and audits it. The final SELECT sees the rows as they were before the
-// statement, which tells "exists" from "limit reached".
+// addDomainSQL inserts the domain unless the key is revoked, blocked or at
+// its limit, counts and audits it, all in one statement. The key's row is
+// read from the statement's snapshot; ON CONFLICT waits for a concurrent
+// insert of the same domain and then does nothing, so a domain is stored
+// once. Outcome: inserted; or, under the limit, the insert met an existing
+// row; or, at the limit, the snapshot tells "exists" from "limit reached".
+// Two writers adding different domains to one key at once may both pass
+// the limit check: the limit can be exceeded by one per concurrent writer.
 const addDomainSQL = `
 WITH key AS (
     SELECT k.id, k.domain_count, k.revoked_at IS NOT NULL AS revoked,
@@ -86,28 +99,26 @@ WITH key AS (
 )
 SELECT (SELECT count(*) FROM key),
        (SELECT count(*) FROM ins),
-       (SELECT count(*) FROM domains d JOIN key ON d.api_key_id = key.id
-         WHERE d.name = $2 AND d.port = $3),
+       coalesce((SELECT domain_count < $6 FROM key), false)
+         OR EXISTS (SELECT 1 FROM domains d JOIN key ON d.api_key_id = key.id WHERE d.name = $2 AND d.port = $3),
        coalesce((SELECT revoked FROM key), false),
        coalesce((SELECT blocked FROM key), false),
        coalesce((SELECT confirmed FROM key), false)`
 
-// AddDomain records a domain for a known key. Both statements go in one
-// round trip and run as one implicit transaction.
+// AddDomain records a domain for a known key; its statement joins a group
+// commit.
 func (p *Postgres) AddDomain(ctx context.Context, d NewDomain) (AddResult, error) {
-	batch := &pgx.Batch{}
-	batch.Queue(lockKeySQL, d.Key.Hash[:])
-	batch.Queue(addDomainSQL, d.Key.Hash[:], d.Name, d.Port, d.Wildcard, inet(d.IP), d.MaxPerKey, d.Key.Prefix)
-	results := p.pool.SendBatch(ctx, batch)
-	var keys, inserted, existing int
-	var revoked, blocked, confirmed bool
-	_, err := results.Exec()
-	if err == nil {
-		err = results.QueryRow().Scan(&keys, &inserted, &existing, &revoked, &blocked, &confirmed)
-	}
-	if closeErr := results.Close(); err == nil {
-		err = closeErr
-	}
+	var keys, inserted int
+	var existing, revoked, blocked, confirmed bool
+	err := p.writes.do(ctx, &writeOp{
+		order: d.Key.Hash[:],
+		queue: func(b *pgx.Batch) {
+			b.Queue(addDomainSQL, d.Key.Hash[:], d.Name, d.Port, d.Wildcard, inet(d.IP), d.MaxPerKey, d.Key.Prefix)
+		},
+		read: func(br pgx.BatchResults) error {
+			return br.QueryRow().Scan(&keys, &inserted, &existing, &revoked, &blocked, &confirmed)
+		},
+	})
 	res := AddResult{Active: confirmed && !blocked}
 	switch {
 	case err != nil:
@@ -120,7 +131,7 @@ func (p *Postgres) AddDomain(ctx context.Context, d NewDomain) (AddResult, error
 		return res, ErrAccountBlocked
 	case inserted == 1:
 		res.Outcome = DomainAdded
-	case existing > 0:
+	case existing:
 		res.Outcome = DomainExists
 	default:
 		return res, ErrDomainLimit

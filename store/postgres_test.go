@@ -75,7 +75,7 @@ func TestClaimOutcomes(t *testing.T) {
 	ctx := context.Background()
 	claim := func(key, email string) (store.ClaimOutcome, error) {
 		return p.ClaimKey(ctx, store.Claim{Key: ref(key), Email: email, IP: ip,
-			Tokens: store.MailTokens{Confirm: key + "c", Block: key + "b", Revoke: key + "r"},
+			Tokens:  store.MailTokens{Confirm: key + "c", Block: key + "b", Revoke: key + "r"},
 			Compose: func(store.ClaimMail) (string, string) { return "s", "b" }, MaxMailsPerDay: 10, MaxUnconfirmedKeys: 10})
 	}
 	steps := []struct {

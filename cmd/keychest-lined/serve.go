@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -55,6 +56,9 @@ func serve(cfg Config, log zerolog.Logger) int {
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	served := a.launch()
+	if cfg.PProf != "" {
+		go servePProf(cfg.PProf, log)
+	}
 	select {
 	case addr := <-addrOf(a.lines):
 		log.Info().Str("code", "SRV0001").Time("event_time", time.Now()).Str("listen", addr).
@@ -77,6 +81,17 @@ func serve(cfg Config, log zerolog.Logger) int {
 	case err := <-served:
 		log.Error().Str("code", "ERR0002").Time("event_time", time.Now()).Err(err).Msg("event loop stopped")
 		return 1
+	}
+}
+
+// servePProf serves Go's profiler on its own listener.
+func servePProf(addr string, log zerolog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if err := http.ListenAndServe(addr, mux); err != nil {
+		log.Warn().Str("code", "SRV0005").Time("event_time", time.Now()).Err(err).Msg("pprof listener failed")
 	}
 }
 

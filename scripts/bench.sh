@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# make bench: starts a throwaway PostgreSQL and the server, loads it with
+# keychest-bench (a new connection per command, like the shell clients),
+# measures Redis and pgbench on the same machine in the same run, and
+# writes docs/benchmarks.md. Each figure is the median of REPEAT runs of
+# SECONDS each. Takes about four minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPEAT=${REPEAT:-3}
+SECONDS_EACH=${SECONDS_EACH:-5}
+OUT=${OUT:-docs/benchmarks.md}
+
+scripts/deps.sh bench
+make -s build
+go build -o bin/keychest-bench ./cmd/keychest-bench
+
+work=.local/bench
+scripts/pg.sh stop "$work" 2>/dev/null || true
+rm -rf "$work" && mkdir -p "$work"
+url=$(scripts/pg.sh start "$work")
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+server_pid="" redis_pid=""
+cleanup() {
+	[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
+	[ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null
+	scripts/pg.sh stop "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+	local p
+	while :; do
+		p=$((10000 + RANDOM % 22000))
+		(exec 9<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+	done
+}
+
+# The server, with limits that do not get in the way of a load test.
+port=$(free_port)
+KEYCHEST_DATABASE_URL=$url KEYCHEST_LISTEN=127.0.0.1:$port KEYCHEST_HTTP_LISTEN=127.0.0.1:0 \
+	KEYCHEST_MAX_CONNS_PER_IP=1000000 KEYCHEST_IDLE_TIMEOUT=5m KEYCHEST_LIMIT_KEYS_PER_IP_HOUR=0 \
+	KEYCHEST_LIMIT_CLAIMS_PER_IP_HOUR=0 KEYCHEST_LIMIT_MAILS_PER_DAY=100000000 \
+	KEYCHEST_LIMIT_UNCONFIRMED_KEYS=100000000 KEYCHEST_MAX_DOMAINS_PER_KEY=100000000 \
+	bin/keychest-lined >"$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 100); do
+	(exec 9<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+	sleep 0.1
+done
+
+# Redis from Debian's packages: the same round trip in a mature C server.
+rport=$(free_port)
+redis-server --port "$rport" --bind 127.0.0.1 --protected-mode no --save "" --appendonly no >"$work/redis.log" 2>&1 &
+redis_pid=$!
+sleep 0.5
+
+# ours LABEL ARGS...: one keychest-bench measurement, as a TSV line.
+declare -A row
+ours() {
+	local label=$1
+	shift
+	row[$label]=$(bin/keychest-bench -addr "127.0.0.1:$port" -pid "$server_pid" -d "${SECONDS_EACH}s" \
+		-repeat "$REPEAT" -format tsv "$@")
+	echo "  $label: ${row[$label]}" >&2
+}
+redis_ours() {
+	local label=$1
+	shift
+	row[$label]=$(bin/keychest-bench -redis -addr "127.0.0.1:$rport" -pid "$redis_pid" -d "${SECONDS_EACH}s" \
+		-repeat "$REPEAT" -format tsv "$@")
+	echo "  $label: ${row[$label]}" >&2
+}
+# median of the numbers on stdin
+median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+redis_benchmark() { # C -> requests/s, median of REPEAT
+	for _ in $(seq 1 "$REPEAT"); do
+		redis-benchmark -p "$rport" -k 0 -t ping_inline -c "$1" -n $((1 == $1 ? 20000 : 100000)) --csv 2>/dev/null |
+			awk -F'"' '/PING_INLINE/ {print $4}'
+	done | median
+}
+pgbench_tps() { # C -> tps, median of REPEAT
+	for _ in $(seq 1 "$REPEAT"); do
+		"$pgbin/pgbench" -n -c "$1" -j 2 -T "$SECONDS_EACH" -f "$work/insert.sql" "$url" 2>/dev/null |
+			awk '/^tps/ {print int($3)}'
+	done | median
+}
+
+echo "bench: peers" >&2
+rb64=$(redis_benchmark 64)
+rb1=$(redis_benchmark 1)
+psql -q "$url" -c "CREATE TABLE bench_kv (k bigint PRIMARY KEY, v int)"
+printf '\\set k random(1, 2000000000)\nINSERT INTO bench_kv VALUES (:k, 1) ON CONFLICT DO NOTHING;\n' >"$work/insert.sql"
+pg64=$(pgbench_tps 64)
+pg1=$(pgbench_tps 1)
+redis_ours redis64 -c 64
+redis_ours redis1 -c 1
+
+echo "bench: keychest-lined" >&2
+ours ping64 -c 64 -mix ping
+ours ping1 -c 1 -mix ping
+ours ping256 -c 256 -mix ping
+ours pingidle -c 64 -mix ping -idle 10000
+ours pingnonl -c 64 -mix ping -newline=false
+ours add64 -c 64 -mix add
+ours add256 -c 256 -mix add
+ours apikey64 -c 64 -mix apikey
+ours claim64 -c 64 -mix claim
+row[long]=$(bin/keychest-bench -addr "127.0.0.1:$port" -pid "$server_pid" -d 30s -c 64 -mix ping=2,add=1,apikey=1 -format tsv)
+echo "  long: ${row[long]}" >&2
+
+f() { echo "${row[$1]}" | cut -f"$2"; } # field of a row: 1 rate 2 p50 3 p90 4 p99 5 max 6 >=100ms 7 failed 8 rss 9 cpu
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+line() { # label key peer-rate peer-name
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %sx %s |\n' "$1" "$(f "$2" 1)" "$(f "$2" 2)" "$(f "$2" 4)" \
+		"$(f "$2" 5)" "$(f "$2" 6)" "$(f "$2" 7)" "$(f "$2" 8)" "$(f "$2" 9)" "$(ratio "$(f "$2" 1)" "$3")" "$4"
+}
+
+{
+	cat <<EOT
+# Benchmarks
+
+Written by \`make bench\` (scripts/bench.sh) on $(date -u '+%Y-%m-%d %H:%M UTC'); analysis and
+targets in [performance.md](performance.md).
+
+- Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/ {print $2}') GiB;
+  $(uname -sr); $(go version | cut -d' ' -f3); PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'),
+  Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'). Client and servers on this one machine.
+- keychest-bench opens a NEW connection for every command, sends one line (with a newline unless
+  said), reads the reply, closes; source addresses spread over 127.0.0.2 and up. Server: one evio
+  loop, 64 workers, 16 PostgreSQL connections, logging every command (JSON, info level).
+- Each figure is the median of $REPEAT runs of ${SECONDS_EACH} s (max: the worst run; failed and
+  slow counts: summed). Rates are commands per second; latencies in ms from connect to reply.
+- Peers, same run: \`redis-benchmark -k 0 -t ping_inline -c C\` (a new connection per request);
+  Redis measured with keychest-bench's own client (\`-redis\`: PING on a new connection), so
+  that both servers face the same client; \`pgbench -c C -j 2\` running a one-row
+  \`INSERT ... ON CONFLICT DO NOTHING\` over persistent connections.
+
+| peer | C | rate |
+|---|---|---|
+| redis-benchmark ping_inline | 64 | $rb64 |
+| redis-benchmark ping_inline | 1 | $rb1 |
+| Redis, keychest-bench client | 64 | $(f redis64 1) (p99 $(f redis64 4) ms) |
+| Redis, keychest-bench client | 1 | $(f redis1 1) (p99 $(f redis1 4) ms) |
+| pgbench one-row insert | 64 | $pg64 |
+| pgbench one-row insert | 1 | $pg1 |
+
+| keychest-lined | rate | p50 | p99 | max | replies >= 100 ms | failed | server RSS MB | server CPU s | ratio |
+|---|---|---|---|---|---|---|---|---|---|
+$(line "ping, C=64" ping64 "$(f redis64 1)" "Redis (same client)")
+$(line "ping, C=64 (vs redis-benchmark)" ping64 "$rb64" "redis-benchmark")
+$(line "ping, C=1" ping1 "$(f redis1 1)" "Redis (same client)")
+$(line "ping, C=256" ping256 "$(f ping64 1)" "ping C=64")
+$(line "ping, C=64, 10,000 idle connections open" pingidle "$(f ping64 1)" "ping C=64")
+$(line "ping without newline (echo -ne), C=64" pingnonl "$(f ping64 1)" "ping C=64")
+$(line "add, C=64" add64 "$pg64" "pgbench C=64")
+$(line "add, C=64 (vs Redis)" add64 "$(f redis64 1)" "Redis (same client)")
+$(line "add, C=256" add256 "$(f add64 1)" "add C=64")
+$(line "apikey, C=64" apikey64 "$(f redis64 1)" "Redis (same client)")
+$(line "claim, C=64" claim64 "$(f redis64 1)" "Redis (same client)")
+$(line "30 s mixed run (ping 2 : add 1 : apikey 1), C=64" long "$(f redis64 1)" "Redis (same client)")
+
+Errors seen (summed over the runs): $(for k in "${!row[@]}"; do e=$(echo "${row[$k]}" | cut -f10); [ -n "$e" ] && printf '%s: %s. ' "$k" "$e"; done; true)
+EOT
+} >"$OUT"
+echo "bench: wrote $OUT" >&2
