@@ -14,14 +14,15 @@ import (
 // newLogger returns the JSON logger. Every entry carries the time of
 // logging ("time"), the host's name and address, the version and the pid;
 // call sites add the event code ("code") and the time of the event
-// ("event_time"). Entries go through a ring buffer so a slow stdout never
-// stalls the event loop; if it overflows, the count of dropped entries is
-// reported on stderr.
+// ("event_time"). Entries go through a ring buffer, drained every 10 ms, so
+// a slow stdout never stalls the event loop and logging wakes no goroutine
+// per entry; if it overflows, the count of dropped entries is reported on
+// stderr.
 func newLogger(level, version string) (zerolog.Logger, io.Closer) {
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	zerolog.DurationFieldUnit = time.Millisecond
 	zerolog.DurationFieldInteger = false
-	w := diode.NewWriter(os.Stdout, 16384, 0, func(missed int) {
+	w := diode.NewWriter(os.Stdout, 16384, 10*time.Millisecond, func(missed int) {
 		fmt.Fprintf(os.Stderr, "keychest-lined: dropped %d log entries\n", missed)
 	})
 	lvl, err := zerolog.ParseLevel(level)
