@@ -3,7 +3,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: build run test bench vet clean
+.PHONY: build run test test-faults bench vet clean
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/keychest-lined ./cmd/keychest-lined
@@ -13,6 +13,11 @@ run: build
 
 test: build
 	scripts/test.sh
+
+# The fault tests (database down, kill -9, floods, hostile input) on their
+# own PostgreSQL; scripts/test.sh runs them too.
+test-faults: build
+	go test -tags faults -count=1 -timeout 15m ./test/faults/
 
 bench:
 	scripts/bench.sh

@@ -25,6 +25,9 @@ for target in FuzzParseLine FuzzFramer FuzzSession; do
 	go test -run '^$' -fuzz "^$target\$" -fuzztime "$FUZZTIME" "$pkg"
 done
 
+echo "== faults (database down, kill -9, floods, hostile input; own PostgreSQL)"
+go test -tags faults -count=1 -timeout 15m ./test/faults/
+
 echo "== bats (bash and ksh93)"
 bats test/bats | tee .local/bats.tap
 passed=$(grep -c '^ok ' .local/bats.tap || true)
