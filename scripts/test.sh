@@ -20,7 +20,7 @@ echo "== go test"
 go test -race -count=1 ./...
 
 echo "== fuzz ($FUZZTIME each)"
-for target in FuzzParseLine FuzzFramer FuzzSession; do
+for target in FuzzParseLine FuzzFramer FuzzSession FuzzMux; do
 	pkg=$(grep -l "func $target(" ./*/*_test.go | xargs -n1 dirname | head -n 1)
 	go test -run '^$' -fuzz "^$target\$" -fuzztime "$FUZZTIME" "$pkg"
 done
