@@ -58,9 +58,14 @@ func (m *Mux) claim(ctx context.Context, req *lineproto.Request) (lineproto.Repl
 	return lineproto.Reply{Code: lineproto.CodeOK, Text: text, Subject: ref.Prefix}, nil
 }
 
+// keyArg checks the request's apikey.
+func keyArg(req *lineproto.Request) (store.KeyRef, *lineproto.Error) {
+	raw, _ := req.Get("apikey")
+	return parseAPIKey(raw)
+}
+
 func claimArgs(req *lineproto.Request) (store.KeyRef, string, *lineproto.Error) {
-	rawKey, _ := req.Get("apikey")
-	ref, err := parseAPIKey(rawKey)
+	ref, err := keyArg(req)
 	if err != nil {
 		return ref, "", err
 	}
@@ -109,8 +114,7 @@ func (m *Mux) remove(ctx context.Context, req *lineproto.Request) (lineproto.Rep
 }
 
 func domainArgs(req *lineproto.Request) (store.KeyRef, Domain, *lineproto.Error) {
-	rawKey, _ := req.Get("apikey")
-	ref, err := parseAPIKey(rawKey)
+	ref, err := keyArg(req)
 	if err != nil {
 		return ref, Domain{}, err
 	}
@@ -121,8 +125,7 @@ func domainArgs(req *lineproto.Request) (store.KeyRef, Domain, *lineproto.Error)
 
 // status answers one data line of key=value pairs about a key.
 func (m *Mux) status(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
-	rawKey, _ := req.Get("apikey")
-	ref, err := parseAPIKey(rawKey)
+	ref, err := keyArg(req)
 	if err != nil {
 		return lineproto.Reply{}, err
 	}
@@ -143,8 +146,7 @@ const listBudget = 900
 // list answers a key's domains on one data line, cut to fit, with a count
 // of what was left out.
 func (m *Mux) list(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
-	rawKey, _ := req.Get("apikey")
-	ref, err := parseAPIKey(rawKey)
+	ref, err := keyArg(req)
 	if err != nil {
 		return lineproto.Reply{}, err
 	}
