@@ -42,7 +42,7 @@ func (m *Mux) claim(ctx context.Context, req *lineproto.Request) (lineproto.Repl
 			"too many claims from %s; retry in %s", req.Remote, roundUp(wait))
 	}
 	out, serr := m.store.ClaimKey(ctx, store.Claim{Key: ref, Email: email, IP: req.Remote,
-		Tokens: store.MailTokens{Confirm: newToken(), Block: newToken(), Revoke: newToken()},
+		Tokens:  store.MailTokens{Confirm: newToken(), Block: newToken(), Revoke: newToken()},
 		Compose: m.cfg.ComposeMail, MaxMailsPerDay: m.cfg.MailsPerDay, MaxUnconfirmedKeys: m.cfg.MaxUnconfirmedKeys})
 	if serr != nil {
 		return lineproto.Reply{Subject: ref.Prefix}, serr

@@ -60,8 +60,8 @@ func claimInTx(ctx context.Context, tx pgx.Tx, c Claim) (ClaimOutcome, error) {
 	return out, err
 }
 
-// ensureAccount finds the account for c.Email, creating it dormant
-// (unconfirmed) when it is new. A blocked account takes no claims.
+// ensureAccount finds and locks the account for c.Email, creating it
+// dormant (unconfirmed) when it is new. A blocked account takes no claims.
 func ensureAccount(ctx context.Context, tx pgx.Tx, c Claim) (account, error) {
 	var a account
 	err := tx.QueryRow(ctx, `INSERT INTO accounts (email, created_ip) VALUES ($1, $2)
@@ -74,8 +74,9 @@ func ensureAccount(ctx context.Context, tx pgx.Tx, c Claim) (account, error) {
 		return a, err
 	}
 	var blocked bool
+	// The row lock serialises claims for one account, so its limits hold.
 	err = tx.QueryRow(ctx, `SELECT id, confirmed_at IS NOT NULL, blocked_at IS NOT NULL
-		FROM accounts WHERE email = $1`, c.Email).Scan(&a.id, &a.confirmed, &blocked)
+		FROM accounts WHERE email = $1 FOR UPDATE`, c.Email).Scan(&a.id, &a.confirmed, &blocked)
 	if err == nil && blocked {
 		err = ErrAccountBlocked
 	}
@@ -124,9 +125,9 @@ func checkClaimLimits(ctx context.Context, tx pgx.Tx, c Claim, a account) error 
 	switch {
 	case err != nil:
 		return err
-	case mails >= c.MaxMailsPerDay:
+	case c.MaxMailsPerDay > 0 && mails >= c.MaxMailsPerDay:
 		return ErrMailLimit
-	case !a.confirmed && keys > c.MaxUnconfirmedKeys:
+	case c.MaxUnconfirmedKeys > 0 && !a.confirmed && keys > c.MaxUnconfirmedKeys:
 		return ErrUnconfirmedKeys
 	}
 	return nil

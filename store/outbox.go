@@ -30,6 +30,14 @@ type Outbox interface {
 // sharing the database never send one mail twice; SKIP LOCKED lets them
 // send different mails side by side.
 func (p *Postgres) SendNext(ctx context.Context, send func(Mail) error, backoff func(int) time.Duration) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	// Once a mail is handed to SMTP its outcome must be recorded even if
+	// ctx ends meanwhile (a shutdown): the transaction runs on its own.
+	txCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	ctx = txCtx
 	found := false
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		var m Mail
@@ -45,11 +53,11 @@ func (p *Postgres) SendNext(ctx context.Context, send func(Mail) error, backoff 
 		found = true
 		if sendErr := send(m); sendErr != nil {
 			_, err = tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = $2,
-				next_try_at = now() + $3 * interval '1 millisecond' WHERE id = $1`,
+				next_try_at = clock_timestamp() + $3 * interval '1 millisecond' WHERE id = $1`,
 				m.ID, sendErr.Error(), backoff(m.Attempts+1).Milliseconds())
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, sent_at = now(), last_error = NULL
+		_, err = tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, sent_at = clock_timestamp(), last_error = NULL
 			WHERE id = $1`, m.ID)
 		return err
 	})

@@ -70,13 +70,14 @@ func (p *Postgres) CreateKey(ctx context.Context, k NewKey) error {
 }
 
 // addDomainSQL inserts the domain unless the key is revoked, blocked or at
-// its limit, counts and audits it, all in one statement. The key's row is
-// read from the statement's snapshot; ON CONFLICT waits for a concurrent
-// insert of the same domain and then does nothing, so a domain is stored
-// once. Outcome: inserted; or, under the limit, the insert met an existing
-// row; or, at the limit, the snapshot tells "exists" from "limit reached".
-// Two writers adding different domains to one key at once may both pass
-// the limit check: the limit can be exceeded by one per concurrent writer.
+// its limit, counts and audits it, all in one statement. It locks the key's
+// row before anything else, so adds for one key run one after another (and
+// see its current count: the limit is exact), and every statement takes its
+// locks in the same order: key row, then domain. ON CONFLICT finds a domain
+// already there. Outcome: inserted; or, under the limit, the insert met an
+// existing row; or, at the limit, the snapshot tells "exists" from "limit
+// reached" (a racing insert of the same domain at the limit may read as
+// "limit reached", a retryable 429).
 const addDomainSQL = `
 WITH key AS (
     SELECT k.id, k.domain_count, k.revoked_at IS NOT NULL AS revoked,
@@ -84,6 +85,7 @@ WITH key AS (
            coalesce(a.confirmed_at IS NOT NULL, false) AS confirmed
     FROM api_keys k LEFT JOIN accounts a ON a.id = k.account_id
     WHERE k.key_hash = $1
+    FOR NO KEY UPDATE OF k
 ), ins AS (
     INSERT INTO domains (api_key_id, name, port, wildcard, created_ip)
     SELECT id, $2, $3, $4, $5 FROM key WHERE domain_count < $6 AND NOT revoked AND NOT blocked
@@ -119,10 +121,12 @@ func (p *Postgres) AddDomain(ctx context.Context, d NewDomain) (AddResult, error
 			return br.QueryRow().Scan(&keys, &inserted, &existing, &revoked, &blocked, &confirmed)
 		},
 	})
+	if err != nil {
+		// The variables may still be written by a batch that outlived ctx.
+		return AddResult{}, classify(err)
+	}
 	res := AddResult{Active: confirmed && !blocked}
 	switch {
-	case err != nil:
-		return res, classify(err)
 	case keys == 0:
 		return res, ErrUnknownKey
 	case revoked:
@@ -176,9 +180,10 @@ func classify(err error) error {
 	switch {
 	case errors.As(err, &pgErr):
 		// Class 08: connection exception; 53: insufficient resources;
-		// 57P: operator intervention (shutdown, cannot connect now).
+		// 57P: operator intervention (shutdown, cannot connect now);
+		// 40001/40P01: serialization failure, deadlock: worth a retry.
 		if strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "53") ||
-			strings.HasPrefix(pgErr.Code, "57P") {
+			strings.HasPrefix(pgErr.Code, "57P") || pgErr.Code == "40001" || pgErr.Code == "40P01" {
 			return fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 		return err

@@ -4,8 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"net/netip"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/keychest/keychest-lined/internal/pgtest"
 	"github.com/keychest/keychest-lined/store"
@@ -104,5 +109,97 @@ func TestPingDown(t *testing.T) {
 	defer p.Close()
 	if err := p.Ping(context.Background()); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("Ping: %v", err)
+	}
+}
+
+// Adds of shared domains to one key from many goroutines: group-commit
+// batches must not deadlock (each statement locks the key row first).
+func TestConcurrentAddsDoNotDeadlock(t *testing.T) {
+	p, _ := open(t)
+	ctx := context.Background()
+	k := ref("deadlock-key-0123456789")
+	if err := p.CreateKey(ctx, store.NewKey{Key: k, IP: ip}); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 16*40)
+	var wg sync.WaitGroup
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 40; i++ {
+				_, err := p.AddDomain(ctx, store.NewDomain{Key: k, Name: fmt.Sprintf("d%d.example", (g+i)%8),
+					Port: 443, IP: ip, MaxPerKey: 1000})
+				if err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// Concurrent claims of new keys for one existing account respect the
+// account's mail limit.
+func TestConcurrentClaimsRespectMailLimit(t *testing.T) {
+	p, url := open(t)
+	ctx := context.Background()
+	claim := func(key string) error {
+		_, err := p.ClaimKey(ctx, store.Claim{Key: ref(key), Email: "busy@example.com", IP: ip,
+			Tokens:  store.MailTokens{Confirm: key + "c", Block: key + "b", Revoke: key + "r"},
+			Compose: func(store.ClaimMail) (string, string) { return "s", "b" }, MaxMailsPerDay: 3, MaxUnconfirmedKeys: 1000})
+		return err
+	}
+	if err := claim("first-busy-key-0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 30; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			claim(fmt.Sprintf("busy-key-%02d-0123456789", i))
+		}()
+	}
+	wg.Wait()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var mails int
+	conn.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE to_email = 'busy@example.com'`).Scan(&mails)
+	if mails != 3 {
+		t.Fatalf("%d mails queued, limit 3", mails)
+	}
+}
+
+// A mail handed to SMTP is recorded as sent even when the sender's context
+// ends during the send (a graceful shutdown).
+func TestSentMailRecordedDespiteCancel(t *testing.T) {
+	p, url := open(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, err := p.ClaimKey(ctx, store.Claim{Key: ref("cancel-key-0123456789"), Email: "c@example.com", IP: ip,
+		Tokens:  store.MailTokens{Confirm: "c1", Block: "b1", Revoke: "r1"},
+		Compose: func(store.ClaimMail) (string, string) { return "s", "b" }, MaxMailsPerDay: 10, MaxUnconfirmedKeys: 10}); err != nil {
+		t.Fatal(err)
+	}
+	found, err := p.SendNext(ctx, func(store.Mail) error { cancel(); return nil }, func(int) time.Duration { return time.Second })
+	if !found || err != nil {
+		t.Fatalf("SendNext: %v %v", found, err)
+	}
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var sent bool
+	conn.QueryRow(context.Background(), `SELECT sent_at IS NOT NULL FROM outbox`).Scan(&sent)
+	if !sent {
+		t.Fatal("the mail was sent but not recorded: it would go out again")
 	}
 }

@@ -40,8 +40,8 @@ type Config struct {
 	MailRetryMax     time.Duration `envconfig:"MAIL_RETRY_MAX" default:"10m" desc:"longest wait between attempts at one mail"`
 	KeysPerIPHour    int           `envconfig:"LIMIT_KEYS_PER_IP_HOUR" default:"100" desc:"new keys per client address per hour (0: no limit); past it: 429"`
 	ClaimsPerIPHour  int           `envconfig:"LIMIT_CLAIMS_PER_IP_HOUR" default:"100" desc:"claims per client address per hour (0: no limit); past it: 429"`
-	MailsPerDay      int           `envconfig:"LIMIT_MAILS_PER_DAY" default:"10" desc:"mails to one address per day; a claim past it: 429"`
-	UnconfirmedKeys  int           `envconfig:"LIMIT_UNCONFIRMED_KEYS" default:"20" desc:"keys an unconfirmed account may hold; past it: 429"`
+	MailsPerDay      int           `envconfig:"LIMIT_MAILS_PER_DAY" default:"10" desc:"mails to one address per day (0: no limit); a claim past it: 429"`
+	UnconfirmedKeys  int           `envconfig:"LIMIT_UNCONFIRMED_KEYS" default:"20" desc:"keys an unconfirmed account may hold (0: no limit); past it: 429"`
 	ShutdownTimeout  time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"how long SIGTERM waits for commands in flight"`
 }
 

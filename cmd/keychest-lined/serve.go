@@ -114,7 +114,10 @@ func (a *app) stop(ctx context.Context) error {
 	err := a.lines.Shutdown(ctx)
 	a.web.Shutdown(ctx)
 	a.stopMail()
-	<-a.mailDone
+	select { // a mail being handed to SMTP gets a moment to be recorded
+	case <-a.mailDone:
+	case <-time.After(10 * time.Second):
+	}
 	return err
 }
 
@@ -156,7 +159,8 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 	a.lines = lineproto.NewServer(lcfg, mux, log)
 	metrics = web.NewMetrics(mux.Verbs(), a.lines.OpenConns, a.lines.QueueDepth)
 	a.sender.Observer = metrics
-	a.web = &http.Server{Handler: web.New(a.db, metrics, log), ReadHeaderTimeout: 10 * time.Second}
+	a.web = &http.Server{Handler: web.New(a.db, metrics, log), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	return a, nil
 }
 

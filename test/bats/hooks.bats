@@ -103,11 +103,11 @@ teardown_file() {
 	for target in 127.0.0.1:1 "127.0.0.1:$SILENT_PORT"; do
 		for sh in bash ksh93 "busybox sh"; do
 			start=$(date +%s)
-			run env KEYCHEST_SERVER="$target" KEYCHEST_TIMEOUT=3 KEYCHEST_NO_REEXEC=1 KEYCHEST_APIKEY=own-key-0123456789 \
+			run env KEYCHEST_SERVER="$target" KEYCHEST_TIMEOUT=03 KEYCHEST_NO_REEXEC=1 KEYCHEST_APIKEY=own-key-0123456789 \
 				KEYCHEST_GLOBAL_CLI_INI=/nonexistent KEYCHEST_CERTBOT_LOGS=/nonexistent $sh "$le/renewal-hooks/post/keychest"
 			took=$(($(date +%s) - start))
 			echo "$target $sh: $status after ${took}s: $output"
-			[ "$status" -ne 0 ]
+			[ "$status" -eq 1 ]
 			[ "$took" -le 5 ]
 			case $target in
 			*:1) [[ $output == *"cannot connect to 127.0.0.1:1"* ]] ;;
@@ -124,6 +124,18 @@ teardown_file() {
 	run_hook bash "$le" RENEWED_DOMAINS="renewed.example"
 	echo "$output"
 	[[ $output == *"domains from the certificates in $le/renewal and RENEWED_DOMAINS: renewed.example all.example"* ]]
+}
+
+@test "hook: a wildcard name is sent as it is, never matched against files" {
+	le=$(certbot_dir)
+	mkdir -p "$BATS_TEST_TMPDIR/cwd" && touch "$BATS_TEST_TMPDIR/cwd/evil.example.com" "$BATS_TEST_TMPDIR/cwd/other.example.com"
+	mv "$le/renewal-hooks/post" "$le/renewal-hooks/deploy"
+	run env KEYCHEST_SERVER="$HOST:$PORT" KEYCHEST_GLOBAL_CLI_INI=/nonexistent RENEWED_DOMAINS="*.example.com" \
+		sh -c "cd '$BATS_TEST_TMPDIR/cwd' && exec bash '$le/renewal-hooks/deploy/keychest'"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ $output == *"-> command add domain *.example.com apikey"* ]]
+	[ "$(domains_of_key "$(cat "$le/renewal-hooks/keychest_apikey")")" = "*.example.com" ]
 }
 
 @test "hook: busybox sh falls back to busybox nc" {
