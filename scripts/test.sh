@@ -15,6 +15,7 @@ export KEYCHEST_TEST_DATABASE_URL=${url%%/keychest\?*}/postgres?sslmode=disable
 
 echo "== go vet"
 go vet ./...
+go vet -tags faults ./test/faults/
 
 echo "== go test"
 go test -race -count=1 ./...
