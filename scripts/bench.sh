@@ -54,22 +54,16 @@ redis-server --port "$rport" --bind 127.0.0.1 --protected-mode no --save "" --ap
 redis_pid=$!
 sleep 0.5
 
-# ours LABEL ARGS...: one keychest-bench measurement, as a TSV line.
+# measure LABEL ARGS...: one keychest-bench measurement, kept as a TSV line.
 declare -A row
-ours() {
+measure() {
 	local label=$1
 	shift
-	row[$label]=$(bin/keychest-bench -addr "127.0.0.1:$port" -pid "$server_pid" -d "${SECONDS_EACH}s" \
-		-repeat "$REPEAT" -format tsv "$@")
+	row[$label]=$(bin/keychest-bench -d "${SECONDS_EACH}s" -repeat "$REPEAT" -format tsv "$@")
 	echo "  $label: ${row[$label]}" >&2
 }
-redis_ours() {
-	local label=$1
-	shift
-	row[$label]=$(bin/keychest-bench -redis -addr "127.0.0.1:$rport" -pid "$redis_pid" -d "${SECONDS_EACH}s" \
-		-repeat "$REPEAT" -format tsv "$@")
-	echo "  $label: ${row[$label]}" >&2
-}
+ours() { measure "$1" -addr "127.0.0.1:$port" -pid "$server_pid" "${@:2}"; }
+redis_ours() { measure "$1" -redis -addr "127.0.0.1:$rport" -pid "$redis_pid" "${@:2}"; }
 # median of the numbers on stdin
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 redis_benchmark() { # C -> requests/s, median of REPEAT

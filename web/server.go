@@ -79,13 +79,22 @@ var asks = map[string]struct {
 		"Key revoked", "The API key %[3]s... of %[1]s no longer works."},
 }
 
-func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
-	action := r.PathValue("action")
-	ask, ok := asks[action]
-	if !ok {
+// action returns the link's action and its pages, or answers 404.
+func action(w http.ResponseWriter, r *http.Request) (string, bool) {
+	a := r.PathValue("action")
+	if _, ok := asks[a]; !ok {
 		http.NotFound(w, r)
+		return "", false
+	}
+	return a, true
+}
+
+func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
+	action, ok := action(w, r)
+	if !ok {
 		return
 	}
+	ask := asks[action]
 	info, err := h.tokens.LookupToken(r.Context(), action, r.PathValue("token"))
 	if err != nil {
 		h.fail(w, err)
@@ -96,12 +105,11 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) act(w http.ResponseWriter, r *http.Request) {
-	action := r.PathValue("action")
-	ask, ok := asks[action]
+	action, ok := action(w, r)
 	if !ok {
-		http.NotFound(w, r)
 		return
 	}
+	ask := asks[action]
 	info, err := h.tokens.UseToken(r.Context(), action, r.PathValue("token"), clientIP(r))
 	if err != nil {
 		h.fail(w, err)
