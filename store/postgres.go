@@ -156,16 +156,10 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
-// isOwn reports whether err is one of this package's errors.
+// isOwn reports whether err is (or wraps) one of this package's errors.
 func isOwn(err error) bool {
-	for _, own := range []error{ErrUnknownKey, ErrKeyClaimed, ErrKeyRevoked, ErrAccountBlocked,
-		ErrDomainLimit, ErrMailLimit, ErrUnconfirmedKeys, ErrUnavailable, ErrNotFound,
-		ErrTokenUnknown, ErrTokenUsed, ErrTokenExpired, ErrAmbiguousPrefix} {
-		if errors.Is(err, own) {
-			return true
-		}
-	}
-	return false
+	var own ownError
+	return errors.As(err, &own)
 }
 
 // classify marks errors that mean "the database cannot be reached or is

@@ -4,7 +4,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"net/netip"
 	"time"
 )
@@ -148,19 +147,25 @@ type KeyStatus struct {
 // TokenLifetime is how long the links in a mail work.
 const TokenLifetime = 7 * 24 * time.Hour
 
+// ownError is the type of this package's errors: classify passes them
+// through as they are, and callers compare them with errors.Is.
+type ownError string
+
+func (e ownError) Error() string { return string(e) }
+
 // Errors the handlers turn into status codes.
 var (
-	ErrUnknownKey      = errors.New("unknown api key")
-	ErrKeyClaimed      = errors.New("api key bound to another email")
-	ErrKeyRevoked      = errors.New("api key revoked")
-	ErrAccountBlocked  = errors.New("account blocked")
-	ErrDomainLimit     = errors.New("domain limit reached for this key")
-	ErrMailLimit       = errors.New("mail limit reached for this address today")
-	ErrUnconfirmedKeys = errors.New("unconfirmed account holds too many keys")
-	ErrUnavailable     = errors.New("database unavailable")
-	ErrNotFound        = errors.New("not found")
-	ErrTokenUnknown    = errors.New("unknown link")
-	ErrTokenUsed       = errors.New("link already used")
-	ErrTokenExpired    = errors.New("link expired")
-	ErrAmbiguousPrefix = errors.New("key prefix matches more than one key")
+	ErrUnknownKey      error = ownError("unknown api key")
+	ErrKeyClaimed      error = ownError("api key bound to another email")
+	ErrKeyRevoked      error = ownError("api key revoked")
+	ErrAccountBlocked  error = ownError("account blocked")
+	ErrDomainLimit     error = ownError("domain limit reached for this key")
+	ErrMailLimit       error = ownError("mail limit reached for this address today")
+	ErrUnconfirmedKeys error = ownError("unconfirmed account holds too many keys")
+	ErrUnavailable     error = ownError("database unavailable")
+	ErrNotFound        error = ownError("not found")
+	ErrTokenUnknown    error = ownError("unknown link")
+	ErrTokenUsed       error = ownError("link already used")
+	ErrTokenExpired    error = ownError("link expired")
+	ErrAmbiguousPrefix error = ownError("key prefix matches more than one key")
 )
