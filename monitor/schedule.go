@@ -1,0 +1,310 @@
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/keychest/keychest-lined/store"
+)
+
+// Store is what the monitor needs of the database (store.Postgres).
+type Store interface {
+	SyncTargets(ctx context.Context, since, due time.Time) (time.Time, error)
+	Lease(ctx context.Context, owner string, now, until time.Time, n int) ([]store.MonTarget, error)
+	WriteBack(ctx context.Context, owner string, vs []store.Verdict) ([]bool, error)
+	Release(ctx context.Context, owner string, ids []int64) error
+	Housekeep(ctx context.Context, cutoff time.Time) (int64, error)
+	Overview(ctx context.Context, now time.Time) (store.MonitorOverview, error)
+}
+
+// Config is how a monitor runs.
+type Config struct {
+	Owner       string        // this monitor's name in leases (default: host, pid and a random part)
+	Concurrency int           // targets probed at once
+	Lease       time.Duration // how long a leased target is ours without a write
+	Poll        time.Duration // how often due targets are looked for
+	SyncEvery   time.Duration // how often new and newly confirmed domains become targets
+	FullSync    time.Duration // how often every active domain is checked for a target
+	History     time.Duration // how long removed targets and closed history are kept
+	Grace       time.Duration // how long a stopping monitor lets its probes finish
+	Policy      Policy
+	Now         func() time.Time
+}
+
+// DefaultConfig fills in what a caller left out.
+func (c Config) withDefaults() Config {
+	if c.Owner == "" {
+		host, _ := os.Hostname()
+		c.Owner = fmt.Sprintf("%s/%d/%s", host, os.Getpid(), randomTag())
+	}
+	c.Concurrency = max(c.Concurrency, 1)
+	def := map[*time.Duration]time.Duration{&c.Lease: 5 * time.Minute, &c.Poll: time.Second,
+		&c.SyncEvery: 10 * time.Second, &c.FullSync: time.Hour, &c.History: 400 * 24 * time.Hour,
+		&c.Grace: 20 * time.Second}
+	for p, d := range def {
+		if *p <= 0 {
+			*p = d
+		}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Monitor leases due targets, probes them and writes back what the judge
+// made of each. Many monitors may share one database: a target is leased
+// with FOR UPDATE SKIP LOCKED, probed outside any transaction, and written
+// back only while the lease is still held.
+type Monitor struct {
+	store   Store
+	prober  Prober
+	cfg     Config
+	log     zerolog.Logger
+	metrics *Metrics
+
+	syncedTo time.Time // the database's clock at the last sync (zero: never)
+	fullAt   time.Time // when the last full sync ran
+	houseAt  time.Time
+	viewAt   time.Time
+}
+
+// Prober probes one name (see probe.go; tests may pass another).
+type Prober interface {
+	Probe(ctx context.Context, host string, port int) Result
+}
+
+// New returns a monitor; metrics may be nil.
+func New(st Store, p Prober, cfg Config, log zerolog.Logger, metrics *Metrics) *Monitor {
+	return &Monitor{store: st, prober: p, cfg: cfg.withDefaults(), log: log, metrics: metrics}
+}
+
+// Owner is the name this monitor leases under.
+func (m *Monitor) Owner() string { return m.cfg.Owner }
+
+// leased is one target being probed.
+type leased struct {
+	target store.MonTarget
+	start  time.Time
+	result Result
+	abort  bool // the probe was cut short by shutdown: release, do not write
+}
+
+// Run works until ctx ends, then lets the probes in flight finish (up to
+// the grace period), writes them back, and releases anything unwritten.
+func (m *Monitor) Run(ctx context.Context) {
+	m.log.Info().Str("code", "MON0001").Time("event_time", time.Now()).Str("owner", m.cfg.Owner).
+		Int("concurrency", m.cfg.Concurrency).Msg("monitor started")
+	probeCtx, cancelProbes := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelProbes()
+	done := make(chan *leased, m.cfg.Concurrency)
+	written := make(chan struct{})
+	go func() { m.writer(done); close(written) }()
+	var inflight sync.WaitGroup
+	free := make(chan struct{}, m.cfg.Concurrency)
+	for range m.cfg.Concurrency {
+		free <- struct{}{}
+	}
+	tick := time.NewTicker(m.cfg.Poll)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		m.maintain(ctx)
+		for _, l := range m.lease(ctx, len(free)) {
+			<-free
+			inflight.Add(1)
+			go func() {
+				defer inflight.Done()
+				m.probe(probeCtx, l)
+				done <- l
+				free <- struct{}{}
+			}()
+		}
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+	}
+	stop := time.AfterFunc(m.cfg.Grace, cancelProbes)
+	inflight.Wait()
+	stop.Stop()
+	close(done)
+	<-written
+	m.log.Info().Str("code", "MON0002").Time("event_time", time.Now()).Str("owner", m.cfg.Owner).Msg("monitor stopped")
+}
+
+// Round probes every target due now and writes each back before it
+// returns: one round of the schedule, for tests, the benchmark and
+// "keychest-lined monitor --once".
+func (m *Monitor) Round(ctx context.Context) (int, error) {
+	m.maintain(ctx)
+	probed := 0
+	for {
+		batch := m.lease(ctx, m.cfg.Concurrency)
+		if len(batch) == 0 {
+			return probed, ctx.Err()
+		}
+		var wg sync.WaitGroup
+		for _, l := range batch {
+			wg.Add(1)
+			go func() { defer wg.Done(); m.probe(ctx, l) }()
+		}
+		wg.Wait()
+		if err := m.write(context.WithoutCancel(ctx), batch); err != nil {
+			return probed, err
+		}
+		probed += len(batch)
+	}
+}
+
+// lease takes up to n due targets.
+func (m *Monitor) lease(ctx context.Context, n int) []*leased {
+	if n == 0 {
+		return nil
+	}
+	now := m.cfg.Now()
+	targets, err := m.store.Lease(ctx, m.cfg.Owner, now, now.Add(m.cfg.Lease), n)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.log.Warn().Str("code", "MON0500").Time("event_time", time.Now()).Err(err).Msg("cannot lease targets")
+		}
+		return nil
+	}
+	m.metrics.leases(len(targets))
+	out := make([]*leased, len(targets))
+	for i, t := range targets {
+		out[i] = &leased{target: t, start: now}
+	}
+	return out
+}
+
+// probe runs one probe and records whether shutdown cut it short.
+func (m *Monitor) probe(ctx context.Context, l *leased) {
+	l.result = m.prober.Probe(ctx, l.target.Name, l.target.Port)
+	l.abort = ctx.Err() != nil
+	if !l.abort {
+		m.metrics.probed(l.result)
+	}
+}
+
+// writer writes back finished probes in batches: whatever has finished
+// by the time the previous batch committed.
+func (m *Monitor) writer(done <-chan *leased) {
+	for l := range done {
+		batch := []*leased{l}
+	more:
+		for len(batch) < 256 {
+			select {
+			case l, ok := <-done:
+				if !ok {
+					break more
+				}
+				batch = append(batch, l)
+			default:
+				break more
+			}
+		}
+		if err := m.write(context.Background(), batch); err != nil {
+			m.log.Warn().Str("code", "MON0501").Time("event_time", time.Now()).Err(err).Int("targets", len(batch)).
+				Msg("cannot write probes back; their leases run out and they are probed again")
+		}
+	}
+}
+
+// write judges finished probes and writes them back; aborted ones are
+// released for another monitor.
+func (m *Monitor) write(ctx context.Context, batch []*leased) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var verdicts []store.Verdict
+	var aborted []int64
+	for _, l := range batch {
+		if l.abort {
+			aborted = append(aborted, l.target.ID)
+			continue
+		}
+		v := m.cfg.Policy.Judge(l.target, l.result, m.cfg.Now())
+		v.StartedAt = l.start
+		verdicts = append(verdicts, v)
+	}
+	defer m.metrics.leases(-len(batch))
+	if len(aborted) > 0 {
+		if err := m.store.Release(ctx, m.cfg.Owner, aborted); err != nil {
+			return err
+		}
+	}
+	if len(verdicts) == 0 {
+		return nil
+	}
+	held, err := m.store.WriteBack(ctx, m.cfg.Owner, verdicts)
+	if err != nil {
+		return err
+	}
+	for i, v := range verdicts {
+		m.logVerdict(batch[i].target, v, held[i])
+	}
+	return nil
+}
+
+// maintain syncs targets, keeps history within its limit and refreshes the
+// metrics' overview, each on its own schedule.
+func (m *Monitor) maintain(ctx context.Context) {
+	now, wall := m.cfg.Now(), time.Now()
+	if wall.Sub(m.fullAt) >= m.cfg.FullSync || m.syncedTo.IsZero() {
+		m.syncedTo, m.fullAt = time.Time{}, wall
+	}
+	if m.syncedTo.IsZero() || wall.Sub(m.syncedTo) >= m.cfg.SyncEvery {
+		// Domains are stamped with their transaction's start; two minutes
+		// of overlap cover a transaction that committed after our last look.
+		since := m.syncedTo
+		if !since.IsZero() {
+			since = since.Add(-2 * time.Minute)
+		}
+		if to, err := m.store.SyncTargets(ctx, since, now); err == nil {
+			m.syncedTo = to
+		} else if ctx.Err() == nil {
+			m.log.Warn().Str("code", "MON0500").Time("event_time", time.Now()).Err(err).Msg("cannot sync targets")
+		}
+	}
+	if wall.Sub(m.houseAt) >= time.Hour {
+		m.houseAt = wall
+		if n, err := m.store.Housekeep(ctx, now.Add(-m.cfg.History)); err == nil && n > 0 {
+			m.log.Info().Str("code", "MON0010").Time("event_time", time.Now()).Int64("rows", n).Msg("old history deleted")
+		}
+	}
+	if m.metrics != nil && wall.Sub(m.viewAt) >= 15*time.Second {
+		m.viewAt = wall
+		if o, err := m.store.Overview(ctx, now); err == nil {
+			m.metrics.overview(o)
+		}
+	}
+}
+
+// logVerdict logs what changed: findings opened, changed and closed, a
+// renewal, a lost lease. A probe that changed nothing is logged at debug.
+func (m *Monitor) logVerdict(t store.MonTarget, v store.Verdict, held bool) {
+	base := func(e *zerolog.Event) *zerolog.Event {
+		return e.Time("event_time", v.CheckedAt).Str("target", fmt.Sprintf("%s:%d", t.Name, t.Port))
+	}
+	if !held {
+		base(m.log.Warn()).Str("code", "MON0502").Msg("lease ran out before the write; another monitor owns the target")
+		return
+	}
+	for _, f := range v.Open {
+		base(m.log.Info()).Str("code", "MON0101").Str("kind", f.Kind).Str("severity", f.Severity).Str("detail", f.Detail).Msg("finding opened")
+	}
+	for _, f := range v.Change {
+		base(m.log.Info()).Str("code", "MON0102").Str("kind", f.Kind).Str("severity", f.Severity).Str("detail", f.Detail).Msg("finding changed")
+	}
+	for _, k := range v.Close {
+		base(m.log.Info()).Str("code", "MON0103").Str("kind", k).Msg("finding closed")
+	}
+	for _, e := range v.Events {
+		base(m.log.Info()).Str("code", "MON0104").Str("event", e.Kind).Str("detail", e.Detail).Msg("certificate renewed")
+	}
+	base(m.log.Debug()).Str("code", "MON0100").Str("state", v.State).Time("next_due", v.NextDue).Msg("probed")
+}

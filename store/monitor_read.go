@@ -1,0 +1,233 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Watch is what the line commands and the operator need of the monitor's
+// results.
+type Watch interface {
+	// CertStatus reports the certificate state of one domain of a key.
+	CertStatus(ctx context.Context, k KeyRef, name string, port int) (CertStatus, error)
+	// RequestCheck asks for a probe of one domain of a key within a
+	// minute (never more often than once a minute).
+	RequestCheck(ctx context.Context, k KeyRef, name string, port int, now time.Time) error
+}
+
+// Errors of Watch.
+var (
+	ErrPending      error = ownError("domain pending until its account is confirmed")
+	ErrWildcardHost error = ownError("a wildcard has no host to probe")
+)
+
+// CertStatus is the monitor's view of one domain (or target).
+type CertStatus struct {
+	Name      string     `json:"name"`
+	Port      int        `json:"port"`
+	State     string     `json:"state"` // ok, warning, critical, pending, wildcard, unknown
+	Expires   *time.Time `json:"expires"`
+	IssuerCN  string     `json:"issuer"`
+	Addresses int        `json:"addresses"`
+	Checked   *time.Time `json:"checked"`
+	Findings  []string   `json:"findings"`
+}
+
+// FindingRow is one finding as the operator sees it.
+type FindingRow struct {
+	Name     string     `json:"name"`
+	Port     int        `json:"port"`
+	Kind     string     `json:"kind"`
+	Severity string     `json:"severity"`
+	Detail   string     `json:"detail"`
+	Opened   time.Time  `json:"opened"`
+	Raised   time.Time  `json:"raised"`
+	LastSeen *time.Time `json:"last_seen"`
+	Closed   *time.Time `json:"closed"`
+}
+
+// certRowsSQL reads targets with their soonest-expiring current
+// certificate, its issuer, how many addresses they answer on, and their
+// open findings; %s is a WHERE condition on t.
+const certRowsSQL = `
+SELECT t.name, t.port, CASE WHEN t.last_checked_at IS NULL THEN 'unknown' ELSE t.state END,
+       c.not_after, coalesce(c.issuer_cn, ''),
+       (SELECT count(*) FROM mon_observations o WHERE o.target_id = t.id AND o.ended_at IS NULL),
+       t.last_checked_at,
+       coalesce((SELECT array_agg(f.kind ORDER BY f.kind) FROM mon_findings f
+                 WHERE f.target_id = t.id AND f.closed_at IS NULL), '{}')
+FROM mon_targets t
+LEFT JOIN LATERAL (
+    SELECT c.not_after, c.issuer_cn FROM mon_observations o JOIN mon_certs c ON c.fingerprint = o.fingerprint
+    WHERE o.target_id = t.id AND o.ended_at IS NULL ORDER BY c.not_after LIMIT 1) c ON true
+WHERE `
+
+// certRows runs certRowsSQL with a condition.
+func (p *Postgres) certRows(ctx context.Context, where string, args ...any) ([]CertStatus, error) {
+	rows, err := p.pool.Query(ctx, certRowsSQL+where+` ORDER BY c.not_after NULLS LAST, t.name, t.port`, args...)
+	if err != nil {
+		return nil, classify(err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (CertStatus, error) {
+		var s CertStatus
+		err := row.Scan(&s.Name, &s.Port, &s.State, &s.Expires, &s.IssuerCN, &s.Addresses, &s.Checked, &s.Findings)
+		return s, err
+	})
+	return out, classify(err)
+}
+
+// Certs lists every watched target, or those of one account's domains,
+// soonest expiry first.
+func (p *Postgres) Certs(ctx context.Context, email string) ([]CertStatus, error) {
+	if email == "" {
+		return p.certRows(ctx, `t.active`)
+	}
+	return p.certRows(ctx, `t.active AND EXISTS (SELECT 1 FROM domains d JOIN api_keys k ON k.id = d.api_key_id
+		JOIN accounts a ON a.id = k.account_id WHERE a.email = $1 AND d.name = t.name AND d.port = t.port)`, email)
+}
+
+// Findings lists findings, newest first: all, or only open ones, of every
+// target or of one account's.
+func (p *Postgres) Findings(ctx context.Context, open bool, email string) ([]FindingRow, error) {
+	rows, err := p.pool.Query(ctx, `SELECT t.name, t.port, f.kind, f.severity, f.detail, f.opened_at, f.raised_at,
+			CASE WHEN f.closed_at IS NULL THEN t.last_checked_at ELSE f.last_seen_at END, f.closed_at
+		FROM mon_findings f JOIN mon_targets t ON t.id = f.target_id
+		WHERE (NOT $1 OR f.closed_at IS NULL)
+		  AND ($2 = '' OR EXISTS (SELECT 1 FROM domains d JOIN api_keys k ON k.id = d.api_key_id
+		      JOIN accounts a ON a.id = k.account_id WHERE a.email = $2 AND d.name = t.name AND d.port = t.port))
+		ORDER BY f.opened_at DESC, t.name, f.kind`, open, email)
+	if err != nil {
+		return nil, classify(err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (FindingRow, error) {
+		var f FindingRow
+		err := row.Scan(&f.Name, &f.Port, &f.Kind, &f.Severity, &f.Detail, &f.Opened, &f.Raised, &f.LastSeen, &f.Closed)
+		return f, err
+	})
+	return out, classify(err)
+}
+
+// keyDomain is one domain of a key, as "cert" and "check" find it.
+type keyDomain struct {
+	wildcard bool
+	active   bool
+}
+
+// findKeyDomain looks up a key's domain with the errors of "remove":
+// unknown key, revoked key or blocked account, no such domain.
+func (p *Postgres) findKeyDomain(ctx context.Context, k KeyRef, name string, port int) (keyDomain, error) {
+	var revoked, blocked, confirmed bool
+	var wildcard *bool
+	err := p.pool.QueryRow(ctx, `SELECT k.revoked_at IS NOT NULL, coalesce(a.blocked_at IS NOT NULL, false),
+			coalesce(a.confirmed_at IS NOT NULL, false),
+			(SELECT d.wildcard FROM domains d WHERE d.api_key_id = k.id AND d.name = $2 AND d.port = $3)
+		FROM api_keys k LEFT JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = $1`,
+		k.Hash[:], name, port).Scan(&revoked, &blocked, &confirmed, &wildcard)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return keyDomain{}, ErrUnknownKey
+	case err != nil:
+		return keyDomain{}, classify(err)
+	case revoked:
+		return keyDomain{}, ErrKeyRevoked
+	case blocked:
+		return keyDomain{}, ErrAccountBlocked
+	case wildcard == nil:
+		return keyDomain{}, ErrNotFound
+	}
+	return keyDomain{wildcard: *wildcard, active: confirmed}, nil
+}
+
+// CertStatus reports the state of one domain of a key: pending while its
+// account is unconfirmed; for a wildcard, the certificate seen elsewhere
+// that covers it, if any; else its target's, "unknown" before the first
+// probe.
+func (p *Postgres) CertStatus(ctx context.Context, k KeyRef, name string, port int) (CertStatus, error) {
+	d, err := p.findKeyDomain(ctx, k, name, port)
+	if err != nil {
+		return CertStatus{}, err
+	}
+	none := CertStatus{Name: name, Port: port, State: "unknown", Findings: []string{}}
+	switch {
+	case !d.active:
+		none.State = "pending"
+		return none, nil
+	case d.wildcard:
+		return p.wildcardStatus(ctx, none)
+	}
+	rows, err := p.certRows(ctx, `t.name = $1 AND t.port = $2`, name, port)
+	if err != nil || len(rows) == 0 {
+		return none, err
+	}
+	return rows[0], nil
+}
+
+// wildcardStatus reports the soonest-expiring certificate currently
+// served anywhere that names the wildcard among its SANs.
+func (p *Postgres) wildcardStatus(ctx context.Context, s CertStatus) (CertStatus, error) {
+	s.State = "wildcard"
+	var expires, checked time.Time
+	err := p.pool.QueryRow(ctx, `SELECT c.not_after, c.issuer_cn, t.last_checked_at
+		FROM mon_certs c JOIN mon_observations o ON o.fingerprint = c.fingerprint AND o.ended_at IS NULL
+		JOIN mon_targets t ON t.id = o.target_id
+		WHERE c.sans @> ARRAY[$1::text] ORDER BY c.not_after LIMIT 1`, s.Name).Scan(&expires, &s.IssuerCN, &checked)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return s, nil
+	case err != nil:
+		return s, classify(err)
+	}
+	s.Expires, s.Checked, s.Addresses = &expires, &checked, 1
+	return s, nil
+}
+
+// RequestCheck makes the target of an active domain due within a minute:
+// now, or a minute after its last probe, whichever is later.
+func (p *Postgres) RequestCheck(ctx context.Context, k KeyRef, name string, port int, now time.Time) error {
+	d, err := p.findKeyDomain(ctx, k, name, port)
+	switch {
+	case err != nil:
+		return err
+	case !d.active:
+		return ErrPending
+	case d.wildcard:
+		return ErrWildcardHost
+	}
+	_, err = p.pool.Exec(ctx, `INSERT INTO mon_targets (name, port, next_due, check_asked_at) VALUES ($1, $2, $3, $3)
+		ON CONFLICT (name, port) DO UPDATE SET check_asked_at = $3, active = true, removed_at = NULL,
+			next_due = least(mon_targets.next_due,
+			                 greatest($3, coalesce(mon_targets.last_checked_at + interval '1 minute', $3)))`,
+		name, port, now)
+	return classify(err)
+}
+
+// MonitorOverview is what /metrics reports of all targets.
+type MonitorOverview struct {
+	ByState       map[string]int
+	OldestOverdue time.Duration // how late the most overdue unleased target is
+}
+
+// Overview counts active targets by state and measures the oldest lag.
+func (p *Postgres) Overview(ctx context.Context, now time.Time) (MonitorOverview, error) {
+	o := MonitorOverview{ByState: map[string]int{}}
+	rows, err := p.pool.Query(ctx, `SELECT CASE WHEN last_checked_at IS NULL THEN 'unknown' ELSE state END, count(*)
+		FROM mon_targets WHERE active GROUP BY 1`)
+	if err != nil {
+		return o, classify(err)
+	}
+	var state string
+	var n int
+	if _, err := pgx.ForEachRow(rows, []any{&state, &n}, func() error { o.ByState[state] = n; return nil }); err != nil {
+		return o, classify(err)
+	}
+	var oldest *time.Time
+	err = p.pool.QueryRow(ctx, `SELECT min(next_due) FROM mon_targets
+		WHERE active AND next_due <= $1 AND (lease_until IS NULL OR lease_until < $1)`, now).Scan(&oldest)
+	if oldest != nil {
+		o.OldestOverdue = now.Sub(*oldest)
+	}
+	return o, classify(err)
+}

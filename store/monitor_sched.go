@@ -1,0 +1,145 @@
+package store
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// activeDomain is the condition under which a domain is watched: its
+// account is confirmed and not blocked, and its key is not revoked.
+const activeDomain = `a.confirmed_at IS NOT NULL AND a.blocked_at IS NULL AND k.revoked_at IS NULL`
+
+// syncTargetsSQL creates a target for every name and port of an active,
+// non-wildcard domain added or confirmed since $1, due at $2, and wakes a
+// target that had become inactive. Active targets are not rewritten.
+const syncTargetsSQL = `
+INSERT INTO mon_targets (name, port, next_due)
+SELECT DISTINCT d.name, d.port, $2::timestamptz
+FROM domains d JOIN api_keys k ON k.id = d.api_key_id JOIN accounts a ON a.id = k.account_id
+WHERE NOT d.wildcard AND ` + activeDomain + ` AND (d.created_at >= $1 OR a.confirmed_at >= $1)
+ON CONFLICT (name, port) DO UPDATE SET active = true, removed_at = NULL, next_due = EXCLUDED.next_due
+WHERE NOT mon_targets.active`
+
+// SyncTargets makes targets of the active domains added or confirmed since
+// since (the zero time: all of them), due at due. It returns the
+// database's clock at the start, the since of the next call.
+func (p *Postgres) SyncTargets(ctx context.Context, since, due time.Time) (time.Time, error) {
+	var started time.Time
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT now()`).Scan(&started); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, syncTargetsSQL, since, due)
+		return err
+	})
+	return started, classify(err)
+}
+
+// leaseSQL takes up to $4 due targets nobody holds (or whose lease ran
+// out), skipping rows another monitor is taking right now. A target no
+// active domain names any more is marked inactive instead of leased.
+const leaseSQL = `
+WITH due AS (
+    SELECT id, name, port FROM mon_targets
+    WHERE active AND next_due <= $1 AND (lease_until IS NULL OR lease_until < $1)
+    ORDER BY next_due LIMIT $4
+    FOR UPDATE SKIP LOCKED
+), live AS (
+    SELECT due.id, EXISTS (
+        SELECT 1 FROM domains d JOIN api_keys k ON k.id = d.api_key_id JOIN accounts a ON a.id = k.account_id
+        WHERE d.name = due.name AND d.port = due.port AND ` + activeDomain + `) AS active
+    FROM due
+)
+UPDATE mon_targets t SET
+    active = live.active,
+    removed_at = CASE WHEN live.active THEN NULL ELSE $1 END,
+    lease_owner = CASE WHEN live.active THEN $2 END,
+    lease_until = CASE WHEN live.active THEN $3::timestamptz END
+FROM live WHERE t.id = live.id
+RETURNING t.id, t.name, t.port, t.active, coalesce(t.last_checked_at, 'epoch'), t.failures, t.suspects`
+
+// Lease gives owner up to n due targets until until, with what the judge
+// needs of their past.
+func (p *Postgres) Lease(ctx context.Context, owner string, now, until time.Time, n int) ([]MonTarget, error) {
+	var out []MonTarget
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, leaseSQL, now, owner, until, n)
+		if err != nil {
+			return err
+		}
+		out = nil
+		for rows.Next() {
+			var t MonTarget
+			var active bool
+			if err := rows.Scan(&t.ID, &t.Name, &t.Port, &active, &t.LastChecked, &t.Failures, &t.Suspects); err != nil {
+				return err
+			}
+			if t.LastChecked.Equal(time.Unix(0, 0)) {
+				t.LastChecked = time.Time{}
+			}
+			if active {
+				out = append(out, t)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return loadPast(ctx, tx, out)
+	})
+	if err != nil {
+		return nil, classify(err)
+	}
+	return out, nil
+}
+
+// loadPast fills in the current observations and open findings of targets.
+func loadPast(ctx context.Context, tx pgx.Tx, targets []MonTarget) error {
+	if len(targets) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(targets))
+	byID := make(map[int64]*MonTarget, len(targets))
+	for i := range targets {
+		ids[i] = targets[i].ID
+		targets[i].Served, targets[i].Open = map[netip.Addr]Served{}, map[string]OpenFinding{}
+		byID[targets[i].ID] = &targets[i]
+	}
+	rows, err := tx.Query(ctx, `SELECT o.target_id, o.address, o.fingerprint, coalesce(o.error_class, ''),
+			coalesce(c.not_before, 'epoch'), coalesce(c.not_after, 'epoch')
+		FROM mon_observations o LEFT JOIN mon_certs c ON c.fingerprint = o.fingerprint
+		WHERE o.target_id = ANY($1) AND o.ended_at IS NULL`, ids)
+	if err != nil {
+		return err
+	}
+	var id int64
+	var addr netip.Addr
+	var s Served
+	if _, err := pgx.ForEachRow(rows, []any{&id, &addr, &s.Fingerprint, &s.ErrorClass, &s.NotBefore, &s.NotAfter}, func() error {
+		byID[id].Served[addr] = s
+		return nil
+	}); err != nil {
+		return err
+	}
+	rows, err = tx.Query(ctx, `SELECT target_id, kind, severity, detail, opened_at FROM mon_findings
+		WHERE target_id = ANY($1) AND closed_at IS NULL`, ids)
+	if err != nil {
+		return err
+	}
+	var f OpenFinding
+	_, err = pgx.ForEachRow(rows, []any{&id, &f.Kind, &f.Severity, &f.Detail, &f.OpenedAt}, func() error {
+		byID[id].Open[f.Kind] = f
+		return nil
+	})
+	return err
+}
+
+// Release gives back owner's leases on ids without probing them: they are
+// due again at once for any monitor.
+func (p *Postgres) Release(ctx context.Context, owner string, ids []int64) error {
+	_, err := p.pool.Exec(ctx, `UPDATE mon_targets SET lease_owner = NULL, lease_until = NULL
+		WHERE id = ANY($1) AND lease_owner = $2`, ids, owner)
+	return classify(err)
+}

@@ -1,0 +1,147 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// writeTargetSQL records a probe on its target, only while owner still
+// holds the lease, and releases it. It returns the previous check's time,
+// which becomes the last check of the observations the probe ends. A
+// "command check" that arrived while the probe ran ($8: its start) is
+// honoured a minute later, since the probe may have seen the old state.
+const writeTargetSQL = `
+UPDATE mon_targets t SET last_checked_at = $2, state = $4, failures = $5, suspects = $6,
+    next_due = CASE WHEN t.check_asked_at >= $8 THEN least($3, $2 + interval '1 minute') ELSE $3 END,
+    probes = t.probes + 1, lease_owner = NULL, lease_until = NULL
+FROM (SELECT id, last_checked_at FROM mon_targets WHERE id = $1) old
+WHERE t.id = old.id AND t.lease_owner = $7 AND t.lease_until >= $2
+RETURNING old.last_checked_at`
+
+// WriteBack writes verdicts in one transaction: first every target row
+// (one round trip), then the history of those whose lease was still held
+// (one more). It reports which verdicts were written; a verdict whose
+// lease ran out is dropped whole, since another monitor owns the target.
+func (p *Postgres) WriteBack(ctx context.Context, owner string, vs []Verdict) ([]bool, error) {
+	held := make([]bool, len(vs))
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		clear(held)
+		b := &pgx.Batch{}
+		for _, v := range vs {
+			b.Queue(writeTargetSQL, v.TargetID, v.CheckedAt, v.NextDue, v.State, v.Failures, nonNil(v.Suspects), owner, v.StartedAt)
+		}
+		prevChecked := make([]*time.Time, len(vs))
+		br := tx.SendBatch(ctx, b)
+		for i := range vs {
+			err := br.QueryRow().Scan(&prevChecked[i])
+			switch {
+			case errors.Is(err, pgx.ErrNoRows):
+			case err != nil:
+				br.Close()
+				return err
+			default:
+				held[i] = true
+			}
+		}
+		if err := br.Close(); err != nil {
+			return err
+		}
+		b = &pgx.Batch{}
+		for i, v := range vs {
+			if held[i] {
+				queueHistory(b, v, prevChecked[i])
+			}
+		}
+		if b.Len() == 0 {
+			return nil
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return nil, classify(err)
+	}
+	return held, nil
+}
+
+// queueHistory adds the rows a verdict changes besides its target's.
+func queueHistory(b *pgx.Batch, v Verdict, prevChecked *time.Time) {
+	for _, c := range v.Certs {
+		b.Queue(`INSERT INTO mon_certs (fingerprint, subject, issuer, issuer_cn, serial, sans, not_before, not_after,
+				key_type, key_bits, sig_alg, first_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+			ON CONFLICT (fingerprint) DO NOTHING`,
+			c.Fingerprint[:], c.Subject, c.Issuer, c.IssuerCN, c.Serial, nonNil(c.SANs), c.NotBefore, c.NotAfter,
+			c.KeyType, c.KeyBits, c.SigAlg, v.CheckedAt)
+	}
+	const endSQL = `UPDATE mon_observations SET ended_at = $3, last_checked_at = $4
+		WHERE target_id = $1 AND address = $2 AND ended_at IS NULL`
+	for _, o := range v.Observe {
+		b.Queue(endSQL, v.TargetID, o.Address, v.CheckedAt, prevChecked)
+		b.Queue(`INSERT INTO mon_observations (target_id, address, fingerprint, chain, tls_version, error_class,
+				error_detail, first_seen_at) VALUES ($1, $2, $3, $4, nullif($5, ''), nullif($6, ''), nullif($7, ''), $8)`,
+			v.TargetID, o.Address, o.Fingerprint, nonNilBytes(o.Chain), o.TLSVersion, o.ErrorClass, o.ErrorDetail, v.CheckedAt)
+	}
+	for _, a := range v.Gone {
+		b.Queue(endSQL, v.TargetID, a, v.CheckedAt, prevChecked)
+	}
+	for _, f := range v.Open {
+		b.Queue(`INSERT INTO mon_findings (target_id, kind, severity, detail, opened_at, raised_at)
+			VALUES ($1, $2, $3, $4, $5, $5)`, v.TargetID, f.Kind, f.Severity, f.Detail, v.CheckedAt)
+	}
+	for _, f := range v.Change {
+		b.Queue(`UPDATE mon_findings SET detail = $4,
+				raised_at = CASE WHEN `+severityRankSQL("$3")+` > `+severityRankSQL("severity")+` THEN $5 ELSE raised_at END,
+				severity = $3
+			WHERE target_id = $1 AND kind = $2 AND closed_at IS NULL`, v.TargetID, f.Kind, f.Severity, f.Detail, v.CheckedAt)
+	}
+	for _, kind := range v.Close {
+		b.Queue(`UPDATE mon_findings SET closed_at = $3, last_seen_at = $4
+			WHERE target_id = $1 AND kind = $2 AND closed_at IS NULL`, v.TargetID, kind, v.CheckedAt, prevChecked)
+	}
+	for _, e := range v.Events {
+		b.Queue(`INSERT INTO mon_events (target_id, at, kind, detail) VALUES ($1, $2, $3, $4)`,
+			v.TargetID, v.CheckedAt, e.Kind, e.Detail)
+	}
+}
+
+// severityRankSQL orders severities in SQL as the monitor does.
+func severityRankSQL(expr string) string {
+	return `(CASE ` + expr + `::text WHEN 'warning' THEN 1 WHEN 'critical' THEN 2 WHEN 'expired' THEN 3 ELSE 0 END)`
+}
+
+// Housekeep deletes what is older than the history kept: targets no
+// longer watched, closed findings, ended observations, events, and the
+// certificates nothing refers to any more.
+func (p *Postgres) Housekeep(ctx context.Context, cutoff time.Time) (int64, error) {
+	var deleted int64
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM mon_targets WHERE NOT active AND removed_at < $1`,
+			`DELETE FROM mon_findings WHERE closed_at < $1`,
+			`DELETE FROM mon_observations WHERE ended_at < $1`,
+			`DELETE FROM mon_events WHERE at < $1`,
+			`DELETE FROM mon_certs c WHERE first_seen < $1
+				AND NOT EXISTS (SELECT 1 FROM mon_observations o WHERE o.fingerprint = c.fingerprint)
+				AND NOT EXISTS (SELECT 1 FROM mon_observations o WHERE o.chain @> ARRAY[c.fingerprint])`,
+		} {
+			tag, err := tx.Exec(ctx, q, cutoff)
+			if err != nil {
+				return err
+			}
+			deleted += tag.RowsAffected()
+		}
+		return nil
+	})
+	return deleted, classify(err)
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func nonNilBytes(s [][]byte) [][]byte { return nonNil(s) }
