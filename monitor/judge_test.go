@@ -268,3 +268,7 @@ func TestObservationFingerprint(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func certLeaf(now time.Time, life, left time.Duration, names ...string) certtest.Leaf {
+	return certtest.Lifetime(now, life, left, names...)
+}

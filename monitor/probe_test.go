@@ -256,3 +256,25 @@ func TestCRLSizeCap(t *testing.T) {
 		t.Fatal("CRL over the size cap accepted")
 	}
 }
+
+// Names resolve through a DNS server on loopback, as with
+// KEYCHEST_MONITOR_RESOLVER; an unknown name is dns_nxdomain.
+func TestProbeThroughDNSServer(t *testing.T) {
+	f := newFixture(t)
+	s := f.serve("127.0.0.2", "dns.test", 90*day, 60*day)
+	dns, err := certtest.ServeDNS("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dns.Close()
+	dns.Set("dns.test", netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3"))
+	p := f.prober(loopback)
+	p.Resolver = NewResolver(dns.Addr())
+	res := p.Probe(context.Background(), "dns.test", s.Port())
+	if len(res.Addresses) != 2 || res.Addresses[0].Class != ClassOK || res.Addresses[1].Class != ClassRefused {
+		t.Fatalf("result %+v", res)
+	}
+	if c := p.Probe(context.Background(), "missing.test", s.Port()).Class; c != ClassNXDomain {
+		t.Fatalf("unknown name: %s", c)
+	}
+}
