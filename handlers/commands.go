@@ -14,7 +14,7 @@ import (
 
 // helpText lists the verbs on one data line.
 const helpText = "apikey | claim apikey K email E | add domain D apikey K | remove domain D apikey K | " +
-	"status apikey K | list apikey K | ping | version | help | quit"
+	"status apikey K | list apikey K | cert domain D apikey K | check domain D apikey K | ping | version | help | quit"
 
 // apikey issues a new random key and stores its hash.
 func (m *Mux) apikey(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
@@ -133,9 +133,9 @@ func (m *Mux) status(ctx context.Context, req *lineproto.Request) (lineproto.Rep
 	if serr != nil {
 		return lineproto.Reply{Subject: ref.Prefix}, serr
 	}
-	data := fmt.Sprintf("key=%s claimed=%s email=%s confirmed=%s blocked=%s revoked=%s domains=%d created=%s",
+	data := fmt.Sprintf("key=%s claimed=%s email=%s confirmed=%s blocked=%s revoked=%s domains=%d created=%s problems=%d",
 		st.Prefix, yesNo(st.Email != ""), orDash(st.Email), yesNo(st.Confirmed), yesNo(st.Blocked),
-		yesNo(st.Revoked), st.Domains, st.CreatedAt.UTC().Format(time.RFC3339))
+		yesNo(st.Revoked), st.Domains, st.CreatedAt.UTC().Format(time.RFC3339), st.Problems)
 	return lineproto.Reply{Data: data, Code: lineproto.CodeOK, Text: "key status", Subject: ref.Prefix}, nil
 }
 

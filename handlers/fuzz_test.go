@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -101,6 +102,23 @@ func (m *memStore) KeyDomains(_ context.Context, k store.KeyRef) ([]store.Domain
 
 func (m *memStore) Ping(context.Context) error { return nil }
 
+func (m *memStore) CertStatus(_ context.Context, k store.KeyRef, name string, port int) (store.CertStatus, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.keys[k.Hash]; !ok {
+		return store.CertStatus{}, store.ErrUnknownKey
+	}
+	if !m.domains[k.Hash][name] {
+		return store.CertStatus{}, store.ErrNotFound
+	}
+	return store.CertStatus{Name: name, Port: port, State: "unknown"}, nil
+}
+
+func (m *memStore) RequestCheck(ctx context.Context, k store.KeyRef, name string, port int, _ time.Time) error {
+	_, err := m.CertStatus(ctx, k, name, port)
+	return err
+}
+
 // FuzzMux runs arbitrary lines through the parser and the real handlers
 // over the store interface: nothing panics, every reply fits one read and
 // carries a known status code.
@@ -110,6 +128,7 @@ func FuzzMux(f *testing.F) {
 		"command add domain bücher.example:8443 apikey Own-Key-0123456789",
 		"command add domain *.x.example apikey Own-Key-0123456789", "command list apikey Own-Key-0123456789",
 		"command remove domain x.example apikey Own-Key-0123456789", "command status apikey Own-Key-0123456789",
+		"command cert domain x.example apikey Own-Key-0123456789", "command check domain x.example apikey Own-Key-0123456789",
 		"command add domain https://[::1]:0/ apikey k", "command claim apikey k email \"@\"",
 	} {
 		f.Add([]byte(seed))

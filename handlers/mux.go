@@ -58,6 +58,8 @@ func NewMux(st store.Store, cfg Config, log zerolog.Logger) *Mux {
 		"remove":  {args: []string{"domain", "apikey"}, blocking: true, run: m.remove},
 		"status":  {args: []string{"apikey"}, blocking: true, run: m.status},
 		"list":    {args: []string{"apikey"}, blocking: true, run: m.list},
+		"cert":    {args: []string{"domain", "apikey"}, blocking: true, run: m.cert},
+		"check":   {args: []string{"domain", "apikey"}, blocking: true, run: m.check},
 		"ping":    {run: m.ping},
 		"version": {run: m.version},
 		"help":    {run: m.help},

@@ -39,6 +39,11 @@ type Admin interface {
 	SetAccount(ctx context.Context, email, action string) error
 	// RevokeKey revokes the one key whose prefix starts with prefix.
 	RevokeKey(ctx context.Context, prefix string) (Key, error)
+	// Certs lists watched targets (of one account's domains when email
+	// is set), soonest expiry first.
+	Certs(ctx context.Context, email string) ([]CertStatus, error)
+	// Findings lists findings, newest first.
+	Findings(ctx context.Context, open bool, email string) ([]FindingRow, error)
 }
 
 // Accounts lists every account, oldest first.

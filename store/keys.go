@@ -46,9 +46,11 @@ func (p *Postgres) KeyStatus(ctx context.Context, k KeyRef) (KeyStatus, error) {
 	s := KeyStatus{Prefix: k.Prefix}
 	var email *string
 	err := p.pool.QueryRow(ctx, `SELECT a.email, coalesce(a.confirmed_at IS NOT NULL, false),
-			coalesce(a.blocked_at IS NOT NULL, false), k.revoked_at IS NOT NULL, k.domain_count, k.created_at
+			coalesce(a.blocked_at IS NOT NULL, false), k.revoked_at IS NOT NULL, k.domain_count, k.created_at,
+			(SELECT count(*) FROM domains d JOIN mon_targets t ON t.name = d.name AND t.port = d.port
+			 WHERE d.api_key_id = k.id AND t.active AND t.state IN ('warning', 'critical'))
 		FROM api_keys k LEFT JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = $1`,
-		k.Hash[:]).Scan(&email, &s.Confirmed, &s.Blocked, &s.Revoked, &s.Domains, &s.CreatedAt)
+		k.Hash[:]).Scan(&email, &s.Confirmed, &s.Blocked, &s.Revoked, &s.Domains, &s.CreatedAt, &s.Problems)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return s, ErrUnknownKey
 	}

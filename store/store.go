@@ -28,6 +28,8 @@ type Store interface {
 	KeyDomains(ctx context.Context, k KeyRef) ([]Domain, error)
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
+	// Watch reads and asks for the monitor's results.
+	Watch
 }
 
 // KeyRef identifies an API key by its SHA-256 hash; Prefix is the short,
@@ -142,6 +144,7 @@ type KeyStatus struct {
 	Revoked   bool
 	Domains   int
 	CreatedAt time.Time
+	Problems  int // domains of the key whose target has an open finding
 }
 
 // TokenLifetime is how long the links in a mail work.

@@ -27,7 +27,7 @@ type subcommand struct {
 // cliArgs are the parsed flags of a subcommand.
 type cliArgs struct {
 	email, keyPrefix string
-	json             bool
+	json, open       bool
 }
 
 var subcommands = map[string]subcommand{
@@ -37,6 +37,8 @@ var subcommands = map[string]subcommand{
 	"confirm":  {"confirm an account, as its mail's link does", "email", setAccount("confirm")},
 	"block":    {"block an account: its keys stop working", "email", setAccount("block")},
 	"revoke":   {"revoke the key with this prefix", "key-prefix", revokeKey},
+	"certs":    {"every watched target: state and days left, soonest expiry first (--email: one account's)", "", listCerts},
+	"findings": {"the monitor's findings, newest first (--open: open ones only; --email: one account's)", "", listFindings},
 }
 
 // runSubcommand parses flags, connects, runs. Exit codes: 0 done, 1 failed,
@@ -47,6 +49,7 @@ func runSubcommand(sub subcommand, args []string) int {
 	fs.StringVar(&a.email, "email", "", "the account's email")
 	fs.StringVar(&a.keyPrefix, "key-prefix", "", "the start of an API key (4 to 8 characters)")
 	fs.BoolVar(&a.json, "json", false, "print JSON instead of a table")
+	fs.BoolVar(&a.open, "open", false, "findings: only the open ones")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -81,7 +84,7 @@ func runSubcommand(sub subcommand, args []string) int {
 // check validates the flags a subcommand needs, normalising the email.
 func (a *cliArgs) check(needs string, extra int) error {
 	if extra > 0 {
-		return errors.New("unexpected arguments; flags are --email, --key-prefix and --json")
+		return errors.New("unexpected arguments; flags are --email, --key-prefix, --open and --json")
 	}
 	switch needs {
 	case "email":

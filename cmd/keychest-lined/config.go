@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -43,6 +44,40 @@ type Config struct {
 	MailsPerDay      int           `envconfig:"LIMIT_MAILS_PER_DAY" default:"10" desc:"mails to one address per day (0: no limit); a claim past it: 429"`
 	UnconfirmedKeys  int           `envconfig:"LIMIT_UNCONFIRMED_KEYS" default:"20" desc:"keys an unconfirmed account may hold (0: no limit); past it: 429"`
 	ShutdownTimeout  time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"how long SIGTERM waits for commands in flight"`
+	MonitorConfig
+}
+
+// MonitorConfig is the certificate monitor's part of the configuration.
+type MonitorConfig struct {
+	Monitor             string        `envconfig:"MONITOR" default:"on" desc:"on: the line server also runs the certificate monitor; off: run it apart with 'keychest-lined monitor'"`
+	MonitorResolver     string        `envconfig:"MONITOR_RESOLVER" desc:"host:port of the DNS server the monitor asks (default: the system resolver)"`
+	MonitorCAFile       string        `envconfig:"MONITOR_CA_FILE" desc:"PEM file of roots the monitor trusts besides the system's"`
+	MonitorAllowNets    string        `envconfig:"MONITOR_ALLOW_NETS" desc:"CIDR list the monitor may dial besides public addresses (e.g. 127.0.0.0/8)"`
+	MonitorConcurrency  int           `envconfig:"MONITOR_CONCURRENCY" default:"64" desc:"connections the monitor makes at once (two at most per address)"`
+	MonitorInterval     time.Duration `envconfig:"MONITOR_INTERVAL" default:"6h" desc:"time between probes of a healthy target (jittered by 10%; hourly while something is wrong)"`
+	MonitorHistory      span          `envconfig:"MONITOR_HISTORY" default:"400d" desc:"how long the history of removed targets and closed findings is kept"`
+	MonitorWarnFraction float64       `envconfig:"MONITOR_WARN_FRACTION" default:"0.25" desc:"warning when less than this part of the certificate's lifetime is left..."`
+	MonitorWarnMax      span          `envconfig:"MONITOR_WARN_MAX" default:"30d" desc:"...or less than this, whichever is shorter"`
+	MonitorCritFraction float64       `envconfig:"MONITOR_CRIT_FRACTION" default:"0.1" desc:"critical when less than this part of the lifetime is left..."`
+	MonitorCritMax      span          `envconfig:"MONITOR_CRIT_MAX" default:"7d" desc:"...or less than this, whichever is shorter (and once expired)"`
+}
+
+// span is a duration that also takes whole days: "400d", "36h".
+type span time.Duration
+
+// Decode implements envconfig.Decoder.
+func (s *span) Decode(v string) error {
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q: want whole days like 400d, or a duration like 36h", v)
+		}
+		*s = span(time.Duration(n) * 24 * time.Hour)
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	*s = span(d)
+	return err
 }
 
 // loadConfig reads the environment and checks what it can.
@@ -61,7 +96,7 @@ func loadConfig() (Config, error) {
 	case c.QuietPeriod <= 0 || c.IdleTimeout <= 0 || c.MaxLifetime <= 0 || c.RequestTimeout <= 0:
 		return c, fmt.Errorf("timeouts must be positive")
 	}
-	return c, nil
+	return c, c.MonitorConfig.check()
 }
 
 // printUsage lists every variable with its default.
@@ -72,7 +107,7 @@ func printUsage() {
 	tw.Flush()
 	fmt.Fprintf(os.Stderr, "\nOperator commands (same configuration; --json for scripts):\n\n")
 	tw = tabwriter.NewWriter(os.Stderr, 0, 4, 2, ' ', 0)
-	for _, name := range []string{"accounts", "domains", "keys", "confirm", "block", "revoke"} {
+	for _, name := range []string{"accounts", "domains", "keys", "confirm", "block", "revoke", "certs", "findings"} {
 		sub := subcommands[name]
 		flags := ""
 		if sub.needs != "" {
@@ -80,5 +115,7 @@ func printUsage() {
 		}
 		fmt.Fprintf(tw, "  keychest-lined %s %s\t%s\n", name, flags, sub.summary)
 	}
+	fmt.Fprintf(tw, "  keychest-lined probe HOST[:PORT]\tprobe one name now and print what it serves (nothing stored)\n")
+	fmt.Fprintf(tw, "  keychest-lined monitor [--once]\trun the certificate monitor alone (set KEYCHEST_MONITOR=off on the line servers)\n")
 	tw.Flush()
 }

@@ -18,6 +18,10 @@ func main() {
 			os.Exit(runSubcommand(sub, os.Args[2:]))
 		}
 		switch os.Args[1] {
+		case "monitor":
+			os.Exit(runMonitor(os.Args[2:]))
+		case "probe":
+			os.Exit(runProbe(os.Args[2:]))
 		case "-h", "-help", "--help", "help":
 			printUsage()
 			return

@@ -17,6 +17,7 @@ import (
 	"github.com/keychest/keychest-lined/handlers"
 	"github.com/keychest/keychest-lined/lineproto"
 	"github.com/keychest/keychest-lined/mailer"
+	"github.com/keychest/keychest-lined/monitor"
 	"github.com/keychest/keychest-lined/store"
 	"github.com/keychest/keychest-lined/web"
 )
@@ -37,6 +38,10 @@ type app struct {
 
 	stopMail func()
 	mailDone chan struct{}
+
+	monitor     *monitor.Monitor // nil with KEYCHEST_MONITOR=off
+	stopMonitor func()
+	monitorDone chan struct{}
 }
 
 // serve starts everything and blocks until a signal or a fatal error. It
@@ -63,7 +68,7 @@ func serve(cfg Config, log zerolog.Logger) int {
 	case addr := <-addrOf(a.lines):
 		log.Info().Str("code", "SRV0001").Time("event_time", time.Now()).Str("listen", addr).
 			Str("http", a.webLn.Addr().String()).Int32("schema", a.schema).Int("max_conns", cfg.MaxConns).
-			Bool("smtp", cfg.SMTPURL != "").Msg("serving")
+			Bool("smtp", cfg.SMTPURL != "").Bool("monitor", a.monitor != nil).Msg("serving")
 	case err := <-served:
 		log.Error().Str("code", "ERR0002").Time("event_time", time.Now()).Err(err).Msg("cannot listen")
 		return 1
@@ -105,14 +110,29 @@ func (a *app) launch() <-chan error {
 	a.stopMail = cancel
 	a.mailDone = make(chan struct{})
 	go func() { a.sender.Run(ctx); close(a.mailDone) }()
+	a.monitorDone = make(chan struct{})
+	if a.monitor == nil {
+		close(a.monitorDone)
+		a.stopMonitor = func() {}
+		return served
+	}
+	mctx, mcancel := context.WithCancel(context.Background())
+	a.stopMonitor = mcancel
+	go func() { a.monitor.Run(mctx); close(a.monitorDone) }()
 	return served
 }
 
 // stop shuts down the line server (answering what is in flight), the web
-// server and the mail sender.
+// server, the monitor (finishing or releasing its leases) and the mail
+// sender.
 func (a *app) stop(ctx context.Context) error {
+	a.stopMonitor()
 	err := a.lines.Shutdown(ctx)
 	a.web.Shutdown(ctx)
+	select {
+	case <-a.monitorDone:
+	case <-ctx.Done():
+	}
 	a.stopMail()
 	select { // a mail being handed to SMTP gets a moment to be recorded
 	case <-a.mailDone:
@@ -159,6 +179,13 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 	a.lines = lineproto.NewServer(lcfg, mux, log)
 	metrics = web.NewMetrics(mux.Verbs(), a.lines.OpenConns, a.lines.QueueDepth)
 	a.sender.Observer = metrics
+	if cfg.Monitor == "on" {
+		if a.monitor, err = newMonitor(cfg.MonitorConfig, a.db, metrics.Registry, log); err != nil {
+			a.db.Close()
+			a.webLn.Close()
+			return nil, err
+		}
+	}
 	a.web = &http.Server{Handler: web.New(a.db, metrics, log), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	return a, nil

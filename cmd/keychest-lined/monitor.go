@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/keychest/keychest-lined/monitor"
+	"github.com/keychest/keychest-lined/store"
+)
+
+// check validates the monitor's settings.
+func (c MonitorConfig) check() error {
+	if _, err := monitor.ParseNets(c.MonitorAllowNets); err != nil {
+		return fmt.Errorf("%s_MONITOR_ALLOW_NETS: %w", envPrefix, err)
+	}
+	switch {
+	case c.Monitor != "on" && c.Monitor != "off":
+		return fmt.Errorf("%s_MONITOR must be on or off", envPrefix)
+	case c.MonitorConcurrency < 1:
+		return fmt.Errorf("%s_MONITOR_CONCURRENCY must be at least 1", envPrefix)
+	case c.MonitorInterval < time.Minute:
+		return fmt.Errorf("%s_MONITOR_INTERVAL must be at least 1m", envPrefix)
+	case c.MonitorWarnFraction <= 0 || c.MonitorWarnFraction >= 1 || c.MonitorCritFraction <= 0 ||
+		c.MonitorCritFraction > c.MonitorWarnFraction || c.MonitorCritMax > c.MonitorWarnMax:
+		return fmt.Errorf("monitor thresholds: want 0 < CRIT_FRACTION <= WARN_FRACTION < 1 and CRIT_MAX <= WARN_MAX")
+	}
+	return nil
+}
+
+// policy is the monitor's schedule and thresholds from the settings.
+func (c MonitorConfig) policy() monitor.Policy {
+	p := monitor.DefaultPolicy()
+	p.Interval = c.MonitorInterval
+	p.OpenInterval = min(p.OpenInterval, c.MonitorInterval)
+	p.WarnFraction, p.WarnMax = c.MonitorWarnFraction, time.Duration(c.MonitorWarnMax)
+	p.CritFraction, p.CritMax = c.MonitorCritFraction, time.Duration(c.MonitorCritMax)
+	return p
+}
+
+// prober builds the TLS prober: resolver, address guard, roots (the
+// system's plus MONITOR_CA_FILE) and revocation checks.
+func (c MonitorConfig) prober() (*monitor.TLSProber, error) {
+	nets, err := monitor.ParseNets(c.MonitorAllowNets)
+	if err != nil {
+		return nil, err
+	}
+	guard := monitor.NewGuard(nets)
+	var roots *x509.CertPool
+	if c.MonitorCAFile != "" {
+		if roots, err = x509.SystemCertPool(); err != nil {
+			roots = x509.NewCertPool()
+		}
+		pem, err := os.ReadFile(c.MonitorCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s_MONITOR_CA_FILE: %w", envPrefix, err)
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s_MONITOR_CA_FILE: no certificate in %s", envPrefix, c.MonitorCAFile)
+		}
+	}
+	p := monitor.NewProber(monitor.NewResolver(c.MonitorResolver), guard, roots, c.MonitorConcurrency)
+	p.Revocation = monitor.NewRevocation(guard, monitor.DefaultHandshakeTimeout, monitor.DefaultCRLMaxBytes, time.Now)
+	return p, nil
+}
+
+// newMonitor builds a monitor on db, with its metrics in reg.
+func newMonitor(c MonitorConfig, db *store.Postgres, reg prometheus.Registerer, log zerolog.Logger) (*monitor.Monitor, error) {
+	p, err := c.prober()
+	if err != nil {
+		return nil, err
+	}
+	return monitor.New(db, p, monitor.Config{Concurrency: c.MonitorConcurrency, History: time.Duration(c.MonitorHistory),
+		Policy: c.policy()}, log, monitor.NewMetrics(reg)), nil
+}
+
+// runMonitor is "keychest-lined monitor": the monitor alone, on the same
+// database and settings as the line servers, with /metrics and /healthz
+// on KEYCHEST_HTTP_LISTEN. --once runs one round and exits.
+func runMonitor(args []string) int {
+	fs := flag.NewFlagSet("keychest-lined monitor", flag.ContinueOnError)
+	once := fs.Bool("once", false, "probe every target that is due, then exit")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		return 2
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "keychest-lined:", err)
+		return 2
+	}
+	log, logs := newLogger(cfg.LogLevel, version)
+	defer logs.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	startCtx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
+	defer cancel()
+	if _, err := migrateWithRetry(startCtx, cfg.DatabaseURL, log); err != nil {
+		log.Error().Str("code", "ERR0001").Time("event_time", time.Now()).Err(err).Msg("cannot start")
+		return 1
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL, max(4, cfg.DBConns/2))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "keychest-lined:", err)
+		return 2
+	}
+	defer db.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m, err := newMonitor(cfg.MonitorConfig, db, reg, log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "keychest-lined:", err)
+		return 2
+	}
+	if *once {
+		n, err := m.Round(ctx)
+		fmt.Printf("probed %d targets\n", n)
+		return exitCode(err)
+	}
+	srv, err := serveMonitorHTTP(cfg.HTTPListen, reg, db)
+	if err != nil {
+		log.Error().Str("code", "ERR0002").Time("event_time", time.Now()).Err(err).Msg("cannot listen")
+		return 1
+	}
+	defer srv.Close()
+	m.Run(ctx)
+	return 0
+}
+
+// serveMonitorHTTP serves /metrics and /healthz for a monitor process.
+func serveMonitorHTTP(addr string, reg *prometheus.Registry, db *store.Postgres) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := db.Ping(r.Context()); err != nil {
+			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return srv, nil
+}
+
+func exitCode(err error) int {
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "keychest-lined:", err)
+		return 1
+	}
+	return 0
+}
