@@ -114,7 +114,7 @@ func (m *memStore) CertStatus(_ context.Context, k store.KeyRef, name string, po
 	return store.CertStatus{Name: name, Port: port, State: "unknown"}, nil
 }
 
-func (m *memStore) RequestCheck(ctx context.Context, k store.KeyRef, name string, port int, _ time.Time) error {
+func (m *memStore) RequestCheck(ctx context.Context, k store.KeyRef, name string, port int, _ time.Time, _ time.Duration) error {
 	_, err := m.CertStatus(ctx, k, name, port)
 	return err
 }

@@ -36,7 +36,7 @@ func (m *Mux) check(ctx context.Context, req *lineproto.Request) (lineproto.Repl
 	if err != nil {
 		return lineproto.Reply{Subject: ref.Prefix}, err
 	}
-	if serr := m.store.RequestCheck(ctx, ref, d.Name, d.Port, time.Now()); serr != nil {
+	if serr := m.store.RequestCheck(ctx, ref, d.Name, d.Port, time.Now(), m.cfg.CheckEvery); serr != nil {
 		return lineproto.Reply{Subject: ref.Prefix}, domainError(serr, d)
 	}
 	return lineproto.Reply{Code: lineproto.CodeOK, Text: "check queued", Subject: ref.Prefix}, nil

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -28,6 +29,9 @@ type Config struct {
 	ComposeMail func(store.ClaimMail) (subject, body string)
 	// MailQueued, when set, is called after a claim queued a mail.
 	MailQueued func()
+	// CheckEvery is how soon after its last probe "check" may probe a
+	// target again.
+	CheckEvery time.Duration
 }
 
 // Mux routes each request to its verb. It implements lineproto.Handler.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
@@ -42,7 +43,7 @@ func newEnv(t *testing.T, maxDomains int) *env {
 
 // testConfig has limits high enough not to get in the way.
 func testConfig(maxDomains int) Config {
-	return Config{Version: "test", MaxDomainsPerKey: maxDomains, MailsPerDay: 100, MaxUnconfirmedKeys: 100,
+	return Config{Version: "test", MaxDomainsPerKey: maxDomains, MailsPerDay: 100, MaxUnconfirmedKeys: 100, CheckEvery: time.Minute,
 		ComposeMail: func(m store.ClaimMail) (string, string) { return m.Kind, m.Email }}
 }
 

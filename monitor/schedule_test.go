@@ -264,7 +264,7 @@ func TestWildcardReportsCoveringCertificate(t *testing.T) {
 	if s.State != StateWildcard || s.Expires == nil || !s.Expires.Equal(w.now.Add(45*day)) {
 		t.Fatalf("wildcard: %+v", s)
 	}
-	if err := w.db.RequestCheck(context.Background(), key, "*.wild.test", srv.Port(), w.now); err != store.ErrWildcardHost {
+	if err := w.db.RequestCheck(context.Background(), key, "*.wild.test", srv.Port(), w.now, time.Minute); err != store.ErrWildcardHost {
 		t.Fatalf("check of a wildcard: %v", err)
 	}
 }
@@ -277,7 +277,7 @@ func TestCheckIsRateLimited(t *testing.T) {
 	m := w.monitor("m")
 	w.round(m)
 	w.advance(10 * time.Second)
-	if err := w.db.RequestCheck(context.Background(), key, "c.test", srv.Port(), w.now); err != nil {
+	if err := w.db.RequestCheck(context.Background(), key, "c.test", srv.Port(), w.now, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if n := w.round(m); n != 0 {
@@ -288,7 +288,7 @@ func TestCheckIsRateLimited(t *testing.T) {
 		t.Fatalf("check not honoured a minute after the last probe: %d", n)
 	}
 	pendingKey := w.register("new@example.com", false, srv.Port(), "c.test")
-	if err := w.db.RequestCheck(context.Background(), pendingKey, "c.test", srv.Port(), w.now); err != store.ErrPending {
+	if err := w.db.RequestCheck(context.Background(), pendingKey, "c.test", srv.Port(), w.now, time.Minute); err != store.ErrPending {
 		t.Fatalf("check of a pending domain: %v", err)
 	}
 }
@@ -335,7 +335,7 @@ func TestSwapOpensThenRenewalCloses(t *testing.T) {
 	w.round(m)
 	srv.Swap(w.issue(certLeaf(w.now, 90*day, 5*day, "swap.test")))
 	w.advance(time.Minute)
-	if err := w.db.RequestCheck(context.Background(), key, "swap.test", srv.Port(), w.now); err != nil {
+	if err := w.db.RequestCheck(context.Background(), key, "swap.test", srv.Port(), w.now, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	w.round(m)

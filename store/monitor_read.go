@@ -13,9 +13,9 @@ import (
 type Watch interface {
 	// CertStatus reports the certificate state of one domain of a key.
 	CertStatus(ctx context.Context, k KeyRef, name string, port int) (CertStatus, error)
-	// RequestCheck asks for a probe of one domain of a key within a
-	// minute (never more often than once a minute).
-	RequestCheck(ctx context.Context, k KeyRef, name string, port int, now time.Time) error
+	// RequestCheck asks for a probe of one domain of a key: now, but no
+	// sooner than gap after its last probe.
+	RequestCheck(ctx context.Context, k KeyRef, name string, port int, now time.Time, gap time.Duration) error
 }
 
 // Errors of Watch.
@@ -184,9 +184,9 @@ func (p *Postgres) wildcardStatus(ctx context.Context, s CertStatus) (CertStatus
 	return s, nil
 }
 
-// RequestCheck makes the target of an active domain due within a minute:
-// now, or a minute after its last probe, whichever is later.
-func (p *Postgres) RequestCheck(ctx context.Context, k KeyRef, name string, port int, now time.Time) error {
+// RequestCheck makes the target of an active domain due now, or gap after
+// its last probe, whichever is later.
+func (p *Postgres) RequestCheck(ctx context.Context, k KeyRef, name string, port int, now time.Time, gap time.Duration) error {
 	d, err := p.findKeyDomain(ctx, k, name, port)
 	switch {
 	case err != nil:
@@ -199,8 +199,8 @@ func (p *Postgres) RequestCheck(ctx context.Context, k KeyRef, name string, port
 	_, err = p.pool.Exec(ctx, `INSERT INTO mon_targets (name, port, next_due, check_asked_at) VALUES ($1, $2, $3, $3)
 		ON CONFLICT (name, port) DO UPDATE SET check_asked_at = $3, active = true, removed_at = NULL,
 			next_due = least(mon_targets.next_due,
-			                 greatest($3, coalesce(mon_targets.last_checked_at + interval '1 minute', $3)))`,
-		name, port, now)
+			                 greatest($3, coalesce(mon_targets.last_checked_at + $4::interval, $3)))`,
+		name, port, now, gap)
 	return classify(err)
 }
 

@@ -55,6 +55,7 @@ type MonitorConfig struct {
 	MonitorAllowNets    string        `envconfig:"MONITOR_ALLOW_NETS" desc:"CIDR list the monitor may dial besides public addresses (e.g. 127.0.0.0/8)"`
 	MonitorConcurrency  int           `envconfig:"MONITOR_CONCURRENCY" default:"64" desc:"connections the monitor makes at once (two at most per address)"`
 	MonitorInterval     time.Duration `envconfig:"MONITOR_INTERVAL" default:"6h" desc:"time between probes of a healthy target (jittered by 10%; hourly while something is wrong)"`
+	MonitorCheckEvery   time.Duration `envconfig:"MONITOR_CHECK_EVERY" default:"1m" desc:"'command check' probes a target at most this often"`
 	MonitorHistory      span          `envconfig:"MONITOR_HISTORY" default:"400d" desc:"how long the history of removed targets and closed findings is kept"`
 	MonitorWarnFraction float64       `envconfig:"MONITOR_WARN_FRACTION" default:"0.25" desc:"warning when less than this part of the certificate's lifetime is left..."`
 	MonitorWarnMax      span          `envconfig:"MONITOR_WARN_MAX" default:"30d" desc:"...or less than this, whichever is shorter"`

@@ -175,6 +175,7 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 		MailsPerDay: cfg.MailsPerDay, MaxUnconfirmedKeys: cfg.UnconfirmedKeys,
 		ComposeMail: mailer.Composer{PublicURL: publicURL(cfg, a.webLn.Addr())}.Compose,
 		MailQueued:  a.sender.Poke,
+		CheckEvery:  cfg.MonitorCheckEvery,
 	}, log)
 	a.lines = lineproto.NewServer(lcfg, mux, log)
 	metrics = web.NewMetrics(mux.Verbs(), a.lines.OpenConns, a.lines.QueueDepth)
