@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -100,65 +101,72 @@ type leased struct {
 func (m *Monitor) Run(ctx context.Context) {
 	m.log.Info().Str("code", "MON0001").Time("event_time", time.Now()).Str("owner", m.cfg.Owner).
 		Int("concurrency", m.cfg.Concurrency).Msg("monitor started")
+	m.loop(ctx, false)
+	m.log.Info().Str("code", "MON0002").Time("event_time", time.Now()).Str("owner", m.cfg.Owner).Msg("monitor stopped")
+}
+
+// Round probes every target due now and writes each back before it
+// returns: one round of the schedule, for tests, the benchmark and
+// "keychest-lined monitor --once". It reports how many probes it wrote.
+func (m *Monitor) Round(ctx context.Context) (int, error) {
+	return m.loop(ctx, true)
+}
+
+// loop keeps up to Concurrency probes in flight, leasing more as slots
+// free up, and hands finished probes to the writer. With once, it ends
+// when nothing is due and nothing is in flight; else when ctx ends.
+func (m *Monitor) loop(ctx context.Context, once bool) (int, error) {
 	probeCtx, cancelProbes := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelProbes()
 	done := make(chan *leased, m.cfg.Concurrency)
-	written := make(chan struct{})
-	go func() { m.writer(done); close(written) }()
-	var inflight sync.WaitGroup
+	result := make(chan writeResult, 1)
+	go func() { result <- m.writer(done) }()
 	free := make(chan struct{}, m.cfg.Concurrency)
 	for range m.cfg.Concurrency {
 		free <- struct{}{}
 	}
+	freed := make(chan struct{}, 1)
+	var inflight sync.WaitGroup
 	tick := time.NewTicker(m.cfg.Poll)
 	defer tick.Stop()
 	for ctx.Err() == nil {
 		m.maintain(ctx)
-		for _, l := range m.lease(ctx, len(free)) {
+		batch := m.lease(ctx, len(free))
+		for _, l := range batch {
 			<-free
 			inflight.Add(1)
 			go func() {
-				defer inflight.Done()
 				m.probe(probeCtx, l)
 				done <- l
 				free <- struct{}{}
+				inflight.Done()
+				select {
+				case freed <- struct{}{}:
+				default:
+				}
 			}()
+		}
+		if once && len(batch) == 0 && len(free) == cap(free) {
+			break
+		}
+		if len(batch) > 0 && len(free) > 0 {
+			continue // more may be due at once
 		}
 		select {
 		case <-ctx.Done():
 		case <-tick.C:
+		case <-freed:
 		}
 	}
 	stop := time.AfterFunc(m.cfg.Grace, cancelProbes)
 	inflight.Wait()
 	stop.Stop()
 	close(done)
-	<-written
-	m.log.Info().Str("code", "MON0002").Time("event_time", time.Now()).Str("owner", m.cfg.Owner).Msg("monitor stopped")
-}
-
-// Round probes every target due now and writes each back before it
-// returns: one round of the schedule, for tests, the benchmark and
-// "keychest-lined monitor --once".
-func (m *Monitor) Round(ctx context.Context) (int, error) {
-	m.maintain(ctx)
-	probed := 0
-	for {
-		batch := m.lease(ctx, m.cfg.Concurrency)
-		if len(batch) == 0 {
-			return probed, ctx.Err()
-		}
-		var wg sync.WaitGroup
-		for _, l := range batch {
-			wg.Add(1)
-			go func() { defer wg.Done(); m.probe(ctx, l) }()
-		}
-		wg.Wait()
-		if err := m.write(context.WithoutCancel(ctx), batch); err != nil {
-			return probed, err
-		}
-		probed += len(batch)
+	r := <-result
+	if r.err == nil {
+		r.err = ctx.Err()
 	}
+	return r.written, r.err
 }
 
 // lease takes up to n due targets.
@@ -191,9 +199,16 @@ func (m *Monitor) probe(ctx context.Context, l *leased) {
 	}
 }
 
+// writeResult is what the writer did: probes written, and the first error.
+type writeResult struct {
+	written int
+	err     error
+}
+
 // writer writes back finished probes in batches: whatever has finished
 // by the time the previous batch committed.
-func (m *Monitor) writer(done <-chan *leased) {
+func (m *Monitor) writer(done <-chan *leased) writeResult {
+	var r writeResult
 	for l := range done {
 		batch := []*leased{l}
 	more:
@@ -208,16 +223,20 @@ func (m *Monitor) writer(done <-chan *leased) {
 				break more
 			}
 		}
-		if err := m.write(context.Background(), batch); err != nil {
+		n, err := m.write(context.Background(), batch)
+		r.written += n
+		if err != nil {
+			r.err = cmp.Or(r.err, err)
 			m.log.Warn().Str("code", "MON0501").Time("event_time", time.Now()).Err(err).Int("targets", len(batch)).
 				Msg("cannot write probes back; their leases run out and they are probed again")
 		}
 	}
+	return r
 }
 
 // write judges finished probes and writes them back; aborted ones are
-// released for another monitor.
-func (m *Monitor) write(ctx context.Context, batch []*leased) error {
+// released for another monitor. It reports how many it wrote.
+func (m *Monitor) write(ctx context.Context, batch []*leased) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var verdicts []store.Verdict
@@ -234,20 +253,34 @@ func (m *Monitor) write(ctx context.Context, batch []*leased) error {
 	defer m.metrics.leases(-len(batch))
 	if len(aborted) > 0 {
 		if err := m.store.Release(ctx, m.cfg.Owner, aborted); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if len(verdicts) == 0 {
-		return nil
+		return 0, nil
 	}
 	held, err := m.store.WriteBack(ctx, m.cfg.Owner, verdicts)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	written := 0
 	for i, v := range verdicts {
-		m.logVerdict(batch[i].target, v, held[i])
+		m.logVerdict(targetOf(batch, v.TargetID), v, held[i])
+		if held[i] {
+			written++
+		}
 	}
-	return nil
+	return written, nil
+}
+
+// targetOf finds the leased target a verdict is about.
+func targetOf(batch []*leased, id int64) store.MonTarget {
+	for _, l := range batch {
+		if l.target.ID == id {
+			return l.target
+		}
+	}
+	return store.MonTarget{ID: id}
 }
 
 // maintain syncs targets, keeps history within its limit and refreshes the
