@@ -91,6 +91,8 @@ func (m *Mux) add(ctx context.Context, req *lineproto.Request) (lineproto.Reply,
 	}
 	if !res.Active {
 		text += " (pending until the account is confirmed)"
+	} else if res.Outcome == store.DomainAdded && m.cfg.Watch != nil {
+		m.cfg.Watch()
 	}
 	return lineproto.Reply{Code: lineproto.CodeOK, Text: text, Subject: ref.Prefix}, nil
 }

@@ -39,6 +39,9 @@ func (m *Mux) check(ctx context.Context, req *lineproto.Request) (lineproto.Repl
 	if serr := m.store.RequestCheck(ctx, ref, d.Name, d.Port, time.Now(), m.cfg.CheckEvery); serr != nil {
 		return lineproto.Reply{Subject: ref.Prefix}, domainError(serr, d)
 	}
+	if m.cfg.Watch != nil {
+		m.cfg.Watch()
+	}
 	return lineproto.Reply{Code: lineproto.CodeOK, Text: "check queued", Subject: ref.Prefix}, nil
 }
 

@@ -32,6 +32,9 @@ type Config struct {
 	// CheckEvery is how soon after its last probe "check" may probe a
 	// target again.
 	CheckEvery time.Duration
+	// Watch, when set, is called after an active domain was added or a
+	// check asked for: the monitor in this process looks at once.
+	Watch func()
 }
 
 // Mux routes each request to its verb. It implements lineproto.Handler.

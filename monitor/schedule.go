@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -58,6 +59,10 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// syncOverlap is how far back each incremental sync looks before the
+// previous one.
+const syncOverlap = 30 * time.Second
+
 // Monitor leases due targets, probes them and writes back what the judge
 // made of each. Many monitors may share one database: a target is leased
 // with FOR UPDATE SKIP LOCKED, probed outside any transaction, and written
@@ -69,8 +74,11 @@ type Monitor struct {
 	log     zerolog.Logger
 	metrics *Metrics
 
-	syncedTo time.Time // the database's clock at the last sync (zero: never)
-	fullAt   time.Time // when the last full sync ran
+	poke     chan struct{} // Poke: new targets may be waiting
+	synced   atomic.Bool   // false: sync before the next lease
+	syncedTo time.Time     // the database's clock at the last sync (zero: never)
+	syncAt   time.Time     // when the last sync ran
+	fullAt   time.Time     // when the last full sync ran
 	houseAt  time.Time
 	viewAt   time.Time
 }
@@ -82,7 +90,19 @@ type Prober interface {
 
 // New returns a monitor; metrics may be nil.
 func New(st Store, p Prober, cfg Config, log zerolog.Logger, metrics *Metrics) *Monitor {
-	return &Monitor{store: st, prober: p, cfg: cfg.withDefaults(), log: log, metrics: metrics}
+	return &Monitor{store: st, prober: p, cfg: cfg.withDefaults(), log: log, metrics: metrics,
+		poke: make(chan struct{}, 1)}
+}
+
+// Poke tells the monitor that a domain became active or a check was asked
+// for: it looks for new targets and due ones at once instead of at its
+// next tick. Monitors in other processes find them within SyncEvery.
+func (m *Monitor) Poke() {
+	m.synced.Store(false)
+	select {
+	case m.poke <- struct{}{}:
+	default:
+	}
 }
 
 // Owner is the name this monitor leases under.
@@ -156,6 +176,7 @@ func (m *Monitor) loop(ctx context.Context, once bool) (int, error) {
 		case <-ctx.Done():
 		case <-tick.C:
 		case <-freed:
+		case <-m.poke:
 		}
 	}
 	stop := time.AfterFunc(m.cfg.Grace, cancelProbes)
@@ -290,15 +311,18 @@ func (m *Monitor) maintain(ctx context.Context) {
 	if wall.Sub(m.fullAt) >= m.cfg.FullSync || m.syncedTo.IsZero() {
 		m.syncedTo, m.fullAt = time.Time{}, wall
 	}
-	if m.syncedTo.IsZero() || wall.Sub(m.syncedTo) >= m.cfg.SyncEvery {
-		// Domains are stamped with their transaction's start; two minutes
-		// of overlap cover a transaction that committed after our last look.
+	poked := !m.synced.Load() && wall.Sub(m.syncAt) >= m.cfg.Poll // pokes sync at most once a poll
+	if poked || m.syncedTo.IsZero() || wall.Sub(m.syncAt) >= m.cfg.SyncEvery {
+		m.synced.Store(true)
+		// Domains are stamped with their transaction's start; the overlap
+		// covers a transaction that committed after our last look (line
+		// commands give up after KEYCHEST_REQUEST_TIMEOUT, 5 s).
 		since := m.syncedTo
 		if !since.IsZero() {
-			since = since.Add(-2 * time.Minute)
+			since = since.Add(-syncOverlap)
 		}
 		if to, err := m.store.SyncTargets(ctx, since, now); err == nil {
-			m.syncedTo = to
+			m.syncedTo, m.syncAt = to, wall
 		} else if ctx.Err() == nil {
 			m.log.Warn().Str("code", "MON0500").Time("event_time", time.Now()).Err(err).Msg("cannot sync targets")
 		}

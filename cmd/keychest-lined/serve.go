@@ -176,6 +176,7 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 		ComposeMail: mailer.Composer{PublicURL: publicURL(cfg, a.webLn.Addr())}.Compose,
 		MailQueued:  a.sender.Poke,
 		CheckEvery:  cfg.MonitorCheckEvery,
+		Watch:       a.pokeMonitor,
 	}, log)
 	a.lines = lineproto.NewServer(lcfg, mux, log)
 	metrics = web.NewMetrics(mux.Verbs(), a.lines.OpenConns, a.lines.QueueDepth)
@@ -243,5 +244,13 @@ func serverConfig(c Config) lineproto.Config {
 		QuietPeriod: c.QuietPeriod, IdleTimeout: c.IdleTimeout, MaxLifetime: c.MaxLifetime,
 		RequestTimeout: c.RequestTimeout, MaxConns: c.MaxConns, MaxConnsPerIP: c.MaxConnsPerIP,
 		Workers: c.Workers, QueueSize: c.QueueSize,
+	}
+}
+
+// pokeMonitor has the monitor of this process look for new and due
+// targets at once (no-op when the monitor runs elsewhere).
+func (a *app) pokeMonitor() {
+	if a.monitor != nil {
+		a.monitor.Poke()
 	}
 }
