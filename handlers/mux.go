@@ -159,6 +159,8 @@ func (m *Mux) wireError(req *lineproto.Request, err error) *lineproto.Error {
 		return lineproto.Errorf(lineproto.CodeTooMany,
 			"this account holds %d keys and is not confirmed: confirm it from its mail, then retry",
 			m.cfg.MaxUnconfirmedKeys)
+	case errors.Is(err, store.ErrRefused):
+		return lineproto.Errorf(lineproto.CodeBadRequest, "%s", err)
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		m.log.Warn().Str("code", "ERR0503").Str("verb", req.Verb).Err(err).Msg("database unavailable")
 		return lineproto.Errorf(lineproto.CodeUnavailable, "database unavailable, retry shortly")

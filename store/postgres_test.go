@@ -35,11 +35,13 @@ var ip = netip.MustParseAddr("2001:db8::7")
 
 func TestMigrateAgainIsHarmless(t *testing.T) {
 	_, url := open(t)
+	var first int32
 	for i := 0; i < 2; i++ {
 		v, err := store.Migrate(context.Background(), url)
-		if err != nil || v != 2 {
-			t.Fatalf("run %d: version %d, %v", i, v, err)
+		if err != nil || v < 1 || (i > 0 && v != first) {
+			t.Fatalf("run %d: version %d (first %d), %v", i, v, first, err)
 		}
+		first = v
 	}
 }
 

@@ -144,6 +144,13 @@ type KeyStatus struct {
 	CreatedAt time.Time
 }
 
+// MaxDomainName is the longest stored domain name, a wildcard's "*."
+// included: DNS's 253 characters of a name in text form. It is the one
+// length rule: the normaliser (handlers.ParseDomain) refuses longer names,
+// and the schema's CHECK domains_name_check holds the same number
+// (TestDomainNameRule proves they agree).
+const MaxDomainName = 253
+
 // TokenLifetime is how long the links in a mail work.
 const TokenLifetime = 7 * 24 * time.Hour
 
@@ -168,4 +175,8 @@ var (
 	ErrTokenUsed       error = ownError("link already used")
 	ErrTokenExpired    error = ownError("link expired")
 	ErrAmbiguousPrefix error = ownError("key prefix matches more than one key")
+	// ErrRefused wraps a value the schema refused (SQLSTATE class 23: a
+	// CHECK, NOT NULL or foreign key): the command's own fault, never the
+	// database's. Its text says which rule.
+	ErrRefused error = ownError("refused")
 )
