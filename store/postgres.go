@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"strings"
@@ -76,8 +77,8 @@ func (p *Postgres) CreateKey(ctx context.Context, k NewKey) error {
 // locks in the same order: key row, then domain. ON CONFLICT finds a domain
 // already there. Outcome: inserted; or, under the limit, the insert met an
 // existing row; or, at the limit, the snapshot tells "exists" from "limit
-// reached" (a racing insert of the same domain at the limit may read as
-// "limit reached", a retryable 429).
+// reached" (a racing insert of the same domain that filled the key is not
+// in that snapshot: AddDomain looks again before it says "limit reached").
 const addDomainSQL = `
 WITH key AS (
     SELECT k.id, k.domain_count, k.revoked_at IS NOT NULL AS revoked,
@@ -110,12 +111,27 @@ SELECT (SELECT count(*) FROM key),
 // AddDomain records a domain for a known key; its statement joins a group
 // commit.
 func (p *Postgres) AddDomain(ctx context.Context, d NewDomain) (AddResult, error) {
+	if d.MaxPerKey <= 0 {
+		d.MaxPerKey = math.MaxInt32 // no limit
+	}
 	op, result := addDomainOp(d)
 	if err := p.writes.do(ctx, op); err != nil {
 		// The variables may still be written by a batch that outlived ctx.
 		return AddResult{}, classify(err)
 	}
-	return result()
+	res, err := result()
+	if errors.Is(err, ErrDomainLimit) && p.domainExists(ctx, d) {
+		return AddResult{Outcome: DomainExists, Active: res.Active}, nil
+	}
+	return res, err
+}
+
+// domainExists looks, with a fresh snapshot, for a domain of the key.
+func (p *Postgres) domainExists(ctx context.Context, d NewDomain) bool {
+	var exists bool
+	err := p.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM domains d JOIN api_keys k ON k.id = d.api_key_id
+		WHERE k.key_hash = $1 AND d.name = $2 AND d.port = $3)`, d.Key.Hash[:], d.Name, d.Port).Scan(&exists)
+	return err == nil && exists
 }
 
 // addDomainOp is an add's statement for a batch, and how to read its

@@ -205,3 +205,19 @@ func TestSentMailRecordedDespiteCancel(t *testing.T) {
 		t.Fatal("the mail was sent but not recorded: it would go out again")
 	}
 }
+
+// MaxPerKey 0 means no limit.
+func TestNoDomainLimit(t *testing.T) {
+	p, _ := open(t)
+	ctx := context.Background()
+	k := ref("unlimited-key-0123456789")
+	if err := p.CreateKey(ctx, store.NewKey{Key: k, IP: ip}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		res, err := p.AddDomain(ctx, store.NewDomain{Key: k, Name: fmt.Sprintf("d%d.example", i), Port: 443})
+		if err != nil || res.Outcome != store.DomainAdded {
+			t.Fatalf("add %d: %+v, %v", i, res, err)
+		}
+	}
+}

@@ -95,7 +95,7 @@ type NewDomain struct {
 	Port      int
 	Wildcard  bool
 	IP        netip.Addr
-	MaxPerKey int // refuse with ErrDomainLimit past this many domains
+	MaxPerKey int // refuse with ErrDomainLimit past this many domains (0: no limit)
 }
 
 // AddOutcome says whether AddDomain stored a new row.
