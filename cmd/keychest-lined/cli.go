@@ -17,12 +17,16 @@ import (
 )
 
 // subcommand is one of the operator's commands. It uses the same
-// configuration (KEYCHEST_DATABASE_URL) as the server.
+// configuration (KEYCHEST_DATABASE_URL) as the server. Only "migrate"
+// changes the schema; the others need it current and say so when it is not.
 type subcommand struct {
 	summary string
 	needs   string // "email", "key-prefix" or ""
 	run     func(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error
 }
+
+// migrateCommand is the name of the subcommand that applies migrations.
+const migrateCommand = "migrate"
 
 // cliArgs are the parsed flags of a subcommand.
 type cliArgs struct {
@@ -37,44 +41,71 @@ var subcommands = map[string]subcommand{
 	"confirm":  {"confirm an account, as its mail's link does", "email", setAccount("confirm")},
 	"block":    {"block an account: its keys stop working", "email", setAccount("block")},
 	"revoke":   {"revoke the key with this prefix", "key-prefix", revokeKey},
+	// migrate is run by runSubcommand itself: it needs no current schema.
+	migrateCommand: {"apply the schema's migrations (the server does too, at start)", "", nil},
 }
 
-// runSubcommand parses flags, connects, runs. Exit codes: 0 done, 1 failed,
-// 2 bad arguments or configuration.
+// runSubcommand parses flags, connects, runs. Exit codes: 0 done, 1 failed
+// (a missing or older schema included), 2 bad arguments or configuration.
 func runSubcommand(sub subcommand, args []string) int {
+	return runCLI(sub, args, os.Stdout, os.Stderr)
+}
+
+// runCLI is runSubcommand writing to out and errOut.
+func runCLI(sub subcommand, args []string, out, errOut io.Writer) int {
 	var a cliArgs
 	fs := flag.NewFlagSet("keychest-lined", flag.ContinueOnError)
 	fs.StringVar(&a.email, "email", "", "the account's email")
 	fs.StringVar(&a.keyPrefix, "key-prefix", "", "the start of an API key (4 to 8 characters)")
 	fs.BoolVar(&a.json, "json", false, "print JSON instead of a table")
+	fs.SetOutput(errOut)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if err := a.check(sub.needs, fs.NArg()); err != nil {
-		fmt.Fprintln(os.Stderr, "keychest-lined:", err)
+		fmt.Fprintln(errOut, "keychest-lined:", err)
 		return 2
 	}
 	cfg, err := loadConfig()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "keychest-lined:", err)
+		fmt.Fprintln(errOut, "keychest-lined:", err)
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := store.Migrate(ctx, cfg.DatabaseURL); err != nil {
-		fmt.Fprintln(os.Stderr, "keychest-lined:", err)
+	if sub.run == nil {
+		return migrateSchema(ctx, cfg.DatabaseURL, a, out, errOut)
+	}
+	if err := store.CheckSchema(ctx, cfg.DatabaseURL); err != nil {
+		fmt.Fprintln(errOut, "keychest-lined:", explain(err, a))
 		return 1
 	}
 	db, err := store.Open(ctx, cfg.DatabaseURL, 2)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "keychest-lined:", err)
+		fmt.Fprintln(errOut, "keychest-lined:", err)
 		return 2
 	}
 	defer db.Close()
-	if err := sub.run(ctx, db, a, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "keychest-lined:", explain(err, a))
+	if err := sub.run(ctx, db, a, out); err != nil {
+		fmt.Fprintln(errOut, "keychest-lined:", explain(err, a))
 		return 1
 	}
+	return 0
+}
+
+// migrateSchema is "keychest-lined migrate": it applies what migrations
+// are missing and prints the schema's version.
+func migrateSchema(ctx context.Context, databaseURL string, a cliArgs, out, errOut io.Writer) int {
+	v, err := store.Migrate(ctx, databaseURL)
+	if err != nil {
+		fmt.Fprintln(errOut, "keychest-lined:", err)
+		return 1
+	}
+	if a.json {
+		orJSON(out, map[string]int32{"schema_version": v}, nil)
+		return 0
+	}
+	fmt.Fprintf(out, "schema at version %d\n", v)
 	return 0
 }
 
@@ -108,6 +139,11 @@ func explain(err error, a cliArgs) string {
 		return "no key starts with " + a.keyPrefix
 	case errors.Is(err, store.ErrNotFound):
 		return "no account for " + a.email
+	case errors.Is(err, store.ErrNoSchema):
+		return "the database has no keychest-lined schema (is KEYCHEST_DATABASE_URL the right database?); " +
+			"'keychest-lined migrate' creates it"
+	case errors.Is(err, store.ErrOldSchema):
+		return err.Error() + "; run 'keychest-lined migrate' first"
 	case errors.Is(err, store.ErrAmbiguousPrefix):
 		return "more than one key starts with " + a.keyPrefix + "; give more characters"
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keychest/keychest-lined/store"
 )
 
 // TestEndToEnd wires the server as main does, on a fresh database, and
@@ -17,8 +19,8 @@ import (
 // and reading once like "dd bs=1000 count=1".
 func TestEndToEnd(t *testing.T) {
 	a := startApp(t, nil)
-	if a.schema != 2 {
-		t.Fatalf("schema version %d", a.schema)
+	if newest, err := store.NewestSchema(); err != nil || a.schema != newest {
+		t.Fatalf("schema version %d, want the newest, %d (%v)", a.schema, newest, err)
 	}
 	c, err := net.Dial("tcp", a.lineAddr)
 	if err != nil {

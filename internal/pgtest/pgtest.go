@@ -24,6 +24,19 @@ const EnvURL = "KEYCHEST_TEST_DATABASE_URL"
 // when the test ends, and returns its URL.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
+	url := NewEmptyDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := store.Migrate(ctx, url); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return url
+}
+
+// NewEmptyDatabase creates a database without any schema, drops it when
+// the test ends, and returns its URL.
+func NewEmptyDatabase(t testing.TB) string {
+	t.Helper()
 	admin := os.Getenv(EnvURL)
 	if admin == "" {
 		t.Fatalf("%s is not set: run the tests with 'make test', which starts a PostgreSQL for them", EnvURL)
@@ -44,9 +57,6 @@ func NewDatabase(t testing.TB) string {
 		t.Fatal(err)
 	}
 	u.Path = "/" + name
-	if _, err := store.Migrate(ctx, u.String()); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
 	return u.String()
 }
 
