@@ -41,9 +41,10 @@ func (p *Postgres) SendNext(ctx context.Context, send func(Mail) error, backoff 
 	found := false
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		var m Mail
-		err := tx.QueryRow(ctx, `SELECT id, kind, to_email, subject, body, attempts FROM outbox
-			WHERE sent_at IS NULL AND next_try_at <= now() ORDER BY next_try_at, id
-			LIMIT 1 FOR UPDATE SKIP LOCKED`).Scan(&m.ID, &m.Kind, &m.To, &m.Subject, &m.Body, &m.Attempts)
+		var tokens map[string]string
+		err := tx.QueryRow(ctx, `SELECT id, kind, to_email, subject, body, link_tokens, attempts FROM outbox
+			WHERE sent_at IS NULL AND failed_at IS NULL AND next_try_at <= now() ORDER BY next_try_at, id
+			LIMIT 1 FOR UPDATE SKIP LOCKED`).Scan(&m.ID, &m.Kind, &m.To, &m.Subject, &m.Body, &tokens, &m.Attempts)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -51,14 +52,17 @@ func (p *Postgres) SendNext(ctx context.Context, send func(Mail) error, backoff 
 			return err
 		}
 		found = true
+		m.Body = withTokens(m.Body, tokens)
 		if sendErr := send(m); sendErr != nil {
 			_, err = tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = $2,
 				next_try_at = clock_timestamp() + $3 * interval '1 millisecond' WHERE id = $1`,
 				m.ID, sendErr.Error(), backoff(m.Attempts+1).Milliseconds())
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, sent_at = clock_timestamp(), last_error = NULL
-			WHERE id = $1`, m.ID)
+		// The mail is out: its tokens are no longer kept (the body has only
+		// stand-ins), in the transaction that records it sent.
+		_, err = tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, sent_at = clock_timestamp(), last_error = NULL,
+			link_tokens = NULL WHERE id = $1`, m.ID)
 		return err
 	})
 	return found, classify(err)

@@ -72,7 +72,7 @@ type ClaimMail struct {
 	At        time.Time
 	Keys      int // keys the account holds now
 	Domains   int // domains the account holds now
-	Tokens    MailTokens
+	Tokens    MailTokens // stand-ins for the raw tokens, filled in when the mail is sent
 	Expires   time.Time
 }
 
