@@ -70,8 +70,8 @@ type ClaimMail struct {
 	KeyPrefix string
 	IP        netip.Addr
 	At        time.Time
-	Keys      int // keys the account holds now
-	Domains   int // domains the account holds now
+	Keys      int        // keys the account holds now
+	Domains   int        // domains the account holds now
 	Tokens    MailTokens // stand-ins for the raw tokens, filled in when the mail is sent
 	Expires   time.Time
 }

@@ -31,11 +31,7 @@ func cli(t *testing.T, databaseURL string, args ...string) (int, string, string)
 func schemaOf(t *testing.T, databaseURL string) (tables int, version int32) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, databaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t, databaseURL)
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'`).Scan(&tables); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,17 @@ import (
 	"github.com/keychest/keychest-lined/mailer"
 )
 
+// connect opens a connection to databaseURL for the test's length.
+func connect(t *testing.T, databaseURL string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), databaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
 // tokensIn returns the tokens of the links in a mail body.
 func tokensIn(t *testing.T, body string) []string {
 	t.Helper()
@@ -30,11 +41,7 @@ func tokensIn(t *testing.T, body string) []string {
 func findText(t *testing.T, databaseURL, s string) []string {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, databaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t, databaseURL)
 	rows, err := conn.Query(ctx, `SELECT table_name, column_name FROM information_schema.columns
 		WHERE table_schema = 'public' AND data_type IN ('text', 'character varying', 'character', 'json', 'jsonb')`)
 	if err != nil {
@@ -66,11 +73,7 @@ func findText(t *testing.T, databaseURL, s string) []string {
 func waitOutbox(t *testing.T, databaseURL, cond string) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, databaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t, databaseURL)
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		var pending int
 		if err := conn.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE NOT (`+cond+`)`).Scan(&pending); err != nil {
