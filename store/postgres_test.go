@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -190,7 +189,7 @@ func TestSentMailRecordedDespiteCancel(t *testing.T) {
 		Compose: func(store.ClaimMail) (string, string) { return "s", "b" }, MaxMailsPerDay: 10, MaxUnconfirmedKeys: 10}); err != nil {
 		t.Fatal(err)
 	}
-	found, err := p.SendNext(ctx, func(store.Mail) error { cancel(); return nil }, func(int) time.Duration { return time.Second })
+	found, err := p.SendNext(ctx, func(store.Mail) store.Attempt { cancel(); return store.Attempt{} })
 	if !found || err != nil {
 		t.Fatalf("SendNext: %v %v", found, err)
 	}

@@ -31,7 +31,7 @@ const migrateCommand = "migrate"
 // cliArgs are the parsed flags of a subcommand.
 type cliArgs struct {
 	email, keyPrefix string
-	json             bool
+	json, failed     bool
 }
 
 var subcommands = map[string]subcommand{
@@ -41,6 +41,7 @@ var subcommands = map[string]subcommand{
 	"confirm":  {"confirm an account, as its mail's link does", "email", setAccount("confirm")},
 	"block":    {"block an account: its keys stop working", "email", setAccount("block")},
 	"revoke":   {"revoke the key with this prefix", "key-prefix", revokeKey},
+	"mails":    {"list the outbox's mails: pending, sent, failed (--failed: only those)", "", listMails},
 	// migrate is run by runSubcommand itself: it needs no current schema.
 	migrateCommand: {"apply the schema's migrations (the server does too, at start)", "", nil},
 }
@@ -58,6 +59,7 @@ func runCLI(sub subcommand, args []string, out, errOut io.Writer) int {
 	fs.StringVar(&a.email, "email", "", "the account's email")
 	fs.StringVar(&a.keyPrefix, "key-prefix", "", "the start of an API key (4 to 8 characters)")
 	fs.BoolVar(&a.json, "json", false, "print JSON instead of a table")
+	fs.BoolVar(&a.failed, "failed", false, "mails: only those failed for good")
 	fs.SetOutput(errOut)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -112,7 +114,7 @@ func migrateSchema(ctx context.Context, databaseURL string, a cliArgs, out, errO
 // check validates the flags a subcommand needs, normalising the email.
 func (a *cliArgs) check(needs string, extra int) error {
 	if extra > 0 {
-		return errors.New("unexpected arguments; flags are --email, --key-prefix and --json")
+		return errors.New("unexpected arguments; flags are --email, --key-prefix, --failed and --json")
 	}
 	switch needs {
 	case "email":
@@ -189,6 +191,24 @@ func listKeys(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) err
 		}
 		return fmt.Sprintf("%s...\t%s\t%s\t%d\t%s\t%s", r.Prefix, r.Origin, status, r.Domains, day(r.CreatedAt), r.CreatedIP)
 	})
+}
+
+func listMails(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+	rows, err := db.Mails(ctx, a.failed)
+	if err != nil || a.json {
+		return orJSON(out, rows, err)
+	}
+	return table(out, "ID\tKIND\tTO\tSTATUS\tATTEMPTS\tQUEUED\tLAST ERROR", len(rows), func(i int) string {
+		r := rows[i]
+		return fmt.Sprintf("%d\t%s\t%s\t%s\t%d\t%s\t%s", r.ID, r.Kind, r.To, r.Status, r.Attempts, day(r.CreatedAt), orNone(r.LastError))
+	})
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func setAccount(action string) func(context.Context, store.Admin, cliArgs, io.Writer) error {

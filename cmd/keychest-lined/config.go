@@ -38,6 +38,7 @@ type Config struct {
 	MailFrom         string        `envconfig:"MAIL_FROM" desc:"sender of the mails (default: keychest@ and the host name)"`
 	MailRetryMin     time.Duration `envconfig:"MAIL_RETRY_MIN" default:"2s" desc:"first wait before a failed mail is sent again (doubles each time)"`
 	MailRetryMax     time.Duration `envconfig:"MAIL_RETRY_MAX" default:"10m" desc:"longest wait between attempts at one mail"`
+	MailGiveUp       time.Duration `envconfig:"MAIL_GIVE_UP" default:"72h" desc:"how long a mail refused for now (4xx, network) is retried before it fails; a 5xx fails it at once"`
 	KeysPerIPHour    int           `envconfig:"LIMIT_KEYS_PER_IP_HOUR" default:"100" desc:"new keys per client address per hour (0: no limit); past it: 429"`
 	ClaimsPerIPHour  int           `envconfig:"LIMIT_CLAIMS_PER_IP_HOUR" default:"100" desc:"claims per client address per hour (0: no limit); past it: 429"`
 	MailsPerDay      int           `envconfig:"LIMIT_MAILS_PER_DAY" default:"10" desc:"mails to one address per day (0: no limit); a claim past it: 429"`
@@ -58,7 +59,7 @@ func loadConfig() (Config, error) {
 		return c, fmt.Errorf("workers, queue size, database connections and connection limits must be at least 1")
 	case c.MaxLine < 64:
 		return c, fmt.Errorf("%s_MAX_LINE must be at least 64", envPrefix)
-	case c.QuietPeriod <= 0 || c.IdleTimeout <= 0 || c.MaxLifetime <= 0 || c.RequestTimeout <= 0:
+	case c.QuietPeriod <= 0 || c.IdleTimeout <= 0 || c.MaxLifetime <= 0 || c.RequestTimeout <= 0 || c.MailGiveUp <= 0:
 		return c, fmt.Errorf("timeouts must be positive")
 	}
 	return c, nil
@@ -72,7 +73,7 @@ func printUsage() {
 	tw.Flush()
 	fmt.Fprintf(os.Stderr, "\nOperator commands (same configuration; --json for scripts):\n\n")
 	tw = tabwriter.NewWriter(os.Stderr, 0, 4, 2, ' ', 0)
-	for _, name := range []string{"accounts", "domains", "keys", "confirm", "block", "revoke", migrateCommand} {
+	for _, name := range []string{"accounts", "domains", "keys", "confirm", "block", "revoke", "mails", migrateCommand} {
 		sub := subcommands[name]
 		flags := ""
 		if sub.needs != "" {

@@ -1,7 +1,8 @@
 // Package smtptest is a real SMTP server for tests, built on
 // github.com/emersion/go-smtp: it listens on loopback, keeps every message
-// it accepts, and can be stopped and started again on the same port to play
-// a mail server that is down.
+// it accepts, can be stopped and started again on the same port to play
+// a mail server that is down, and can refuse recipients with a 4xx or 5xx
+// reply to play one that rejects mail.
 package smtptest
 
 import (
@@ -45,6 +46,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	messages []Message
+	reject   *smtp.SMTPError // the answer to every RCPT while set
+	rejected int
 	arrived  chan struct{}
 	srv      *smtp.Server
 	ln       net.Listener
@@ -119,6 +122,28 @@ func (s *Server) Wait(t testing.TB, n int, timeout time.Duration) []Message {
 	}
 }
 
+// Reject makes the server answer every recipient with code and text (a
+// 4xx: try again later; a 5xx: never), until Accept.
+func (s *Server) Reject(code int, text string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reject = &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{code / 100, 0, 0}, Message: text}
+}
+
+// Accept makes the server take mail again.
+func (s *Server) Accept() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reject = nil
+}
+
+// Rejected reports how many recipients were refused so far.
+func (s *Server) Rejected() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rejected
+}
+
 // NewSession implements smtp.Backend.
 func (s *Server) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{srv: s}, nil }
 
@@ -136,6 +161,12 @@ func (x *session) Mail(from string, _ *smtp.MailOptions) error {
 }
 
 func (x *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	x.srv.mu.Lock()
+	defer x.srv.mu.Unlock()
+	if x.srv.reject != nil {
+		x.srv.rejected++
+		return x.srv.reject
+	}
 	x.msg.To = append(x.msg.To, to)
 	return nil
 }
