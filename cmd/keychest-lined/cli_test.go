@@ -6,11 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/tern/v2/migrate"
-
 	"github.com/keychest/keychest-lined/internal/pgtest"
-	"github.com/keychest/keychest-lined/migrations"
 )
 
 // cli runs an operator command against databaseURL and returns its exit
@@ -73,23 +69,7 @@ func TestCLIOnEmptyDatabase(t *testing.T) {
 
 // Against a schema older than the binary's they say so and change nothing.
 func TestCLIOnOlderSchema(t *testing.T) {
-	url := pgtest.NewEmptyDatabase(t)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := migrate.NewMigrator(ctx, conn, "schema_version")
-	if err == nil {
-		err = m.LoadMigrations(migrations.FS)
-	}
-	if err == nil {
-		err = m.MigrateTo(ctx, 1)
-	}
-	conn.Close(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	url := pgtest.NewDatabaseAt(t, 1)
 	tablesBefore, _ := schemaOf(t, url)
 	for _, args := range readCommands {
 		code, out, errOut := cli(t, url, args...)
