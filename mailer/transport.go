@@ -3,6 +3,7 @@ package mailer
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -26,6 +27,7 @@ type SMTP struct {
 	From     string
 	Hostname string // for EHLO and Message-ID
 	Timeout  time.Duration
+	RootCAs  *x509.CertPool // whom to trust for TLS; nil: the system's roots
 }
 
 // NewSMTP parses smtp://user:pass@host:port or smtps://...
@@ -68,7 +70,7 @@ func (s *SMTP) Send(m store.Mail) error {
 // EHLO first; if the server offers STARTTLS it starts again with it (the
 // client cannot upgrade a session it has greeted).
 func (s *SMTP) connect() (*smtp.Client, error) {
-	tlsConfig := &tls.Config{ServerName: s.URL.Hostname()}
+	tlsConfig := &tls.Config{ServerName: s.URL.Hostname(), RootCAs: s.RootCAs}
 	conn, err := s.dial()
 	if err != nil {
 		return nil, err

@@ -6,13 +6,21 @@
 package smtptest
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"io"
+	"math/big"
 	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
 
@@ -21,6 +29,8 @@ type Message struct {
 	From string
 	To   []string
 	Data string // headers and body as received, CRLF line ends
+	TLS  bool   // the session ran over TLS (STARTTLS)
+	User string // who authenticated (AUTH PLAIN), if anyone
 }
 
 // Body returns the message's body with LF line ends.
@@ -43,6 +53,10 @@ func (m Message) Header(name string) string {
 // Server is the receiver.
 type Server struct {
 	Addr string
+	// RootCAs trusts the server's certificate (StartTLS only).
+	RootCAs *x509.CertPool
+
+	tls *tls.Config
 
 	mu       sync.Mutex
 	messages []Message
@@ -56,7 +70,23 @@ type Server struct {
 // Start listens on a free loopback port; the server stops when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{arrived: make(chan struct{}, 100)}
+	return start(t, &Server{arrived: make(chan struct{}, 100)})
+}
+
+// StartTLS is Start with STARTTLS offered, under a certificate for
+// 127.0.0.1 that RootCAs trusts, and AUTH PLAIN once TLS is on.
+func StartTLS(t testing.TB) *Server {
+	t.Helper()
+	cert, roots, err := selfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return start(t, &Server{arrived: make(chan struct{}, 100), RootCAs: roots,
+		tls: &tls.Config{Certificates: []tls.Certificate{cert}}})
+}
+
+func start(t testing.TB, s *Server) *Server {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +101,7 @@ func (s *Server) serve(l net.Listener) {
 	srv := smtp.NewServer(s)
 	srv.Domain = "smtptest.localhost"
 	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
+	srv.TLSConfig = s.tls
 	s.mu.Lock()
 	s.srv, s.ln = srv, l
 	s.mu.Unlock()
@@ -145,11 +176,27 @@ func (s *Server) Rejected() int {
 }
 
 // NewSession implements smtp.Backend.
-func (s *Server) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{srv: s}, nil }
+func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return &session{srv: s, conn: c}, nil
+}
 
 type session struct {
-	srv *Server
-	msg Message
+	srv  *Server
+	conn *smtp.Conn
+	user string
+	msg  Message
+}
+
+// AuthMechanisms implements smtp.AuthSession: go-smtp offers them only
+// over TLS.
+func (x *session) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+// Auth takes any user and password.
+func (x *session) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, user, _ string) error {
+		x.user = user
+		return nil
+	}), nil
 }
 
 func (x *session) Reset()        { x.msg = Message{} }
@@ -177,6 +224,8 @@ func (x *session) Data(r io.Reader) error {
 		return err
 	}
 	x.msg.Data = string(b)
+	_, x.msg.TLS = x.conn.TLSConnectionState()
+	x.msg.User = x.user
 	x.srv.mu.Lock()
 	x.srv.messages = append(x.srv.messages, x.msg)
 	x.srv.mu.Unlock()
@@ -185,4 +234,29 @@ func (x *session) Data(r io.Reader) error {
 	default:
 	}
 	return nil
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and a pool that trusts it.
+func selfSigned() (tls.Certificate, *x509.CertPool, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "smtptest"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, roots, nil
 }
