@@ -79,6 +79,13 @@ func (p *Postgres) CreateKey(ctx context.Context, k NewKey) error {
 // existing row; or, at the limit, the snapshot tells "exists" from "limit
 // reached" (a racing insert of the same domain that filled the key is not
 // in that snapshot: AddDomain looks again before it says "limit reached").
+//
+// The count is api_keys.domain_count, kept on the key's row on purpose: a
+// statement that waited for the row lock reads the row as it is now, but a
+// count(*) of domains would read the statement's older snapshot and miss
+// adds that committed meanwhile, letting racing adds pass the limit. Only
+// this statement and RemoveDomain change domains, and each keeps the count
+// in the same transaction (the domains of a deleted key go with its row).
 const addDomainSQL = `
 WITH key AS (
     SELECT k.id, k.domain_count, k.revoked_at IS NOT NULL AS revoked,
