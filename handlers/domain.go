@@ -8,6 +8,7 @@ import (
 	"golang.org/x/net/idna"
 
 	"github.com/keychest/keychest-lined/lineproto"
+	"github.com/keychest/keychest-lined/store"
 )
 
 // Domain is a normalised name to watch: ASCII (IDN in punycode), lowercase,
@@ -65,6 +66,9 @@ func ParseDomain(raw string) (Domain, *lineproto.Error) {
 	if d.Wildcard {
 		d.Name = "*." + name
 	}
+	if len(d.Name) > store.MaxDomainName {
+		return Domain{}, tooLong(d.Wildcard)
+	}
 	return d, nil
 }
 
@@ -109,8 +113,8 @@ func hostName(host string) (string, *lineproto.Error) {
 // labelError explains why a name failed IDNA conversion, as precisely as a
 // plain look at it allows.
 func labelError(host string) *lineproto.Error {
-	if len(host) > 253 {
-		return bad("domain longer than 253 characters")
+	if len(host) > store.MaxDomainName {
+		return tooLong(false)
 	}
 	for _, label := range strings.Split(host, ".") {
 		switch {
@@ -123,6 +127,14 @@ func labelError(host string) *lineproto.Error {
 		}
 	}
 	return bad("domain has characters not allowed in a host name")
+}
+
+// tooLong words the one length rule, store.MaxDomainName.
+func tooLong(wildcard bool) *lineproto.Error {
+	if wildcard {
+		return lineproto.Errorf(lineproto.CodeBadRequest, "domain longer than %d characters with its \"*.\"", store.MaxDomainName)
+	}
+	return lineproto.Errorf(lineproto.CodeBadRequest, "domain longer than %d characters", store.MaxDomainName)
 }
 
 func bad(text string) *lineproto.Error { return lineproto.Errorf(lineproto.CodeBadRequest, "%s", text) }

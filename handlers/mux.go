@@ -18,9 +18,10 @@ import (
 // Config holds what the commands need besides the store.
 type Config struct {
 	Version          string // reported by "command version"
-	MaxDomainsPerKey int    // "add" answers 429 past this many domains per key
+	MaxDomainsPerKey int    // "add" answers 403 past this many domains per key (0: no limit)
 	// Abuse limits (0: none): new keys and claims per source address per
-	// hour, mails per address per day, keys of an unconfirmed account.
+	// hour and mails per address per day (429, retry later); keys of an
+	// unconfirmed account (403 until it is confirmed).
 	KeysPerIPHour      int
 	ClaimsPerIPHour    int
 	MailsPerDay        int
@@ -159,15 +160,18 @@ func (m *Mux) wireError(req *lineproto.Request, err error) *lineproto.Error {
 	case errors.Is(err, store.ErrAccountBlocked):
 		return lineproto.Errorf(lineproto.CodeForbidden, "account blocked by its owner")
 	case errors.Is(err, store.ErrDomainLimit):
-		return lineproto.Errorf(lineproto.CodeTooMany,
-			"this apikey already has %d domains; use another key", m.cfg.MaxDomainsPerKey)
+		return lineproto.Errorf(lineproto.CodeForbidden,
+			"this apikey already has %d domains, the most one key may hold: remove one or use another key",
+			m.cfg.MaxDomainsPerKey)
 	case errors.Is(err, store.ErrMailLimit):
 		return lineproto.Errorf(lineproto.CodeTooMany,
 			"%d mails sent to this address today; retry in 24h", m.cfg.MailsPerDay)
 	case errors.Is(err, store.ErrUnconfirmedKeys):
-		return lineproto.Errorf(lineproto.CodeTooMany,
-			"this account holds %d keys and is not confirmed: confirm it from its mail, then retry",
+		return lineproto.Errorf(lineproto.CodeForbidden,
+			"this account holds %d keys and is not confirmed: confirm it from its mail before claiming more",
 			m.cfg.MaxUnconfirmedKeys)
+	case errors.Is(err, store.ErrRefused):
+		return lineproto.Errorf(lineproto.CodeBadRequest, "%s", err)
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		m.log.Warn().Str("code", "ERR0503").Str("verb", req.Verb).Err(err).Msg("database unavailable")
 		return lineproto.Errorf(lineproto.CodeUnavailable, "database unavailable, retry shortly")

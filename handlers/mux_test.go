@@ -128,7 +128,7 @@ func TestAddDomain(t *testing.T) {
 	expect(t, e.do(t, "command add apikey "+key+" domain keychest.net"), 200, "already registered")
 	expect(t, e.do(t, "command add apikey "+key+" domain bad..name"), 400, "empty label")
 	expect(t, e.do(t, "command add apikey "+key+" domain *.keychest.net:8443"), 200, "*.keychest.net:8443 added")
-	expect(t, e.do(t, "command add apikey "+key+" domain third.example"), 429, "already has 2 domains")
+	expect(t, e.do(t, "command add apikey "+key+" domain third.example"), 403, "already has 2 domains, the most one key may hold")
 	expect(t, e.do(t, "command add apikey "+key+" domain keychest.net"), 200, "already registered") // at the limit, still ok
 	expect(t, e.do(t, "command add apikey unknown-key-0123456789 domain example.com"), 401, "unknown apikey")
 	expect(t, e.do(t, "command add domain example.com"), 400, `needs "apikey"`)

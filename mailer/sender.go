@@ -2,6 +2,7 @@ package mailer
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -17,11 +18,14 @@ type Transport interface {
 // Observer counts deliveries (metrics).
 type Observer interface {
 	MailSent(kind string)
-	MailFailed(kind string)
+	MailFailed(kind string)  // a failed attempt
+	MailGivenUp(kind string) // a mail failed for good
 }
 
-// Sender delivers the outbox: each due mail once, retrying failures with
-// exponential backoff. Mails survive restarts in the outbox table.
+// Sender delivers the outbox: each due mail once, retrying passing failures
+// (a 4xx reply, a network error) with exponential backoff for at most
+// GiveUp. A permanent rejection (5xx), or GiveUp passing, fails the mail
+// for good, with its reason. Mails survive restarts in the outbox table.
 type Sender struct {
 	Outbox    store.Outbox
 	Transport Transport
@@ -29,6 +33,8 @@ type Sender struct {
 	Log       zerolog.Logger
 	// RetryMin and RetryMax bound the backoff between attempts.
 	RetryMin, RetryMax time.Duration
+	// GiveUp is how long after it was queued a mail is still tried.
+	GiveUp time.Duration
 	// Poll is how often the outbox is checked without a Poke.
 	Poll time.Duration
 
@@ -38,7 +44,7 @@ type Sender struct {
 // NewSender returns a Sender with its defaults filled in.
 func NewSender(outbox store.Outbox, t Transport, obs Observer, log zerolog.Logger) *Sender {
 	return &Sender{Outbox: outbox, Transport: t, Observer: obs, Log: log,
-		RetryMin: 2 * time.Second, RetryMax: 10 * time.Minute, Poll: time.Second,
+		RetryMin: 2 * time.Second, RetryMax: 10 * time.Minute, GiveUp: 72 * time.Hour, Poll: time.Second,
 		poke: make(chan struct{}, 1)}
 }
 
@@ -68,7 +74,7 @@ func (s *Sender) Run(ctx context.Context) {
 // drain sends every mail that is due.
 func (s *Sender) drain(ctx context.Context) {
 	for ctx.Err() == nil {
-		found, err := s.Outbox.SendNext(ctx, s.send, s.backoff)
+		found, err := s.Outbox.SendNext(ctx, s.send)
 		if err != nil {
 			s.Log.Warn().Str("code", "MAIL0503").Time("event_time", time.Now()).Err(err).Msg("cannot read the outbox")
 			return
@@ -79,22 +85,47 @@ func (s *Sender) drain(ctx context.Context) {
 	}
 }
 
-func (s *Sender) send(m store.Mail) error {
+// send tries m once and says what became of it.
+func (s *Sender) send(m store.Mail) store.Attempt {
 	err := s.Transport.Send(m)
-	if err != nil {
-		s.Log.Warn().Str("code", "MAIL0500").Time("event_time", time.Now()).Int64("mail", m.ID).
-			Str("kind", m.Kind).Int("attempt", m.Attempts+1).Err(err).Msg("mail not delivered, will retry")
+	if err == nil {
+		s.Log.Info().Str("code", "MAIL0200").Time("event_time", time.Now()).Int64("mail", m.ID).
+			Str("kind", m.Kind).Msg("mail delivered")
 		if s.Observer != nil {
-			s.Observer.MailFailed(m.Kind)
+			s.Observer.MailSent(m.Kind)
 		}
-		return err
+		return store.Attempt{}
 	}
-	s.Log.Info().Str("code", "MAIL0200").Time("event_time", time.Now()).Int64("mail", m.ID).
-		Str("kind", m.Kind).Msg("mail delivered")
 	if s.Observer != nil {
-		s.Observer.MailSent(m.Kind)
+		s.Observer.MailFailed(m.Kind)
 	}
-	return nil
+	a := s.judge(m, err)
+	if a.Failed {
+		s.Log.Error().Str("code", "MAIL0550").Time("event_time", time.Now()).Int64("mail", m.ID).
+			Str("kind", m.Kind).Int("attempt", m.Attempts+1).Err(a.Err).Msg("mail failed for good")
+		if s.Observer != nil {
+			s.Observer.MailGivenUp(m.Kind)
+		}
+		return a
+	}
+	s.Log.Warn().Str("code", "MAIL0500").Time("event_time", time.Now()).Int64("mail", m.ID).
+		Str("kind", m.Kind).Int("attempt", m.Attempts+1).Dur("retry_in", a.RetryIn).Err(err).
+		Msg("mail not delivered, will retry")
+	return a
+}
+
+// judge decides what a failed attempt means: a permanent rejection fails
+// the mail; a passing one retries it after backoff, the last time when
+// GiveUp ends, and past GiveUp fails it.
+func (s *Sender) judge(m store.Mail, err error) store.Attempt {
+	left := s.GiveUp - m.Age
+	switch {
+	case Permanent(err):
+		return store.Attempt{Err: err, Failed: true}
+	case left <= 0:
+		return store.Attempt{Err: fmt.Errorf("given up after %s: %w", s.GiveUp, err), Failed: true}
+	}
+	return store.Attempt{Err: err, RetryIn: min(s.backoff(m.Attempts+1), left)}
 }
 
 // backoff doubles from RetryMin up to RetryMax.

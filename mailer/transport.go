@@ -1,27 +1,33 @@
 package mailer
 
 import (
+	"bytes"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
-	"net/smtp"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
 
 	"github.com/keychest/keychest-lined/store"
 )
 
-// SMTP delivers over SMTP, with STARTTLS when the server offers it
-// (smtp://) or TLS from the start (smtps://), and AUTH PLAIN when the URL
-// has a user.
+// SMTP delivers over SMTP with go-smtp's client, with STARTTLS when the
+// server offers it (smtp://) or TLS from the start (smtps://), and AUTH
+// PLAIN, over TLS only, when the URL has a user.
 type SMTP struct {
 	URL      *url.URL
 	From     string
-	Hostname string // for Message-ID
+	Hostname string // for EHLO and Message-ID
 	Timeout  time.Duration
+	RootCAs  *x509.CertPool // whom to trust for TLS; nil: the system's roots
 }
 
 // NewSMTP parses smtp://user:pass@host:port or smtps://...
@@ -36,67 +42,101 @@ func NewSMTP(rawURL, from, hostname string) (*SMTP, error) {
 	return &SMTP{URL: u, From: from, Hostname: hostname, Timeout: 30 * time.Second}, nil
 }
 
+// Permanent reports whether err is the SMTP server refusing a mail for
+// good (a 5xx reply): sending it again would get the same answer. A 4xx
+// and a network error are passing.
+func Permanent(err error) bool {
+	var smtpErr *smtp.SMTPError
+	return errors.As(err, &smtpErr) && smtpErr.Code/100 == 5
+}
+
 // Send delivers one mail.
 func (s *SMTP) Send(m store.Mail) error {
-	conn, err := s.dial()
+	c, err := s.connect()
 	if err != nil {
-		return err
-	}
-	c, err := smtp.NewClient(conn, s.URL.Hostname())
-	if err != nil {
-		conn.Close()
 		return err
 	}
 	defer c.Close()
-	if err := s.secure(c); err != nil {
+	if err := s.authenticate(c); err != nil {
 		return err
 	}
-	if err := c.Mail(s.From); err != nil {
-		return err
-	}
-	if err := c.Rcpt(m.To); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(s.message(m)); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
+	if err := c.SendMail(s.From, []string{m.To}, bytes.NewReader(s.message(m))); err != nil {
 		return err
 	}
 	return c.Quit()
 }
 
-func (s *SMTP) dial() (net.Conn, error) {
-	d := &net.Dialer{Timeout: s.Timeout}
-	var conn net.Conn
-	var err error
+// connect opens a session, secured as the URL asks. With smtp:// it says
+// EHLO first; if the server offers STARTTLS it starts again with it (the
+// client cannot upgrade a session it has greeted).
+func (s *SMTP) connect() (*smtp.Client, error) {
+	tlsConfig := &tls.Config{ServerName: s.URL.Hostname(), RootCAs: s.RootCAs}
+	conn, err := s.dial()
+	if err != nil {
+		return nil, err
+	}
 	if s.URL.Scheme == "smtps" {
-		conn, err = tls.DialWithDialer(d, "tcp", s.URL.Host, &tls.Config{ServerName: s.URL.Hostname()})
-	} else {
-		conn, err = d.Dial("tcp", s.URL.Host)
+		conn = tls.Client(conn, tlsConfig)
 	}
-	if err == nil {
-		conn.SetDeadline(time.Now().Add(s.Timeout))
+	c := s.client(conn)
+	if err := c.Hello(s.localName()); err != nil {
+		c.Close()
+		return nil, err
 	}
-	return conn, err
+	if ok, _ := c.Extension("STARTTLS"); !ok || s.URL.Scheme == "smtps" {
+		return c, nil
+	}
+	c.Quit()
+	if conn, err = s.dial(); err != nil {
+		return nil, err
+	}
+	if c, err = smtp.NewClientStartTLS(conn, tlsConfig); err != nil {
+		return nil, err
+	}
+	s.limit(c)
+	if err := c.Hello(s.localName()); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
-// secure starts TLS when offered and authenticates when the URL has a user.
-func (s *SMTP) secure(c *smtp.Client) error {
-	if ok, _ := c.Extension("STARTTLS"); ok && s.URL.Scheme == "smtp" {
-		if err := c.StartTLS(&tls.Config{ServerName: s.URL.Hostname()}); err != nil {
-			return err
-		}
+// localName is the name the client gives in EHLO.
+func (s *SMTP) localName() string {
+	if s.Hostname == "" {
+		return "localhost"
 	}
+	return s.Hostname
+}
+
+func (s *SMTP) dial() (net.Conn, error) {
+	d := &net.Dialer{Timeout: s.Timeout}
+	return d.Dial("tcp", s.URL.Host)
+}
+
+// client wraps conn in an SMTP client with the transport's time limits.
+func (s *SMTP) client(conn net.Conn) *smtp.Client {
+	c := smtp.NewClient(conn)
+	s.limit(c)
+	return c
+}
+
+func (s *SMTP) limit(c *smtp.Client) {
+	c.CommandTimeout, c.SubmissionTimeout = s.Timeout, s.Timeout
+}
+
+// authenticate sends AUTH PLAIN when the URL has a user, and only over TLS
+// (or to a loopback server): a password never crosses the network in clear.
+func (s *SMTP) authenticate(c *smtp.Client) error {
 	if s.URL.User == nil {
 		return nil
 	}
+	_, secure := c.TLSConnectionState()
+	if ip, err := netip.ParseAddr(s.URL.Hostname()); !secure && (err != nil || !ip.IsLoopback()) && s.URL.Hostname() != "localhost" {
+		return errors.New("the SMTP server offers no TLS: refusing to send the password in clear")
+	}
 	pass, _ := s.URL.User.Password()
-	return c.Auth(smtp.PlainAuth("", s.URL.User.Username(), pass, s.URL.Hostname()))
+	return c.Auth(sasl.NewPlainClient("", s.URL.User.Username(), pass))
 }
 
 // message renders headers and body with CRLF line ends. The Message-ID is

@@ -30,6 +30,18 @@ type Key struct {
 	Domains   int        `json:"domains"`
 }
 
+// QueuedMail is one mail of the outbox as the operator sees it (never its
+// body, which links to live tokens while the mail is pending).
+type QueuedMail struct {
+	ID        int64     `json:"id"`
+	Kind      string    `json:"kind"`
+	To        string    `json:"to"`
+	Status    string    `json:"status"` // "pending", "sent" or "failed"
+	Attempts  int       `json:"attempts"`
+	CreatedAt time.Time `json:"created_at"`
+	LastError string    `json:"last_error"` // why the last attempt failed; for a failed mail, why it was given up
+}
+
 // Admin is what the operator's command line needs.
 type Admin interface {
 	Accounts(ctx context.Context) ([]Account, error)
@@ -44,6 +56,9 @@ type Admin interface {
 	Certs(ctx context.Context, email string) ([]CertStatus, error)
 	// Findings lists findings, newest first.
 	Findings(ctx context.Context, open bool, email string) ([]FindingRow, error)
+	// Mails lists the outbox, oldest first; only the mails failed for
+	// good if failedOnly.
+	Mails(ctx context.Context, failedOnly bool) ([]QueuedMail, error)
 }
 
 // Accounts lists every account, oldest first.
@@ -160,4 +175,22 @@ func (p *Postgres) RevokeKey(ctx context.Context, prefix string) (Key, error) {
 		return Key{}, err
 	}
 	return keys[0], nil
+}
+
+// Mails lists the outbox, oldest first; only the mails failed for good if
+// failedOnly.
+func (p *Postgres) Mails(ctx context.Context, failedOnly bool) ([]QueuedMail, error) {
+	rows, err := p.pool.Query(ctx, `SELECT id, kind, to_email,
+			CASE WHEN sent_at IS NOT NULL THEN 'sent' WHEN failed_at IS NOT NULL THEN 'failed' ELSE 'pending' END,
+			attempts, created_at, coalesce(last_error, '')
+		FROM outbox WHERE failed_at IS NOT NULL OR NOT $1 ORDER BY created_at, id`, failedOnly)
+	if err != nil {
+		return nil, classify(err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (QueuedMail, error) {
+		var m QueuedMail
+		err := row.Scan(&m.ID, &m.Kind, &m.To, &m.Status, &m.Attempts, &m.CreatedAt, &m.LastError)
+		return m, err
+	})
+	return out, classify(err)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -133,18 +134,19 @@ func checkClaimLimits(ctx context.Context, tx pgx.Tx, c Claim, a account) error 
 	return nil
 }
 
-// queueClaimMail stores the tokens the mail links to and the mail itself.
+// queueClaimMail stores the hashes of the tokens the mail links to, and
+// the mail itself: its body holds stand-ins for the tokens, and the raw
+// tokens wait in link_tokens until the mail is sent or given up.
 func queueClaimMail(ctx context.Context, tx pgx.Tx, c Claim, a account, keyID int64) error {
 	now := time.Now().UTC()
 	m := ClaimMail{Kind: "confirm", Email: c.Email, KeyPrefix: c.Key.Prefix, IP: c.IP, At: now,
 		Expires: now.Add(TokenLifetime)}
 	tokens := map[string]string{"confirm": c.Tokens.Confirm, "block": c.Tokens.Block}
+	m.Tokens.Confirm, m.Tokens.Block = standIn("confirm"), standIn("block")
 	if a.confirmed {
 		m.Kind = "new_key"
 		tokens = map[string]string{"revoke": c.Tokens.Revoke}
-		m.Tokens.Revoke = c.Tokens.Revoke
-	} else {
-		m.Tokens.Confirm, m.Tokens.Block = c.Tokens.Confirm, c.Tokens.Block
+		m.Tokens = MailTokens{Revoke: standIn("revoke")}
 	}
 	for action, raw := range tokens {
 		hash := HashToken(raw)
@@ -161,9 +163,21 @@ func queueClaimMail(ctx context.Context, tx pgx.Tx, c Claim, a account, keyID in
 		return err
 	}
 	subject, body := c.Compose(m)
-	_, err = tx.Exec(ctx, `INSERT INTO outbox (kind, to_email, subject, body) VALUES ($1, $2, $3, $4)`,
-		m.Kind, c.Email, subject, body)
+	_, err = tx.Exec(ctx, `INSERT INTO outbox (kind, to_email, subject, body, link_tokens) VALUES ($1, $2, $3, $4, $5)`,
+		m.Kind, c.Email, subject, body, tokens)
 	return err
+}
+
+// standIn is what a stored mail body holds in place of the raw token for
+// action; withTokens puts the tokens back just before the mail is sent.
+func standIn(action string) string { return "{{" + action + "-token}}" }
+
+// withTokens fills the stand-ins of body with the raw tokens.
+func withTokens(body string, tokens map[string]string) string {
+	for action, raw := range tokens {
+		body = strings.ReplaceAll(body, standIn(action), raw)
+	}
+	return body
 }
 
 // HashToken returns how a link token is stored.

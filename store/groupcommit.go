@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -27,12 +29,12 @@ type groupCommitter struct {
 	pool     *pgxpool.Pool
 	ops      chan *writeOp
 	maxBatch int
-	linger   time.Duration
+	sent     atomic.Int64 // batches sent, retries included
 }
 
 // newGroupCommitter starts writers batch writers on pool.
-func newGroupCommitter(pool *pgxpool.Pool, writers, maxBatch int, linger time.Duration) *groupCommitter {
-	g := &groupCommitter{pool: pool, ops: make(chan *writeOp, 4*maxBatch), maxBatch: maxBatch, linger: linger}
+func newGroupCommitter(pool *pgxpool.Pool, writers, maxBatch int) *groupCommitter {
+	g := &groupCommitter{pool: pool, ops: make(chan *writeOp, 4*maxBatch), maxBatch: maxBatch}
 	for i := 0; i < writers; i++ {
 		go g.writer()
 	}
@@ -57,78 +59,64 @@ func (g *groupCommitter) do(ctx context.Context, op *writeOp) error {
 	}
 }
 
-// writer takes the first waiting op, then whatever else is waiting (up to
-// maxBatch, lingering briefly for more), and commits them together.
+// writer takes the first waiting op, then whatever else is already
+// waiting (up to maxBatch), and commits them together.
 func (g *groupCommitter) writer() {
 	for first := range g.ops {
 		batch := append(make([]*writeOp, 0, g.maxBatch), first)
-		batch = g.gather(batch, 0)
-		if len(batch) < g.maxBatch && g.linger > 0 {
-			batch = g.gather(batch, g.linger)
+	gather:
+		for len(batch) < g.maxBatch {
+			select {
+			case op := <-g.ops:
+				batch = append(batch, op)
+			default:
+				break gather
+			}
 		}
 		g.commit(batch)
 	}
 }
 
-// gather adds waiting ops to batch: those already queued, and with a
-// linger, those arriving within it.
-func (g *groupCommitter) gather(batch []*writeOp, linger time.Duration) []*writeOp {
-	var expired <-chan time.Time
-	if linger > 0 {
-		timer := time.NewTimer(linger)
-		defer timer.Stop()
-		expired = timer.C
-	}
-	for len(batch) < g.maxBatch {
-		select {
-		case op := <-g.ops:
-			batch = append(batch, op)
-		case <-expired:
-			return batch
-		default:
-			if linger == 0 {
-				return batch
-			}
-			select {
-			case op := <-g.ops:
-				batch = append(batch, op)
-			case <-expired:
-				return batch
-			}
-		}
-	}
-	return batch
-}
-
 // commit runs a batch as one implicit transaction (a pgx batch is sent with
 // a single Sync): all statements in one round trip, committed at the end.
 // Rows are locked in one order in every batch, so batches never deadlock.
+//
+// A statement that fails aborts the whole transaction. When the failing
+// statement is known (it refused a value, or broke otherwise), that is its
+// command's own outcome: the command hears its error, and the others, whose
+// writes were rolled back with it, go again together in one more batch.
+// Only a failure at commit, which names no command, makes each command run
+// on its own, so that only the bad one fails.
 func (g *groupCommitter) commit(batch []*writeOp) {
 	slices.SortStableFunc(batch, func(a, b *writeOp) int { return bytes.Compare(a.order, b.order) })
-	live := batch[:0]
-	for _, op := range batch {
-		if op.ctx.Err() == nil {
-			live = append(live, op)
+	live := slices.DeleteFunc(batch, func(op *writeOp) bool { return op.ctx.Err() != nil })
+	for len(live) > 0 {
+		bad, err := g.send(live)
+		switch {
+		case err == nil || errors.Is(err, ErrUnavailable):
+		case bad >= 0:
+			live[bad].done <- err
+			live = slices.Delete(live, bad, bad+1)
+			continue
+		case len(live) > 1:
+			for _, op := range live {
+				_, err := g.send([]*writeOp{op})
+				op.done <- err
+			}
+			return
 		}
-	}
-	err := g.send(live)
-	if err != nil && len(live) > 1 && !errors.Is(err, ErrUnavailable) {
-		// A statement failed and took the batch down: run each command on
-		// its own, so that only the bad one fails.
 		for _, op := range live {
-			op.done <- g.send([]*writeOp{op})
+			op.done <- err
 		}
 		return
 	}
-	for _, op := range live {
-		op.done <- err
-	}
 }
 
-func (g *groupCommitter) send(ops []*writeOp) error {
-	if len(ops) == 0 {
-		return nil
-	}
+// send runs ops as one batch. On failure it reports the index of the op
+// whose statement failed, or -1 when no statement did (the commit or the
+// connection failed).
+func (g *groupCommitter) send(ops []*writeOp) (int, error) {
+	g.sent.Add(1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	b := &pgx.Batch{}
@@ -136,9 +124,13 @@ func (g *groupCommitter) send(ops []*writeOp) error {
 		op.queue(b)
 	}
 	br := g.pool.SendBatch(ctx, b)
+	bad := -1
 	var err error
-	for _, op := range ops {
+	for i, op := range ops {
 		if err = op.read(br); err != nil {
+			if isStatementError(err) {
+				bad = i
+			}
 			break
 		}
 	}
@@ -146,5 +138,12 @@ func (g *groupCommitter) send(ops []*writeOp) error {
 	if closeErr := br.Close(); err == nil {
 		err = closeErr
 	}
-	return classify(err)
+	return bad, classify(err)
+}
+
+// isStatementError reports whether err is the database refusing one
+// statement (rather than the connection or the server failing).
+func isStatementError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && !errors.Is(classify(err), ErrUnavailable)
 }

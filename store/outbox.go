@@ -15,21 +15,30 @@ type Mail struct {
 	To       string
 	Subject  string
 	Body     string
-	Attempts int
+	Attempts int           // tries so far
+	Age      time.Duration // since it was queued, by the database's clock
+}
+
+// Attempt is what became of one try at a mail.
+type Attempt struct {
+	Err     error         // nil: the mail was sent
+	Failed  bool          // with Err: give up, never try again
+	RetryIn time.Duration // with Err and not Failed: when to try again
 }
 
 // Outbox is what the mail sender needs.
 type Outbox interface {
 	// SendNext takes the oldest mail that is due, calls send with it, and
-	// records the outcome: sent, or failed and due again after backoff. It
-	// reports false when no mail was due.
-	SendNext(ctx context.Context, send func(Mail) error, backoff func(attempts int) time.Duration) (bool, error)
+	// records what send reports: sent, failed for good, or due again
+	// later. It reports false when no mail was due.
+	SendNext(ctx context.Context, send func(Mail) Attempt) (bool, error)
 }
 
 // SendNext holds the mail's row lock while send runs, so that servers
 // sharing the database never send one mail twice; SKIP LOCKED lets them
-// send different mails side by side.
-func (p *Postgres) SendNext(ctx context.Context, send func(Mail) error, backoff func(int) time.Duration) (bool, error) {
+// send different mails side by side. A mail sent or failed for good loses
+// its link tokens in the transaction that records it.
+func (p *Postgres) SendNext(ctx context.Context, send func(Mail) Attempt) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
@@ -41,9 +50,10 @@ func (p *Postgres) SendNext(ctx context.Context, send func(Mail) error, backoff 
 	found := false
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		var m Mail
-		err := tx.QueryRow(ctx, `SELECT id, kind, to_email, subject, body, attempts FROM outbox
-			WHERE sent_at IS NULL AND next_try_at <= now() ORDER BY next_try_at, id
-			LIMIT 1 FOR UPDATE SKIP LOCKED`).Scan(&m.ID, &m.Kind, &m.To, &m.Subject, &m.Body, &m.Attempts)
+		var tokens map[string]string
+		err := tx.QueryRow(ctx, `SELECT id, kind, to_email, subject, body, link_tokens, attempts, clock_timestamp() - created_at
+			FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL AND next_try_at <= now() ORDER BY next_try_at, id
+			LIMIT 1 FOR UPDATE SKIP LOCKED`).Scan(&m.ID, &m.Kind, &m.To, &m.Subject, &m.Body, &tokens, &m.Attempts, &m.Age)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -51,15 +61,27 @@ func (p *Postgres) SendNext(ctx context.Context, send func(Mail) error, backoff 
 			return err
 		}
 		found = true
-		if sendErr := send(m); sendErr != nil {
-			_, err = tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = $2,
-				next_try_at = clock_timestamp() + $3 * interval '1 millisecond' WHERE id = $1`,
-				m.ID, sendErr.Error(), backoff(m.Attempts+1).Milliseconds())
-			return err
-		}
-		_, err = tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, sent_at = clock_timestamp(), last_error = NULL
-			WHERE id = $1`, m.ID)
-		return err
+		m.Body = withTokens(m.Body, tokens)
+		return record(ctx, tx, m.ID, send(m))
 	})
 	return found, classify(err)
+}
+
+// record writes an attempt's outcome. A mail sent, or failed for good, no
+// longer needs its link tokens: they go (its body holds only stand-ins).
+func record(ctx context.Context, tx pgx.Tx, id int64, a Attempt) error {
+	var err error
+	switch {
+	case a.Err == nil:
+		_, err = tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, sent_at = clock_timestamp(),
+			last_error = NULL, link_tokens = NULL WHERE id = $1`, id)
+	case a.Failed:
+		_, err = tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, failed_at = clock_timestamp(),
+			last_error = $2, link_tokens = NULL WHERE id = $1`, id, a.Err.Error())
+	default:
+		_, err = tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = $2,
+			next_try_at = clock_timestamp() + $3 * interval '1 millisecond' WHERE id = $1`,
+			id, a.Err.Error(), a.RetryIn.Milliseconds())
+	}
+	return err
 }

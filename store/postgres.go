@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"strings"
@@ -40,7 +41,7 @@ func Open(ctx context.Context, databaseURL string, maxConns int) (*Postgres, err
 	if err != nil {
 		return nil, err
 	}
-	return &Postgres{pool: pool, writes: newGroupCommitter(pool, batchWriters, maxBatch, 0)}, nil
+	return &Postgres{pool: pool, writes: newGroupCommitter(pool, batchWriters, maxBatch)}, nil
 }
 
 // Close closes every connection of the pool.
@@ -76,8 +77,15 @@ func (p *Postgres) CreateKey(ctx context.Context, k NewKey) error {
 // locks in the same order: key row, then domain. ON CONFLICT finds a domain
 // already there. Outcome: inserted; or, under the limit, the insert met an
 // existing row; or, at the limit, the snapshot tells "exists" from "limit
-// reached" (a racing insert of the same domain at the limit may read as
-// "limit reached", a retryable 429).
+// reached" (a racing insert of the same domain that filled the key is not
+// in that snapshot: AddDomain looks again before it says "limit reached").
+//
+// The count is api_keys.domain_count, kept on the key's row on purpose: a
+// statement that waited for the row lock reads the row as it is now, but a
+// count(*) of domains would read the statement's older snapshot and miss
+// adds that committed meanwhile, letting racing adds pass the limit. Only
+// this statement and RemoveDomain change domains, and each keeps the count
+// in the same transaction (the domains of a deleted key go with its row).
 const addDomainSQL = `
 WITH key AS (
     SELECT k.id, k.domain_count, k.revoked_at IS NOT NULL AS revoked,
@@ -110,9 +118,35 @@ SELECT (SELECT count(*) FROM key),
 // AddDomain records a domain for a known key; its statement joins a group
 // commit.
 func (p *Postgres) AddDomain(ctx context.Context, d NewDomain) (AddResult, error) {
+	if d.MaxPerKey <= 0 {
+		d.MaxPerKey = math.MaxInt32 // no limit
+	}
+	op, result := addDomainOp(d)
+	if err := p.writes.do(ctx, op); err != nil {
+		// The variables may still be written by a batch that outlived ctx.
+		return AddResult{}, classify(err)
+	}
+	res, err := result()
+	if errors.Is(err, ErrDomainLimit) && p.domainExists(ctx, d) {
+		return AddResult{Outcome: DomainExists, Active: res.Active}, nil
+	}
+	return res, err
+}
+
+// domainExists looks, with a fresh snapshot, for a domain of the key.
+func (p *Postgres) domainExists(ctx context.Context, d NewDomain) bool {
+	var exists bool
+	err := p.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM domains d JOIN api_keys k ON k.id = d.api_key_id
+		WHERE k.key_hash = $1 AND d.name = $2 AND d.port = $3)`, d.Key.Hash[:], d.Name, d.Port).Scan(&exists)
+	return err == nil && exists
+}
+
+// addDomainOp is an add's statement for a batch, and how to read its
+// outcome once the batch committed.
+func addDomainOp(d NewDomain) (*writeOp, func() (AddResult, error)) {
 	var keys, inserted int
 	var existing, revoked, blocked, confirmed bool
-	err := p.writes.do(ctx, &writeOp{
+	op := &writeOp{
 		order: d.Key.Hash[:],
 		queue: func(b *pgx.Batch) {
 			b.Queue(addDomainSQL, d.Key.Hash[:], d.Name, d.Port, d.Wildcard, inet(d.IP), d.MaxPerKey, d.Key.Prefix)
@@ -120,27 +154,25 @@ func (p *Postgres) AddDomain(ctx context.Context, d NewDomain) (AddResult, error
 		read: func(br pgx.BatchResults) error {
 			return br.QueryRow().Scan(&keys, &inserted, &existing, &revoked, &blocked, &confirmed)
 		},
-	})
-	if err != nil {
-		// The variables may still be written by a batch that outlived ctx.
-		return AddResult{}, classify(err)
 	}
-	res := AddResult{Active: confirmed && !blocked}
-	switch {
-	case keys == 0:
-		return res, ErrUnknownKey
-	case revoked:
-		return res, ErrKeyRevoked
-	case blocked:
-		return res, ErrAccountBlocked
-	case inserted == 1:
-		res.Outcome = DomainAdded
-	case existing:
-		res.Outcome = DomainExists
-	default:
-		return res, ErrDomainLimit
+	return op, func() (AddResult, error) {
+		res := AddResult{Active: confirmed && !blocked}
+		switch {
+		case keys == 0:
+			return res, ErrUnknownKey
+		case revoked:
+			return res, ErrKeyRevoked
+		case blocked:
+			return res, ErrAccountBlocked
+		case inserted == 1:
+			res.Outcome = DomainAdded
+		case existing:
+			res.Outcome = DomainExists
+		default:
+			return res, ErrDomainLimit
+		}
+		return res, nil
 	}
-	return res, nil
 }
 
 // inet turns an address into a value for an inet column (NULL if unset).
@@ -162,8 +194,27 @@ func isOwn(err error) bool {
 	return errors.As(err, &own)
 }
 
+// refusals word the schema's rules a client can break, by constraint name.
+var refusals = map[string]string{
+	"domains_name_check": fmt.Sprintf("domain longer than %d characters", MaxDomainName),
+	"domains_port_check": "port must be a number from 1 to 65535",
+}
+
+// refusal words a constraint violation for the client: the rule, never
+// the values (the detail may hold a key's hash).
+func refusal(pgErr *pgconn.PgError) string {
+	if text, ok := refusals[pgErr.ConstraintName]; ok {
+		return text
+	}
+	if pgErr.ConstraintName != "" {
+		return "the value breaks the rule " + pgErr.ConstraintName
+	}
+	return "the value breaks a rule of the database"
+}
+
 // classify marks errors that mean "the database cannot be reached or is
-// not accepting work right now" as ErrUnavailable; the rest pass through.
+// not accepting work right now" as ErrUnavailable, and values the schema
+// refused as ErrRefused; the rest pass through.
 func classify(err error) error {
 	if err == nil || isOwn(err) {
 		return err
@@ -176,6 +227,9 @@ func classify(err error) error {
 		// Class 08: connection exception; 53: insufficient resources;
 		// 57P: operator intervention (shutdown, cannot connect now);
 		// 40001/40P01: serialization failure, deadlock: worth a retry.
+		if strings.HasPrefix(pgErr.Code, "23") {
+			return fmt.Errorf("%w: %s", ErrRefused, refusal(pgErr))
+		}
 		if strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "53") ||
 			strings.HasPrefix(pgErr.Code, "57P") || pgErr.Code == "40001" || pgErr.Code == "40P01" {
 			return fmt.Errorf("%w: %v", ErrUnavailable, err)

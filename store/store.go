@@ -72,9 +72,9 @@ type ClaimMail struct {
 	KeyPrefix string
 	IP        netip.Addr
 	At        time.Time
-	Keys      int // keys the account holds now
-	Domains   int // domains the account holds now
-	Tokens    MailTokens
+	Keys      int        // keys the account holds now
+	Domains   int        // domains the account holds now
+	Tokens    MailTokens // stand-ins for the raw tokens, filled in when the mail is sent
 	Expires   time.Time
 }
 
@@ -97,7 +97,7 @@ type NewDomain struct {
 	Port      int
 	Wildcard  bool
 	IP        netip.Addr
-	MaxPerKey int // refuse with ErrDomainLimit past this many domains
+	MaxPerKey int // refuse with ErrDomainLimit past this many domains (0: no limit)
 }
 
 // AddOutcome says whether AddDomain stored a new row.
@@ -147,6 +147,13 @@ type KeyStatus struct {
 	Problems  int // domains of the key whose target has an open finding
 }
 
+// MaxDomainName is the longest stored domain name, a wildcard's "*."
+// included: DNS's 253 characters of a name in text form. It is the one
+// length rule: the normaliser (handlers.ParseDomain) refuses longer names,
+// and the schema's CHECK domains_name_check holds the same number
+// (TestDomainNameRule proves they agree).
+const MaxDomainName = 253
+
 // TokenLifetime is how long the links in a mail work.
 const TokenLifetime = 7 * 24 * time.Hour
 
@@ -171,4 +178,8 @@ var (
 	ErrTokenUsed       error = ownError("link already used")
 	ErrTokenExpired    error = ownError("link expired")
 	ErrAmbiguousPrefix error = ownError("key prefix matches more than one key")
+	// ErrRefused wraps a value the schema refused (SQLSTATE class 23: a
+	// CHECK, NOT NULL or foreign key): the command's own fault, never the
+	// database's. Its text says which rule.
+	ErrRefused error = ownError("refused")
 )

@@ -15,6 +15,7 @@ type Metrics struct {
 	durations   *prometheus.HistogramVec
 	mailsSent   *prometheus.CounterVec
 	mailsFailed *prometheus.CounterVec
+	mailsLost   *prometheus.CounterVec
 	verbs       map[string]bool
 }
 
@@ -39,7 +40,10 @@ func NewMetrics(verbs []string, openConns, queueDepth func() int) *Metrics {
 	m.mailsFailed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keychest_mails_failed_total", Help: "Failed delivery attempts, by kind.",
 	}, []string{"kind"})
-	m.Registry.MustRegister(m.commands, m.durations, m.mailsSent, m.mailsFailed,
+	m.mailsLost = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keychest_mails_given_up_total", Help: "Mails failed for good (a 5xx, or KEYCHEST_MAIL_GIVE_UP passed), by kind.",
+	}, []string{"kind"})
+	m.Registry.MustRegister(m.commands, m.durations, m.mailsSent, m.mailsFailed, m.mailsLost,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "keychest_connections_open", Help: "Open line-protocol connections.",
 		}, func() float64 { return float64(openConns()) }),
@@ -66,3 +70,6 @@ func (m *Metrics) MailSent(kind string) { m.mailsSent.WithLabelValues(kind).Inc(
 
 // MailFailed counts a failed delivery attempt.
 func (m *Metrics) MailFailed(kind string) { m.mailsFailed.WithLabelValues(kind).Inc() }
+
+// MailGivenUp counts a mail failed for good.
+func (m *Metrics) MailGivenUp(kind string) { m.mailsLost.WithLabelValues(kind).Inc() }

@@ -17,17 +17,21 @@ import (
 )
 
 // subcommand is one of the operator's commands. It uses the same
-// configuration (KEYCHEST_DATABASE_URL) as the server.
+// configuration (KEYCHEST_DATABASE_URL) as the server. Only "migrate"
+// changes the schema; the others need it current and say so when it is not.
 type subcommand struct {
 	summary string
 	needs   string // "email", "key-prefix" or ""
 	run     func(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error
 }
 
+// migrateCommand is the name of the subcommand that applies migrations.
+const migrateCommand = "migrate"
+
 // cliArgs are the parsed flags of a subcommand.
 type cliArgs struct {
-	email, keyPrefix string
-	json, open       bool
+	email, keyPrefix   string
+	json, open, failed bool
 }
 
 var subcommands = map[string]subcommand{
@@ -39,52 +43,81 @@ var subcommands = map[string]subcommand{
 	"revoke":   {"revoke the key with this prefix", "key-prefix", revokeKey},
 	"certs":    {"every watched target: state and days left, soonest expiry first (--email: one account's)", "", listCerts},
 	"findings": {"the monitor's findings, newest first (--open: open ones only; --email: one account's)", "", listFindings},
+	"mails":    {"list the outbox's mails: pending, sent, failed (--failed: only those)", "", listMails},
+	// migrate is run by runSubcommand itself: it needs no current schema.
+	migrateCommand: {"apply the schema's migrations (the server does too, at start)", "", nil},
 }
 
-// runSubcommand parses flags, connects, runs. Exit codes: 0 done, 1 failed,
-// 2 bad arguments or configuration.
+// runSubcommand parses flags, connects, runs. Exit codes: 0 done, 1 failed
+// (a missing or older schema included), 2 bad arguments or configuration.
 func runSubcommand(sub subcommand, args []string) int {
+	return runCLI(sub, args, os.Stdout, os.Stderr)
+}
+
+// runCLI is runSubcommand writing to out and errOut.
+func runCLI(sub subcommand, args []string, out, errOut io.Writer) int {
 	var a cliArgs
 	fs := flag.NewFlagSet("keychest-lined", flag.ContinueOnError)
 	fs.StringVar(&a.email, "email", "", "the account's email")
 	fs.StringVar(&a.keyPrefix, "key-prefix", "", "the start of an API key (4 to 8 characters)")
 	fs.BoolVar(&a.json, "json", false, "print JSON instead of a table")
 	fs.BoolVar(&a.open, "open", false, "findings: only the open ones")
+	fs.BoolVar(&a.failed, "failed", false, "mails: only those failed for good")
+	fs.SetOutput(errOut)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if err := a.check(sub.needs, fs.NArg()); err != nil {
-		fmt.Fprintln(os.Stderr, "keychest-lined:", err)
+		fmt.Fprintln(errOut, "keychest-lined:", err)
 		return 2
 	}
 	cfg, err := loadConfig()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "keychest-lined:", err)
+		fmt.Fprintln(errOut, "keychest-lined:", err)
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := store.Migrate(ctx, cfg.DatabaseURL); err != nil {
-		fmt.Fprintln(os.Stderr, "keychest-lined:", err)
+	if sub.run == nil {
+		return migrateSchema(ctx, cfg.DatabaseURL, a, out, errOut)
+	}
+	if err := store.CheckSchema(ctx, cfg.DatabaseURL); err != nil {
+		fmt.Fprintln(errOut, "keychest-lined:", explain(err, a))
 		return 1
 	}
 	db, err := store.Open(ctx, cfg.DatabaseURL, 2)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "keychest-lined:", err)
+		fmt.Fprintln(errOut, "keychest-lined:", err)
 		return 2
 	}
 	defer db.Close()
-	if err := sub.run(ctx, db, a, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "keychest-lined:", explain(err, a))
+	if err := sub.run(ctx, db, a, out); err != nil {
+		fmt.Fprintln(errOut, "keychest-lined:", explain(err, a))
 		return 1
 	}
+	return 0
+}
+
+// migrateSchema is "keychest-lined migrate": it applies what migrations
+// are missing and prints the schema's version.
+func migrateSchema(ctx context.Context, databaseURL string, a cliArgs, out, errOut io.Writer) int {
+	v, err := store.Migrate(ctx, databaseURL)
+	if err != nil {
+		fmt.Fprintln(errOut, "keychest-lined:", err)
+		return 1
+	}
+	if a.json {
+		orJSON(out, map[string]int32{"schema_version": v}, nil)
+		return 0
+	}
+	fmt.Fprintf(out, "schema at version %d\n", v)
 	return 0
 }
 
 // check validates the flags a subcommand needs, normalising the email.
 func (a *cliArgs) check(needs string, extra int) error {
 	if extra > 0 {
-		return errors.New("unexpected arguments; flags are --email, --key-prefix, --open and --json")
+		return errors.New("unexpected arguments; flags are --email, --key-prefix, --open, --failed and --json")
 	}
 	switch needs {
 	case "email":
@@ -111,6 +144,11 @@ func explain(err error, a cliArgs) string {
 		return "no key starts with " + a.keyPrefix
 	case errors.Is(err, store.ErrNotFound):
 		return "no account for " + a.email
+	case errors.Is(err, store.ErrNoSchema):
+		return "the database has no keychest-lined schema (is KEYCHEST_DATABASE_URL the right database?); " +
+			"'keychest-lined migrate' creates it"
+	case errors.Is(err, store.ErrOldSchema):
+		return err.Error() + "; run 'keychest-lined migrate' first"
 	case errors.Is(err, store.ErrAmbiguousPrefix):
 		return "more than one key starts with " + a.keyPrefix + "; give more characters"
 	}
@@ -156,6 +194,24 @@ func listKeys(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) err
 		}
 		return fmt.Sprintf("%s...\t%s\t%s\t%d\t%s\t%s", r.Prefix, r.Origin, status, r.Domains, day(r.CreatedAt), r.CreatedIP)
 	})
+}
+
+func listMails(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+	rows, err := db.Mails(ctx, a.failed)
+	if err != nil || a.json {
+		return orJSON(out, rows, err)
+	}
+	return table(out, "ID\tKIND\tTO\tSTATUS\tATTEMPTS\tQUEUED\tLAST ERROR", len(rows), func(i int) string {
+		r := rows[i]
+		return fmt.Sprintf("%d\t%s\t%s\t%s\t%d\t%s\t%s", r.ID, r.Kind, r.To, r.Status, r.Attempts, day(r.CreatedAt), orNone(r.LastError))
+	})
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func setAccount(action string) func(context.Context, store.Admin, cliArgs, io.Writer) error {

@@ -30,7 +30,7 @@ type Config struct {
 	RequestTimeout   time.Duration `envconfig:"REQUEST_TIMEOUT" default:"5s" desc:"longest time a database command may take; past it: 503"`
 	MaxConns         int           `envconfig:"MAX_CONNS" default:"15000" desc:"open connections in total (kept below the file limit); past it: 503"`
 	MaxConnsPerIP    int           `envconfig:"MAX_CONNS_PER_IP" default:"1000" desc:"open connections per client address; past it: 503"`
-	MaxDomainsPerKey int           `envconfig:"MAX_DOMAINS_PER_KEY" default:"1000" desc:"domains one API key may register; past it: 429"`
+	MaxDomainsPerKey int           `envconfig:"MAX_DOMAINS_PER_KEY" default:"1000" desc:"domains one API key may register (0: no limit); past it: 403"`
 	StartupTimeout   time.Duration `envconfig:"STARTUP_TIMEOUT" default:"30s" desc:"how long to wait for the database at start"`
 	PProf            string        `envconfig:"PPROF" desc:"address for Go's pprof endpoints (e.g. 127.0.0.1:6060); empty: off"`
 	HTTPListen       string        `envconfig:"HTTP_LISTEN" default:"127.0.0.1:8080" desc:"address of the web pages for mail links, /healthz and /metrics"`
@@ -39,10 +39,11 @@ type Config struct {
 	MailFrom         string        `envconfig:"MAIL_FROM" desc:"sender of the mails (default: keychest@ and the host name)"`
 	MailRetryMin     time.Duration `envconfig:"MAIL_RETRY_MIN" default:"2s" desc:"first wait before a failed mail is sent again (doubles each time)"`
 	MailRetryMax     time.Duration `envconfig:"MAIL_RETRY_MAX" default:"10m" desc:"longest wait between attempts at one mail"`
+	MailGiveUp       time.Duration `envconfig:"MAIL_GIVE_UP" default:"72h" desc:"how long a mail refused for now (4xx, network) is retried before it fails; a 5xx fails it at once"`
 	KeysPerIPHour    int           `envconfig:"LIMIT_KEYS_PER_IP_HOUR" default:"100" desc:"new keys per client address per hour (0: no limit); past it: 429"`
 	ClaimsPerIPHour  int           `envconfig:"LIMIT_CLAIMS_PER_IP_HOUR" default:"100" desc:"claims per client address per hour (0: no limit); past it: 429"`
 	MailsPerDay      int           `envconfig:"LIMIT_MAILS_PER_DAY" default:"10" desc:"mails to one address per day (0: no limit); a claim past it: 429"`
-	UnconfirmedKeys  int           `envconfig:"LIMIT_UNCONFIRMED_KEYS" default:"20" desc:"keys an unconfirmed account may hold (0: no limit); past it: 429"`
+	UnconfirmedKeys  int           `envconfig:"LIMIT_UNCONFIRMED_KEYS" default:"20" desc:"keys an unconfirmed account may hold (0: no limit); past it: 403 until confirmed"`
 	ShutdownTimeout  time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"how long SIGTERM waits for commands in flight"`
 	MonitorConfig
 }
@@ -94,7 +95,7 @@ func loadConfig() (Config, error) {
 		return c, fmt.Errorf("workers, queue size, database connections and connection limits must be at least 1")
 	case c.MaxLine < 64:
 		return c, fmt.Errorf("%s_MAX_LINE must be at least 64", envPrefix)
-	case c.QuietPeriod <= 0 || c.IdleTimeout <= 0 || c.MaxLifetime <= 0 || c.RequestTimeout <= 0:
+	case c.QuietPeriod <= 0 || c.IdleTimeout <= 0 || c.MaxLifetime <= 0 || c.RequestTimeout <= 0 || c.MailGiveUp <= 0:
 		return c, fmt.Errorf("timeouts must be positive")
 	}
 	return c, c.MonitorConfig.check()
@@ -108,7 +109,7 @@ func printUsage() {
 	tw.Flush()
 	fmt.Fprintf(os.Stderr, "\nOperator commands (same configuration; --json for scripts):\n\n")
 	tw = tabwriter.NewWriter(os.Stderr, 0, 4, 2, ' ', 0)
-	for _, name := range []string{"accounts", "domains", "keys", "confirm", "block", "revoke", "certs", "findings"} {
+	for _, name := range []string{"accounts", "domains", "keys", "confirm", "block", "revoke", "certs", "findings", "mails", migrateCommand} {
 		sub := subcommands[name]
 		flags := ""
 		if sub.needs != "" {

@@ -5,12 +5,13 @@ import (
 	"crypto/sha256"
 	"io"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keychest/keychest-lined/store"
 )
 
 // TestEndToEnd wires the server as main does, on a fresh database, and
@@ -18,8 +19,8 @@ import (
 // and reading once like "dd bs=1000 count=1".
 func TestEndToEnd(t *testing.T) {
 	a := startApp(t, nil)
-	if files, _ := filepath.Glob("../../migrations/*.sql"); int(a.schema) != len(files) {
-		t.Fatalf("schema version %d, want %d", a.schema, len(files))
+	if newest, err := store.NewestSchema(); err != nil || a.schema != newest {
+		t.Fatalf("schema version %d, want the newest, %d (%v)", a.schema, newest, err)
 	}
 	c, err := net.Dial("tcp", a.lineAddr)
 	if err != nil {

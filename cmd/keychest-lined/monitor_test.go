@@ -64,4 +64,3 @@ func TestMonitorInTheServer(t *testing.T) {
 		}
 	}
 }
-

@@ -168,7 +168,7 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 	lcfg := serverConfig(cfg)
 	lcfg.Observe = func(verb string, code int, took time.Duration) { metrics.ObserveCommand(verb, code, took) }
 	a.sender = mailer.NewSender(a.db, transport, nil, log)
-	a.sender.RetryMin, a.sender.RetryMax = cfg.MailRetryMin, cfg.MailRetryMax
+	a.sender.RetryMin, a.sender.RetryMax, a.sender.GiveUp = cfg.MailRetryMin, cfg.MailRetryMax, cfg.MailGiveUp
 	mux := handlers.NewMux(a.db, handlers.Config{
 		Version: version, MaxDomainsPerKey: cfg.MaxDomainsPerKey,
 		KeysPerIPHour: cfg.KeysPerIPHour, ClaimsPerIPHour: cfg.ClaimsPerIPHour,

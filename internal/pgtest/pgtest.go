@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/tern/v2/migrate"
 
+	"github.com/keychest/keychest-lined/migrations"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -23,6 +25,44 @@ const EnvURL = "KEYCHEST_TEST_DATABASE_URL"
 // NewDatabase creates an empty database with the schema migrated, drops it
 // when the test ends, and returns its URL.
 func NewDatabase(t testing.TB) string {
+	t.Helper()
+	url := NewEmptyDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := store.Migrate(ctx, url); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return url
+}
+
+// NewDatabaseAt creates a database with the migrations up to version
+// applied, as an older server left it, and returns its URL.
+func NewDatabaseAt(t testing.TB, version int32) string {
+	t.Helper()
+	url := NewEmptyDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	m, err := migrate.NewMigrator(ctx, conn, "schema_version")
+	if err == nil {
+		err = m.LoadMigrations(migrations.FS)
+	}
+	if err == nil {
+		err = m.MigrateTo(ctx, version)
+	}
+	if err != nil {
+		t.Fatalf("migrate to %d: %v", version, err)
+	}
+	return url
+}
+
+// NewEmptyDatabase creates a database without any schema, drops it when
+// the test ends, and returns its URL.
+func NewEmptyDatabase(t testing.TB) string {
 	t.Helper()
 	admin := os.Getenv(EnvURL)
 	if admin == "" {
@@ -44,9 +84,6 @@ func NewDatabase(t testing.TB) string {
 		t.Fatal(err)
 	}
 	u.Path = "/" + name
-	if _, err := store.Migrate(ctx, u.String()); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
 	return u.String()
 }
 
