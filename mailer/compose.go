@@ -19,7 +19,7 @@ func (c Composer) Compose(m store.ClaimMail) (subject, body string) {
 	var b strings.Builder
 	when := m.At.UTC().Format("2006-01-02 15:04:05 UTC")
 	until := m.Expires.UTC().Format("2006-01-02 15:04 UTC")
-	holds := fmt.Sprintf("%s, holding %s and %s", m.Email, plural(m.Keys, "key"), plural(m.Domains, "domain"))
+	holds := fmt.Sprintf("%s, holding %s and %s", m.Email, Count(m.Keys, "key"), Count(m.Domains, "domain"))
 	if m.Kind == "new_key" {
 		subject = "New key attached to your KeyChest account"
 		fmt.Fprintf(&b, "A new API key was attached to your KeyChest account.\n\n")
@@ -50,11 +50,4 @@ func (c Composer) facts(b *strings.Builder, m store.ClaimMail, when, holds strin
 
 func (c Composer) link(action, token string) string {
 	return strings.TrimSuffix(c.PublicURL, "/") + "/" + action + "/" + token
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return fmt.Sprintf("%d %ss", n, word)
 }

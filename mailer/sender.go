@@ -37,6 +37,9 @@ type Sender struct {
 	GiveUp time.Duration
 	// Poll is how often the outbox is checked without a Poke.
 	Poll time.Duration
+	// Compose, when set, writes the text of mails composed when they are
+	// sent (alerts, digests: Composer.Fill).
+	Compose func(*store.Mail)
 
 	poke chan struct{}
 }
@@ -87,6 +90,9 @@ func (s *Sender) drain(ctx context.Context) {
 
 // send tries m once and says what became of it.
 func (s *Sender) send(m store.Mail) store.Attempt {
+	if s.Compose != nil {
+		s.Compose(&m)
+	}
 	err := s.Transport.Send(m)
 	if err == nil {
 		s.Log.Info().Str("code", "MAIL0200").Time("event_time", time.Now()).Int64("mail", m.ID).

@@ -146,6 +146,10 @@ func (s *SMTP) message(m store.Mail) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nSubject: %s\r\n", s.From, m.To, m.Subject)
 	fmt.Fprintf(&b, "Date: %s\r\nMessage-ID: <outbox-%d@%s>\r\n", time.Now().UTC().Format(time.RFC1123Z), m.ID, s.Hostname)
+	if m.ListUnsubscribe != "" {
+		// RFC 2369, and RFC 8058's one-click POST: the link acts only on POST.
+		fmt.Fprintf(&b, "List-Unsubscribe: <%s>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n", m.ListUnsubscribe)
+	}
 	b.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
 	b.WriteString(strings.ReplaceAll(m.Body, "\n", "\r\n"))
 	return []byte(b.String())

@@ -18,9 +18,10 @@ import (
 type Store interface {
 	SyncTargets(ctx context.Context, since, due time.Time) (time.Time, error)
 	Lease(ctx context.Context, owner string, now, until time.Time, n int) ([]store.MonTarget, error)
-	WriteBack(ctx context.Context, owner string, vs []store.Verdict) ([]bool, error)
+	WriteBack(ctx context.Context, owner string, vs []store.Verdict, alertBatch time.Duration) ([]bool, error)
 	Release(ctx context.Context, owner string, ids []int64) error
 	Housekeep(ctx context.Context, cutoff time.Time) (int64, error)
+	QueueDigests(ctx context.Context, now time.Time, day time.Weekday, hour int) (int, error)
 	Overview(ctx context.Context, now time.Time) (store.MonitorOverview, error)
 }
 
@@ -34,6 +35,9 @@ type Config struct {
 	FullSync    time.Duration // how often every active domain is checked for a target
 	History     time.Duration // how long removed targets and closed history are kept
 	Grace       time.Duration // how long a stopping monitor lets its probes finish
+	AlertBatch  time.Duration // how long an account's alert mail gathers findings before it is sent
+	DigestDay   time.Weekday  // the weekly digest's day and hour (UTC)
+	DigestHour  int
 	Policy      Policy
 	Now         func() time.Time
 }
@@ -47,7 +51,7 @@ func (c Config) withDefaults() Config {
 	c.Concurrency = max(c.Concurrency, 1)
 	def := map[*time.Duration]time.Duration{&c.Lease: 5 * time.Minute, &c.Poll: time.Second,
 		&c.SyncEvery: 10 * time.Second, &c.FullSync: time.Hour, &c.History: 400 * 24 * time.Hour,
-		&c.Grace: 20 * time.Second}
+		&c.Grace: 20 * time.Second, &c.AlertBatch: 5 * time.Minute}
 	for p, d := range def {
 		if *p <= 0 {
 			*p = d
@@ -80,6 +84,7 @@ type Monitor struct {
 	syncAt   time.Time     // when the last sync ran
 	fullAt   time.Time     // when the last full sync ran
 	houseAt  time.Time
+	digestAt time.Time
 	viewAt   time.Time
 }
 
@@ -280,7 +285,7 @@ func (m *Monitor) write(ctx context.Context, batch []*leased) (int, error) {
 	if len(verdicts) == 0 {
 		return 0, nil
 	}
-	held, err := m.store.WriteBack(ctx, m.cfg.Owner, verdicts)
+	held, err := m.store.WriteBack(ctx, m.cfg.Owner, verdicts, m.cfg.AlertBatch)
 	if err != nil {
 		return 0, err
 	}
@@ -325,6 +330,12 @@ func (m *Monitor) maintain(ctx context.Context) {
 			m.syncedTo, m.syncAt = to, wall
 		} else if ctx.Err() == nil {
 			m.log.Warn().Str("code", "MON0500").Time("event_time", time.Now()).Err(err).Msg("cannot sync targets")
+		}
+	}
+	if wall.Sub(m.digestAt) >= time.Minute {
+		m.digestAt = wall
+		if n, err := m.store.QueueDigests(ctx, now, m.cfg.DigestDay, m.cfg.DigestHour); err == nil && n > 0 {
+			m.log.Info().Str("code", "MON0020").Time("event_time", time.Now()).Int("accounts", n).Msg("weekly digests queued")
 		}
 	}
 	if wall.Sub(m.houseAt) >= time.Hour {

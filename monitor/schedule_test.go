@@ -210,7 +210,7 @@ func TestKilledMonitorsLeasesAreTakenOver(t *testing.T) {
 		t.Fatalf("after the lease ran out: %d probes, want 2", n)
 	}
 	late := store.Verdict{TargetID: held[0].ID, CheckedAt: w.now, NextDue: w.now, State: StateOK}
-	ok, err := w.db.WriteBack(context.Background(), "dead", []store.Verdict{late})
+	ok, err := w.db.WriteBack(context.Background(), "dead", []store.Verdict{late}, time.Minute)
 	if err != nil || ok[0] {
 		t.Fatalf("late write of a lost lease: written=%v err=%v", ok, err)
 	}

@@ -67,7 +67,17 @@ WHERE `
 
 // certRows runs certRowsSQL with a condition.
 func (p *Postgres) certRows(ctx context.Context, where string, args ...any) ([]CertStatus, error) {
-	rows, err := p.pool.Query(ctx, certRowsSQL+where+` ORDER BY c.not_after NULLS LAST, t.name, t.port`, args...)
+	return certRowsOn(ctx, p.pool, where, args...)
+}
+
+// querier is a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// certRowsOn runs certRowsSQL with a condition on q.
+func certRowsOn(ctx context.Context, q querier, where string, args ...any) ([]CertStatus, error) {
+	rows, err := q.Query(ctx, certRowsSQL+where+` ORDER BY c.not_after NULLS LAST, t.name, t.port`, args...)
 	if err != nil {
 		return nil, classify(err)
 	}

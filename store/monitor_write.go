@@ -23,9 +23,11 @@ RETURNING old.last_checked_at`
 
 // WriteBack writes verdicts in one transaction: first every target row
 // (one round trip), then the history of those whose lease was still held
-// (one more). It reports which verdicts were written; a verdict whose
-// lease ran out is dropped whole, since another monitor owns the target.
-func (p *Postgres) WriteBack(ctx context.Context, owner string, vs []Verdict) ([]bool, error) {
+// (one more), then the alert items their findings call for, batched per
+// account for alertBatch. It reports which verdicts were written; a
+// verdict whose lease ran out is dropped whole, since another monitor
+// owns the target.
+func (p *Postgres) WriteBack(ctx context.Context, owner string, vs []Verdict, alertBatch time.Duration) ([]bool, error) {
 	held := make([]bool, len(vs))
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		clear(held)
@@ -58,7 +60,17 @@ func (p *Postgres) WriteBack(ctx context.Context, owner string, vs []Verdict) ([
 		if b.Len() == 0 {
 			return nil
 		}
-		return tx.SendBatch(ctx, b).Close()
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		for i, v := range vs {
+			if held[i] {
+				if err := queueAlerts(ctx, tx, v, alertBatch); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, classify(err)

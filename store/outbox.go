@@ -17,6 +17,13 @@ type Mail struct {
 	Body     string
 	Attempts int           // tries so far
 	Age      time.Duration // since it was queued, by the database's clock
+	// For the mails written when they are sent (alert, digest): the raw
+	// link tokens by name, and what the mail reports. The composer fills
+	// in Subject, Body and ListUnsubscribe.
+	Tokens          map[string]string
+	Items           []AlertItem // alert: the findings, in the order they came
+	Digest          *Digest     // digest: the account's week
+	ListUnsubscribe string      // the List-Unsubscribe link, if any
 }
 
 // Attempt is what became of one try at a mail.
@@ -51,9 +58,12 @@ func (p *Postgres) SendNext(ctx context.Context, send func(Mail) Attempt) (bool,
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		var m Mail
 		var tokens map[string]string
-		err := tx.QueryRow(ctx, `SELECT id, kind, to_email, subject, body, link_tokens, attempts, clock_timestamp() - created_at
+		var account *int64
+		err := tx.QueryRow(ctx, `SELECT id, kind, to_email, subject, body, link_tokens, attempts, clock_timestamp() - created_at,
+				account_id
 			FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL AND next_try_at <= now() ORDER BY next_try_at, id
-			LIMIT 1 FOR UPDATE SKIP LOCKED`).Scan(&m.ID, &m.Kind, &m.To, &m.Subject, &m.Body, &tokens, &m.Attempts, &m.Age)
+			LIMIT 1 FOR UPDATE SKIP LOCKED`).Scan(&m.ID, &m.Kind, &m.To, &m.Subject, &m.Body, &tokens, &m.Attempts, &m.Age,
+			&account)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -61,10 +71,38 @@ func (p *Postgres) SendNext(ctx context.Context, send func(Mail) Attempt) (bool,
 			return err
 		}
 		found = true
-		m.Body = withTokens(m.Body, tokens)
+		m.Body, m.Tokens = withTokens(m.Body, tokens), tokens
+		if err := loadContent(ctx, tx, &m, account); err != nil {
+			return err
+		}
 		return record(ctx, tx, m.ID, send(m))
 	})
 	return found, classify(err)
+}
+
+// closeBatch frees an alert batch's dedup key once it is sent or failed:
+// the next alert of the account opens a new batch. A digest keeps its key
+// (one a week).
+const closeBatch = `dedup_key = CASE WHEN dedup_key LIKE 'alert:%:open' THEN NULL ELSE dedup_key END`
+
+// loadContent reads what an alert or digest mail reports, in the
+// transaction that sends it.
+func loadContent(ctx context.Context, tx pgx.Tx, m *Mail, account *int64) error {
+	switch {
+	case m.Kind == "alert":
+		rows, err := tx.Query(ctx, `SELECT target, kind, change, severity, detail, since, at FROM alert_items
+			WHERE outbox_id = $1 ORDER BY id`, m.ID)
+		if err != nil {
+			return err
+		}
+		m.Items, err = pgx.CollectRows(rows, pgx.RowToStructByPos[AlertItem])
+		return err
+	case m.Kind == "digest" && account != nil:
+		d, err := digestOf(ctx, tx, *account, m.Age)
+		m.Digest = &d
+		return err
+	}
+	return nil
 }
 
 // record writes an attempt's outcome. A mail sent, or failed for good, no
@@ -74,10 +112,10 @@ func record(ctx context.Context, tx pgx.Tx, id int64, a Attempt) error {
 	switch {
 	case a.Err == nil:
 		_, err = tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, sent_at = clock_timestamp(),
-			last_error = NULL, link_tokens = NULL WHERE id = $1`, id)
+			last_error = NULL, link_tokens = NULL, `+closeBatch+` WHERE id = $1`, id)
 	case a.Failed:
 		_, err = tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, failed_at = clock_timestamp(),
-			last_error = $2, link_tokens = NULL WHERE id = $1`, id, a.Err.Error())
+			last_error = $2, link_tokens = NULL, `+closeBatch+` WHERE id = $1`, id, a.Err.Error())
 	default:
 		_, err = tx.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, last_error = $2,
 			next_try_at = clock_timestamp() + $3 * interval '1 millisecond' WHERE id = $1`,

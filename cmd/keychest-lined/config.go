@@ -62,6 +62,23 @@ type MonitorConfig struct {
 	MonitorWarnMax      span          `envconfig:"MONITOR_WARN_MAX" default:"30d" desc:"...or less than this, whichever is shorter"`
 	MonitorCritFraction float64       `envconfig:"MONITOR_CRIT_FRACTION" default:"0.1" desc:"critical when less than this part of the lifetime is left..."`
 	MonitorCritMax      span          `envconfig:"MONITOR_CRIT_MAX" default:"7d" desc:"...or less than this, whichever is shorter (and once expired)"`
+	AlertBatch          time.Duration `envconfig:"ALERT_BATCH" default:"5m" desc:"an account's findings raised within this time go into one alert mail"`
+	DigestDay           weekday       `envconfig:"DIGEST_DAY" default:"monday" desc:"day of the weekly digest mail (UTC)"`
+	DigestHour          int           `envconfig:"DIGEST_HOUR" default:"7" desc:"hour of the weekly digest mail, 0-23 (UTC)"`
+}
+
+// weekday is a day of the week by its English name.
+type weekday time.Weekday
+
+// Decode implements envconfig.Decoder.
+func (w *weekday) Decode(v string) error {
+	for d := time.Sunday; d <= time.Saturday; d++ {
+		if strings.EqualFold(v, d.String()) || strings.EqualFold(v, d.String()[:3]) {
+			*w = weekday(d)
+			return nil
+		}
+	}
+	return fmt.Errorf("%q is not a day of the week", v)
 }
 
 // span is a duration that also takes whole days: "400d", "36h".

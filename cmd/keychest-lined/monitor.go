@@ -32,6 +32,10 @@ func (c MonitorConfig) check() error {
 		return fmt.Errorf("%s_MONITOR must be on or off", envPrefix)
 	case c.MonitorConcurrency < 1:
 		return fmt.Errorf("%s_MONITOR_CONCURRENCY must be at least 1", envPrefix)
+	case c.DigestHour < 0 || c.DigestHour > 23:
+		return fmt.Errorf("%s_DIGEST_HOUR must be 0 to 23", envPrefix)
+	case c.AlertBatch < 0:
+		return fmt.Errorf("%s_ALERT_BATCH must not be negative", envPrefix)
 	case c.MonitorInterval < time.Minute:
 		return fmt.Errorf("%s_MONITOR_INTERVAL must be at least 1m", envPrefix)
 	case c.MonitorWarnFraction <= 0 || c.MonitorWarnFraction >= 1 || c.MonitorCritFraction <= 0 ||
@@ -84,7 +88,8 @@ func newMonitor(c MonitorConfig, db *store.Postgres, reg prometheus.Registerer, 
 		return nil, err
 	}
 	return monitor.New(db, p, monitor.Config{Concurrency: c.MonitorConcurrency, History: time.Duration(c.MonitorHistory),
-		Policy: c.policy()}, log, monitor.NewMetrics(reg)), nil
+		Policy: c.policy(), AlertBatch: c.AlertBatch, DigestDay: time.Weekday(c.DigestDay), DigestHour: c.DigestHour},
+		log, monitor.NewMetrics(reg)), nil
 }
 
 // runMonitor is "keychest-lined monitor": the monitor alone, on the same

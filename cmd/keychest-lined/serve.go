@@ -169,6 +169,7 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 	lcfg.Observe = func(verb string, code int, took time.Duration) { metrics.ObserveCommand(verb, code, took) }
 	a.sender = mailer.NewSender(a.db, transport, nil, log)
 	a.sender.RetryMin, a.sender.RetryMax, a.sender.GiveUp = cfg.MailRetryMin, cfg.MailRetryMax, cfg.MailGiveUp
+	a.sender.Compose = mailer.Composer{PublicURL: publicURL(cfg, a.webLn.Addr())}.Fill
 	mux := handlers.NewMux(a.db, handlers.Config{
 		Version: version, MaxDomainsPerKey: cfg.MaxDomainsPerKey,
 		KeysPerIPHour: cfg.KeysPerIPHour, ClaimsPerIPHour: cfg.ClaimsPerIPHour,

@@ -1,0 +1,171 @@
+package mailer
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keychest/keychest-lined/store"
+)
+
+// Fill writes the mails whose text is written when they are sent: an
+// account's batch of alerts, and its weekly digest. Other mails are left
+// as they were queued.
+func (c Composer) Fill(m *store.Mail) {
+	switch m.Kind {
+	case "alert":
+		m.Subject, m.Body = c.alert(m.Items)
+		m.ListUnsubscribe = c.link("alerts_off", m.Tokens["alerts_off"])
+		m.Body += c.footer(m.Tokens["account"], "Stop these alerts (the weekly digest stays)", m.ListUnsubscribe)
+	case "digest":
+		if m.Digest == nil {
+			return
+		}
+		m.Subject, m.Body = c.digest(*m.Digest, time.Now())
+		m.ListUnsubscribe = c.link("digest_off", m.Tokens["digest_off"])
+		m.Body += c.footer(m.Tokens["account"], "Stop the weekly digest (alerts stay)", m.ListUnsubscribe)
+	}
+}
+
+// alert words a batch of findings, worst first, resolved ones last.
+func (c Composer) alert(items []store.AlertItem) (subject, body string) {
+	slices.SortStableFunc(items, func(a, b store.AlertItem) int {
+		return cmp.Or(cmp.Compare(resolvedLast(a), resolvedLast(b)),
+			-cmp.Compare(severityRank(a.Severity), severityRank(b.Severity)), strings.Compare(a.Target, b.Target))
+	})
+	var open, resolved []store.AlertItem
+	for _, it := range items {
+		if it.Change == "resolved" {
+			resolved = append(resolved, it)
+		} else {
+			open = append(open, it)
+		}
+	}
+	var b strings.Builder
+	switch {
+	case len(open) > 0:
+		subject = fmt.Sprintf("KeyChest: %s with your certificates", Count(len(open), "problem"))
+		if len(resolved) > 0 {
+			subject += fmt.Sprintf(", %s resolved", Count(len(resolved), "other"))
+		}
+		fmt.Fprintf(&b, "KeyChest found %s with the certificates it watches for you.\n\n", Count(len(open), "problem"))
+	default:
+		subject = fmt.Sprintf("KeyChest: %s resolved", Count(len(resolved), "problem"))
+		fmt.Fprintf(&b, "Good news: %s KeyChest told you about %s.\n\n", Count(len(resolved), "problem"),
+			map[bool]string{true: "is gone", false: "are gone"}[len(resolved) == 1])
+	}
+	for _, it := range open {
+		fmt.Fprintf(&b, "%s  %s  %s%s, since %s\n", strings.ToUpper(it.Severity), it.Target, it.Kind,
+			map[bool]string{true: " (worse than before)", false: ""}[it.Change == "raised"], stamp(it.Since))
+		for _, part := range strings.Split(it.Detail, "; ") {
+			fmt.Fprintf(&b, "    %s\n", part)
+		}
+		fmt.Fprintf(&b, "    What to do: %s\n\n", advice(it))
+	}
+	if len(resolved) > 0 {
+		b.WriteString("Resolved:\n")
+		for _, it := range resolved {
+			fmt.Fprintf(&b, "    %s  %s (it was %s since %s)\n", it.Target, it.Kind, it.Severity, stamp(it.Since))
+		}
+		b.WriteString("\n")
+	}
+	return subject, b.String()
+}
+
+// advice says what an owner should do about a finding.
+func advice(it store.AlertItem) string {
+	switch it.Kind {
+	case "expiry":
+		if it.Severity == "expired" {
+			return "the certificate has expired: renew it now (certbot renew) and reload the server."
+		}
+		return "certbot has not renewed: check `certbot renew --dry-run` on the host, and that its timer runs."
+	case "stale_endpoint":
+		return "an address still serves the old certificate: reload that server (or the load balancer node)."
+	case "unreachable":
+		return "check the name's DNS records and that port is open from the internet; a private address is never probed."
+	case "untrusted":
+		return "serve the full chain (fullchain.pem, not cert.pem) from a CA browsers trust, and check the clock."
+	case "name_mismatch":
+		return "the certificate does not cover this name: add it (certbot --expand -d NAME) or fix the server's SNI."
+	case "revoked":
+		return "the CA revoked this certificate: get a new one (certbot renew --force-renewal) and reload."
+	case "weak":
+		return "re-issue with an ECDSA or RSA 2048+ key and a SHA-256 signature (certbot --key-type ecdsa)."
+	}
+	return "see the account page."
+}
+
+// digest words an account's week: every domain, soonest expiry first,
+// then what changed.
+func (c Composer) digest(d store.Digest, now time.Time) (subject, body string) {
+	problems := 0
+	for _, s := range d.Domains {
+		if len(s.Findings) > 0 {
+			problems++
+		}
+	}
+	subject = fmt.Sprintf("KeyChest weekly: %s watched, %s", Count(len(d.Domains), "certificate"),
+		map[bool]string{true: "all well", false: Count(problems, "with a problem", "with problems")}[problems == 0])
+	var b strings.Builder
+	fmt.Fprintf(&b, "Your certificates, soonest expiry first:\n\n")
+	fmt.Fprintf(&b, "%-6s %-9s %-34s %-11s %-24s %s\n", "DAYS", "STATE", "DOMAIN", "EXPIRES", "ISSUER", "FINDINGS")
+	for _, s := range d.Domains {
+		days, expires := "-", "-"
+		if s.Expires != nil {
+			days, expires = fmt.Sprint(DaysLeft(*s.Expires, now)), s.Expires.UTC().Format("2006-01-02")
+		}
+		fmt.Fprintf(&b, "%-6s %-9s %-34s %-11s %-24s %s\n", days, s.State, fmt.Sprintf("%s:%d", s.Name, s.Port), expires,
+			dashed(s.IssuerCN), dashed(strings.Join(s.Findings, ",")))
+	}
+	fmt.Fprintf(&b, "\nWhat changed since %s:\n", stamp(d.Since))
+	if len(d.Changes) == 0 {
+		b.WriteString("    nothing\n")
+	}
+	for _, ch := range d.Changes {
+		fmt.Fprintf(&b, "    %s  %s  %s", stamp(ch.At), ch.Target, ch.What)
+		if ch.Detail != "" {
+			fmt.Fprintf(&b, ": %s", ch.Detail)
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\n")
+	return subject, b.String()
+}
+
+// footer is the account page link and the unsubscribe link.
+func (c Composer) footer(pageToken, stop, unsubscribe string) string {
+	return fmt.Sprintf("All your certificates, with their history:\n  %s\n\n%s:\n  %s\n",
+		c.link("account", pageToken), stop, unsubscribe)
+}
+
+// DaysLeft is whole days from now until t, rounded down (negative once past).
+func DaysLeft(t, now time.Time) int {
+	d := t.Sub(now)
+	days := int(d / (24 * time.Hour))
+	if d < 0 && d%(24*time.Hour) != 0 {
+		days--
+	}
+	return days
+}
+
+// resolvedLast orders resolved items after the others.
+func resolvedLast(it store.AlertItem) int {
+	if it.Change == "resolved" {
+		return 1
+	}
+	return 0
+}
+
+func severityRank(s string) int { return map[string]int{"warning": 1, "critical": 2, "expired": 3}[s] }
+
+func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+
+func dashed(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

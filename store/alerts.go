@@ -1,0 +1,199 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// AlertItem is one line of an alert mail: a finding that opened, rose to
+// a worse severity, or was resolved.
+type AlertItem struct {
+	Target   string    `json:"target"` // name:port
+	Kind     string    `json:"kind"`
+	Change   string    `json:"change"` // opened, raised or resolved
+	Severity string    `json:"severity"`
+	Detail   string    `json:"detail"`
+	Since    time.Time `json:"since"`
+	At       time.Time `json:"at"`
+}
+
+// LinkLifetime is how long the links an alert or digest mail carries
+// (account page, unsubscribe) work.
+const LinkLifetime = 365 * 24 * time.Hour
+
+// ownersSQL finds the accounts to tell about a target: confirmed, not
+// blocked, alerts on, with an active domain naming it.
+const ownersSQL = `
+SELECT DISTINCT a.id, a.email
+FROM mon_targets t JOIN domains d ON d.name = t.name AND d.port = t.port
+JOIN api_keys k ON k.id = d.api_key_id JOIN accounts a ON a.id = k.account_id
+WHERE t.id = $1 AND ` + activeDomain + ` AND a.alerts_off_at IS NULL`
+
+// queueAlerts writes, in the write-back's transaction, the alert items a
+// verdict calls for: a finding opened, risen above what was last mailed,
+// or closed after it was mailed. Each goes into the open alert batch of
+// every owner (one outbox row per account, due batch after it opened).
+func queueAlerts(ctx context.Context, tx pgx.Tx, v Verdict, batch time.Duration) error {
+	changes := alertChanges(v)
+	if len(changes) == 0 {
+		return nil
+	}
+	var target string
+	if err := tx.QueryRow(ctx, `SELECT name || ':' || port FROM mon_targets WHERE id = $1`, v.TargetID).Scan(&target); err != nil {
+		return err
+	}
+	rows, err := tx.Query(ctx, ownersSQL, v.TargetID)
+	if err != nil {
+		return err
+	}
+	owners, err := pgx.CollectRows(rows, pgx.RowToStructByPos[owner])
+	if err != nil || len(owners) == 0 {
+		return err
+	}
+	for _, c := range changes {
+		item, mail, err := findingItem(ctx, tx, v, c, target)
+		if err != nil || !mail {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		for _, o := range owners {
+			if err := addToBatch(ctx, tx, o, item, v.CheckedAt, batch); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// owner is an account an alert goes to.
+type owner struct {
+	ID    int64
+	Email string
+}
+
+// alertChange is a finding that changed, and how.
+type alertChange struct{ kind, change string }
+
+func alertChanges(v Verdict) []alertChange {
+	var out []alertChange
+	for _, f := range v.Open {
+		out = append(out, alertChange{f.Kind, "opened"})
+	}
+	for _, f := range v.Change {
+		out = append(out, alertChange{f.Kind, "raised"})
+	}
+	for _, k := range v.Close {
+		out = append(out, alertChange{k, "resolved"})
+	}
+	return out
+}
+
+// findingItem reads the finding a change is about and decides whether it
+// is mailed: opened always; raised only above the severity last mailed;
+// resolved only if it was ever mailed. It records what is mailed.
+func findingItem(ctx context.Context, tx pgx.Tx, v Verdict, c alertChange, target string) (AlertItem, bool, error) {
+	item := AlertItem{Target: target, Kind: c.kind, Change: c.change, At: v.CheckedAt}
+	var id int64
+	var mailed *string
+	err := tx.QueryRow(ctx, `SELECT id, severity, detail, opened_at, mailed_severity FROM mon_findings
+		WHERE target_id = $1 AND kind = $2 ORDER BY closed_at IS NULL DESC, id DESC LIMIT 1`,
+		v.TargetID, c.kind).Scan(&id, &item.Severity, &item.Detail, &item.Since, &mailed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return item, false, nil
+	}
+	if err != nil {
+		return item, false, err
+	}
+	switch c.change {
+	case "raised":
+		if mailed != nil && rank(item.Severity) <= rank(*mailed) {
+			return item, false, nil
+		}
+		if mailed == nil {
+			item.Change = "opened"
+		}
+	case "resolved":
+		if mailed == nil {
+			return item, false, nil
+		}
+	}
+	_, err = tx.Exec(ctx, `UPDATE mon_findings SET mailed_severity = severity WHERE id = $1`, id)
+	return item, true, err
+}
+
+func rank(severity string) int {
+	return map[string]int{"warning": 1, "critical": 2, "expired": 3}[severity]
+}
+
+// addToBatch puts an item into the account's open alert batch, opening
+// one (due batch from now, with fresh links) if there is none. The batch
+// is found by its dedup key, so two monitors, or a restart, never open a
+// second one; a batch being sent has given its key up already.
+func addToBatch(ctx context.Context, tx pgx.Tx, o owner, item AlertItem, now time.Time, batch time.Duration) error {
+	key := fmt.Sprintf("alert:%d:open", o.ID)
+	var id int64
+	for id == 0 {
+		err := tx.QueryRow(ctx, `SELECT id FROM outbox WHERE dedup_key = $1 FOR UPDATE`, key).Scan(&id)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if id, err = openBatch(ctx, tx, o, key, now.Add(batch)); err != nil {
+			return err
+		}
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO alert_items (outbox_id, target, kind, change, severity, detail, since, at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, id, item.Target, item.Kind, item.Change, item.Severity,
+		item.Detail, item.Since, item.At)
+	return err
+}
+
+// openBatch inserts an account's alert batch with its links: an account
+// page link and an "unsubscribe from alerts" link, raw in link_tokens
+// until the mail is sent, hashed in their tables. It returns 0 when a
+// racing transaction opened one first.
+func openBatch(ctx context.Context, tx pgx.Tx, o owner, key string, due time.Time) (int64, error) {
+	return queueLinkedMail(ctx, tx, o, "alert", key, due, "alerts_off")
+}
+
+// queueLinkedMail inserts a mail for an account, unless one with its
+// dedup key exists, with fresh account-page and unsubscribe links.
+func queueLinkedMail(ctx context.Context, tx pgx.Tx, o owner, kind, key string, due time.Time, unsubscribe string) (int64, error) {
+	page, unsub := randomToken(), randomToken()
+	var id int64
+	err := tx.QueryRow(ctx, `INSERT INTO outbox (kind, to_email, subject, body, account_id, dedup_key, next_try_at, link_tokens)
+		VALUES ($1, $2, '', '', $3, $4, $5, $6) ON CONFLICT (dedup_key) DO NOTHING RETURNING id`,
+		kind, o.Email, o.ID, key, due, map[string]string{"account": page, unsubscribe: unsub}).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	pageHash, unsubHash := HashToken(page), HashToken(unsub)
+	if _, err := tx.Exec(ctx, `INSERT INTO account_links (hash, account_id) VALUES ($1, $2)`, pageHash[:], o.ID); err != nil {
+		return 0, err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO tokens (hash, action, account_id, expires_at) VALUES ($1, $2, $3, now() + $4::interval)`,
+		unsubHash[:], unsubscribe, o.ID, LinkLifetime)
+	return id, err
+}
+
+// randomToken is 256 random bits, URL-safe.
+func randomToken() string {
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(raw[:])
+}

@@ -1,0 +1,136 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Digest is an account's week: every domain's certificate, and what
+// changed.
+type Digest struct {
+	Domains []CertStatus   // soonest expiry first
+	Changes []DigestChange // oldest first
+	Since   time.Time
+}
+
+// DigestChange is one line of "what changed this week".
+type DigestChange struct {
+	At     time.Time `json:"at"`
+	Target string    `json:"target"`
+	What   string    `json:"what"` // renewed, added, removed, new finding: KIND
+	Detail string    `json:"detail"`
+}
+
+// accountTargets is certRowsSQL's condition for one account's active
+// domains ($1: the account's id).
+const accountTargets = `t.active AND EXISTS (SELECT 1 FROM domains d JOIN api_keys k ON k.id = d.api_key_id
+	JOIN accounts a ON a.id = k.account_id WHERE a.id = $1 AND d.name = t.name AND d.port = t.port)`
+
+// digestChangesSQL lists an account's week ($1: account, $2: since):
+// renewals, domains added and removed, findings opened.
+const digestChangesSQL = `
+WITH mine AS (
+    SELECT DISTINCT d.name, d.port FROM domains d JOIN api_keys k ON k.id = d.api_key_id WHERE k.account_id = $1
+)
+SELECT e.at, t.name || ':' || t.port, 'renewed', e.detail
+FROM mon_events e JOIN mon_targets t ON t.id = e.target_id JOIN mine USING (name, port) WHERE e.at >= $2
+UNION ALL
+SELECT d.created_at, d.name || ':' || d.port, 'added', ''
+FROM domains d JOIN api_keys k ON k.id = d.api_key_id WHERE k.account_id = $1 AND d.created_at >= $2
+UNION ALL
+SELECT au.at, (au.detail->>'domain') || ':' || (au.detail->>'port'), 'removed', ''
+FROM audit au WHERE au.action = 'domain.remove' AND au.at >= $2
+  AND au.key_prefix IN (SELECT key_prefix FROM api_keys WHERE account_id = $1)
+UNION ALL
+SELECT f.opened_at, t.name || ':' || t.port, 'new finding: ' || f.kind, f.detail
+FROM mon_findings f JOIN mon_targets t ON t.id = f.target_id JOIN mine USING (name, port) WHERE f.opened_at >= $2
+ORDER BY 1`
+
+// digestOf reads an account's digest: its week ends now.
+func digestOf(ctx context.Context, q pgx.Tx, account int64, _ time.Duration) (Digest, error) {
+	var d Digest
+	if err := q.QueryRow(ctx, `SELECT now() - interval '7 days'`).Scan(&d.Since); err != nil {
+		return d, err
+	}
+	var err error
+	if d.Domains, err = certRowsOn(ctx, q, accountTargets, account); err != nil {
+		return d, err
+	}
+	rows, err := q.Query(ctx, digestChangesSQL, account, d.Since)
+	if err != nil {
+		return d, err
+	}
+	d.Changes, err = pgx.CollectRows(rows, pgx.RowToStructByPos[DigestChange])
+	return d, err
+}
+
+// DigestFor reads the digest an account would get now (for the
+// operator's dry run).
+func (p *Postgres) DigestFor(ctx context.Context, email string) (Digest, error) {
+	var d Digest
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		id, err := accountID(ctx, tx, email)
+		if err != nil {
+			return err
+		}
+		d, err = digestOf(ctx, tx, id, 0)
+		return err
+	})
+	return d, classify(err)
+}
+
+// DigestWeek names the week of a digest moment ("2026-W48").
+func DigestWeek(t time.Time) string {
+	y, w := t.UTC().ISOWeek()
+	return fmt.Sprintf("%d-W%02d", y, w)
+}
+
+// QueueDigests queues this week's digest for every confirmed, unblocked
+// account that has active domains and has not turned the digest off, once
+// the week's digest moment has passed. The dedup key (account and week)
+// makes it once a week whatever number of monitors run. It reports how
+// many it queued.
+func (p *Postgres) QueueDigests(ctx context.Context, now time.Time, weekday time.Weekday, hour int) (int, error) {
+	moment := digestMoment(now, weekday, hour)
+	if now.Before(moment) {
+		return 0, nil
+	}
+	week := DigestWeek(moment)
+	queued := 0
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		queued = 0
+		rows, err := tx.Query(ctx, `SELECT DISTINCT a.id, a.email FROM accounts a
+			JOIN api_keys k ON k.account_id = a.id JOIN domains d ON d.api_key_id = k.id
+			WHERE `+activeDomain+` AND a.digest_off_at IS NULL
+			  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.dedup_key = 'digest:' || a.id || ':' || $1)`, week)
+		if err != nil {
+			return err
+		}
+		owners, err := pgx.CollectRows(rows, pgx.RowToStructByPos[owner])
+		if err != nil {
+			return err
+		}
+		for _, o := range owners {
+			id, err := queueLinkedMail(ctx, tx, o, "digest", fmt.Sprintf("digest:%d:%s", o.ID, week), now, "digest_off")
+			if err != nil {
+				return err
+			}
+			if id != 0 {
+				queued++
+			}
+		}
+		return nil
+	})
+	return queued, classify(err)
+}
+
+// digestMoment is this week's (Monday-based) digest day and hour, UTC.
+func digestMoment(now time.Time, weekday time.Weekday, hour int) time.Time {
+	now = now.UTC()
+	monday := now.AddDate(0, 0, -((int(now.Weekday()) + 6) % 7))
+	day := monday.AddDate(0, 0, (int(weekday)+6)%7)
+	return time.Date(day.Year(), day.Month(), day.Day(), hour, 0, 0, 0, time.UTC)
+}
