@@ -59,18 +59,21 @@ type Tracker struct {
 	// DefaultEmail is new-acct's email when the account has no mailto contact.
 	DefaultEmail string
 
-	mu    sync.Mutex
-	kinds map[string]string
-	fifo  []string
-	max   int
+	mu     sync.Mutex
+	kinds  map[string]string
+	fifo   []string
+	max    int
+	challs map[string]string // last status seen per challenge URL
 }
 
 // NewTracker returns a tracker that remembers up to max URLs.
 func NewTracker(max int) *Tracker {
-	return &Tracker{kinds: map[string]string{}, max: max}
+	return &Tracker{kinds: map[string]string{}, max: max, challs: map[string]string{}}
 }
 
-// Observe returns the events of one exchange: none, or one.
+// Observe returns the events of one exchange: none, or one, and for an
+// authorization also a chall event for each challenge it shows reaching
+// valid or invalid (clients poll the authorization, not the challenge).
 func (t *Tracker) Observe(x Exchange) []Event {
 	resp := jsonObject(x.Header, x.Body)
 	t.mu.Lock()
@@ -97,7 +100,46 @@ func (t *Tracker) Observe(x Exchange) []Event {
 	if p := problemOf(x.Header, resp); p != nil {
 		params["problem"] = p
 	}
-	return []Event{{Msg: msg, Time: x.Time, Params: params}}
+	events := []Event{{Msg: msg, Time: x.Time, Params: params}}
+	if kind == kindAuthz {
+		events = append(events, t.settledChallenges(x, resp, params["account"])...)
+	}
+	return events
+}
+
+// settledChallenges returns a chall event for each challenge of an
+// authorization that is valid or invalid and was not seen so before.
+func (t *Tracker) settledChallenges(x Exchange, authz map[string]any, account any) []Event {
+	var out []Event
+	chs, _ := authz["challenges"].([]any)
+	for _, c := range chs {
+		m, _ := c.(map[string]any)
+		st := str(m, "status")
+		if (st != "valid" && st != "invalid") || !t.challStatus(str(m, "url"), st) {
+			continue
+		}
+		params := baseParams(x)
+		params["account"], params["chall"], params["status"], params["type"] = account, pathOf(str(m, "url")), st, str(m, "type")
+		params["via"] = "authz"
+		if e, ok := m["error"].(map[string]any); ok {
+			params["error"] = problemFields(e)
+		}
+		out = append(out, Event{Msg: "chall", Time: x.Time, Params: params})
+	}
+	return out
+}
+
+// challStatus records a challenge's status and says whether it changed.
+func (t *Tracker) challStatus(u, status string) bool {
+	k := urlKey(u)
+	if k == "" || t.challs[k] == status {
+		return false
+	}
+	if len(t.challs) >= t.max {
+		clear(t.challs)
+	}
+	t.challs[k] = status
+	return true
 }
 
 // describe fills params for the kind and learns the URLs the response names.
@@ -136,6 +178,7 @@ func (t *Tracker) describe(kind string, x Exchange, resp, payload map[string]any
 			params["error"] = e
 		}
 	case kindChall:
+		t.challStatus(x.URL, str(resp, "status"))
 		params["chall"], params["status"], params["type"] = pathOf(x.URL), str(resp, "status"), str(resp, "type")
 		if e, ok := resp["error"].(map[string]any); ok {
 			params["error"] = problemFields(e)
