@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"net"
 	"net/http"
 	"net/netip"
@@ -61,7 +62,7 @@ func NewProxy(cfg ProxyConfig, ca *CA) *Proxy {
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, connInfoKey{}, c.(*tls.Conn).NetConn().(*interceptedConn).info)
 		},
-		ErrorLog: nil}
+		ErrorLog: stdlog.New(connErrors{cfg.Log}, "", 0)}
 	go p.inner.Serve(p.conns)
 	return p
 }
@@ -375,3 +376,13 @@ func (l *chanListener) Close() error {
 }
 
 func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+// connErrors takes the errors of intercepted connections (a client that
+// does not trust the root fails its handshake) into the operational log.
+type connErrors struct{ log zerolog.Logger }
+
+func (w connErrors) Write(p []byte) (int, error) {
+	w.log.Info().Str("code", "AMP0402").Time("event_time", time.Now()).Str("error", strings.TrimSpace(string(p))).
+		Msg("intercepted connection failed")
+	return len(p), nil
+}

@@ -39,6 +39,9 @@ type Reporter struct {
 // for at most flush.
 func (r *Reporter) Run(ctx context.Context, flush time.Duration) {
 	r.client = &http.Client{Timeout: postTimeout, Transport: &http.Transport{Proxy: nil}}
+	if _, err := EnsureKey(ctx, r.State, r.Lined, r.Email); err != nil {
+		r.Log.Warn().Str("code", "AMP0504").Time("event_time", time.Now()).Err(err).Msg("no API key from keychest-lined yet; will retry")
+	}
 	wait := retryMin
 	failing := false
 	for ctx.Err() == nil {
@@ -88,7 +91,7 @@ func (r *Reporter) sendOne(ctx context.Context) error {
 		return fmt.Errorf("api key from %s: %w", r.Lined, err)
 	}
 	if err != nil {
-		r.Log.Warn().Str("code", "AMP0504").Time("event_time", time.Now()).Err(err).Msg("claiming the API key failed; will retry")
+		r.Log.Warn().Str("code", "AMP0505").Time("event_time", time.Now()).Err(err).Msg("claiming the API key failed; will retry")
 	}
 	batch, end, err := r.Queue.Peek(batchBytes)
 	if err != nil || len(batch) == 0 {
