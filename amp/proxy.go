@@ -254,6 +254,9 @@ func (p *Proxy) tunnel(c net.Conn, info connInfo) {
 	p.active[up] = struct{}{}
 	p.mu.Unlock()
 	defer p.untrack(up)
+	if pc, ok := c.(*peekedConn); ok && pc.r.Buffered() == 0 {
+		c = pc.Conn // plain TCP both ways: the kernel splices, no buffers here
+	}
 	done := make(chan struct{})
 	go func() {
 		io.Copy(up, c)
