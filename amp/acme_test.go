@@ -182,3 +182,27 @@ func TestDecodeJWSRefuses(t *testing.T) {
 		t.Errorf("POST-as-GET refused: %v", err)
 	}
 }
+
+// Whatever the server answers, the tracker neither panics nor makes up a
+// type the seed does not have.
+func FuzzTrackerObserve(f *testing.F) {
+	raw, _ := os.ReadFile(filepath.Join("testdata", "pebble.json"))
+	var rs []recorded
+	json.Unmarshal(raw, &rs)
+	for _, r := range rs {
+		f.Add(r.Method, r.URL, r.Body, r.Header.Get("Content-Type"))
+	}
+	f.Fuzz(func(t *testing.T, method, u, body, contentType string) {
+		tr := NewTracker(4)
+		for range 2 {
+			for _, ev := range tr.Observe(Exchange{Method: method, URL: u, Status: 200, Header: jsonHeader(contentType), Body: []byte(body)}) {
+				if _, ok := seedFields[ev.Msg]; !ok {
+					t.Fatalf("type %q", ev.Msg)
+				}
+				if _, err := json.Marshal(ev.Params); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	})
+}
