@@ -3,6 +3,7 @@ package amp
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -143,5 +145,57 @@ func TestMalformedJWSIsRefused(t *testing.T) {
 	// The same connection and proxy go on: a GET passes.
 	if resp, err = tp.client("http").Get(up.URL + "/dir"); err != nil || resp.StatusCode != 200 || !forwarded {
 		t.Errorf("after the refusal: %v %v", resp, err)
+	}
+}
+
+// Shutdown refuses new clients but lets a request in flight finish.
+func TestShutdownDrainsRequestsInFlight(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		io.WriteString(w, `{"status":"valid"}`)
+	}))
+	defer up.Close()
+	_, port, _ := net.SplitHostPort(up.Listener.Addr().String())
+	hosts, _ := ParseHostList([]string{"127.0.0.1:" + port})
+	roots := x509.NewCertPool()
+	roots.AddCert(up.Certificate())
+	ca, _, _ := LoadCA(t.TempDir(), hosts.Scope(netip.Addr{}))
+	p := NewProxy(ProxyConfig{ACME: hosts, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Upstream: roots, Log: zerolog.Nop()}, ca)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go p.Serve(ln)
+	tp := &testProxy{Addr: ln.Addr().String(), Roots: x509.NewCertPool()}
+	tp.Roots.AddCert(ca.Root())
+	result := make(chan error, 1)
+	go func() {
+		resp, err := tp.client("http").Get(up.URL + "/order/1")
+		if err == nil && (resp.StatusCode != 200 || bodyOf(resp) != `{"status":"valid"}`) {
+			err = fmt.Errorf("response %d", resp.StatusCode)
+		}
+		result <- err
+	}()
+	<-entered
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- p.Shutdown(ctx)
+	}()
+	// New clients are refused once the listener is closed.
+	for {
+		c, err := net.Dial("tcp", tp.Addr)
+		if err != nil {
+			break
+		}
+		c.Close()
+		runtime.Gosched()
+	}
+	close(release)
+	if err := <-result; err != nil {
+		t.Errorf("request in flight: %v", err)
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("shutdown: %v", err)
 	}
 }
