@@ -89,7 +89,6 @@ func (p *Proxy) Serve(ln net.Listener) error {
 			c.Close()
 			continue
 		}
-		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
 			defer p.untrack(c)
@@ -111,6 +110,7 @@ func (p *Proxy) track(c net.Conn) bool {
 		return false
 	}
 	p.active[c] = struct{}{}
+	p.wg.Add(1) // under the lock: never after Shutdown began to wait
 	return true
 }
 
@@ -130,6 +130,9 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	}
 	p.mu.Unlock()
 	err := p.inner.Shutdown(ctx)
+	if err != nil {
+		p.inner.Close() // requests still in flight when ctx ended
+	}
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
 	select {
