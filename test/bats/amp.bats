@@ -43,6 +43,7 @@ lined_again() {
 	KEYCHEST_DATABASE_URL=$DB_URL KEYCHEST_LISTEN=$HOST:$PORT KEYCHEST_HTTP_LISTEN=$WEB KEYCHEST_QUIET_PERIOD=25ms \
 		"$ROOT/bin/keychest-lined" >>"$SERVER_LOG" 2>&1 3>&- &
 	export SERVER_PID=$!
+	echo "$SERVER_PID" >"$BATS_FILE_TMPDIR/lined.pid" # for teardown_file, which does not see this export
 	wait_port "$PORT"
 }
 
@@ -80,7 +81,7 @@ stop_pid() {
 
 teardown_file() {
 	kill "$AMP_PID" "$OK_PID" "$BAD_PID" 2>/dev/null || true
-	stop_pid "$SERVER_PID" || true
+	stop_pid "$(cat "$BATS_FILE_TMPDIR/lined.pid" 2>/dev/null || echo "$SERVER_PID")" || true
 	psql -q "$KEYCHEST_TEST_DATABASE_URL" -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)"
 }
 
