@@ -179,7 +179,15 @@ func (q *Queue) Ack(end int64) error {
 		return err
 	}
 	q.offset, q.count = end, q.count-sent
-	if q.offset >= compactAfter || q.offset == q.size && q.size > 0 {
+	switch {
+	case q.offset == q.size:
+		// All sent: empty the file where it is. A crash before queue.pos
+		// is written leaves an offset past the end, which OpenQueue clamps.
+		if err := q.f.Truncate(0); err != nil {
+			return err
+		}
+		q.offset, q.size = 0, 0
+	case q.offset >= compactAfter:
 		return q.compact()
 	}
 	return q.savePos()

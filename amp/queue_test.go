@@ -72,3 +72,33 @@ func TestQueueCapDropsOldestAndSaysHowMany(t *testing.T) {
 		t.Errorf("dropped %d, len %d, batch %q", dropped, q.Len(), batch)
 	}
 }
+
+func TestQueueCompactsAfterManySentBytes(t *testing.T) {
+	dir := t.TempDir()
+	q, _ := OpenQueue(dir, 100000, nil)
+	pad := strings.Repeat("x", 1000)
+	for i := 1; i <= 5000; i++ {
+		q.Append([]byte(fmt.Sprintf(`{"id":%d,"pad":"%s"}`+"\n", i, pad)))
+	}
+	for q.Len() > 10 {
+		batch, end, _ := q.Peek(64 << 10)
+		if q.Len()-strings.Count(string(batch), "\n") < 10 { // keep the last few unsent
+			break
+		}
+		q.Ack(end)
+	}
+	left := q.Len()
+	q.Close()
+	names, _ := filepath.Glob(filepath.Join(dir, "queue.*.jsonl"))
+	if len(names) != 1 || names[0] == filepath.Join(dir, "queue.0.jsonl") {
+		t.Fatalf("not compacted: %v", names)
+	}
+	if st, _ := os.Stat(names[0]); st.Size() > 4<<20 {
+		t.Errorf("compacted file holds %d bytes", st.Size())
+	}
+	q, _ = OpenQueue(dir, 100000, nil)
+	batch, _, _ := q.Peek(16 << 20)
+	if q.Len() != left || !strings.HasSuffix(string(batch), fmt.Sprintf(`{"id":5000,"pad":"%s"}`+"\n", pad)) {
+		t.Errorf("after compaction: len %d want %d", q.Len(), left)
+	}
+}
