@@ -199,3 +199,20 @@ func TestShutdownDrainsRequestsInFlight(t *testing.T) {
 		t.Errorf("shutdown: %v", err)
 	}
 }
+
+// The ACME server's certificate is verified: one the proxy does not trust
+// gets the client a 502, never a silent relay.
+func TestUntrustedACMEServerIs502(t *testing.T) {
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer up.Close()
+	_, port, _ := net.SplitHostPort(up.Listener.Addr().String())
+	hosts, _ := ParseHostList([]string{"127.0.0.1:" + port})
+	tp := startProxy(t, hosts, x509.NewCertPool()) // trusts nothing
+	resp, err := tp.client("http").Get(up.URL + "/dir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := bodyOf(resp); resp.StatusCode != 502 || !strings.Contains(body, "certificate") {
+		t.Errorf("%d %q", resp.StatusCode, body)
+	}
+}
