@@ -7,6 +7,7 @@ FUZZTIME ?= 10s
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/keychest-lined ./cmd/keychest-lined
+	go build -ldflags "$(LDFLAGS)" -o bin/keychest-amp ./cmd/keychest-amp
 
 run: build
 	scripts/run.sh

@@ -46,6 +46,7 @@ func New(tokens store.Tokens, metrics *Metrics, log zerolog.Logger) http.Handler
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{action}/{token}", h.show)
 	mux.HandleFunc("POST /{action}/{token}", h.act)
+	mountACME(mux, tokens, log)
 	return mux
 }
 

@@ -1,0 +1,116 @@
+package amp
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Reporting limits.
+const (
+	batchBytes   = 1 << 20
+	retryMin     = 500 * time.Millisecond
+	retryMax     = 30 * time.Second
+	postTimeout  = 30 * time.Second
+	EventsPath   = "/api/v1/acme/events"
+	eventsFormat = "application/x-ndjson"
+)
+
+// Reporter sends the queue to keychest-lined in batches, in its own
+// goroutine: proxy traffic never waits for it.
+type Reporter struct {
+	Queue *Queue
+	State *State
+	Lined string // HOST:PORT of the line protocol, for the API key
+	API   string // base URL of the web listener
+	Email string // claim the key for this address
+	Log   zerolog.Logger
+
+	client *http.Client
+}
+
+// Run reports until ctx ends, then tries once more to send what waits,
+// for at most flush.
+func (r *Reporter) Run(ctx context.Context, flush time.Duration) {
+	r.client = &http.Client{Timeout: postTimeout, Transport: &http.Transport{Proxy: nil}}
+	if _, err := EnsureKey(ctx, r.State, r.Lined, r.Email); err != nil {
+		r.Log.Warn().Str("code", "AMP0504").Time("event_time", time.Now()).Err(err).Msg("no API key from keychest-lined yet; will retry")
+	}
+	wait := retryMin
+	failing := false
+	for ctx.Err() == nil {
+		if r.Queue.Len() == 0 {
+			select {
+			case <-r.Queue.Ready():
+			case <-ctx.Done():
+			}
+			continue
+		}
+		err := r.sendOne(ctx)
+		if err == nil {
+			if failing {
+				r.Log.Info().Str("code", "AMP0201").Time("event_time", time.Now()).Int("backlog", r.Queue.Len()).Msg("keychest-lined reachable again")
+			}
+			failing, wait = false, retryMin
+			continue
+		}
+		if !failing || wait == retryMax {
+			r.Log.Warn().Str("code", "AMP0503").Time("event_time", time.Now()).Err(err).Int("backlog", r.Queue.Len()).Msg("reporting to keychest-lined failed; events wait in the queue")
+		}
+		failing = true
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+		wait = min(wait*2, retryMax)
+	}
+	r.drain(flush)
+}
+
+// drain sends what waits, for at most d, at shutdown.
+func (r *Reporter) drain(d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	for r.Queue.Len() > 0 && ctx.Err() == nil {
+		if err := r.sendOne(ctx); err != nil {
+			return
+		}
+	}
+}
+
+// sendOne posts the batch at the head of the queue and acknowledges it.
+func (r *Reporter) sendOne(ctx context.Context) error {
+	key, err := EnsureKey(ctx, r.State, r.Lined, r.Email)
+	if key == "" {
+		return fmt.Errorf("api key from %s: %w", r.Lined, err)
+	}
+	if err != nil {
+		r.Log.Warn().Str("code", "AMP0505").Time("event_time", time.Now()).Err(err).Msg("claiming the API key failed; will retry")
+	}
+	batch, end, err := r.Queue.Peek(batchBytes)
+	if err != nil || len(batch) == 0 {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(r.API, "/")+EventsPath, bytes.NewReader(batch))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", eventsFormat)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("POST %s: %s: %s", EventsPath, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return r.Queue.Ack(end)
+}

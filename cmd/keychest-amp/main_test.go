@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestFlagsWinOverEnvironment(t *testing.T) {
+	t.Setenv("KEYCHESTAMP_PORT", "9000")
+	t.Setenv("KEYCHESTAMP_ACME_HOSTS", "a.example,b.example:14000")
+	t.Setenv("KEYCHESTAMP_LINED", "127.0.0.1:10023")
+	t.Setenv("KEYCHESTAMP_API", "http://127.0.0.1:8080")
+	c, err := loadConfig([]string{"-a", "127.0.0.2", "--acme-host", "c.example"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 9000 || c.Addr != "127.0.0.2" || strings.Join(c.ACMEHosts, " ") != "c.example" || c.File != "" || c.NoAPI {
+		t.Errorf("%+v", c)
+	}
+	if c, err = loadConfig([]string{"--noapi", "-p", "1"}, io.Discard); err != nil || c.File != defaultAuditFile || c.Port != 1 {
+		t.Errorf("-n: %+v %v", c, err)
+	}
+	if c, err = loadConfig([]string{"-n", "-f", "/tmp/x.json"}, io.Discard); err != nil || c.File != "/tmp/x.json" {
+		t.Errorf("-n -f: %+v %v", c, err)
+	}
+}
+
+func TestConfigRefusals(t *testing.T) {
+	for _, args := range [][]string{{"--allow", "not-a-net"}, {"-p", "70000"}, {"extra"}, {"--bogus"}, {}} {
+		if _, err := loadConfig(args, io.Discard); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}
+
+func TestCAFlagPrintsTheRoot(t *testing.T) {
+	dir := t.TempDir()
+	var out, errs bytes.Buffer
+	if code := run([]string{"-c", "-e", dir}, &out, &errs); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs.String())
+	}
+	block, _ := pem.Decode(out.Bytes())
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil || !cert.IsCA || !cert.PermittedDNSDomainsCritical {
+		t.Fatalf("%v %v", cert, err)
+	}
+	out.Reset()
+	run([]string{"--ca", "--etc", dir}, &out, &errs)
+	again, _ := pem.Decode(out.Bytes())
+	if !bytes.Equal(again.Bytes, block.Bytes) || !strings.Contains(errs.String(), "AMP0002") {
+		t.Errorf("second -c gave another root, or the first did not say it created one")
+	}
+	if matches, _ := filepath.Glob(filepath.Join(dir, "ca.*")); len(matches) != 2 {
+		t.Errorf("files: %v", matches)
+	}
+	if code := run([]string{"-h"}, &out, &errs); code != 0 {
+		t.Errorf("-h: exit %d", code)
+	}
+}

@@ -1,0 +1,95 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ACMEEvent is one journal line reported by a keychest-amp proxy.
+type ACMEEvent struct {
+	Proxy    string          // the proxy's identity
+	ID       int64           // its order number at that proxy
+	Msg      string          // the seed's message type
+	Time     time.Time       // when it happened; zero when unknown
+	Params   json.RawMessage // the message's params object
+	Envelope json.RawMessage // the whole line
+}
+
+// ACMEEvents stores what keychest-amp proxies report.
+type ACMEEvents interface {
+	// UnseenACMEEvents returns those of events not stored yet.
+	UnseenACMEEvents(ctx context.Context, events []ACMEEvent) ([]ACMEEvent, error)
+	// StoreACMEEvents stores events for key in one transaction, skipping
+	// those already stored; it returns how many were new.
+	StoreACMEEvents(ctx context.Context, key KeyRef, ip netip.Addr, events []ACMEEvent) (int, error)
+}
+
+// UnseenACMEEvents returns those of events not stored yet.
+func (p *Postgres) UnseenACMEEvents(ctx context.Context, events []ACMEEvent) ([]ACMEEvent, error) {
+	proxies, ids := eventKeys(events)
+	rows, err := p.pool.Query(ctx, `SELECT e.proxy, e.id FROM acme_events e
+		JOIN unnest($1::text[], $2::bigint[]) AS b(proxy, id) ON e.proxy = b.proxy AND e.id = b.id`, proxies, ids)
+	if err != nil {
+		return nil, classify(err)
+	}
+	type pk struct {
+		proxy string
+		id    int64
+	}
+	seen := map[pk]bool{}
+	var k pk
+	_, err = pgx.ForEachRow(rows, []any{&k.proxy, &k.id}, func() error {
+		seen[k] = true
+		return nil
+	})
+	if err != nil {
+		return nil, classify(err)
+	}
+	var out []ACMEEvent
+	for _, e := range events {
+		if !seen[pk{e.Proxy, e.ID}] {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func eventKeys(events []ACMEEvent) ([]string, []int64) {
+	proxies, ids := make([]string, len(events)), make([]int64, len(events))
+	for i, e := range events {
+		proxies[i], ids[i] = e.Proxy, e.ID
+	}
+	return proxies, ids
+}
+
+// storeACMEEventsSQL inserts the batch in one statement for the key's id.
+const storeACMEEventsSQL = `
+INSERT INTO acme_events (proxy, id, api_key_id, msg, event_time, params, envelope, received_ip)
+SELECT b.proxy, b.id, k.id, b.msg, b.event_time, b.params, b.envelope, $8
+FROM unnest($2::text[], $3::bigint[], $4::text[], $5::timestamptz[], $6::jsonb[], $7::jsonb[])
+     AS b(proxy, id, msg, event_time, params, envelope)
+JOIN api_keys k ON k.key_hash = $1
+ON CONFLICT (proxy, id) DO NOTHING`
+
+// StoreACMEEvents stores events for key, skipping those already stored.
+func (p *Postgres) StoreACMEEvents(ctx context.Context, key KeyRef, ip netip.Addr, events []ACMEEvent) (int, error) {
+	proxies, ids := eventKeys(events)
+	msgs := make([]string, len(events))
+	times := make([]*time.Time, len(events))
+	params, envelopes := make([]string, len(events)), make([]string, len(events))
+	for i, e := range events {
+		msgs[i], params[i], envelopes[i] = e.Msg, string(e.Params), string(e.Envelope)
+		if !e.Time.IsZero() {
+			times[i] = &events[i].Time
+		}
+	}
+	tag, err := p.pool.Exec(ctx, storeACMEEventsSQL, key.Hash[:], proxies, ids, msgs, times, params, envelopes, inet(ip))
+	if err != nil {
+		return 0, classify(err)
+	}
+	return int(tag.RowsAffected()), nil
+}
