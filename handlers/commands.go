@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keychest/keychest-lined/internal/words"
 	"github.com/keychest/keychest-lined/lineproto"
 	"github.com/keychest/keychest-lined/store"
 )
@@ -177,7 +178,7 @@ func (m *Mux) list(ctx context.Context, req *lineproto.Request) (lineproto.Reply
 		data = "-"
 	}
 	return lineproto.Reply{Data: data, Code: lineproto.CodeOK,
-		Text: plural(len(domains), "domain"), Subject: ref.Prefix}, nil
+		Text: words.Count(len(domains), "domain"), Subject: ref.Prefix}, nil
 }
 
 func (m *Mux) ping(context.Context, *lineproto.Request) (lineproto.Reply, error) {
@@ -203,14 +204,6 @@ func newToken() string {
 		panic("crypto/rand failed: " + err.Error())
 	}
 	return base64.RawURLEncoding.EncodeToString(raw[:])
-}
-
-// plural words a count: "1 domain", "2 domains".
-func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return fmt.Sprintf("%d %ss", n, word)
 }
 
 func yesNo(b bool) string {

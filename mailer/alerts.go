@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keychest/keychest-lined/internal/words"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -46,14 +47,14 @@ func (c Composer) alert(items []store.AlertItem) (subject, body string) {
 	var b strings.Builder
 	switch {
 	case len(open) > 0:
-		subject = fmt.Sprintf("KeyChest: %s with your certificates", Count(len(open), "problem"))
+		subject = fmt.Sprintf("KeyChest: %s with your certificates", words.Count(len(open), "problem"))
 		if len(resolved) > 0 {
-			subject += fmt.Sprintf(", %s resolved", Count(len(resolved), "other"))
+			subject += fmt.Sprintf(", %s resolved", words.Count(len(resolved), "other"))
 		}
-		fmt.Fprintf(&b, "KeyChest found %s with the certificates it watches for you.\n\n", Count(len(open), "problem"))
+		fmt.Fprintf(&b, "KeyChest found %s with the certificates it watches for you.\n\n", words.Count(len(open), "problem"))
 	default:
-		subject = fmt.Sprintf("KeyChest: %s resolved", Count(len(resolved), "problem"))
-		fmt.Fprintf(&b, "Good news: %s KeyChest told you about %s.\n\n", Count(len(resolved), "problem"),
+		subject = fmt.Sprintf("KeyChest: %s resolved", words.Count(len(resolved), "problem"))
+		fmt.Fprintf(&b, "Good news: %s KeyChest told you about %s.\n\n", words.Count(len(resolved), "problem"),
 			map[bool]string{true: "is gone", false: "are gone"}[len(resolved) == 1])
 	}
 	for _, it := range open {
@@ -107,8 +108,8 @@ func (c Composer) digest(d store.Digest, now time.Time) (subject, body string) {
 			problems++
 		}
 	}
-	subject = fmt.Sprintf("KeyChest weekly: %s watched, %s", Count(len(d.Domains), "certificate"),
-		map[bool]string{true: "all well", false: Count(problems, "with a problem", "with problems")}[problems == 0])
+	subject = fmt.Sprintf("KeyChest weekly: %s watched, %s", words.Count(len(d.Domains), "certificate"),
+		map[bool]string{true: "all well", false: words.Count(problems, "with a problem", "with problems")}[problems == 0])
 	var b strings.Builder
 	fmt.Fprintf(&b, "Your certificates, soonest expiry first:\n\n")
 	fmt.Fprintf(&b, "%-6s %-9s %-34s %-11s %-24s %s\n", "DAYS", "STATE", "DOMAIN", "EXPIRES", "ISSUER", "FINDINGS")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/keychest/keychest-lined/internal/words"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -19,7 +20,7 @@ func (c Composer) Compose(m store.ClaimMail) (subject, body string) {
 	var b strings.Builder
 	when := m.At.UTC().Format("2006-01-02 15:04:05 UTC")
 	until := m.Expires.UTC().Format("2006-01-02 15:04 UTC")
-	holds := fmt.Sprintf("%s, holding %s and %s", m.Email, Count(m.Keys, "key"), Count(m.Domains, "domain"))
+	holds := fmt.Sprintf("%s, holding %s and %s", m.Email, words.Count(m.Keys, "key"), words.Count(m.Domains, "domain"))
 	if m.Kind == "new_key" {
 		subject = "New key attached to your KeyChest account"
 		fmt.Fprintf(&b, "A new API key was attached to your KeyChest account.\n\n")

@@ -106,6 +106,10 @@ func applyAction(ctx context.Context, tx pgx.Tx, action string, accountID int64,
 	case "revoke":
 		sql, audited = `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1`, "key.revoke"
 		arg = keyID
+	case "alerts_off":
+		sql, audited = `UPDATE accounts SET alerts_off_at = coalesce(alerts_off_at, now()) WHERE id = $1`, "account.alerts_off"
+	case "digest_off":
+		sql, audited = `UPDATE accounts SET digest_off_at = coalesce(digest_off_at, now()) WHERE id = $1`, "account.digest_off"
 	default:
 		return errors.New("unknown token action " + action)
 	}

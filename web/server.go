@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/keychest/keychest-lined/internal/words"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -67,9 +68,17 @@ var asks = map[string]struct {
 	doneTitle, doneMessage        string
 }{
 	"confirm": {"Confirm your KeyChest account",
-		"Confirm the account %[1]s? Its %[2]s become active, and KeyChest starts watching their certificates.",
+		"Confirm the account %[1]s? KeyChest then starts watching the certificates of its %[2]s.",
 		"Confirm account", "",
-		"Account confirmed", "%[1]s is confirmed. Its %[2]s are active."},
+		"Account confirmed", "%[1]s is confirmed. KeyChest now watches the certificates of its %[2]s."},
+	"alerts_off": {"Stop alert mails?",
+		"Stop the alert mails KeyChest sends %[1]s about certificate problems? The weekly digest and the account stay as they are.",
+		"Stop alerts", "",
+		"Alerts stopped", "KeyChest no longer sends alert mails to %[1]s. The weekly digest still comes."},
+	"digest_off": {"Stop the weekly digest?",
+		"Stop the weekly digest KeyChest sends %[1]s? Alert mails and the account stay as they are.",
+		"Stop digest", "",
+		"Digest stopped", "KeyChest no longer sends the weekly digest to %[1]s. Alert mails still come."},
 	"block": {"Block this KeyChest account?",
 		"If you did not ask KeyChest to watch certificates for %[1]s, block the account: its keys stop working and it takes no new ones.",
 		"Block account", "danger",
@@ -101,7 +110,7 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	render(w, http.StatusOK, page{Title: ask.title, Message: fmt.Sprintf(ask.message, info.Email, domains(info.Domains), info.KeyPrefix),
+	render(w, http.StatusOK, page{Title: ask.title, Message: fmt.Sprintf(ask.message, info.Email, words.Count(info.Domains, "domain"), info.KeyPrefix),
 		Button: ask.button, Class: ask.class})
 }
 
@@ -118,7 +127,7 @@ func (h *Handler) act(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info().Str("code", "WEB0200").Time("event_time", time.Now()).Str("action", action).
 		Str("subject", info.KeyPrefix).Str("remote", clientIP(r).String()).Msg("link used")
-	render(w, http.StatusOK, page{Title: ask.doneTitle, Message: fmt.Sprintf(ask.doneMessage, info.Email, domains(info.Domains), info.KeyPrefix)})
+	render(w, http.StatusOK, page{Title: ask.doneTitle, Message: fmt.Sprintf(ask.doneMessage, info.Email, words.Count(info.Domains, "domain"), info.KeyPrefix)})
 }
 
 // fail shows why a link does not work.
@@ -129,7 +138,7 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 	case errors.Is(err, store.ErrTokenUsed):
 		render(w, http.StatusGone, page{Title: "Link already used", Message: "This link has already been used; each link works once."})
 	case errors.Is(err, store.ErrTokenExpired):
-		render(w, http.StatusGone, page{Title: "Link expired", Message: "This link has expired; links work for 7 days."})
+		render(w, http.StatusGone, page{Title: "Link expired", Message: "This link has expired. A newer mail carries a fresh one."})
 	default:
 		h.log.Warn().Str("code", "ERR0503").Time("event_time", time.Now()).Err(err).Msg("link page failed")
 		render(w, http.StatusServiceUnavailable, page{Title: "Try again shortly", Message: "KeyChest cannot reach its database right now."})
@@ -142,14 +151,6 @@ func render(w http.ResponseWriter, code int, p page) {
 	w.Header().Set("Referrer-Policy", "no-referrer") // the token is in the URL
 	w.WriteHeader(code)
 	pageTemplate.Execute(w, p)
-}
-
-// domains words a count of domains.
-func domains(n int) string {
-	if n == 1 {
-		return "1 domain"
-	}
-	return fmt.Sprintf("%d domains", n)
 }
 
 func clientIP(r *http.Request) netip.Addr {

@@ -56,7 +56,7 @@ func TestLinkPages(t *testing.T) {
 	tokens := &fakeTokens{}
 	h := New(tokens, NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), zerolog.Nop())
 	code, body := serve(h, "GET", "/confirm/good")
-	if code != 200 || !strings.Contains(body, "Its 1 domain become") || !strings.Contains(body, `<form method="post">`) || tokens.used != 0 {
+	if code != 200 || !strings.Contains(body, "the certificates of its 1 domain.") || !strings.Contains(body, `<form method="post">`) || tokens.used != 0 {
 		t.Fatalf("GET: %d used=%d\n%s", code, tokens.used, body)
 	}
 	if code, body = serve(h, "POST", "/confirm/good"); code != 200 || !strings.Contains(body, "is confirmed") || tokens.used != 1 {

@@ -1,4 +1,6 @@
-package mailer
+// Package words words counts for people: one helper, so that every page,
+// mail and line reply says "1 domain" and "2 domains".
+package words
 
 import "fmt"
 
