@@ -178,9 +178,14 @@ func (p *Postgres) CertStatus(ctx context.Context, k KeyRef, name string, port i
 // wildcardStatus reports the soonest-expiring certificate currently
 // served anywhere that names the wildcard among its SANs.
 func (p *Postgres) wildcardStatus(ctx context.Context, s CertStatus) (CertStatus, error) {
+	return wildcardStatusOn(ctx, p.pool, s)
+}
+
+// wildcardStatusOn is wildcardStatus on a pool or a transaction.
+func wildcardStatusOn(ctx context.Context, q rowQuerier, s CertStatus) (CertStatus, error) {
 	s.State = "wildcard"
 	var expires, checked time.Time
-	err := p.pool.QueryRow(ctx, `SELECT c.not_after, c.issuer_cn, t.last_checked_at
+	err := q.QueryRow(ctx, `SELECT c.not_after, c.issuer_cn, t.last_checked_at
 		FROM mon_certs c JOIN mon_observations o ON o.fingerprint = c.fingerprint AND o.ended_at IS NULL
 		JOIN mon_targets t ON t.id = o.target_id
 		WHERE c.sans @> ARRAY[$1::text] ORDER BY c.not_after LIMIT 1`, s.Name).Scan(&expires, &s.IssuerCN, &checked)

@@ -48,6 +48,7 @@ func New(tokens store.Tokens, metrics *Metrics, log zerolog.Logger) http.Handler
 	mux.HandleFunc("GET /{action}/{token}", h.show)
 	mux.HandleFunc("POST /{action}/{token}", h.act)
 	mountACME(mux, tokens, log)
+	mountAccount(mux, tokens, log)
 	return mux
 }
 

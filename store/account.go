@@ -1,0 +1,196 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// AccountView is what the account page shows: every domain of the
+// account with the monitor's view of it.
+type AccountView struct {
+	Email   string
+	Domains []DomainView
+}
+
+// DomainView is one domain on the account page: its status (the same as
+// "command cert" gives), the addresses it answered on, its open findings
+// and the certificates seen over time.
+type DomainView struct {
+	CertStatus
+	NotBefore *time.Time // of the soonest-expiring certificate, for the bar to expiry
+	Served    []AddressView
+	Open      []FindingRow
+	History   []CertSeen
+}
+
+// AddressView is what one address serves now.
+type AddressView struct {
+	Address    netip.Addr
+	NotBefore  *time.Time
+	NotAfter   *time.Time
+	ErrorClass string
+	Stale      bool // serves a certificate issued before another address's
+}
+
+// CertSeen is a certificate the name has served, and when.
+type CertSeen struct {
+	Fingerprint []byte
+	IssuerCN    string
+	NotAfter    time.Time
+	FirstSeen   time.Time
+	LastSeen    time.Time
+}
+
+// AccountPage reads the account an account-page link stands for.
+func (p *Postgres) AccountPage(ctx context.Context, raw string) (AccountView, error) {
+	var v AccountView
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		hash := HashToken(raw)
+		var id int64
+		err := tx.QueryRow(ctx, `SELECT a.id, a.email FROM account_links l JOIN accounts a ON a.id = l.account_id
+			WHERE l.hash = $1 AND l.revoked_at IS NULL`, hash[:]).Scan(&id, &v.Email)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrTokenUnknown
+		}
+		if err != nil {
+			return err
+		}
+		v.Domains, err = accountDomains(ctx, tx, id)
+		return err
+	})
+	return v, classify(err)
+}
+
+// accountDomains reads each distinct domain of an account.
+func accountDomains(ctx context.Context, tx pgx.Tx, account int64) ([]DomainView, error) {
+	rows, err := tx.Query(ctx, `SELECT d.name, d.port, bool_or(d.wildcard), bool_or(`+activeDomain+`)
+		FROM domains d JOIN api_keys k ON k.id = d.api_key_id JOIN accounts a ON a.id = k.account_id
+		WHERE a.id = $1 GROUP BY d.name, d.port ORDER BY d.name, d.port`, account)
+	if err != nil {
+		return nil, err
+	}
+	type domain struct {
+		Name             string
+		Port             int
+		Wildcard, Active bool
+	}
+	ds, err := pgx.CollectRows(rows, pgx.RowToStructByPos[domain])
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DomainView, 0, len(ds))
+	for _, d := range ds {
+		dv := DomainView{CertStatus: CertStatus{Name: d.Name, Port: d.Port, State: "unknown", Findings: []string{}}}
+		switch {
+		case !d.Active:
+			dv.State = "pending"
+		case d.Wildcard:
+			if dv.CertStatus, err = wildcardStatusOn(ctx, tx, dv.CertStatus); err != nil {
+				return nil, err
+			}
+		default:
+			if err := targetView(ctx, tx, &dv); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, dv)
+	}
+	sortBySoonest(out)
+	return out, nil
+}
+
+// targetView fills in a domain's target: status, addresses, findings,
+// history.
+func targetView(ctx context.Context, tx pgx.Tx, dv *DomainView) error {
+	st, err := certRowsOn(ctx, tx, `t.name = $1 AND t.port = $2`, dv.Name, dv.Port)
+	if err != nil || len(st) == 0 {
+		return err
+	}
+	dv.CertStatus = st[0]
+	rows, err := tx.Query(ctx, `SELECT o.address, c.not_before, c.not_after, coalesce(o.error_class, '')
+		FROM mon_observations o JOIN mon_targets t ON t.id = o.target_id
+		LEFT JOIN mon_certs c ON c.fingerprint = o.fingerprint
+		WHERE t.name = $1 AND t.port = $2 AND o.ended_at IS NULL ORDER BY o.address`, dv.Name, dv.Port)
+	if err != nil {
+		return err
+	}
+	if dv.Served, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (AddressView, error) {
+		var a AddressView
+		err := r.Scan(&a.Address, &a.NotBefore, &a.NotAfter, &a.ErrorClass)
+		return a, err
+	}); err != nil {
+		return err
+	}
+	markStale(dv)
+	rows, err = tx.Query(ctx, `SELECT c.fingerprint, c.issuer_cn, c.not_after, min(o.first_seen_at),
+			max(coalesce(o.last_checked_at, t.last_checked_at))
+		FROM mon_observations o JOIN mon_targets t ON t.id = o.target_id JOIN mon_certs c ON c.fingerprint = o.fingerprint
+		WHERE t.name = $1 AND t.port = $2 GROUP BY c.fingerprint, c.issuer_cn, c.not_after ORDER BY 4 DESC`, dv.Name, dv.Port)
+	if err != nil {
+		return err
+	}
+	if dv.History, err = pgx.CollectRows(rows, pgx.RowToStructByPos[CertSeen]); err != nil {
+		return err
+	}
+	rows, err = tx.Query(ctx, `SELECT t.name, t.port, f.kind, f.severity, f.detail, f.opened_at, f.raised_at,
+			t.last_checked_at, f.closed_at
+		FROM mon_findings f JOIN mon_targets t ON t.id = f.target_id
+		WHERE t.name = $1 AND t.port = $2 AND f.closed_at IS NULL ORDER BY f.kind`, dv.Name, dv.Port)
+	if err != nil {
+		return err
+	}
+	dv.Open, err = pgx.CollectRows(rows, pgx.RowToStructByPos[FindingRow])
+	return err
+}
+
+// markStale marks the addresses serving a certificate issued before the
+// newest one another address serves (the monitor's stale endpoint).
+func markStale(dv *DomainView) {
+	var newest *AddressView
+	for i := range dv.Served {
+		a := &dv.Served[i]
+		if a.NotBefore != nil && (newest == nil || a.NotBefore.After(*newest.NotBefore)) {
+			newest = a
+		}
+		if dv.Expires != nil && a.NotAfter != nil && a.NotAfter.Equal(*dv.Expires) {
+			dv.NotBefore = a.NotBefore
+		}
+	}
+	for i := range dv.Served {
+		a := &dv.Served[i]
+		a.Stale = newest != nil && a.NotBefore != nil && a.NotBefore.Before(*newest.NotBefore) &&
+			a.NotAfter.Before(*newest.NotAfter)
+	}
+}
+
+// sortBySoonest orders domains by expiry, those without one last, then
+// by name.
+func sortBySoonest(ds []DomainView) {
+	slices.SortStableFunc(ds, func(a, b DomainView) int {
+		switch {
+		case a.Expires == nil && b.Expires == nil:
+			return 0
+		case a.Expires == nil:
+			return 1
+		case b.Expires == nil:
+			return -1
+		}
+		return a.Expires.Compare(*b.Expires)
+	})
+}
+
+// RotateAccountLinks revokes every account-page link of an account: the
+// next mail carries a fresh one. It reports how many it revoked.
+func (p *Postgres) RotateAccountLinks(ctx context.Context, email string) (int64, error) {
+	tag, err := p.pool.Exec(ctx, `UPDATE account_links SET revoked_at = now()
+		WHERE revoked_at IS NULL AND account_id = (SELECT id FROM accounts WHERE email = $1)`, email)
+	if err != nil {
+		return 0, classify(err)
+	}
+	return tag.RowsAffected(), nil
+}

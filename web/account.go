@@ -1,0 +1,142 @@
+package web
+
+import (
+	"context"
+	_ "embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"html/template"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/keychest/keychest-lined/internal/words"
+	"github.com/keychest/keychest-lined/store"
+)
+
+//go:embed account.html
+var accountHTML string
+
+var accountTemplate = template.Must(template.New("account").Parse(accountHTML))
+
+// accountPages is what the account page needs of the storage.
+type accountPages interface {
+	AccountPage(ctx context.Context, raw string) (store.AccountView, error)
+}
+
+// mountAccount adds GET /account/{token} when the storage has account
+// pages. The page is read-only: a GET changes nothing.
+func mountAccount(mux *http.ServeMux, tokens store.Tokens, log zerolog.Logger) {
+	if pages, ok := tokens.(accountPages); ok {
+		mux.Handle("GET /account/{token}", accountPage{pages: pages, log: log})
+	}
+}
+
+// accountPage serves the page of every certificate of one account.
+type accountPage struct {
+	pages accountPages
+	log   zerolog.Logger
+}
+
+func (a accountPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	v, err := a.pages.AccountPage(r.Context(), r.PathValue("token"))
+	switch {
+	case errors.Is(err, store.ErrTokenUnknown):
+		render(w, http.StatusNotFound, page{Title: "Unknown link", Message: "This account link is not valid, or it was replaced by a newer one: use the link in your latest KeyChest mail."})
+		return
+	case err != nil:
+		a.log.Warn().Str("code", "ERR0503").Time("event_time", time.Now()).Err(err).Msg("account page failed")
+		render(w, http.StatusServiceUnavailable, page{Title: "Try again shortly", Message: "KeyChest cannot reach its database right now."})
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	accountTemplate.Execute(w, accountModel(v, time.Now()))
+}
+
+// accountView is the page's model: everything already worded.
+type accountView struct {
+	Email, Summary, Now string
+	Domains             []domainRow
+}
+
+type domainRow struct {
+	Target, State, Days, Expires, Issuer, Checked, Note string
+	BarWidth                                            int // percent of the lifetime left; 0: no bar
+	BarClass                                            string
+	Addresses                                           []addressRow
+	Findings                                            []findingRow
+	History                                             []historyRow
+}
+
+type addressRow struct {
+	Address, What string
+	Stale         bool
+}
+
+type findingRow struct{ Kind, Severity, Since, Detail string }
+
+type historyRow struct{ First, Last, Expires, Issuer, Fingerprint string }
+
+// accountModel words an account's domains for the page; the states and
+// days are those "command cert" gives.
+func accountModel(v store.AccountView, now time.Time) accountView {
+	m := accountView{Email: v.Email, Now: stamp(now)}
+	problems := 0
+	for _, d := range v.Domains {
+		m.Domains = append(m.Domains, domainModel(d, now))
+		if len(d.Open) > 0 {
+			problems++
+		}
+	}
+	m.Summary = words.Count(len(v.Domains), "domain") + ", " + words.Count(problems, "with a problem", "with problems")
+	return m
+}
+
+func domainModel(d store.DomainView, now time.Time) domainRow {
+	r := domainRow{Target: fmt.Sprintf("%s:%d", d.Name, d.Port), State: d.State, Issuer: d.IssuerCN,
+		BarClass: d.State}
+	if d.Expires != nil {
+		left := d.Expires.Sub(now)
+		r.Expires = stamp(*d.Expires)
+		if days := int(math.Floor(left.Hours() / 24)); days >= 0 {
+			r.Days = words.Count(days, "day left", "days left")
+		} else {
+			r.Days = "expired " + words.Count(-days, "day ago", "days ago")
+		}
+		if d.NotBefore != nil && left > 0 {
+			r.BarWidth = max(1, int(100*left/d.Expires.Sub(*d.NotBefore)))
+		}
+	}
+	if d.Checked != nil {
+		r.Checked = stamp(*d.Checked)
+	}
+	r.Note = map[string]string{"pending": "Pending: nothing is watched until the account is confirmed.",
+		"unknown":  "Not probed yet: the first check follows within a minute.",
+		"wildcard": "A wildcard has no host to probe; shown is a certificate seen elsewhere that covers it."}[d.State]
+	for _, a := range d.Served {
+		what := a.ErrorClass
+		if a.NotAfter != nil {
+			what = "certificate until " + stamp(*a.NotAfter)
+			if a.ErrorClass != "" {
+				what += " (" + a.ErrorClass + ")"
+			}
+		}
+		r.Addresses = append(r.Addresses, addressRow{Address: a.Address.String(), What: what, Stale: a.Stale})
+	}
+	for _, f := range d.Open {
+		r.Findings = append(r.Findings, findingRow{Kind: f.Kind, Severity: f.Severity, Since: stamp(f.Opened), Detail: f.Detail})
+	}
+	for _, h := range d.History {
+		r.History = append(r.History, historyRow{First: stamp(h.FirstSeen), Last: stamp(h.LastSeen),
+			Expires: stamp(h.NotAfter), Issuer: h.IssuerCN, Fingerprint: strings.ToUpper(hex.EncodeToString(h.Fingerprint[:8]))})
+	}
+	return r
+}
+
+func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
