@@ -56,6 +56,12 @@ type Admin interface {
 	Certs(ctx context.Context, email string) ([]CertStatus, error)
 	// Findings lists findings, newest first.
 	Findings(ctx context.Context, open bool, email string) ([]FindingRow, error)
+	// AlertMails lists recent alert mails and their outbox state.
+	AlertMails(ctx context.Context, email string) ([]AlertMail, error)
+	// DigestFor reads the digest an account would get now.
+	DigestFor(ctx context.Context, email string) (Digest, error)
+	// RotateAccountLinks revokes an account's page links.
+	RotateAccountLinks(ctx context.Context, email string) (int64, error)
 	// Mails lists the outbox, oldest first; only the mails failed for
 	// good if failedOnly.
 	Mails(ctx context.Context, failedOnly bool) ([]QueuedMail, error)

@@ -197,3 +197,34 @@ func randomToken() string {
 	}
 	return base64.RawURLEncoding.EncodeToString(raw[:])
 }
+
+// AlertMail is one alert mail as the operator sees it.
+type AlertMail struct {
+	ID        int64      `json:"id"`
+	To        string     `json:"to"`
+	Status    string     `json:"status"` // gathering, pending, sent or failed
+	Items     int        `json:"items"`
+	Kinds     []string   `json:"kinds"`
+	CreatedAt time.Time  `json:"created_at"`
+	Due       time.Time  `json:"due"`
+	SentAt    *time.Time `json:"sent_at"`
+	LastError string     `json:"last_error"`
+}
+
+// AlertMails lists the latest 200 alert mails, newest first, of every
+// account or of one.
+func (p *Postgres) AlertMails(ctx context.Context, email string) ([]AlertMail, error) {
+	rows, err := p.pool.Query(ctx, `SELECT o.id, o.to_email,
+			CASE WHEN o.sent_at IS NOT NULL THEN 'sent' WHEN o.failed_at IS NOT NULL THEN 'failed'
+			     WHEN o.dedup_key IS NOT NULL AND o.next_try_at > now() THEN 'gathering' ELSE 'pending' END,
+			count(i.id), coalesce(array_agg(DISTINCT i.kind) FILTER (WHERE i.kind IS NOT NULL), '{}'),
+			o.created_at, o.next_try_at, o.sent_at, coalesce(o.last_error, '')
+		FROM outbox o LEFT JOIN alert_items i ON i.outbox_id = o.id
+		WHERE o.kind = 'alert' AND ($1 = '' OR o.to_email = $1)
+		GROUP BY o.id ORDER BY o.created_at DESC, o.id DESC LIMIT 200`, email)
+	if err != nil {
+		return nil, classify(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[AlertMail])
+	return out, classify(err)
+}

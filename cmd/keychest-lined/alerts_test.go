@@ -98,6 +98,23 @@ func TestAlertMailAccountPageUnsubscribe(t *testing.T) {
 	if n := count(t, a, `SELECT count(*) FROM outbox WHERE kind = 'alert'`); n != 2 {
 		t.Fatalf("%d alert mails queued, want the 2 sent before unsubscribing", n)
 	}
+
+	code, out, _ := cli(t, a.cfg.DatabaseURL, "alerts", "--email", "shop@example.com")
+	if code != 0 || strings.Count(out, " sent ") != 2 || !strings.Contains(out, "expiry") {
+		t.Fatalf("alerts: %d\n%s", code, out)
+	}
+	code, out, _ = cli(t, a.cfg.DatabaseURL, "digest", "--email", "shop@example.com", "--dry-run")
+	if code != 0 || !strings.Contains(out, "Subject: KeyChest weekly: 1 certificate watched, 1 with a problem") ||
+		!strings.Contains(out, target) || !strings.Contains(out, "renewed") {
+		t.Fatalf("digest: %d\n%s", code, out)
+	}
+	if code, out, _ = cli(t, a.cfg.DatabaseURL, "rotate-links", "--email", "shop@example.com"); code != 0 ||
+		!strings.Contains(out, "revoked 2 account links") {
+		t.Fatalf("rotate-links: %d %s", code, out)
+	}
+	if code, _ := get(t, link(t, alert.Body(), "account")); code != 404 {
+		t.Fatalf("a rotated account link still works: %d", code)
+	}
 }
 
 // count runs a counting query on the app's database.

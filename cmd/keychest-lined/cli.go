@@ -30,20 +30,23 @@ const migrateCommand = "migrate"
 
 // cliArgs are the parsed flags of a subcommand.
 type cliArgs struct {
-	email, keyPrefix   string
-	json, open, failed bool
+	email, keyPrefix           string
+	json, open, failed, dryRun bool
 }
 
 var subcommands = map[string]subcommand{
-	"accounts": {"list every account", "", listAccounts},
-	"domains":  {"list the domains of an account's keys", "email", listDomains},
-	"keys":     {"list an account's keys (prefixes only)", "email", listKeys},
-	"confirm":  {"confirm an account, as its mail's link does", "email", setAccount("confirm")},
-	"block":    {"block an account: its keys stop working", "email", setAccount("block")},
-	"revoke":   {"revoke the key with this prefix", "key-prefix", revokeKey},
-	"certs":    {"every watched target: state and days left, soonest expiry first (--email: one account's)", "", listCerts},
-	"findings": {"the monitor's findings, newest first (--open: open ones only; --email: one account's)", "", listFindings},
-	"mails":    {"list the outbox's mails: pending, sent, failed (--failed: only those)", "", listMails},
+	"accounts":     {"list every account", "", listAccounts},
+	"domains":      {"list the domains of an account's keys", "email", listDomains},
+	"keys":         {"list an account's keys (prefixes only)", "email", listKeys},
+	"confirm":      {"confirm an account, as its mail's link does", "email", setAccount("confirm")},
+	"block":        {"block an account: its keys stop working", "email", setAccount("block")},
+	"revoke":       {"revoke the key with this prefix", "key-prefix", revokeKey},
+	"certs":        {"every watched target: state and days left, soonest expiry first (--email: one account's)", "", listCerts},
+	"alerts":       {"recent alert mails and their outbox state (--email: one account's)", "", listAlerts},
+	"digest":       {"print the weekly digest an account would get now (--dry-run: nothing is sent)", "email", printDigest},
+	"rotate-links": {"revoke an account's page links: its next mail carries a fresh one", "email", rotateLinks},
+	"findings":     {"the monitor's findings, newest first (--open: open ones only; --email: one account's)", "", listFindings},
+	"mails":        {"list the outbox's mails: pending, sent, failed (--failed: only those)", "", listMails},
 	// migrate is run by runSubcommand itself: it needs no current schema.
 	migrateCommand: {"apply the schema's migrations (the server does too, at start)", "", nil},
 }
@@ -62,6 +65,7 @@ func runCLI(sub subcommand, args []string, out, errOut io.Writer) int {
 	fs.StringVar(&a.keyPrefix, "key-prefix", "", "the start of an API key (4 to 8 characters)")
 	fs.BoolVar(&a.json, "json", false, "print JSON instead of a table")
 	fs.BoolVar(&a.open, "open", false, "findings: only the open ones")
+	fs.BoolVar(&a.dryRun, "dry-run", false, "digest: print it, send nothing")
 	fs.BoolVar(&a.failed, "failed", false, "mails: only those failed for good")
 	fs.SetOutput(errOut)
 	if err := fs.Parse(args); err != nil {

@@ -41,7 +41,8 @@ func schemaOf(t *testing.T, databaseURL string) (tables int, version int32) {
 var readCommands = [][]string{
 	{"accounts"}, {"accounts", "--json"}, {"domains", "--email", "a@example.com"}, {"keys", "--email", "a@example.com"},
 	{"confirm", "--email", "a@example.com"}, {"block", "--email", "a@example.com"}, {"revoke", "--key-prefix", "abcd1234"},
-	{"mails"}, {"mails", "--failed", "--json"},
+	{"mails"}, {"mails", "--failed", "--json"}, {"certs"}, {"findings", "--open"}, {"alerts"},
+	{"digest", "--email", "a@example.com", "--dry-run"}, {"rotate-links", "--email", "a@example.com"},
 }
 
 // Operator commands never change the schema: against an empty database

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/keychest/keychest-lined/handlers"
+	"github.com/keychest/keychest-lined/internal/words"
+	"github.com/keychest/keychest-lined/mailer"
 	"github.com/keychest/keychest-lined/monitor"
 	"github.com/keychest/keychest-lined/store"
 )
@@ -178,7 +181,7 @@ func listCerts(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) er
 			checked = day(*r.Checked)
 		}
 		return fmt.Sprintf("%s:%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s", r.Name, r.Port, r.State, days, expires,
-			dash(r.IssuerCN), r.Addresses, checked, dash(strings.Join(r.Findings, ",")))
+			orNone(r.IssuerCN), r.Addresses, checked, orNone(strings.Join(r.Findings, ",")))
 	})
 }
 
@@ -201,9 +204,48 @@ func listFindings(ctx context.Context, db store.Admin, a cliArgs, out io.Writer)
 	})
 }
 
-func dash(s string) string {
-	if s == "" {
-		return "-"
+// listAlerts is "keychest-lined alerts": recent alert mails, newest first.
+func listAlerts(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+	if err := optionalEmail(&a); err != nil {
+		return err
 	}
-	return s
+	rows, err := db.AlertMails(ctx, a.email)
+	if err != nil || a.json {
+		return orJSON(out, rows, err)
+	}
+	return table(out, "ID\tTO\tSTATUS\tFINDINGS\tKINDS\tQUEUED\tDUE\tLAST ERROR", len(rows), func(i int) string {
+		r := rows[i]
+		return fmt.Sprintf("%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s", r.ID, r.To, r.Status, r.Items, orNone(strings.Join(r.Kinds, ",")),
+			day(r.CreatedAt), day(r.Due), orNone(r.LastError))
+	})
+}
+
+// printDigest is "keychest-lined digest --email E --dry-run": the digest
+// the account would get now, with stand-ins for its links.
+func printDigest(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+	if !a.dryRun {
+		return errors.New("digest only prints (--dry-run); the monitor sends digests on KEYCHEST_DIGEST_DAY at KEYCHEST_DIGEST_HOUR")
+	}
+	d, err := db.DigestFor(ctx, a.email)
+	if err != nil {
+		return err
+	}
+	m := store.Mail{Kind: "digest", To: a.email, Digest: &d,
+		Tokens: map[string]string{"account": "ACCOUNT-LINK-TOKEN", "digest_off": "UNSUBSCRIBE-TOKEN"}}
+	mailer.Composer{PublicURL: "KEYCHEST_PUBLIC_URL"}.Fill(&m)
+	if a.json {
+		return orJSON(out, m.Digest, nil)
+	}
+	_, err = fmt.Fprintf(out, "To: %s\nSubject: %s\n\n%s", m.To, m.Subject, m.Body)
+	return err
+}
+
+// rotateLinks is "keychest-lined rotate-links --email E".
+func rotateLinks(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+	n, err := db.RotateAccountLinks(ctx, a.email)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(out, "revoked %s of %s; the next mail carries a fresh one\n", words.Count(int(n), "account link"), a.email)
+	return err
 }
