@@ -4,14 +4,15 @@
 #   scripts/deps.sh run    PostgreSQL
 #   scripts/deps.sh bench  PostgreSQL, redis-server, redis-tools
 #   scripts/deps.sh test   PostgreSQL, bats, ksh93, busybox, shellcheck,
-#                          openssl, certbot, and Pebble (the ACME test server,
+#                          openssl, certbot, Chromium (the account page's
+#                          browser test), and Pebble (the ACME test server,
 #                          built with go install into .local/bin)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want=(postgresql)
 case ${1:-run} in
-test) want+=(bats ksh busybox shellcheck openssl certbot) ;;
+test) want+=(bats ksh busybox shellcheck openssl certbot chromium) ;;
 bench) want+=(redis-server redis-tools) ;;
 esac
 
