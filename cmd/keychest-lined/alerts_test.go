@@ -1,9 +1,6 @@
 package main
 
 import (
-	"net/netip"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,7 +8,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/keychest/keychest-lined/internal/certtest"
 	"github.com/keychest/keychest-lined/internal/smtptest"
 )
 
@@ -21,26 +17,12 @@ import (
 // warning; a renewed certificate and a check give exactly one "resolved"
 // mail; unsubscribing (GET shows, POST acts) stops further alerts.
 func TestAlertMailAccountPageUnsubscribe(t *testing.T) {
-	now := time.Now()
-	ca, _ := certtest.NewCA("Alert Test Root", now)
-	issue := func(left time.Duration) certtest.Leaf {
-		return certtest.Lifetime(time.Now(), 90*24*time.Hour, left, "shop.alert.test")
-	}
-	cert, _ := ca.Issue(issue(20 * 24 * time.Hour))
-	srv, err := certtest.Serve("127.0.0.2:0", cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	dns, _ := certtest.ServeDNS("127.0.0.1:0")
-	defer dns.Close()
-	dns.Set("shop.alert.test", netip.MustParseAddr("127.0.0.2"))
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	os.WriteFile(caFile, ca.PEM, 0o644)
+	e := newEndpoint(t, "shop.alert.test", 20*24*time.Hour)
+	srv := e.srv
 	mail := smtptest.Start(t)
 	a := startApp(t, func(c *Config) {
 		withSMTP(mail)(c)
-		c.MonitorResolver, c.MonitorCAFile, c.MonitorAllowNets = dns.Addr(), caFile, "127.0.0.0/8"
+		e.watch(c)
 		c.AlertBatch, c.MonitorCheckEvery = 50*time.Millisecond, 10*time.Millisecond
 	})
 	c := a.dial(t)
@@ -67,8 +49,7 @@ func TestAlertMailAccountPageUnsubscribe(t *testing.T) {
 		t.Fatalf("the page and cert disagree: %q", data)
 	}
 
-	renewed, _ := ca.Issue(issue(90 * 24 * time.Hour))
-	srv.Swap(renewed)
+	srv.Swap(e.issue(t, 90*24*time.Hour))
 	c.must("command check domain "+target+" apikey "+key, "status ok 200 check queued")
 	resolved := mail.Wait(t, 3, 15*time.Second)[2]
 	if !strings.Contains(resolved.Header("Subject"), "resolved") || !strings.Contains(resolved.Body(), target+"  expiry") {
@@ -84,8 +65,7 @@ func TestAlertMailAccountPageUnsubscribe(t *testing.T) {
 	if code, _ := post(t, unsubscribe); code != 200 || count(t, a, `SELECT count(*) FROM accounts WHERE alerts_off_at IS NOT NULL AND confirmed_at IS NOT NULL`) != 1 {
 		t.Fatalf("unsubscribe POST: %d", code)
 	}
-	expiring, _ := ca.Issue(issue(2 * 24 * time.Hour))
-	srv.Swap(expiring)
+	srv.Swap(e.issue(t, 2*24*time.Hour))
 	c.must("command check domain "+target+" apikey "+key, "status ok 200 check queued")
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if data := c.must("command cert domain "+target+" apikey "+key, "status ok 200"); strings.HasPrefix(data, "state=critical") {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -16,28 +17,9 @@ import (
 // served on loopback; "cert" reports its certificate, /metrics counts the
 // probe, and the monitor stops with the server.
 func TestMonitorInTheServer(t *testing.T) {
-	now := time.Now()
-	ca, err := certtest.NewCA("App Test Root", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := ca.Issue(certtest.Lifetime(now, 90*24*time.Hour, 20*24*time.Hour, "shop.app.test"))
-	srv, err := certtest.Serve("127.0.0.2:0", cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	dns, err := certtest.ServeDNS("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dns.Close()
-	dns.Set("shop.app.test", netip.MustParseAddr("127.0.0.2"))
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	os.WriteFile(caFile, ca.PEM, 0o644)
-	a := startApp(t, func(c *Config) {
-		c.MonitorResolver, c.MonitorCAFile, c.MonitorAllowNets = dns.Addr(), caFile, "127.0.0.0/8"
-	})
+	e := newEndpoint(t, "shop.app.test", 20*24*time.Hour)
+	srv := e.srv
+	a := startApp(t, e.watch)
 	c := a.dial(t)
 	key := c.must("command apikey", "status ok 200")
 	c.must("command claim apikey "+key+" email shop@example.com", "status ok 200")
@@ -52,7 +34,7 @@ func TestMonitorInTheServer(t *testing.T) {
 			break
 		}
 	}
-	if !strings.HasPrefix(data, "state=warning ") || !strings.Contains(data, " days=19 issuer=App_Test_Root addresses=1 ") ||
+	if !strings.HasPrefix(data, "state=warning ") || !strings.Contains(data, " days=19 issuer=Test_Root_shop.app.test addresses=1 ") ||
 		!strings.HasSuffix(data, " finding=expiry") {
 		t.Fatalf("cert: %q", data)
 	}
@@ -63,4 +45,53 @@ func TestMonitorInTheServer(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+}
+
+// endpoint is a name served over TLS on 127.0.0.2 by a test CA, resolved
+// by a DNS server on loopback.
+type endpoint struct {
+	ca     *certtest.CA
+	srv    *certtest.Server
+	name   string
+	dns    *certtest.DNS
+	caFile string
+}
+
+// newEndpoint serves name with a 90-day certificate that has left to run.
+func newEndpoint(t *testing.T, name string, left time.Duration) *endpoint {
+	t.Helper()
+	e := &endpoint{name: name}
+	var err error
+	if e.ca, err = certtest.NewCA("Test Root "+name, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if e.srv, err = certtest.Serve("127.0.0.2:0", e.issue(t, left)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.srv.Close)
+	if e.dns, err = certtest.ServeDNS("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.dns.Close)
+	e.dns.Set(name, netip.MustParseAddr("127.0.0.2"))
+	e.caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(e.caFile, e.ca.PEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// issue makes a 90-day certificate for the name with left to run.
+func (e *endpoint) issue(t *testing.T, left time.Duration) tls.Certificate {
+	t.Helper()
+	cert, err := e.ca.Issue(certtest.Lifetime(time.Now(), 90*24*time.Hour, left, e.name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// watch points the server's monitor at the endpoint.
+func (e *endpoint) watch(c *Config) {
+	c.MonitorResolver, c.MonitorCAFile, c.MonitorAllowNets = e.dns.Addr(), e.caFile, "127.0.0.0/8"
 }
