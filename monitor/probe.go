@@ -97,6 +97,11 @@ func (p *TLSProber) Probe(ctx context.Context, host string, port int) Result {
 		return res
 	}
 	addrs = uniqueAddrs(addrs, p.MaxAddresses)
+	if len(addrs) == 0 {
+		res.Class, res.Detail = ClassNXDomain, "no A or AAAA record for "+host
+		res.Took = time.Since(start)
+		return res
+	}
 	res.Addresses = make([]AddressResult, len(addrs))
 	var wg sync.WaitGroup
 	for i, a := range addrs {

@@ -162,6 +162,7 @@ func TestProbeClasses(t *testing.T) {
 	defer plain.Close()
 	f.dns["plain.test"] = []netip.Addr{netip.MustParseAddr("127.0.0.8")}
 	f.dns["private.test"] = []netip.Addr{netip.MustParseAddr("10.0.0.5")}
+	f.dns["empty.test"] = []netip.Addr{}
 
 	p := f.prober(loopback)
 	for _, c := range []struct {
@@ -179,6 +180,7 @@ func TestProbeClasses(t *testing.T) {
 		{"plain.test", plain.Port(), ClassTLSError},
 		{"nowhere.test", 443, ClassNXDomain},
 		{"private.test", 443, ClassNotAllowed},
+		{"empty.test", 443, ClassNXDomain},
 	} {
 		if got := p.Probe(context.Background(), c.host, c.port).Class; got != c.want {
 			t.Errorf("%s: class %s, want %s", c.host, got, c.want)
