@@ -38,8 +38,9 @@ WITH mine AS (
 SELECT e.at, t.name || ':' || t.port, 'renewed', e.detail
 FROM mon_events e JOIN mon_targets t ON t.id = e.target_id JOIN mine USING (name, port) WHERE e.at >= $2
 UNION ALL
-SELECT d.created_at, d.name || ':' || d.port, 'added', ''
+SELECT min(d.created_at), d.name || ':' || d.port, 'added', ''
 FROM domains d JOIN api_keys k ON k.id = d.api_key_id WHERE k.account_id = $1 AND d.created_at >= $2
+GROUP BY d.name, d.port
 UNION ALL
 SELECT au.at, (au.detail->>'domain') || ':' || (au.detail->>'port'), 'removed', ''
 FROM audit au WHERE au.action = 'domain.remove' AND au.at >= $2
