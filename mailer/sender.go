@@ -95,8 +95,8 @@ func (s *Sender) send(m store.Mail) store.Attempt {
 	}
 	err := s.Transport.Send(m)
 	if err == nil {
-		s.Log.Info().Str("code", "MAIL0200").Time("event_time", time.Now()).Int64("mail", m.ID).
-			Str("kind", m.Kind).Msg("mail delivered")
+		s.Log.Info().Str("code", deliveredCode(m.Kind)).Time("event_time", time.Now()).Int64("mail", m.ID).
+			Str("kind", m.Kind).Int("findings", len(m.Items)).Msg("mail delivered")
 		if s.Observer != nil {
 			s.Observer.MailSent(m.Kind)
 		}
@@ -141,4 +141,16 @@ func (s *Sender) backoff(attempts int) time.Duration {
 		d *= 2
 	}
 	return min(d, s.RetryMax)
+}
+
+// deliveredCode is the log code of a delivered mail of kind: claim mails
+// (confirm, new_key), alert mails and digests each have their own.
+func deliveredCode(kind string) string {
+	switch kind {
+	case "alert":
+		return "MAIL0210"
+	case "digest":
+		return "MAIL0220"
+	}
+	return "MAIL0200"
 }
