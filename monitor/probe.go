@@ -212,7 +212,10 @@ func (p *TLSProber) handshake(ctx context.Context, host string, ap netip.AddrPor
 	}
 	hctx, cancel := context.WithTimeout(ctx, p.HandshakeTimeout)
 	defer cancel()
-	conn := tls.Client(raw, &tls.Config{ServerName: host, InsecureSkipVerify: true, MinVersion: tls.VersionTLS10})
+	// Classic key exchanges only: a probe carries no secret worth a
+	// post-quantum share, and ML-KEM would double the handshake's CPU.
+	conn := tls.Client(raw, &tls.Config{ServerName: host, InsecureSkipVerify: true, MinVersion: tls.VersionTLS10,
+		CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384}})
 	if err := conn.HandshakeContext(hctx); err != nil {
 		raw.Close()
 		return nil, handshakeError{err}

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -32,7 +33,14 @@ func main() {
 	targets := flag.Int("targets", 5000, "targets to register")
 	servers := flag.Int("servers", 16, "TLS servers, on 127.0.0.2 and up")
 	concurrency := flag.Int("concurrency", 64, "probes at once (KEYCHEST_MONITOR_CONCURRENCY)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the rounds to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		check(err)
+		check(pprof.StartCPUProfile(f))
+		defer pprof.StopCPUProfile()
+	}
 	if *dbURL == "" {
 		log.Fatal("monbench: -db is required")
 	}
@@ -76,19 +84,19 @@ func round(ctx context.Context, m *monitor.Monitor) measured {
 }
 
 // startServers serves a 90-day certificate (for *.bench.test) on each
-// 127.0.0.(2+i), on one port for all.
-func startServers(n int) (int, *certtest.CA) {
+// 127.0.0.(2+i), each on a free port, and returns the ports.
+func startServers(n int) ([]int, *certtest.CA) {
 	ca, err := certtest.NewCA("monbench CA", time.Now())
 	check(err)
 	cert, err := ca.Issue(certtest.Lifetime(time.Now(), 90*24*time.Hour, 60*24*time.Hour, "*.bench.test"))
 	check(err)
-	var port int
+	ports := make([]int, n)
 	for i := range n {
-		s, err := certtest.Serve(net.JoinHostPort(fmt.Sprintf("127.0.0.%d", 2+i), strconv.Itoa(port)), cert)
+		s, err := certtest.Serve(fmt.Sprintf("127.0.0.%d:0", 2+i), cert)
 		check(err)
-		port = s.Port()
+		ports[i] = s.Port()
 	}
-	return port, ca
+	return ports, ca
 }
 
 // benchResolver maps tN.bench.test to 127.0.0.(2 + N mod servers).
@@ -103,8 +111,8 @@ func (r benchResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.A
 }
 
 // setup migrates the database and registers the targets under one
-// confirmed account.
-func setup(ctx context.Context, url string, targets, port int) error {
+// confirmed account: tN.bench.test on the port of server N mod servers.
+func setup(ctx context.Context, url string, targets int, ports []int) error {
 	if _, err := store.Migrate(ctx, url); err != nil {
 		return err
 	}
@@ -113,7 +121,8 @@ func setup(ctx context.Context, url string, targets, port int) error {
 		INSERT INTO api_keys (key_hash, key_prefix, origin, account_id)
 			SELECT sha256('bench'), 'bench000', 'server', id FROM accounts;
 		INSERT INTO domains (api_key_id, name, port)
-			SELECT k.id, 't' || i || '.bench.test', %d FROM api_keys k, generate_series(1, %d) i;`, port, targets))
+			SELECT k.id, 't' || i || '.bench.test', (ARRAY[%s])[i %% %d + 1] FROM api_keys k, generate_series(1, %d) i;`,
+		strings.Trim(strings.Join(strings.Fields(fmt.Sprint(ports)), ","), "[]"), len(ports), targets))
 }
 
 // rowsWritten sums rows inserted, updated and deleted in the monitor's tables.
