@@ -121,7 +121,7 @@ func bindKey(ctx context.Context, tx pgx.Tx, c Claim, a account) (int64, ClaimOu
 func checkClaimLimits(ctx context.Context, tx pgx.Tx, c Claim, a account) error {
 	var mails, keys int
 	err := tx.QueryRow(ctx, `SELECT
-		(SELECT count(*) FROM outbox WHERE to_email = $1 AND created_at > now() - interval '1 day'),
+		(SELECT count(*) FROM outbox WHERE to_email = $1 AND kind IN ('confirm', 'new_key') AND created_at > now() - interval '1 day'),
 		(SELECT count(*) FROM api_keys WHERE account_id = $2)`, c.Email, a.id).Scan(&mails, &keys)
 	switch {
 	case err != nil:
