@@ -9,9 +9,6 @@ import (
 	"os"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 func main() {
 	if len(os.Args) > 1 {
 		if sub, ok := subcommands[os.Args[1]]; ok {
