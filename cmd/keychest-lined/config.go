@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -15,7 +16,7 @@ const envPrefix = "KEYCHEST"
 
 // Config is the server's configuration, read from KEYCHEST_* variables.
 type Config struct {
-	Listen           string        `envconfig:"LISTEN" default:"0.0.0.0:10023" desc:"TCP address of the line protocol"`
+	Listen           string        `envconfig:"LISTEN" default:":10023" desc:"TCP addresses of the line protocol, comma-separated; :10023 is every IPv4 and IPv6 address, 0.0.0.0:10023 IPv4 only, [::]:10023 IPv6 only"`
 	DatabaseURL      string        `envconfig:"DATABASE_URL" desc:"PostgreSQL URL (make run starts a local PostgreSQL when it is empty)"`
 	LogLevel         string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	Loops            int           `envconfig:"LOOPS" default:"1" desc:"event loops (0: one per CPU)"`
@@ -56,12 +57,24 @@ func loadConfig() (Config, error) {
 		return c, fmt.Errorf("%s_DATABASE_URL is not set (make run sets up a local PostgreSQL)", envPrefix)
 	case c.Workers < 1 || c.QueueSize < 1 || c.DBConns < 1 || c.MaxConns < 1 || c.MaxConnsPerIP < 1:
 		return c, fmt.Errorf("workers, queue size, database connections and connection limits must be at least 1")
+	case !validListen(c.Listen):
+		return c, fmt.Errorf("%s_LISTEN must be host:port addresses separated by commas", envPrefix)
 	case c.MaxLine < 64:
 		return c, fmt.Errorf("%s_MAX_LINE must be at least 64", envPrefix)
 	case c.QuietPeriod <= 0 || c.IdleTimeout <= 0 || c.MaxLifetime <= 0 || c.RequestTimeout <= 0:
 		return c, fmt.Errorf("timeouts must be positive")
 	}
 	return c, nil
+}
+
+// validListen reports whether every entry of a listen list is host:port.
+func validListen(list string) bool {
+	for _, addr := range strings.Split(list, ",") {
+		if _, port, err := net.SplitHostPort(strings.TrimSpace(addr)); err != nil || port == "" {
+			return false
+		}
+	}
+	return true
 }
 
 // printUsage lists every variable with its default.

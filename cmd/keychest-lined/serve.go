@@ -62,6 +62,7 @@ func serve(cfg Config, log zerolog.Logger) int {
 	select {
 	case addr := <-addrOf(a.lines):
 		log.Info().Str("code", "SRV0001").Time("event_time", time.Now()).Str("listen", addr).
+			Strs("listen_all", listenAll(a.lines)).
 			Str("http", a.webLn.Addr().String()).Int32("schema", a.schema).Int("max_conns", cfg.MaxConns).
 			Bool("smtp", cfg.SMTPURL != "").Msg("serving")
 	case err := <-served:
@@ -191,6 +192,15 @@ func addrOf(srv *lineproto.Server) <-chan string {
 	ch := make(chan string, 1)
 	go func() { ch <- srv.Addr().String() }()
 	return ch
+}
+
+// listenAll is the address of every listener.
+func listenAll(srv *lineproto.Server) []string {
+	var all []string
+	for _, a := range srv.Addrs() {
+		all = append(all, a.String())
+	}
+	return all
 }
 
 // migrateWithRetry applies migrations, retrying while the database is

@@ -4,7 +4,8 @@
 ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 
 # start_server creates a database, starts bin/keychest-lined on it, and
-# exports HOST, PORT, DB_URL and SERVER_PID for the tests.
+# exports HOST, PORT, DB_URL and SERVER_PID for the tests. It listens on
+# BATS_KEYCHEST_LISTEN if set (HOST and PORT are then its first address).
 start_server() {
 	: "${KEYCHEST_TEST_DATABASE_URL:?run the bats tests with make test}"
 	local name="keychest_bats_$$_$RANDOM"
@@ -12,7 +13,7 @@ start_server() {
 	export DB_NAME=$name
 	export DB_URL=${KEYCHEST_TEST_DATABASE_URL%%/postgres\?*}/$name?sslmode=disable
 	export SERVER_LOG="$BATS_FILE_TMPDIR/server.log"
-	KEYCHEST_DATABASE_URL=$DB_URL KEYCHEST_LISTEN=127.0.0.1:0 KEYCHEST_HTTP_LISTEN=127.0.0.1:0 KEYCHEST_QUIET_PERIOD=25ms \
+	KEYCHEST_DATABASE_URL=$DB_URL KEYCHEST_LISTEN=${BATS_KEYCHEST_LISTEN:-127.0.0.1:0} KEYCHEST_HTTP_LISTEN=127.0.0.1:0 KEYCHEST_QUIET_PERIOD=25ms \
 		"$ROOT/bin/keychest-lined" >"$SERVER_LOG" 2>&1 &
 	export SERVER_PID=$!
 	local listen=""
