@@ -21,6 +21,11 @@ func main() {
 		case "-version", "--version", "version":
 			fmt.Println("keychest-lined", version)
 			return
+		case "env-template": // hidden: packaging/ makes /etc/default/keychest-lined with it
+			if err := printEnvTemplate(os.Stdout); err != nil {
+				os.Exit(1)
+			}
+			return
 		default:
 			fmt.Fprintf(os.Stderr, "keychest-lined: unknown subcommand %q\n\n", os.Args[1])
 			printUsage()

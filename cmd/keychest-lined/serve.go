@@ -9,9 +9,11 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/rs/zerolog"
 
 	"github.com/keychest/keychest-lined/handlers"
@@ -65,6 +67,7 @@ func serve(cfg Config, log zerolog.Logger) int {
 			Strs("listen_all", listenAll(a.lines)).
 			Str("http", a.webLn.Addr().String()).Int32("schema", a.schema).Int("max_conns", cfg.MaxConns).
 			Bool("smtp", cfg.SMTPURL != "").Msg("serving")
+		notifySystemd(log, daemon.SdNotifyReady+"\nSTATUS=serving on "+strings.Join(listenAll(a.lines), ","))
 	case err := <-served:
 		log.Error().Str("code", "ERR0002").Time("event_time", time.Now()).Err(err).Msg("cannot listen")
 		return 1
@@ -72,6 +75,7 @@ func serve(cfg Config, log zerolog.Logger) int {
 	select {
 	case sig := <-signals:
 		log.Info().Str("code", "SRV0010").Time("event_time", time.Now()).Str("signal", sig.String()).Msg("shutting down")
+		notifySystemd(log, daemon.SdNotifyStopping)
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
 		if err := a.stop(ctx); err != nil {
@@ -82,6 +86,14 @@ func serve(cfg Config, log zerolog.Logger) int {
 	case err := <-served:
 		log.Error().Str("code", "ERR0002").Time("event_time", time.Now()).Err(err).Msg("event loop stopped")
 		return 1
+	}
+}
+
+// notifySystemd tells systemd the server's state (the unit is
+// Type=notify); outside systemd, with no NOTIFY_SOCKET, it does nothing.
+func notifySystemd(log zerolog.Logger, state string) {
+	if _, err := daemon.SdNotify(false, state); err != nil {
+		log.Warn().Str("code", "SRV0030").Time("event_time", time.Now()).Err(err).Msg("cannot notify systemd")
 	}
 }
 
