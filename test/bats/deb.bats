@@ -79,33 +79,18 @@ mode_owner() {
 	: "${KEYCHEST_TEST_DATABASE_URL:?run the bats tests with make test}"
 	name="keychest_deb_$$"
 	psql -q "$KEYCHEST_TEST_DATABASE_URL" -c "CREATE DATABASE $name"
-	log=$BATS_TEST_TMPDIR/server.log
 	# what the unit does: the settings file, then the binary as keychest
-	(
-		set -a
-		. /etc/default/keychest-lined
-		KEYCHEST_DATABASE_URL=${KEYCHEST_TEST_DATABASE_URL%%/postgres\?*}/$name?sslmode=disable
-		KEYCHEST_LISTEN=127.0.0.1:0 KEYCHEST_HTTP_LISTEN=127.0.0.1:0
-		exec setpriv --reuid=keychest --regid=keychest --clear-groups /usr/bin/keychest-lined
-	) >"$log" 2>&1 &
-	pid=$!
-	listen=""
-	for _ in $(seq 1 200); do
-		listen=$(grep -o '"listen":"[^"]*"' "$log" | cut -d'"' -f4 || true)
-		[ -n "$listen" ] && break
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	cat "$log"
-	[ -n "$listen" ]
-	[ "$(ps -o user= -p "$pid")" = keychest ]
-	HOST=${listen%:*} PORT=${listen##*:}
+	DB=${KEYCHEST_TEST_DATABASE_URL%%/postgres\?*}/$name?sslmode=disable serve_by_hand "$BATS_TEST_TMPDIR/server.log" \
+		bash -c 'set -a; . /etc/default/keychest-lined
+			KEYCHEST_DATABASE_URL=$DB KEYCHEST_LISTEN=127.0.0.1:0 KEYCHEST_HTTP_LISTEN=127.0.0.1:0
+			exec setpriv --reuid=keychest --regid=keychest --clear-groups /usr/bin/keychest-lined'
+	[ "$(ps -o user= -p "$BY_HAND_PID")" = keychest ]
 	run in_shell bash send_once.sh 'command ping'
 	[ "$output" = "status ok 200 pong" ]
 	run in_shell bash seed_apikey.sh
 	[[ $output =~ ^data\ [0-9a-f]{8}(-[0-9a-f]{8}){4}$ ]]
-	kill -TERM "$pid"
-	wait "$pid"
+	kill -TERM "$BY_HAND_PID"
+	wait "$BY_HAND_PID"
 	psql -q "$KEYCHEST_TEST_DATABASE_URL" -c "DROP DATABASE $name WITH (FORCE)"
 }
 

@@ -168,3 +168,21 @@ certbot_local() {
 	certbot --non-interactive --server "$ACME_URL" --config-dir "$base/etc" --work-dir "$base/work" \
 		--logs-dir "$base/logs" "$@"
 }
+
+# serve_by_hand LOG COMMAND... starts a server command in the background,
+# its output in LOG, waits until it logs its listen address, and sets HOST,
+# PORT and BY_HAND_PID.
+serve_by_hand() {
+	local log=$1 listen=""
+	shift
+	"$@" >"$log" 2>&1 &
+	BY_HAND_PID=$!
+	for _ in $(seq 1 200); do
+		listen=$(grep -o '"listen":"[^"]*"' "$log" | head -n 1 | cut -d'"' -f4 || true)
+		[ -n "$listen" ] && break
+		kill -0 "$BY_HAND_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	[ -n "$listen" ] || { cat "$log" >&2; return 1; }
+	HOST=${listen%:*} PORT=${listen##*:}
+}
