@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/keychest/keychest-lined/web"
 )
 
 // envPrefix is the prefix of every environment variable the server reads.
@@ -33,6 +35,7 @@ type Config struct {
 	MaxDomainsPerKey int           `envconfig:"MAX_DOMAINS_PER_KEY" default:"1000" desc:"domains one API key may register; past it: 429"`
 	StartupTimeout   time.Duration `envconfig:"STARTUP_TIMEOUT" default:"30s" desc:"how long to wait for the database at start"`
 	PProf            string        `envconfig:"PPROF" desc:"address for Go's pprof endpoints (e.g. 127.0.0.1:6060); empty: off"`
+	ProxyFrom        string        `envconfig:"PROXY_FROM" desc:"networks (CIDR, comma-separated) of proxies whose X-Forwarded-For the web listener believes; empty: none"`
 	HTTPListen       string        `envconfig:"HTTP_LISTEN" default:"127.0.0.1:8080" desc:"address of the web pages for mail links, /healthz and /metrics"`
 	PublicURL        string        `envconfig:"PUBLIC_URL" desc:"base of the links in mails (default: http:// and KEYCHEST_HTTP_LISTEN)"`
 	SMTPURL          string        `envconfig:"SMTP_URL" desc:"smtp://user:pass@host:587 or smtps://...; empty: mails go to the log"`
@@ -59,6 +62,8 @@ func loadConfig() (Config, error) {
 		return c, fmt.Errorf("workers, queue size, database connections and connection limits must be at least 1")
 	case !validListen(c.Listen):
 		return c, fmt.Errorf("%s_LISTEN must be host:port addresses separated by commas", envPrefix)
+	case !validPrefixes(c.ProxyFrom):
+		return c, fmt.Errorf("%s_PROXY_FROM must be networks (CIDR) or addresses separated by commas", envPrefix)
 	case c.MaxLine < 64:
 		return c, fmt.Errorf("%s_MAX_LINE must be at least 64", envPrefix)
 	case c.QuietPeriod <= 0 || c.IdleTimeout <= 0 || c.MaxLifetime <= 0 || c.RequestTimeout <= 0:
@@ -75,6 +80,12 @@ func validListen(list string) bool {
 		}
 	}
 	return true
+}
+
+// validPrefixes reports whether a KEYCHEST_PROXY_FROM list parses.
+func validPrefixes(list string) bool {
+	_, err := web.ParsePrefixes(list)
+	return err == nil
 }
 
 // printUsage lists every variable with its default.

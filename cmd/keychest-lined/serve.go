@@ -173,7 +173,8 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 	metrics = web.NewMetrics(mux.Verbs(), a.lines.OpenConns, a.lines.QueueDepth)
 	metrics.RegisterBuildInfo(version)
 	a.sender.Observer = metrics
-	a.web = &http.Server{Handler: web.New(a.db, metrics, log), ReadHeaderTimeout: 10 * time.Second,
+	proxies, _ := web.ParsePrefixes(cfg.ProxyFrom) // loadConfig checked it
+	a.web = &http.Server{Handler: web.New(a.db, metrics, log, proxies...), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	return a, nil
 }
