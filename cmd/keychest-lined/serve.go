@@ -63,11 +63,11 @@ func serve(cfg Config, log zerolog.Logger) int {
 	}
 	select {
 	case addr := <-addrOf(a.lines):
+		all := listenAll(a.lines)
 		log.Info().Str("code", "SRV0001").Time("event_time", time.Now()).Str("listen", addr).
-			Strs("listen_all", listenAll(a.lines)).
-			Str("http", a.webLn.Addr().String()).Int32("schema", a.schema).Int("max_conns", cfg.MaxConns).
-			Bool("smtp", cfg.SMTPURL != "").Msg("serving")
-		notifySystemd(log, daemon.SdNotifyReady+"\nSTATUS=serving on "+strings.Join(listenAll(a.lines), ","))
+			Str("http", a.webLn.Addr().String()).Strs("listen_all", all).Int32("schema", a.schema).
+			Int("max_conns", cfg.MaxConns).Bool("smtp", cfg.SMTPURL != "").Msg("serving")
+		notifySystemd(log, daemon.SdNotifyReady+"\nSTATUS=serving on "+strings.Join(all, ","))
 	case err := <-served:
 		log.Error().Str("code", "ERR0002").Time("event_time", time.Now()).Err(err).Msg("cannot listen")
 		return 1
