@@ -84,7 +84,7 @@ mode_owner() {
 		bash -c 'set -a; . /etc/default/keychest-lined
 			KEYCHEST_DATABASE_URL=$DB KEYCHEST_LISTEN=127.0.0.1:0 KEYCHEST_HTTP_LISTEN=127.0.0.1:0
 			exec setpriv --reuid=keychest --regid=keychest --clear-groups /usr/bin/keychest-lined'
-	[ "$(ps -o user= -p "$BY_HAND_PID")" = keychest ]
+	[ "$(stat -c %U "/proc/$BY_HAND_PID")" = keychest ]
 	run in_shell bash send_once.sh 'command ping'
 	[ "$output" = "status ok 200 pong" ]
 	run in_shell bash seed_apikey.sh
