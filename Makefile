@@ -3,7 +3,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: build run test test-faults bench vet clean
+.PHONY: build run test test-faults bench vet clean deb
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/keychest-lined ./cmd/keychest-lined
@@ -23,8 +23,13 @@ test-faults: build
 bench:
 	scripts/bench.sh
 
+# The Debian package, build/keychest-lined_<version>_<arch>.deb (nfpm; see
+# packaging/ and docs/operations.md).
+deb:
+	packaging/build-deb.sh $(VERSION)
+
 vet:
 	go vet ./...
 
 clean:
-	rm -rf bin
+	rm -rf bin build

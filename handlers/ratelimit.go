@@ -4,9 +4,12 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/keychest/keychest-lined/lineproto"
 )
 
-// rateLimit allows each source address perHour events an hour: a token
+// rateLimit allows each source address (each /64 for IPv6, see
+// lineproto.LimitKey) perHour events an hour: a token
 // bucket that holds perHour tokens and refills evenly. Zero means no limit.
 // It lives in memory, so each server process counts on its own.
 type rateLimit struct {
@@ -30,6 +33,7 @@ func (l *rateLimit) allow(ip netip.Addr, now time.Time) (bool, time.Duration) {
 	if l.perHour <= 0 {
 		return true, 0
 	}
+	ip = lineproto.LimitKey(ip)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.calls++

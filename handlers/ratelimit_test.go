@@ -32,3 +32,22 @@ func TestRateLimit(t *testing.T) {
 		t.Fatalf("roundUp: %s", got)
 	}
 }
+
+// TestRateLimitShareA64: two IPv6 addresses of one /64 draw on one bucket.
+func TestRateLimitShareA64(t *testing.T) {
+	l := newRateLimit(2)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	a, b := netip.MustParseAddr("2001:db8:1:2::a"), netip.MustParseAddr("2001:db8:1:2:ffff::b")
+	if ok, _ := l.allow(a, now); !ok {
+		t.Fatal("first refused")
+	}
+	if ok, _ := l.allow(b, now); !ok {
+		t.Fatal("second refused")
+	}
+	if ok, _ := l.allow(b, now); ok {
+		t.Fatal("third from the /64 allowed")
+	}
+	if ok, _ := l.allow(netip.MustParseAddr("2001:db8:1:3::a"), now); !ok {
+		t.Fatal("the next /64 was limited")
+	}
+}

@@ -19,23 +19,37 @@ func newConnLimits(maxTotal, maxPerIP int) *connLimits {
 	return &connLimits{perIP: make(map[netip.Addr]int), maxTotal: maxTotal, maxPerIP: maxPerIP}
 }
 
+// LimitKey is what per-address limits count on: an IPv4 address itself,
+// and for IPv6 the address's /64, since one client network gets a whole
+// /64 and may use any address in it.
+func LimitKey(ip netip.Addr) netip.Addr {
+	ip = ip.Unmap()
+	if !ip.Is6() {
+		return ip
+	}
+	p, _ := ip.Prefix(64)
+	return p.Addr()
+}
+
 // acquire counts a new connection from ip, or reports why it may not open.
 func (l *connLimits) acquire(ip netip.Addr) *Error {
+	key := LimitKey(ip)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.total >= l.maxTotal {
 		return Errorf(CodeUnavailable, "too many connections, retry later")
 	}
-	if l.perIP[ip] >= l.maxPerIP {
+	if l.perIP[key] >= l.maxPerIP {
 		return Errorf(CodeUnavailable, "too many connections from %s, retry later", ip)
 	}
 	l.total++
-	l.perIP[ip]++
+	l.perIP[key]++
 	return nil
 }
 
 // release uncounts a connection that acquire admitted.
 func (l *connLimits) release(ip netip.Addr) {
+	ip = LimitKey(ip)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.total--

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,7 +16,7 @@ import (
 
 // Config holds the server's limits and timings.
 type Config struct {
-	Addr           string        // listen address, host:port
+	Addr           string        // listen addresses, host:port, comma-separated (see listenURLs)
 	Loops          int           // event loops; 0 means one per CPU
 	MaxLine        int           // longest accepted line in bytes
 	QuietPeriod    time.Duration // silence after which a line without newline is taken as complete
@@ -55,6 +56,7 @@ type Server struct {
 	conns   map[*conn]struct{} // every open connection, in the loop or detached
 
 	addr   chan net.Addr
+	addrs  []net.Addr // every listener's address, set before addr is sent
 	served chan error
 }
 
@@ -79,6 +81,33 @@ func (s *Server) Addr() net.Addr {
 	return a
 }
 
+// Addrs waits until the server listens and returns every listener's
+// address, in the order of Config.Addr.
+func (s *Server) Addrs() []net.Addr {
+	s.Addr()
+	return s.addrs
+}
+
+// listenURLs turns the comma-separated listen list into evio's addresses.
+// An IPv4 address listens on IPv4 only ("tcp4"), an IPv6 address on IPv6
+// only ("tcp6"), so "0.0.0.0:10023,[::]:10023" opens two sockets; an empty
+// host (":10023") or a name is left to Go ("tcp"), which opens one socket
+// for IPv4 and IPv6, or IPv4 only when the kernel has no IPv6.
+func listenURLs(list string) []string {
+	var urls []string
+	for _, addr := range strings.Split(list, ",") {
+		addr = strings.TrimSpace(addr)
+		network := "tcp"
+		if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().Is4() {
+			network = "tcp4"
+		} else if err == nil {
+			network = "tcp6"
+		}
+		urls = append(urls, network+"://"+addr)
+	}
+	return urls
+}
+
 // Serve listens and serves until Shutdown. It returns an error if the
 // event loop stops for any other reason (evio stops on accept errors other
 // than EAGAIN), which the caller must treat as fatal.
@@ -90,6 +119,7 @@ func (s *Server) Serve() error {
 	ev := evio.Events{
 		NumLoops: loops,
 		Serving: func(srv evio.Server) evio.Action {
+			s.addrs = srv.Addrs
 			s.addr <- srv.Addrs[0]
 			return evio.None
 		},
@@ -99,7 +129,7 @@ func (s *Server) Serve() error {
 		Detached: s.detached,
 		Tick:     s.tick,
 	}
-	err := evio.Serve(ev, "tcp://"+s.cfg.Addr)
+	err := evio.Serve(ev, listenURLs(s.cfg.Addr)...)
 	s.wakeMu.Lock()
 	s.loopsOff = true // also when the loop stopped by itself
 	s.wakeMu.Unlock()

@@ -4,15 +4,17 @@
 #   scripts/deps.sh run    PostgreSQL
 #   scripts/deps.sh bench  PostgreSQL, redis-server, redis-tools
 #   scripts/deps.sh test   PostgreSQL, bats, ksh93, busybox, shellcheck,
-#                          openssl, certbot, Chromium (the account page's
-#                          browser test), and Pebble (the ACME test server,
-#                          built with go install into .local/bin)
+#                          openssl, certbot, lintian and systemd (for
+#                          systemd-analyze; the package's test), Chromium
+#                          (the account page's browser test), and Pebble
+#                          (the ACME test server, built with go install
+#                          into .local/bin)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want=(postgresql)
 case ${1:-run} in
-test) want+=(bats ksh busybox shellcheck openssl certbot chromium) ;;
+test) want+=(bats ksh busybox shellcheck openssl certbot lintian systemd chromium) ;;
 bench) want+=(redis-server redis-tools) ;;
 esac
 
@@ -22,6 +24,7 @@ for pkg in "${want[@]}"; do
 	postgresql) ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=("$pkg") ;;
 	ksh) command -v ksh93 >/dev/null 2>&1 || missing+=("$pkg") ;;
 	redis-tools) command -v redis-benchmark >/dev/null 2>&1 || missing+=("$pkg") ;;
+	systemd) command -v systemd-analyze >/dev/null 2>&1 || missing+=("$pkg") ;;
 	*) command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
 	esac
 done

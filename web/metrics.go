@@ -1,6 +1,7 @@
 package web
 
 import (
+	"runtime"
 	"strconv"
 	"time"
 
@@ -54,6 +55,17 @@ func NewMetrics(verbs []string, openConns, queueDepth func() int) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
+}
+
+// RegisterBuildInfo adds the gauge keychest_build_info{version,goversion},
+// always 1, which says what is running.
+func (m *Metrics) RegisterBuildInfo(version string) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "keychest_build_info", Help: "The running build: its version and Go version (always 1).",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+	})
+	g.Set(1)
+	m.Registry.MustRegister(g)
 }
 
 // ObserveCommand counts one answered command.

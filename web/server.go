@@ -37,11 +37,13 @@ type Handler struct {
 	tokens  store.Tokens
 	metrics *Metrics
 	log     zerolog.Logger
+	proxies []netip.Prefix
 }
 
-// New returns the HTTP handler of the web endpoints.
-func New(tokens store.Tokens, metrics *Metrics, log zerolog.Logger) http.Handler {
-	h := &Handler{tokens: tokens, metrics: metrics, log: log}
+// New returns the HTTP handler of the web endpoints. X-Forwarded-For is
+// believed only from proxies (KEYCHEST_PROXY_FROM).
+func New(tokens store.Tokens, metrics *Metrics, log zerolog.Logger, proxies ...netip.Prefix) http.Handler {
+	h := &Handler{tokens: tokens, metrics: metrics, log: log, proxies: proxies}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", h.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
@@ -121,13 +123,14 @@ func (h *Handler) act(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ask := asks[action]
-	info, err := h.tokens.UseToken(r.Context(), action, r.PathValue("token"), clientIP(r))
+	client := clientAddr(r, h.proxies)
+	info, err := h.tokens.UseToken(r.Context(), action, r.PathValue("token"), client)
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
 	h.log.Info().Str("code", "WEB0200").Time("event_time", time.Now()).Str("action", action).
-		Str("subject", info.KeyPrefix).Str("remote", clientIP(r).String()).Msg("link used")
+		Str("subject", info.KeyPrefix).Str("remote", client.String()).Msg("link used")
 	render(w, http.StatusOK, page{Title: ask.doneTitle, Message: fmt.Sprintf(ask.doneMessage, info.Email, words.Count(info.Domains, "domain"), info.KeyPrefix)})
 }
 

@@ -19,6 +19,7 @@ import (
 type fakeTokens struct {
 	used int
 	down bool
+	by   netip.Addr // the client address of the last use
 }
 
 func (f *fakeTokens) LookupToken(_ context.Context, action, raw string) (store.TokenInfo, error) {
@@ -31,7 +32,8 @@ func (f *fakeTokens) LookupToken(_ context.Context, action, raw string) (store.T
 	return store.TokenInfo{Action: action, Email: "o@example.com", Domains: 1}, nil
 }
 
-func (f *fakeTokens) UseToken(ctx context.Context, action, raw string, _ netip.Addr) (store.TokenInfo, error) {
+func (f *fakeTokens) UseToken(ctx context.Context, action, raw string, by netip.Addr) (store.TokenInfo, error) {
+	f.by = by
 	info, err := f.LookupToken(ctx, action, raw)
 	if err == nil {
 		f.used++

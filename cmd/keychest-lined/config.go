@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/keychest/keychest-lined/web"
 )
 
 // envPrefix is the prefix of every environment variable the server reads.
@@ -16,7 +19,7 @@ const envPrefix = "KEYCHEST"
 
 // Config is the server's configuration, read from KEYCHEST_* variables.
 type Config struct {
-	Listen           string        `envconfig:"LISTEN" default:"0.0.0.0:10023" desc:"TCP address of the line protocol"`
+	Listen           string        `envconfig:"LISTEN" default:":10023" desc:"TCP addresses of the line protocol, comma-separated; :10023 is every IPv4 and IPv6 address, 0.0.0.0:10023 IPv4 only, [::]:10023 IPv6 only"`
 	DatabaseURL      string        `envconfig:"DATABASE_URL" desc:"PostgreSQL URL (make run starts a local PostgreSQL when it is empty)"`
 	LogLevel         string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	Loops            int           `envconfig:"LOOPS" default:"1" desc:"event loops (0: one per CPU)"`
@@ -33,6 +36,7 @@ type Config struct {
 	MaxDomainsPerKey int           `envconfig:"MAX_DOMAINS_PER_KEY" default:"1000" desc:"domains one API key may register (0: no limit); past it: 403"`
 	StartupTimeout   time.Duration `envconfig:"STARTUP_TIMEOUT" default:"30s" desc:"how long to wait for the database at start"`
 	PProf            string        `envconfig:"PPROF" desc:"address for Go's pprof endpoints (e.g. 127.0.0.1:6060); empty: off"`
+	ProxyFrom        string        `envconfig:"PROXY_FROM" desc:"networks (CIDR, comma-separated) of proxies whose X-Forwarded-For the web listener believes; empty: none"`
 	HTTPListen       string        `envconfig:"HTTP_LISTEN" default:"127.0.0.1:8080" desc:"address of the web pages for mail links, /healthz and /metrics"`
 	PublicURL        string        `envconfig:"PUBLIC_URL" desc:"base of the links in mails (default: http:// and KEYCHEST_HTTP_LISTEN)"`
 	SMTPURL          string        `envconfig:"SMTP_URL" desc:"smtp://user:pass@host:587 or smtps://...; empty: mails go to the log"`
@@ -110,12 +114,32 @@ func loadConfig() (Config, error) {
 		return c, fmt.Errorf("%s_DATABASE_URL is not set (make run sets up a local PostgreSQL)", envPrefix)
 	case c.Workers < 1 || c.QueueSize < 1 || c.DBConns < 1 || c.MaxConns < 1 || c.MaxConnsPerIP < 1:
 		return c, fmt.Errorf("workers, queue size, database connections and connection limits must be at least 1")
+	case !validListen(c.Listen):
+		return c, fmt.Errorf("%s_LISTEN must be host:port addresses separated by commas", envPrefix)
+	case !validPrefixes(c.ProxyFrom):
+		return c, fmt.Errorf("%s_PROXY_FROM must be networks (CIDR) or addresses separated by commas", envPrefix)
 	case c.MaxLine < 64:
 		return c, fmt.Errorf("%s_MAX_LINE must be at least 64", envPrefix)
 	case c.QuietPeriod <= 0 || c.IdleTimeout <= 0 || c.MaxLifetime <= 0 || c.RequestTimeout <= 0 || c.MailGiveUp <= 0:
 		return c, fmt.Errorf("timeouts must be positive")
 	}
 	return c, c.MonitorConfig.check()
+}
+
+// validListen reports whether every entry of a listen list is host:port.
+func validListen(list string) bool {
+	for _, addr := range strings.Split(list, ",") {
+		if _, port, err := net.SplitHostPort(strings.TrimSpace(addr)); err != nil || port == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// validPrefixes reports whether a KEYCHEST_PROXY_FROM list parses.
+func validPrefixes(list string) bool {
+	_, err := web.ParsePrefixes(list)
+	return err == nil
 }
 
 // printUsage lists every variable with its default.

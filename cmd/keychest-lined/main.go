@@ -9,9 +9,6 @@ import (
 	"os"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 func main() {
 	if len(os.Args) > 1 {
 		if sub, ok := subcommands[os.Args[1]]; ok {
@@ -27,6 +24,11 @@ func main() {
 			return
 		case "-version", "--version", "version":
 			fmt.Println("keychest-lined", version)
+			return
+		case "env-template": // hidden: packaging/ makes /etc/default/keychest-lined with it
+			if err := printEnvTemplate(os.Stdout); err != nil {
+				os.Exit(1)
+			}
 			return
 		default:
 			fmt.Fprintf(os.Stderr, "keychest-lined: unknown subcommand %q\n\n", os.Args[1])

@@ -9,9 +9,11 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/rs/zerolog"
 
 	"github.com/keychest/keychest-lined/handlers"
@@ -66,9 +68,11 @@ func serve(cfg Config, log zerolog.Logger) int {
 	}
 	select {
 	case addr := <-addrOf(a.lines):
+		all := listenAll(a.lines)
 		log.Info().Str("code", "SRV0001").Time("event_time", time.Now()).Str("listen", addr).
-			Str("http", a.webLn.Addr().String()).Int32("schema", a.schema).Int("max_conns", cfg.MaxConns).
-			Bool("smtp", cfg.SMTPURL != "").Bool("monitor", a.monitor != nil).Msg("serving")
+			Str("http", a.webLn.Addr().String()).Strs("listen_all", all).Int32("schema", a.schema).
+			Int("max_conns", cfg.MaxConns).Bool("smtp", cfg.SMTPURL != "").Bool("monitor", a.monitor != nil).Msg("serving")
+		notifySystemd(log, daemon.SdNotifyReady+"\nSTATUS=serving on "+strings.Join(all, ","))
 	case err := <-served:
 		log.Error().Str("code", "ERR0002").Time("event_time", time.Now()).Err(err).Msg("cannot listen")
 		return 1
@@ -76,6 +80,7 @@ func serve(cfg Config, log zerolog.Logger) int {
 	select {
 	case sig := <-signals:
 		log.Info().Str("code", "SRV0010").Time("event_time", time.Now()).Str("signal", sig.String()).Msg("shutting down")
+		notifySystemd(log, daemon.SdNotifyStopping)
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
 		if err := a.stop(ctx); err != nil {
@@ -86,6 +91,14 @@ func serve(cfg Config, log zerolog.Logger) int {
 	case err := <-served:
 		log.Error().Str("code", "ERR0002").Time("event_time", time.Now()).Err(err).Msg("event loop stopped")
 		return 1
+	}
+}
+
+// notifySystemd tells systemd the server's state (the unit is
+// Type=notify); outside systemd, with no NOTIFY_SOCKET, it does nothing.
+func notifySystemd(log zerolog.Logger, state string) {
+	if _, err := daemon.SdNotify(false, state); err != nil {
+		log.Warn().Str("code", "SRV0030").Time("event_time", time.Now()).Err(err).Msg("cannot notify systemd")
 	}
 }
 
@@ -181,7 +194,9 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 	}, log)
 	a.lines = lineproto.NewServer(lcfg, mux, log)
 	metrics = web.NewMetrics(mux.Verbs(), a.lines.OpenConns, a.lines.QueueDepth)
+	metrics.RegisterBuildInfo(version)
 	a.sender.Observer = metrics
+	proxies, _ := web.ParsePrefixes(cfg.ProxyFrom) // loadConfig checked it
 	if cfg.Monitor == "on" {
 		if a.monitor, err = newMonitor(cfg.MonitorConfig, a.db, metrics.Registry, log); err != nil {
 			a.db.Close()
@@ -189,7 +204,7 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 			return nil, err
 		}
 	}
-	a.web = &http.Server{Handler: web.New(a.db, metrics, log), ReadHeaderTimeout: 10 * time.Second,
+	a.web = &http.Server{Handler: web.New(a.db, metrics, log, proxies...), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	return a, nil
 }
@@ -220,6 +235,15 @@ func addrOf(srv *lineproto.Server) <-chan string {
 	ch := make(chan string, 1)
 	go func() { ch <- srv.Addr().String() }()
 	return ch
+}
+
+// listenAll is the address of every listener.
+func listenAll(srv *lineproto.Server) []string {
+	var all []string
+	for _, a := range srv.Addrs() {
+		all = append(all, a.String())
+	}
+	return all
 }
 
 // migrateWithRetry applies migrations, retrying while the database is

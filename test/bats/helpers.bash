@@ -4,7 +4,8 @@
 ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 
 # start_server creates a database, starts bin/keychest-lined on it, and
-# exports HOST, PORT, DB_URL and SERVER_PID for the tests.
+# exports HOST, PORT, DB_URL and SERVER_PID for the tests. It listens on
+# BATS_KEYCHEST_LISTEN if set (HOST and PORT are then its first address).
 start_server() {
 	: "${KEYCHEST_TEST_DATABASE_URL:?run the bats tests with make test}"
 	local name="keychest_bats_$$_$RANDOM"
@@ -12,7 +13,7 @@ start_server() {
 	export DB_NAME=$name
 	export DB_URL=${KEYCHEST_TEST_DATABASE_URL%%/postgres\?*}/$name?sslmode=disable
 	export SERVER_LOG="$BATS_FILE_TMPDIR/server.log"
-	KEYCHEST_DATABASE_URL=$DB_URL KEYCHEST_LISTEN=127.0.0.1:0 KEYCHEST_HTTP_LISTEN=127.0.0.1:0 KEYCHEST_QUIET_PERIOD=25ms \
+	KEYCHEST_DATABASE_URL=$DB_URL KEYCHEST_LISTEN=${BATS_KEYCHEST_LISTEN:-127.0.0.1:0} KEYCHEST_HTTP_LISTEN=127.0.0.1:0 KEYCHEST_QUIET_PERIOD=25ms \
 		"$ROOT/bin/keychest-lined" >"$SERVER_LOG" 2>&1 &
 	export SERVER_PID=$!
 	local listen=""
@@ -166,4 +167,22 @@ certbot_local() {
 	shift
 	certbot --non-interactive --server "$ACME_URL" --config-dir "$base/etc" --work-dir "$base/work" \
 		--logs-dir "$base/logs" "$@"
+}
+
+# serve_by_hand LOG COMMAND... starts a server command in the background,
+# its output in LOG, waits until it logs its listen address, and sets HOST,
+# PORT and BY_HAND_PID.
+serve_by_hand() {
+	local log=$1 listen=""
+	shift
+	"$@" >"$log" 2>&1 &
+	BY_HAND_PID=$!
+	for _ in $(seq 1 200); do
+		listen=$(grep -o '"listen":"[^"]*"' "$log" | head -n 1 | cut -d'"' -f4 || true)
+		[ -n "$listen" ] && break
+		kill -0 "$BY_HAND_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	[ -n "$listen" ] || { cat "$log" >&2; return 1; }
+	HOST=${listen%:*} PORT=${listen##*:}
 }

@@ -1,0 +1,58 @@
+package lineproto
+
+import (
+	"net/netip"
+	"testing"
+)
+
+func TestLimitKey(t *testing.T) {
+	for addr, want := range map[string]string{
+		"192.0.2.7":            "192.0.2.7",
+		"::ffff:192.0.2.7":     "192.0.2.7",
+		"2001:db8:1:2::a":      "2001:db8:1:2::",
+		"2001:db8:1:2:ffff::b": "2001:db8:1:2::",
+		"2001:db8:1:3::a":      "2001:db8:1:3::",
+		"::1":                  "::",
+		"fe80::1%eth0":         "fe80::",
+	} {
+		if got := LimitKey(netip.MustParseAddr(addr)); got.String() != want {
+			t.Errorf("LimitKey(%s) = %s, want %s", addr, got, want)
+		}
+	}
+}
+
+// TestConnLimitsShareA64: two addresses of one /64 share the per-address
+// connection limit; the next /64 and IPv4 count on their own.
+func TestConnLimitsShareA64(t *testing.T) {
+	l := newConnLimits(100, 2)
+	a, b := netip.MustParseAddr("2001:db8:1:2::a"), netip.MustParseAddr("2001:db8:1:2:ffff::b")
+	if l.acquire(a) != nil || l.acquire(b) != nil {
+		t.Fatal("first two refused")
+	}
+	if err := l.acquire(a); err == nil || err.Code != CodeUnavailable {
+		t.Fatalf("third from the /64: %v", err)
+	}
+	if l.acquire(netip.MustParseAddr("2001:db8:1:3::a")) != nil || l.acquire(netip.MustParseAddr("192.0.2.1")) != nil {
+		t.Fatal("another network was limited")
+	}
+	l.release(b)
+	if l.acquire(a) != nil {
+		t.Fatal("no room after a release from the same /64")
+	}
+	if l.open() != 4 {
+		t.Fatalf("open %d", l.open())
+	}
+}
+
+func TestListenURLs(t *testing.T) {
+	got := listenURLs("0.0.0.0:10023, [::]:10023,:10023,localhost:1,[::ffff:127.0.0.1]:2")
+	want := []string{"tcp4://0.0.0.0:10023", "tcp6://[::]:10023", "tcp://:10023", "tcp://localhost:1", "tcp6://[::ffff:127.0.0.1]:2"}
+	if len(got) != len(want) {
+		t.Fatalf("%q", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("%d: %q, want %q", i, got[i], want[i])
+		}
+	}
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env bats
+# The Debian package: make deb, dpkg -i on this machine, the files, the
+# user and the permissions, systemd-analyze on the units, the installed
+# binary run by hand as the package's user against the test PostgreSQL,
+# and dpkg --purge, which leaves the machine as it was. Needs root; skipped
+# when the package or the user keychest is already on the machine.
+
+load helpers
+
+setup_file() {
+	[ "$(id -u)" -eq 0 ] || return 0
+	dpkg -s keychest-lined >/dev/null 2>&1 && return 0
+	getent passwd keychest >/dev/null && return 0
+	export STAMP=$(git -C "$ROOT" describe --tags --always --dirty)
+	export DEB=$ROOT/$(make -s -C "$ROOT" deb VERSION="$STAMP" | tail -n 1)
+	export DEB_READY=1
+}
+
+teardown_file() {
+	if [ -n "${DEB_READY:-}" ] && dpkg -s keychest-lined >/dev/null 2>&1; then
+		dpkg --purge keychest-lined >/dev/null
+	fi
+}
+
+setup() {
+	[ -n "${DEB_READY:-}" ] || skip "needs root, and no keychest-lined package or keychest user on the machine"
+}
+
+# mode_owner prints a file's mode and owner as "755 root:root".
+mode_owner() {
+	stat -c '%a %U:%G' "$1"
+}
+
+@test "make deb: lintian reports no errors" {
+	[[ $(basename "$DEB") == keychest-lined_*_$(dpkg --print-architecture).deb ]]
+	run lintian --fail-on error "$DEB"
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
+
+@test "dpkg -i: files, permissions, the user keychest, services left disabled" {
+	dpkg -i "$DEB"
+	[ "$(mode_owner /usr/bin/keychest-lined)" = "755 root:root" ]
+	[ "$(mode_owner /etc/default/keychest-lined)" = "600 root:root" ]
+	[ "$(mode_owner /lib/systemd/system/keychest-lined.service)" = "644 root:root" ]
+	[ "$(mode_owner /lib/systemd/system/keychest-lined-monitor.service)" = "644 root:root" ]
+	[ "$(mode_owner /usr/share/keychest/hooks/certbot/keychest)" = "755 root:root" ]
+	[ "$(readlink /usr/share/keychest/hooks/container/keychest-register)" = ../certbot/keychest ]
+	cmp "$ROOT/hooks/certbot/keychest" /usr/share/keychest/hooks/certbot/keychest
+	for doc in copyright changelog.gz operations.md README.md; do
+		[ -s "/usr/share/doc/keychest-lined/$doc" ]
+	done
+	[ "$(keychest-lined version)" = "keychest-lined $STAMP" ]
+
+	IFS=: read -r _ _ uid _ _ home shell < <(getent passwd keychest)
+	[ "$uid" -lt 1000 ] && [ "$home" = /nonexistent ] && [ "$shell" = /usr/sbin/nologin ]
+	getent group keychest
+
+	# every setting, commented; the service is not enabled
+	[ -z "$(grep -v '^#' /etc/default/keychest-lined | grep -v '^$' || true)" ]
+	diff <(keychest-lined env-template) /etc/default/keychest-lined
+	[ -z "$(ls /etc/systemd/system/*.wants/ | grep keychest || true)" ]
+}
+
+@test "the units pass systemd-analyze verify; the file limit fits KEYCHEST_MAX_CONNS" {
+	run systemd-analyze verify /lib/systemd/system/keychest-lined.service /lib/systemd/system/keychest-lined-monitor.service
+	echo "$output"
+	[ "$status" -eq 0 ]
+	run systemd-analyze security --offline=yes /lib/systemd/system/keychest-lined.service
+	echo "${lines[-1]}"
+	[[ ${lines[-1]} == *"Overall exposure level for keychest-lined.service: "[01].*OK* ]]
+	setting() { sed -n "s/^#KEYCHEST_$1=//p" /etc/default/keychest-lined; }
+	nofile=$(sed -n 's/^LimitNOFILE=//p' /lib/systemd/system/keychest-lined.service)
+	echo "LimitNOFILE=$nofile MAX_CONNS=$(setting MAX_CONNS) DB_CONNS=$(setting DB_CONNS)"
+	[ "$nofile" -ge $(($(setting MAX_CONNS) + $(setting DB_CONNS) + 128)) ]
+}
+
+@test "the installed binary, run as keychest, answers ping and apikey from the test PostgreSQL" {
+	: "${KEYCHEST_TEST_DATABASE_URL:?run the bats tests with make test}"
+	name="keychest_deb_$$"
+	psql -q "$KEYCHEST_TEST_DATABASE_URL" -c "CREATE DATABASE $name"
+	# what the unit does: the settings file, then the binary as keychest
+	DB=${KEYCHEST_TEST_DATABASE_URL%%/postgres\?*}/$name?sslmode=disable serve_by_hand "$BATS_TEST_TMPDIR/server.log" \
+		bash -c 'set -a; . /etc/default/keychest-lined
+			KEYCHEST_DATABASE_URL=$DB KEYCHEST_LISTEN=127.0.0.1:0 KEYCHEST_HTTP_LISTEN=127.0.0.1:0
+			exec setpriv --reuid=keychest --regid=keychest --clear-groups /usr/bin/keychest-lined'
+	[ "$(stat -c %U "/proc/$BY_HAND_PID")" = keychest ]
+	run in_shell bash send_once.sh 'command ping'
+	[ "$output" = "status ok 200 pong" ]
+	run in_shell bash seed_apikey.sh
+	[[ $output =~ ^data\ [0-9a-f]{8}(-[0-9a-f]{8}){4}$ ]]
+	kill -TERM "$BY_HAND_PID"
+	wait "$BY_HAND_PID"
+	psql -q "$KEYCHEST_TEST_DATABASE_URL" -c "DROP DATABASE $name WITH (FORCE)"
+}
+
+@test "dpkg --purge removes the files and the user" {
+	dpkg --purge keychest-lined
+	run dpkg -s keychest-lined
+	[ "$status" -ne 0 ]
+	[ -z "$(getent passwd keychest || true)" ] && [ -z "$(getent group keychest || true)" ]
+	for f in /usr/bin/keychest-lined /etc/default/keychest-lined /lib/systemd/system/keychest-lined.service \
+		/usr/share/keychest /usr/share/doc/keychest-lined; do
+		[ ! -e "$f" ]
+	done
+}
