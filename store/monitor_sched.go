@@ -124,7 +124,7 @@ func loadPast(ctx context.Context, tx pgx.Tx, targets []MonTarget) error {
 		return err
 	}
 	rows, err = tx.Query(ctx, `SELECT target_id, kind, severity, detail, opened_at FROM mon_findings
-		WHERE target_id = ANY($1) AND closed_at IS NULL`, ids)
+		WHERE target_id = ANY($1) AND closed_at IS NULL AND kind NOT LIKE 'acme\_%'`, ids) // ACME findings (acme_findings.go) are not the judge's
 	if err != nil {
 		return err
 	}
