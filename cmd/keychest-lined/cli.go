@@ -44,6 +44,7 @@ var subcommands = map[string]subcommand{
 	"certs":    {"every watched target: state and days left, soonest expiry first (--email: one account's)", "", listCerts},
 	"findings": {"the monitor's findings, newest first (--open: open ones only; --email: one account's)", "", listFindings},
 	"mails":    {"list the outbox's mails: pending, sent, failed (--failed: only those)", "", listMails},
+	"acme":     {"recent ACME activity per domain from keychest-amp: last order, status, last error (--email: one account's)", "", listACME},
 	// migrate is run by runSubcommand itself: it needs no current schema.
 	migrateCommand: {"apply the schema's migrations (the server does too, at start)", "", nil},
 }
