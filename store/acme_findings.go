@@ -276,7 +276,7 @@ func readFacts(e ACMEEvent, now time.Time) acmeFacts {
 	seen := map[string]bool{}
 	for _, id := range ids {
 		name := strings.TrimSuffix(strings.TrimPrefix(strings.ToLower(id.Value), "*."), ".")
-		if id.Type == "dns" && name != "" && len(name) <= 253 && !seen[name] {
+		if id.Type == "dns" && hostName(name) && !seen[name] {
 			seen[name] = true
 			f.names = append(f.names, name)
 		}
@@ -329,4 +329,13 @@ func (f acmeFacts) invalidDetail() string {
 // shortProblem drops the ACME URN prefix of a problem type.
 func shortProblem(t string) string {
 	return strings.TrimPrefix(t, "urn:ietf:params:acme:error:")
+}
+
+// hostName says whether s looks like a DNS name worth a target: letters,
+// digits, hyphens and underscores in dot-separated labels.
+func hostName(s string) bool {
+	if s == "" || len(s) > 253 || strings.HasPrefix(s, ".") || strings.Contains(s, "..") {
+		return false
+	}
+	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789-_.") == ""
 }

@@ -175,7 +175,7 @@ func TestACMEResentBatchesNeitherDoubleNorReopen(t *testing.T) {
 
 func TestACMERateLimitedOnTheOrdersDomains(t *testing.T) {
 	w := newACMEWorld(t)
-	w.store(w.ev(1, "new-order", `{"domains":[{"type":"dns","value":"a.example"},{"type":"dns","value":"*.b.example"}],
+	w.store(w.ev(1, "new-order", `{"domains":[{"type":"dns","value":"a.example"},{"type":"dns","value":"*.b.example"},{"type":"dns","value":"no such/name"}],
 		"problem":{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many certificates already issued"}}`))
 	if got := w.findings(store.KindACMERateLimited); got != "a.example open warning, b.example open warning" {
 		t.Fatalf("rate limit: %q", got)

@@ -116,7 +116,10 @@ func (fw *findingWriter) close(ctx context.Context, targetID int64, name string,
 func ensureTarget(ctx context.Context, tx pgx.Tx, name string) (int64, error) {
 	var id int64
 	err := tx.QueryRow(ctx, `INSERT INTO mon_targets (name, port) VALUES ($1, $2)
-		ON CONFLICT (name, port) DO UPDATE SET name = EXCLUDED.name RETURNING id`, name, acmePort).Scan(&id)
+		ON CONFLICT (name, port) DO NOTHING RETURNING id`, name, acmePort).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) { // it exists: read it without locking the monitor out of it
+		err = tx.QueryRow(ctx, `SELECT id FROM mon_targets WHERE name = $1 AND port = $2`, name, acmePort).Scan(&id)
+	}
 	return id, err
 }
 
