@@ -120,7 +120,7 @@ func (t *Tracker) settledChallenges(x Exchange, authz map[string]any, account an
 		}
 		params := baseParams(x)
 		params["account"], params["chall"], params["status"], params["type"] = account, pathOf(str(m, "url")), st, str(m, "type")
-		params["via"] = "authz"
+		params["via"], params["identifier"] = "authz", orEmpty(authz["identifier"])
 		if e, ok := m["error"].(map[string]any); ok {
 			params["error"] = problemFields(e)
 		}

@@ -95,6 +95,16 @@ func advice(it store.AlertItem) string {
 		return "the CA revoked this certificate: get a new one (certbot renew --force-renewal) and reload."
 	case "weak":
 		return "re-issue with an ECDSA or RSA 2048+ key and a SHA-256 signature (certbot --key-type ecdsa)."
+	case store.KindACMEInvalid:
+		return "the CA could not validate the name: check that port 80 (HTTP-01) or the DNS record (DNS-01) reaches this host, then `certbot renew --dry-run`."
+	case store.KindACMERateLimited:
+		return "the CA's rate limit was hit: stop retrying in a loop, test against staging (--dry-run), and wait for the limit's window to pass."
+	case store.KindACMEBadNonce:
+		return "many badNonce errors: check the host's clock and anything between the client and the CA (a proxy or load balancer that replays requests)."
+	case store.KindACMEAccountFailing:
+		return "this ACME account keeps failing: run the client by hand with -v on the host to read the CA's errors, and check the account is not deactivated."
+	case store.KindACMENotRenewing:
+		return "no client has even tried to renew: check that the certbot timer (systemctl list-timers) or cron job runs and goes through the proxy."
 	}
 	return "see the account page."
 }

@@ -60,14 +60,14 @@ func (p *Postgres) AccountPage(ctx context.Context, raw string) (AccountView, er
 		if err != nil {
 			return err
 		}
-		v.Domains, err = accountDomains(ctx, tx, id)
+		v.Domains, err = pageDomains(ctx, tx, id)
 		return err
 	})
 	return v, classify(err)
 }
 
-// accountDomains reads each distinct domain of an account.
-func accountDomains(ctx context.Context, tx pgx.Tx, account int64) ([]DomainView, error) {
+// pageDomains reads each distinct domain of an account for its page.
+func pageDomains(ctx context.Context, tx pgx.Tx, account int64) ([]DomainView, error) {
 	rows, err := tx.Query(ctx, `SELECT d.name, d.port, bool_or(d.wildcard), bool_or(`+activeDomain+`)
 		FROM domains d JOIN api_keys k ON k.id = d.api_key_id JOIN accounts a ON a.id = k.account_id
 		WHERE a.id = $1 GROUP BY d.name, d.port ORDER BY d.name, d.port`, account)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"time"
 
@@ -24,8 +25,8 @@ type ACMEEvents interface {
 	// UnseenACMEEvents returns those of events not stored yet.
 	UnseenACMEEvents(ctx context.Context, events []ACMEEvent) ([]ACMEEvent, error)
 	// StoreACMEEvents stores events for key in one transaction, skipping
-	// those already stored; it returns how many were new.
-	StoreACMEEvents(ctx context.Context, key KeyRef, ip netip.Addr, events []ACMEEvent) (int, error)
+	// those already stored, with the findings the new ones call for.
+	StoreACMEEvents(ctx context.Context, key KeyRef, ip netip.Addr, events []ACMEEvent) (ACMEStored, error)
 }
 
 // UnseenACMEEvents returns those of events not stored yet.
@@ -66,17 +67,28 @@ func eventKeys(events []ACMEEvent) ([]string, []int64) {
 	return proxies, ids
 }
 
-// storeACMEEventsSQL inserts the batch in one statement for the key's id.
+// storeACMEEventsSQL inserts the batch in one statement for the key's id
+// and returns the rows that were new.
 const storeACMEEventsSQL = `
 INSERT INTO acme_events (proxy, id, api_key_id, msg, event_time, params, envelope, received_ip)
-SELECT b.proxy, b.id, k.id, b.msg, b.event_time, b.params, b.envelope, $8
+SELECT b.proxy, b.id, $1, b.msg, b.event_time, b.params, b.envelope, $8
 FROM unnest($2::text[], $3::bigint[], $4::text[], $5::timestamptz[], $6::jsonb[], $7::jsonb[])
      AS b(proxy, id, msg, event_time, params, envelope)
-JOIN api_keys k ON k.key_hash = $1
-ON CONFLICT (proxy, id) DO NOTHING`
+ON CONFLICT (proxy, id) DO NOTHING
+RETURNING proxy, id`
 
-// StoreACMEEvents stores events for key, skipping those already stored.
-func (p *Postgres) StoreACMEEvents(ctx context.Context, key KeyRef, ip netip.Addr, events []ACMEEvent) (int, error) {
+// ACMEStored is what storing a batch did: how many events were new, and
+// the findings they opened, changed or closed.
+type ACMEStored struct {
+	Stored   int
+	Findings []ACMEChange
+}
+
+// StoreACMEEvents stores events for key, skipping those already stored,
+// and in the same transaction derives findings from the new ones only
+// (see acme_findings.go), so a resent batch neither loses nor doubles
+// a finding or its mail.
+func (p *Postgres) StoreACMEEvents(ctx context.Context, key KeyRef, ip netip.Addr, events []ACMEEvent) (ACMEStored, error) {
 	proxies, ids := eventKeys(events)
 	msgs := make([]string, len(events))
 	times := make([]*time.Time, len(events))
@@ -87,9 +99,54 @@ func (p *Postgres) StoreACMEEvents(ctx context.Context, key KeyRef, ip netip.Add
 			times[i] = &events[i].Time
 		}
 	}
-	tag, err := p.pool.Exec(ctx, storeACMEEventsSQL, key.Hash[:], proxies, ids, msgs, times, params, envelopes, inet(ip))
+	var out ACMEStored
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		out = ACMEStored{}
+		var keyID int64
+		if err := tx.QueryRow(ctx, `SELECT id FROM api_keys WHERE key_hash = $1`, key.Hash[:]).Scan(&keyID); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return ErrUnknownKey
+			}
+			return err
+		}
+		rows, err := tx.Query(ctx, storeACMEEventsSQL, keyID, proxies, ids, msgs, times, params, envelopes, inet(ip))
+		if err != nil {
+			return err
+		}
+		fresh, err := newEvents(rows, events)
+		if err != nil {
+			return err
+		}
+		out.Stored = len(fresh)
+		out.Findings, err = acmeFindings(ctx, tx, keyID, fresh, time.Now(), p.AlertBatch)
+		return err
+	})
 	if err != nil {
-		return 0, classify(err)
+		return ACMEStored{}, classify(err)
 	}
-	return int(tag.RowsAffected()), nil
+	return out, nil
+}
+
+// newEvents keeps, in batch order, the events whose keys rows returned.
+func newEvents(rows pgx.Rows, events []ACMEEvent) ([]ACMEEvent, error) {
+	type pk struct {
+		proxy string
+		id    int64
+	}
+	inserted := map[pk]bool{}
+	var k pk
+	if _, err := pgx.ForEachRow(rows, []any{&k.proxy, &k.id}, func() error {
+		inserted[k] = true
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	var out []ACMEEvent
+	for _, e := range events {
+		if inserted[pk{e.Proxy, e.ID}] {
+			delete(inserted, pk{e.Proxy, e.ID})
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }

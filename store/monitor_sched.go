@@ -14,12 +14,15 @@ const activeDomain = `a.confirmed_at IS NOT NULL AND a.blocked_at IS NULL AND k.
 
 // syncTargetsSQL creates a target for every name and port of an active,
 // non-wildcard domain added or confirmed since $1, due at $2, and wakes a
-// target that had become inactive. Active targets are not rewritten.
+// target that had become inactive. Active targets are left out before the
+// insert: ON CONFLICT DO UPDATE would lock them (even when its WHERE is
+// false) until the sync commits, and deadlock with write-backs.
 const syncTargetsSQL = `
 INSERT INTO mon_targets (name, port, next_due)
 SELECT DISTINCT d.name, d.port, $2::timestamptz
 FROM domains d JOIN api_keys k ON k.id = d.api_key_id JOIN accounts a ON a.id = k.account_id
 WHERE NOT d.wildcard AND ` + activeDomain + ` AND (d.created_at >= $1 OR a.confirmed_at >= $1)
+  AND NOT EXISTS (SELECT 1 FROM mon_targets t WHERE t.name = d.name AND t.port = d.port AND t.active)
 ON CONFLICT (name, port) DO UPDATE SET active = true, removed_at = NULL, next_due = EXCLUDED.next_due
 WHERE NOT mon_targets.active`
 
@@ -124,7 +127,7 @@ func loadPast(ctx context.Context, tx pgx.Tx, targets []MonTarget) error {
 		return err
 	}
 	rows, err = tx.Query(ctx, `SELECT target_id, kind, severity, detail, opened_at FROM mon_findings
-		WHERE target_id = ANY($1) AND closed_at IS NULL`, ids)
+		WHERE target_id = ANY($1) AND closed_at IS NULL AND kind NOT LIKE 'acme\_%'`, ids) // ACME findings (acme_findings.go) are not the judge's
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -20,6 +21,10 @@ import (
 type Postgres struct {
 	pool   *pgxpool.Pool
 	writes *groupCommitter
+
+	// AlertBatch is how long the alert mail of findings raised outside
+	// the monitor (from ACME events) gathers; 0: DefaultAlertBatch.
+	AlertBatch time.Duration
 }
 
 // Group commit: batch writers, and the most commands in one transaction.

@@ -70,15 +70,25 @@ func (h *acmeEvents) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.unavailable(w, err)
 		return
 	}
-	stored, err := h.st.StoreACMEEvents(r.Context(), key, ip, events)
+	res, err := h.st.StoreACMEEvents(r.Context(), key, ip, events)
 	if err != nil {
 		h.unavailable(w, err)
 		return
 	}
 	h.log.Info().Str("code", "WEB0201").Time("event_time", time.Now()).Str("subject", key.Prefix).Str("remote", ip.String()).
-		Int("events", len(events)).Int("stored", stored).Int("domains", added).Msg("ACME events stored")
+		Int("events", len(events)).Int("stored", res.Stored).Int("domains", added).Msg("ACME events stored")
+	LogACMEChanges(h.log, "WEB0202", res.Findings)
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]int{"stored": stored, "duplicates": len(events) - stored, "domains": added})
+	json.NewEncoder(w).Encode(map[string]int{"stored": res.Stored, "duplicates": len(events) - res.Stored, "domains": added})
+}
+
+// LogACMEChanges logs, under code, each finding that ACME events or the
+// renewal check opened, changed or closed.
+func LogACMEChanges(log zerolog.Logger, code string, changes []store.ACMEChange) {
+	for _, c := range changes {
+		log.Info().Str("code", code).Time("event_time", time.Now()).Str("target", c.Target).Str("kind", c.Kind).
+			Str("change", c.Change).Str("severity", c.Severity).Str("detail", c.Detail).Msg("ACME finding " + c.Change)
+	}
 }
 
 // authenticate checks the bearer key as the line protocol does: by its

@@ -47,6 +47,7 @@ var subcommands = map[string]subcommand{
 	"rotate-links": {"revoke an account's page links: its next mail carries a fresh one", "email", rotateLinks},
 	"findings":     {"the monitor's findings, newest first (--open: open ones only; --email: one account's)", "", listFindings},
 	"mails":        {"list the outbox's mails: pending, sent, failed (--failed: only those)", "", listMails},
+	"acme":         {"recent ACME activity per domain from keychest-amp: last order, status, last error (--email: one account's)", "", listACME},
 	// migrate is run by runSubcommand itself: it needs no current schema.
 	migrateCommand: {"apply the schema's migrations (the server does too, at start)", "", nil},
 }

@@ -41,6 +41,8 @@ type app struct {
 	stopMail func()
 	mailDone chan struct{}
 
+	renewals func(context.Context) // the ACME renewal check (acme_renewals.go)
+
 	monitor     *monitor.Monitor // nil with KEYCHEST_MONITOR=off
 	stopMonitor func()
 	monitorDone chan struct{}
@@ -123,6 +125,9 @@ func (a *app) launch() <-chan error {
 	a.stopMail = cancel
 	a.mailDone = make(chan struct{})
 	go func() { a.sender.Run(ctx); close(a.mailDone) }()
+	if a.renewals != nil {
+		go a.renewals(ctx)
+	}
 	a.monitorDone = make(chan struct{})
 	if a.monitor == nil {
 		close(a.monitorDone)
@@ -204,6 +209,8 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 			return nil, err
 		}
 	}
+	a.db.AlertBatch = cfg.AlertBatch
+	a.renewals = func(ctx context.Context) { checkRenewals(ctx, a.db, log) }
 	a.web = &http.Server{Handler: web.New(a.db, metrics, log, proxies...), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	return a, nil

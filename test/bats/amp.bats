@@ -187,6 +187,18 @@ assert any(l["params"].get("identifier", {}).get("value") == "fail.example" for 
 PY
 	events_arrived
 	[ "$(sql "SELECT count(*) FROM acme_events WHERE params->>'status' = 'invalid' AND msg IN ('auth', 'chall')")" -ge 2 ]
+	# ...and a finding, stored with the events, that the operator sees.
+	run env KEYCHEST_DATABASE_URL="$DB_URL" "$ROOT/bin/keychest-lined" findings --open
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" =~ fail\.example:443\ +acme_invalid\ +warning\ .*went\ invalid\ at\ localhost:$BAD_PORT:\ [a-zA-Z]+:\  ]]
+	run env KEYCHEST_DATABASE_URL="$DB_URL" "$ROOT/bin/keychest-lined" acme
+	echo "$output"
+	[ "$status" -eq 0 ]
+	local err
+	err=$(sql "SELECT error FROM acme_domains WHERE name = 'fail.example'")
+	[ -n "$err" ]
+	[[ "$output" == *"fail.example "*"$err"* ]]
 }
 
 @test "amp: a host off the ACME list is tunnelled: its certificate is the upstream's" {

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/keychest/keychest-lined/store"
+)
+
+// acmeActivities is the store's view that "acme" prints.
+type acmeActivities interface {
+	ACMEActivities(ctx context.Context, email string) ([]store.ACMEActivity, error)
+}
+
+// listACME is "keychest-lined acme [--email E] [--json]": per domain and
+// proxy, the last order keychest-amp reported, its status, the last
+// error and when; latest activity first.
+func listACME(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+	if err := optionalEmail(&a); err != nil {
+		return err
+	}
+	st, ok := db.(acmeActivities)
+	if !ok {
+		return errors.New("this storage keeps no ACME activity")
+	}
+	rows, err := st.ACMEActivities(ctx, a.email)
+	if err != nil || a.json {
+		if rows == nil && err == nil {
+			rows = []store.ACMEActivity{}
+		}
+		return orJSON(out, rows, err)
+	}
+	return table(out, "DOMAIN\tLAST ORDER\tSTATUS\tLAST VALID\tLAST ERROR\tERROR AT\tPROXY", len(rows), func(i int) string {
+		r := rows[i]
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", r.Name, when(r.OrderAt), orNone(r.OrderStatus), when(r.ValidAt),
+			orNone(r.Error), when(r.ErrorAt), r.Proxy)
+	})
+}
+
+// when is a time as "day" prints it, "-" when unknown.
+func when(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return day(*t)
+}

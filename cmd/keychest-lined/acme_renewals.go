@@ -1,0 +1,36 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/keychest/keychest-lined/store"
+	"github.com/keychest/keychest-lined/web"
+)
+
+// acmeRenewalEvery is how often the server looks for domains whose
+// certificate is in its warning window with no ACME order seen since
+// (docs/amp.md). Windows are days long: a quarter hour is prompt enough.
+const acmeRenewalEvery = 15 * time.Minute
+
+// checkRenewals runs the store's renewal check at once and then every
+// acmeRenewalEvery until ctx ends. Several servers on one database may
+// run it: a finding opens once whoever sees it first.
+func checkRenewals(ctx context.Context, db *store.Postgres, log zerolog.Logger) {
+	tick := time.NewTicker(acmeRenewalEvery)
+	defer tick.Stop()
+	for {
+		changes, err := db.CheckRenewals(ctx, time.Now())
+		if err != nil && ctx.Err() == nil {
+			log.Warn().Str("code", "ACM0503").Time("event_time", time.Now()).Err(err).Msg("ACME renewal check failed; tried again later")
+		}
+		web.LogACMEChanges(log, "ACM0101", changes)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}

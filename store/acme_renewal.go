@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// notRenewingSQL finds the targets whose certificate is in its warning
+// window (an open expiry finding, opened at least $2 ago), whose name an
+// ACME order was once seen for at some proxy, and for which no order was
+// seen since the window began.
+const notRenewingSQL = `
+SELECT t.id, t.name, f.severity, f.opened_at, max(d.order_at), min(d.proxy)
+FROM mon_targets t
+JOIN mon_findings f ON f.target_id = t.id AND f.kind = 'expiry' AND f.closed_at IS NULL
+JOIN acme_domains d ON d.name = t.name AND d.order_at IS NOT NULL
+WHERE t.active AND t.port = $3 AND t.state IN ('warning', 'critical') AND f.opened_at <= $1::timestamptz - $2::interval
+GROUP BY t.id, t.name, f.severity, f.opened_at
+HAVING max(d.order_at) < f.opened_at`
+
+// CheckRenewals opens acme_not_renewing on the domains whose certificate
+// entered its warning window more than RenewalGrace ago with no ACME
+// order seen for them since, raises it with the expiry finding's
+// severity, and closes those no longer true (renewed, or the window left).
+// Alerts are queued as for the monitor's findings.
+func (p *Postgres) CheckRenewals(ctx context.Context, now time.Time) ([]ACMEChange, error) {
+	var changes []ACMEChange
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		fw := &findingWriter{tx: tx, now: now, batch: p.alertBatch()}
+		rows, err := tx.Query(ctx, notRenewingSQL, now, RenewalGrace, acmePort)
+		if err != nil {
+			return err
+		}
+		type stale struct {
+			id                   int64
+			name, severity       string
+			warnSince, lastOrder time.Time
+			proxy                string
+		}
+		due, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (stale, error) {
+			var s stale
+			err := r.Scan(&s.id, &s.name, &s.severity, &s.warnSince, &s.lastOrder, &s.proxy)
+			return s, err
+		})
+		if err != nil {
+			return err
+		}
+		keep := make([]int64, 0, len(due))
+		for _, s := range due {
+			keep = append(keep, s.id)
+			detail := fmt.Sprintf("the certificate is in its warning window since %s and no ACME order for it was seen since (last order %s, via %s): the renewal is not even being attempted",
+				s.warnSince.UTC().Format(time.DateTime), s.lastOrder.UTC().Format(time.DateTime), s.proxy)
+			if err := fw.open(ctx, s.id, s.name, Finding{Kind: KindACMENotRenewing, Severity: s.severity, Detail: detail}); err != nil {
+				return err
+			}
+		}
+		if err := fw.closeStale(ctx, keep); err != nil {
+			return err
+		}
+		changes = fw.changes
+		return nil
+	})
+	return changes, classify(err)
+}
+
+// closeStale closes the open acme_not_renewing findings of targets other
+// than keep.
+func (fw *findingWriter) closeStale(ctx context.Context, keep []int64) error {
+	rows, err := fw.tx.Query(ctx, `SELECT t.id, t.name FROM mon_findings f JOIN mon_targets t ON t.id = f.target_id
+		WHERE f.kind = $1 AND f.closed_at IS NULL AND f.target_id <> ALL($2)`, KindACMENotRenewing, keep)
+	if err != nil {
+		return err
+	}
+	type gone struct {
+		ID   int64
+		Name string
+	}
+	list, err := pgx.CollectRows(rows, pgx.RowToStructByPos[gone])
+	if err != nil {
+		return err
+	}
+	for _, g := range list {
+		if err := fw.close(ctx, g.ID, g.Name, []string{KindACMENotRenewing}, "the certificate left its warning window"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ACMEActivity is the latest ACME activity seen for one domain at one
+// proxy.
+type ACMEActivity struct {
+	Name        string     `json:"name"`
+	Proxy       string     `json:"proxy"`
+	Order       string     `json:"order"`
+	OrderStatus string     `json:"order_status"`
+	OrderAt     *time.Time `json:"order_at"`
+	ValidAt     *time.Time `json:"valid_at"`
+	Error       string     `json:"error"`
+	ErrorAt     *time.Time `json:"error_at"`
+	Updated     time.Time  `json:"updated"`
+}
+
+// ACMEActivities lists the ACME activity per domain, latest first: all,
+// or that of one account's proxies.
+func (p *Postgres) ACMEActivities(ctx context.Context, email string) ([]ACMEActivity, error) {
+	rows, err := p.pool.Query(ctx, `SELECT d.name, d.proxy, d.order_path, d.order_status, d.order_at, d.valid_at,
+			d.error, d.error_at, d.updated_at
+		FROM acme_domains d JOIN api_keys k ON k.id = d.api_key_id LEFT JOIN accounts a ON a.id = k.account_id
+		WHERE $1 = '' OR a.email = $1
+		ORDER BY d.updated_at DESC, d.name, d.proxy`, email)
+	if err != nil {
+		return nil, classify(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ACMEActivity, error) {
+		var a ACMEActivity
+		err := r.Scan(&a.Name, &a.Proxy, &a.Order, &a.OrderStatus, &a.OrderAt, &a.ValidAt, &a.Error, &a.ErrorAt, &a.Updated)
+		return a, err
+	})
+	return out, classify(err)
+}

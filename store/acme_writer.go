@@ -1,0 +1,126 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// acmePort is the port of the targets ACME findings go on: the one a
+// certificate for a domain is served on unless told otherwise.
+const acmePort = 443
+
+// findingWriter opens, changes and closes findings outside the monitor,
+// queueing their alert items as the monitor's write-back does.
+type findingWriter struct {
+	tx      pgx.Tx
+	now     time.Time
+	batch   time.Duration
+	changes []ACMEChange
+}
+
+// openAll opens (or updates) a finding of kind on every name's target.
+func (fw *findingWriter) openAll(ctx context.Context, names []string, kind, severity, detail string) error {
+	for _, name := range names {
+		id, err := ensureTarget(ctx, fw.tx, name)
+		if err != nil {
+			return err
+		}
+		if err := fw.open(ctx, id, name, Finding{Kind: kind, Severity: severity, Detail: detail}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// open opens f on a target, or changes the open one when its severity or
+// detail differ, and queues the alert this calls for.
+func (fw *findingWriter) open(ctx context.Context, targetID int64, name string, f Finding) error {
+	v := Verdict{TargetID: targetID, CheckedAt: fw.now}
+	var sev, detail string
+	err := fw.tx.QueryRow(ctx, `SELECT severity, detail FROM mon_findings
+		WHERE target_id = $1 AND kind = $2 AND closed_at IS NULL FOR UPDATE`, targetID, f.Kind).Scan(&sev, &detail)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		tag, err := fw.tx.Exec(ctx, `INSERT INTO mon_findings (target_id, kind, severity, detail, opened_at, raised_at)
+			VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (target_id, kind) WHERE closed_at IS NULL DO NOTHING`,
+			targetID, f.Kind, f.Severity, f.Detail, fw.now)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err // 0 rows: a concurrent transaction opened it
+		}
+		v.Open = []Finding{f}
+	case err != nil:
+		return err
+	case sev == f.Severity && detail == f.Detail:
+		return nil
+	default:
+		_, err := fw.tx.Exec(ctx, `UPDATE mon_findings SET detail = $3,
+				raised_at = CASE WHEN `+severityRankSQL("$4")+` > `+severityRankSQL("severity")+` THEN $5 ELSE raised_at END,
+				severity = $4
+			WHERE target_id = $1 AND kind = $2 AND closed_at IS NULL`, targetID, f.Kind, f.Detail, f.Severity, fw.now)
+		if err != nil {
+			return err
+		}
+		v.Change = []Finding{f}
+	}
+	change := "opened"
+	if v.Change != nil {
+		change = "changed"
+	}
+	fw.changes = append(fw.changes, ACMEChange{Target: targetName(name), Kind: f.Kind, Change: change, Severity: f.Severity, Detail: f.Detail})
+	return queueAlerts(ctx, fw.tx, v, fw.batch)
+}
+
+// closeAll closes the open findings of kinds on every name's target.
+func (fw *findingWriter) closeAll(ctx context.Context, names []string, kinds []string, why string) error {
+	for _, name := range names {
+		var id int64
+		err := fw.tx.QueryRow(ctx, `SELECT id FROM mon_targets WHERE name = $1 AND port = $2`, name, acmePort).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := fw.close(ctx, id, name, kinds, why); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// close closes a target's open findings of kinds and queues the
+// "resolved" items of those that were mailed.
+func (fw *findingWriter) close(ctx context.Context, targetID int64, name string, kinds []string, why string) error {
+	rows, err := fw.tx.Query(ctx, `UPDATE mon_findings SET closed_at = $3, last_seen_at = $3
+		WHERE target_id = $1 AND kind = ANY($2) AND closed_at IS NULL RETURNING kind`, targetID, kinds, fw.now)
+	if err != nil {
+		return err
+	}
+	closed, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(closed) == 0 {
+		return err
+	}
+	for _, k := range closed {
+		fw.changes = append(fw.changes, ACMEChange{Target: targetName(name), Kind: k, Change: "closed", Detail: why})
+	}
+	return queueAlerts(ctx, fw.tx, Verdict{TargetID: targetID, CheckedAt: fw.now, Close: closed}, fw.batch)
+}
+
+// ensureTarget returns the id of a name's target on port 443, creating
+// it as "command check" does when it is missing; the monitor probes it
+// once an active domain names it.
+func ensureTarget(ctx context.Context, tx pgx.Tx, name string) (int64, error) {
+	var id int64
+	err := tx.QueryRow(ctx, `INSERT INTO mon_targets (name, port) VALUES ($1, $2)
+		ON CONFLICT (name, port) DO NOTHING RETURNING id`, name, acmePort).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) { // it exists: read it without locking the monitor out of it
+		err = tx.QueryRow(ctx, `SELECT id FROM mon_targets WHERE name = $1 AND port = $2`, name, acmePort).Scan(&id)
+	}
+	return id, err
+}
+
+func targetName(name string) string { return name + ":" + strconv.Itoa(acmePort) }
