@@ -121,10 +121,18 @@ func (c *conn) emit(out []byte, action evio.Action, onWake bool) ([]byte, evio.A
 }
 
 // answerInline answers the complete lines buffered, in order, as long as
-// they need no blocking work. At the first blocking request it stops and
-// decides to detach; the session will run that request and what follows.
+// they need no blocking work and their replies fit in the loop's output
+// budget. At the first blocking request, or once the budget is spent, it
+// stops and decides to detach; the session answers the rest one reply at a
+// time, reading no more from the client until each reply is written. So a
+// client that pipelines without reading makes the server hold at most the
+// budget and one reply of output, never the replies to all it sent.
 func (c *conn) answerInline(out []byte) []byte {
 	for c.action == evio.None {
+		if c.loopOut+len(out) >= loopOutputBudget && c.framer.Buffered() > 0 {
+			c.action = evio.Detach
+			break
+		}
 		req, r, ok := c.next(false)
 		if !ok {
 			break

@@ -29,6 +29,8 @@ func (h *testHandler) Serve(ctx context.Context, req *Request) Reply {
 	switch req.Verb {
 	case "ping":
 		return OK("pong")
+	case "help": // a long reply, like the real server's help
+		return OK(strings.Repeat("h", 200))
 	case "quit":
 		return Reply{Code: CodeOK, Text: "bye", Close: true}
 	case "panic":
@@ -176,6 +178,21 @@ func TestPipelinedRepliesInOrder(t *testing.T) {
 	}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("got\n%q\nwant\n%q", got, want)
+	}
+}
+
+// A client that pipelines more than the loop answers gets every reply, in
+// order, once it reads (defect 3 of issue 12 bounds what the server holds).
+func TestPipelineWithoutReadingIsAnsweredInFull(t *testing.T) {
+	_, addr := startServer(t, testConfig(), &testHandler{})
+	c := dial(t, addr)
+	const n = 5000                                  // 65,000 bytes of "command help\n", over 1 MB of replies
+	send(t, c, strings.Repeat("command help\n", n)) // fits the socket buffers
+	got := readStatuses(t, bufio.NewReader(c), n)
+	for i, line := range got {
+		if line != "status ok 200 "+strings.Repeat("h", 200) {
+			t.Fatalf("reply %d: %q", i, line)
+		}
 	}
 }
 
