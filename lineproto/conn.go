@@ -30,7 +30,8 @@ type conn struct {
 
 	openedAt   time.Time
 	lastActive time.Time
-	counted    bool // admitted by the connection limits
+	counted    bool // admitted by the connection limits, and not yet released
+	lingers    bool // refused, and counted in Server.lingering until closed
 
 	// Loop side. evio overwrites its pending output and action on every
 	// wake, so both are kept here: once Close or Detach is decided it is
@@ -59,18 +60,37 @@ func (s *Server) opened(ec evio.Conn) ([]byte, evio.Options, evio.Action) {
 	if err := s.limits.acquire(c.remote); err != nil {
 		s.log.Warn().Str("code", "LIN0503").Time("event_time", now).Str("remote", c.remote.String()).
 			Str("reason", err.Text).Msg("connection refused")
-		return Fail(err).Bytes(), opts, evio.Close
+		out, action := c.refuse(Fail(err))
+		return out, opts, action
 	}
+	c.counted = true
 	s.track(c, true)
 	// Checked after track: a Shutdown that began before this line sees
 	// the connection in its list, or this sees draining set.
 	if s.draining.Load() {
 		s.release(c)
-		return Fail(Errorf(CodeUnavailable, "server shutting down, retry shortly")).Bytes(), opts, evio.Close
+		out, action := c.refuse(Fail(Errorf(CodeUnavailable, "server shutting down, retry shortly")))
+		return out, opts, action
 	}
-	c.counted = true
 	c.timer = time.AfterFunc(s.cfg.IdleTimeout, c.fire)
 	return nil, opts, evio.None
+}
+
+// refuse answers a connection the server does not admit with r and closes
+// it, through a session that closes gracefully (see closeGracefully) while
+// fewer than Config.LingeringRefusals do so. Refused connections are not
+// counted by the limits, so beyond that the loop closes them at once: the
+// descriptors must not run out (evio stops on EMFILE).
+func (c *conn) refuse(r Reply) ([]byte, evio.Action) {
+	if c.srv.lingering.Add(1) <= int32(c.srv.cfg.LingeringRefusals) {
+		c.lingers = true
+		c.handoffOut, c.handoffClose = r.Bytes(), true
+		c.action = evio.Detach
+		return nil, evio.Detach
+	}
+	c.srv.lingering.Add(-1)
+	c.action = evio.Close
+	return r.Bytes(), evio.Close
 }
 
 // data is evio's Data callback: in holds bytes read from the client, or is
@@ -105,8 +125,11 @@ func (s *Server) data(ec evio.Conn, in []byte) ([]byte, evio.Action) {
 // emit returns output and an action to evio, or hands both to a session
 // when evio could lose or stall on them: on a wake while earlier output may
 // still be pending (evio would overwrite it), or past the output budget.
+// Output followed by a close always goes to a session: evio closes at once,
+// and a close with unread input sends a reset that can destroy the reply
+// (see closeGracefully).
 func (c *conn) emit(out []byte, action evio.Action, onWake bool) ([]byte, evio.Action) {
-	if len(out) > 0 && ((onWake && c.outPending) || c.loopOut+len(out) > loopOutputBudget) {
+	if len(out) > 0 && (action == evio.Close || (onWake && c.outPending) || c.loopOut+len(out) > loopOutputBudget) {
 		c.handoffOut = append(c.handoffOut, out...)
 		c.handoffClose = action == evio.Close
 		c.action = evio.Detach
@@ -295,9 +318,7 @@ func (s *Server) closed(ec evio.Conn, err error) evio.Action {
 		return evio.None
 	}
 	c.leftLoop()
-	if c.counted {
-		s.release(c)
-	}
+	s.release(c)
 	return evio.None
 }
 
@@ -310,7 +331,12 @@ func (c *conn) leftLoop() {
 	}
 }
 
+// release uncounts c, once, if the connection limits admitted it.
 func (s *Server) release(c *conn) {
+	if !c.counted {
+		return
+	}
+	c.counted = false
 	s.track(c, false)
 	s.limits.release(c.remote)
 }

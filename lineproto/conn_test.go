@@ -87,13 +87,15 @@ func TestWakeOutputWhileOutputPendingIsHandedOff(t *testing.T) {
 	}
 }
 
-// With nothing pending, the 408 goes out through evio directly.
-func TestWakeOutputWithNothingPendingIsReturned(t *testing.T) {
+// A reply that ends the connection goes to a session, which closes
+// gracefully: evio would close at once, and a reset could destroy the reply
+// (defect 5 of issue 12).
+func TestClosingReplyIsHandedOff(t *testing.T) {
 	s, f, c := newFake(t)
 	c.lastActive = time.Now().Add(-time.Hour)
 	out, action := s.data(f, nil)
-	if !strings.HasPrefix(string(out), "status error 408") || action != evio.Close {
-		t.Fatalf("got %q %v", out, action)
+	if out != nil || action != evio.Detach || !strings.HasPrefix(string(c.handoffOut), "status error 408") || !c.handoffClose {
+		t.Fatalf("got %q %v, handoff %q close=%v", out, action, c.handoffOut, c.handoffClose)
 	}
 }
 

@@ -26,6 +26,11 @@ type Config struct {
 	MaxConnsPerIP  int           // open connections per source address
 	Workers        int           // goroutines running blocking requests
 	QueueSize      int           // blocking requests that may wait for a worker
+	// LingeringRefusals bounds the refused connections (past MaxConns or
+	// MaxConnsPerIP) that close gracefully at the same time; the others
+	// close at once. They hold descriptors beyond MaxConns: keep them inside
+	// the reserve given to CapToFileLimit.
+	LingeringRefusals int
 	// Observe, when set, is called once per command (for metrics).
 	Observe func(verb string, code int, took time.Duration)
 }
@@ -46,10 +51,11 @@ type Server struct {
 	pool    *workerPool
 	limits  *connLimits
 
-	draining atomic.Bool  // Shutdown began: refuse new connections
-	stopping atomic.Bool  // the loops may stop: Tick returns Shutdown
-	wakeMu   sync.RWMutex // held for reading around every Wake
-	loopsOff bool         // under wakeMu: evio's pollers are gone, Wake no more
+	draining  atomic.Bool  // Shutdown began: refuse new connections
+	lingering atomic.Int32 // refused connections closing gracefully
+	stopping  atomic.Bool  // the loops may stop: Tick returns Shutdown
+	wakeMu    sync.RWMutex // held for reading around every Wake
+	loopsOff  bool         // under wakeMu: evio's pollers are gone, Wake no more
 
 	connsMu sync.Mutex
 	conns   map[*conn]struct{} // every open connection, in the loop or detached

@@ -3,9 +3,11 @@ package lineproto
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,6 +60,7 @@ func testConfig() Config {
 		Addr: "127.0.0.1:0", Loops: 1, MaxLine: 128,
 		QuietPeriod: 25 * time.Millisecond, IdleTimeout: 5 * time.Second, MaxLifetime: time.Minute,
 		RequestTimeout: 5 * time.Second, MaxConns: 100, MaxConnsPerIP: 100, Workers: 4, QueueSize: 16,
+		LingeringRefusals: 8,
 	}
 }
 
@@ -394,4 +397,88 @@ func TestShutdownAnswersInFlight(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Errorf("Serve: %v", err)
 	}
+}
+
+// closeExchange sends input from a goroutine (a write error is the
+// server's to prevent, not the client's to report) and reads everything
+// until the end of the stream, which must be clean: no reset.
+func closeExchange(addr, input string) (string, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	go c.Write([]byte(input))
+	got, err := io.ReadAll(c)
+	return string(got), err
+}
+
+// tryConcurrently runs try n times, on workers goroutines, and reports the
+// first few failures.
+func tryConcurrently(t *testing.T, n, workers int, try func() error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	failed := 0
+	next := make(chan struct{}, n)
+	for i := 0; i < n; i++ {
+		next <- struct{}{}
+	}
+	close(next)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range next {
+				if err := try(); err != nil {
+					mu.Lock()
+					if failed++; failed <= 5 {
+						t.Error(err)
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if failed > 0 {
+		t.Fatalf("%d of %d tries failed", failed, n)
+	}
+}
+
+// Defect 5 of issue 12: a reply sent just before a close was lost to a
+// reset when the client still had bytes in flight. After 100 KB without a
+// newline the client reads the 413 line and then a clean end of stream,
+// every time.
+func TestOverLongLineGets413ThenCleanEnd(t *testing.T) {
+	_, addr := startServer(t, testConfig(), &testHandler{})
+	input := strings.Repeat("x", 100_000)
+	tryConcurrently(t, 1000, 32, func() error {
+		got, err := closeExchange(addr, input)
+		if err != nil || got != "status error 413 line longer than 128 bytes\n" {
+			return fmt.Errorf("got %q, %v", got, err)
+		}
+		return nil
+	})
+}
+
+// The same for a connection refused at the limit: its client may already
+// be sending its command.
+func TestRefusedConnectionGets503ThenCleanEnd(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxConns = 1
+	cfg.LingeringRefusals = 64 // far more than the tries in flight at once
+	_, addr := startServer(t, cfg, &testHandler{})
+	held := dial(t, addr)
+	send(t, held, "command ping\n")
+	readOnce(t, held) // answered: the one connection allowed is taken
+	input := strings.Repeat("command ping\n", 5000)
+	tryConcurrently(t, 200, 8, func() error {
+		got, err := closeExchange(addr, input)
+		if err != nil || got != "status error 503 too many connections, retry later\n" {
+			return fmt.Errorf("got %q, %v", got, err)
+		}
+		return nil
+	})
 }

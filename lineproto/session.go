@@ -22,7 +22,7 @@ func (s *Server) detached(ec evio.Conn, rwc io.ReadWriteCloser) evio.Action {
 	nc, err := netConnFromDetached(rwc)
 	if err != nil {
 		s.log.Error().Str("code", "ERR0501").Err(err).Msg("cannot take over detached connection")
-		s.release(c)
+		c.ended()
 		return evio.None
 	}
 	c.mu.Lock()
@@ -36,8 +36,8 @@ func (s *Server) detached(ec evio.Conn, rwc io.ReadWriteCloser) evio.Action {
 // the connection: every request in order, one write per reply.
 func (c *conn) serveDetached(nc net.Conn) {
 	defer func() {
-		nc.Close()
-		c.srv.release(c)
+		closeGracefully(nc)
+		c.ended()
 	}()
 	if len(c.handoffOut) > 0 && (!c.write(nc, c.handoffOut) || c.handoffClose) {
 		return
@@ -127,4 +127,36 @@ func (c *conn) write(nc net.Conn, out []byte) bool {
 	nc.SetWriteDeadline(deadline)
 	_, err := nc.Write(out)
 	return err == nil
+}
+
+// A reply that ends a connection (413, 408, 503, bye) must reach a client
+// that is still sending: the rest of an over-long line, a command sent as
+// the idle timeout fired. Closing a socket with unread input makes the
+// kernel send a reset, which can destroy the reply before the client reads
+// it. So the server shuts down its sending side (the client reads the
+// reply, then a clean end of stream) and reads and discards what still
+// comes, up to lingerTime and lingerBytes, before it closes.
+const (
+	lingerTime  = time.Second
+	lingerBytes = 1 << 20
+)
+
+// closeGracefully closes nc after the client has closed too, or the
+// linger limits are reached.
+func closeGracefully(nc net.Conn) {
+	defer nc.Close()
+	tc, ok := nc.(*net.TCPConn)
+	if !ok || tc.CloseWrite() != nil {
+		return
+	}
+	tc.SetReadDeadline(time.Now().Add(lingerTime))
+	io.CopyN(io.Discard, tc, lingerBytes)
+}
+
+// ended uncounts a connection whose session is over.
+func (c *conn) ended() {
+	c.srv.release(c)
+	if c.lingers {
+		c.srv.lingering.Add(-1)
+	}
 }

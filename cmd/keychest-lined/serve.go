@@ -26,6 +26,10 @@ import (
 // they are refused.
 const fileLimitReserve = 128
 
+// lingeringRefusals is how many refused connections may close gracefully at
+// once (lineproto.Config.LingeringRefusals), on descriptors of their own.
+const lingeringRefusals = 64
+
 // app is the running server's parts.
 type app struct {
 	lines  *lineproto.Server
@@ -42,7 +46,7 @@ type app struct {
 // serve starts everything and blocks until a signal or a fatal error. It
 // returns the process's exit code.
 func serve(cfg Config, log zerolog.Logger) int {
-	if capped, limit := lineproto.CapToFileLimit(cfg.MaxConns, fileLimitReserve+cfg.DBConns); capped < cfg.MaxConns {
+	if capped, limit := lineproto.CapToFileLimit(cfg.MaxConns, fileLimitReserve+lingeringRefusals+cfg.DBConns); capped < cfg.MaxConns {
 		log.Warn().Str("code", "SRV0004").Time("event_time", time.Now()).Int("nofile", limit).
 			Int("max_conns", capped).Msg("connection limit lowered below the open-file limit")
 		cfg.MaxConns = capped
@@ -214,6 +218,6 @@ func serverConfig(c Config) lineproto.Config {
 		Addr: c.Listen, Loops: c.Loops, MaxLine: c.MaxLine,
 		QuietPeriod: c.QuietPeriod, IdleTimeout: c.IdleTimeout, MaxLifetime: c.MaxLifetime,
 		RequestTimeout: c.RequestTimeout, MaxConns: c.MaxConns, MaxConnsPerIP: c.MaxConnsPerIP,
-		Workers: c.Workers, QueueSize: c.QueueSize,
+		Workers: c.Workers, QueueSize: c.QueueSize, LingeringRefusals: lingeringRefusals,
 	}
 }
