@@ -401,17 +401,21 @@ func TestShutdownAnswersInFlight(t *testing.T) {
 
 // closeExchange sends input from a goroutine (a write error is the
 // server's to prevent, not the client's to report) and reads everything
-// until the end of the stream, which must be clean: no reset.
-func closeExchange(addr, input string) (string, error) {
+// until the end of the stream, which must be clean (no reset) and hold
+// exactly want.
+func closeExchange(addr, input, want string) error {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	go c.Write([]byte(input))
 	got, err := io.ReadAll(c)
-	return string(got), err
+	if err != nil || string(got) != want {
+		return fmt.Errorf("got %q, %v", got, err)
+	}
+	return nil
 }
 
 // tryConcurrently runs try n times, on workers goroutines, and reports the
@@ -455,11 +459,7 @@ func TestOverLongLineGets413ThenCleanEnd(t *testing.T) {
 	_, addr := startServer(t, testConfig(), &testHandler{})
 	input := strings.Repeat("x", 100_000)
 	tryConcurrently(t, 1000, 32, func() error {
-		got, err := closeExchange(addr, input)
-		if err != nil || got != "status error 413 line longer than 128 bytes\n" {
-			return fmt.Errorf("got %q, %v", got, err)
-		}
-		return nil
+		return closeExchange(addr, input, "status error 413 line longer than 128 bytes\n")
 	})
 }
 
@@ -475,10 +475,6 @@ func TestRefusedConnectionGets503ThenCleanEnd(t *testing.T) {
 	readOnce(t, held) // answered: the one connection allowed is taken
 	input := strings.Repeat("command ping\n", 5000)
 	tryConcurrently(t, 200, 8, func() error {
-		got, err := closeExchange(addr, input)
-		if err != nil || got != "status error 503 too many connections, retry later\n" {
-			return fmt.Errorf("got %q, %v", got, err)
-		}
-		return nil
+		return closeExchange(addr, input, "status error 503 too many connections, retry later\n")
 	})
 }
