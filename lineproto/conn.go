@@ -217,7 +217,7 @@ func (c *conn) next(flush bool) (Request, *Reply, bool) {
 			return Request{}, &r, true
 		}
 		if req.Verb != "" { // blank lines are skipped
-			req.Remote = c.remote
+			req.Remote, req.Read = c.remote, time.Now()
 			return req, nil, true
 		}
 	}
@@ -243,17 +243,24 @@ func (c *conn) ending(now time.Time) (Reply, bool) {
 // connection if the client sends nothing more. With quiet, that includes
 // the end of the quiet period after an unfinished line.
 func (c *conn) nextDeadline(quiet bool) time.Time {
-	cfg := c.srv.cfg
-	d := c.lastActive.Add(cfg.IdleTimeout)
-	if life := c.openedAt.Add(cfg.MaxLifetime); life.Before(d) {
-		d = life
-	}
+	d := c.idleDeadline(c.lastActive)
 	if quiet && c.framer.Partial() {
-		if q := c.lastActive.Add(cfg.QuietPeriod); q.Before(d) {
-			d = q
-		}
+		d = earliest(d, c.lastActive.Add(c.srv.cfg.QuietPeriod))
 	}
 	return d
+}
+
+// idleDeadline is when the connection ends if nothing happens after from:
+// the idle timeout later, and never past its lifetime.
+func (c *conn) idleDeadline(from time.Time) time.Time {
+	return earliest(from.Add(c.srv.cfg.IdleTimeout), c.openedAt.Add(c.srv.cfg.MaxLifetime))
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // rearm points the connection's timer at its next deadline.

@@ -17,6 +17,7 @@ import (
 // testHandler answers "ping", "quit" and "panic" on the loop, and "store"
 // (with a value v) as a blocking request that waits for gate when set.
 type testHandler struct {
+	hold    chan struct{} // "store" waits for it, past its deadline
 	gate    chan struct{}
 	started chan string
 	delay   time.Duration
@@ -41,6 +42,9 @@ func (h *testHandler) Serve(ctx context.Context, req *Request) Reply {
 		v, _ := req.Get("v")
 		if h.started != nil {
 			h.started <- v
+		}
+		if h.hold != nil {
+			<-h.hold
 		}
 		if h.gate != nil {
 			select {
@@ -324,6 +328,34 @@ func TestFullQueueAnswers503(t *testing.T) {
 	send(t, third, "command store v 3\n")
 	if got := readOnce(t, third); got != "status error 503 server busy, retry shortly\n" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// A blocking command's deadline counts from when its line was read: one
+// that waited in the queue past it gets 503 without reaching the handler
+// (and so the database).
+func TestDeadlinePassedInQueueAnswers503(t *testing.T) {
+	cfg := testConfig()
+	cfg.Workers, cfg.RequestTimeout = 1, 100*time.Millisecond
+	h := &testHandler{hold: make(chan struct{}), started: make(chan string, 4)}
+	s, addr := startServer(t, cfg, h)
+	first := dial(t, addr)
+	send(t, first, "command store v 1\n")
+	<-h.started // the only worker is held, past the request timeout
+	second := dial(t, addr)
+	send(t, second, "command store v 2\n")
+	for len(s.pool.jobs) == 0 { // until the second waits in the queue
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(cfg.RequestTimeout) // its deadline passes while it waits
+	close(h.hold)
+	if got := readOnce(t, second); got != "status error 503 server busy, retry shortly\n" {
+		t.Fatalf("got %q", got)
+	}
+	select {
+	case v := <-h.started:
+		t.Fatalf("the handler ran %q after its deadline", v)
+	default:
 	}
 }
 

@@ -117,14 +117,10 @@ func (c *conn) answerOne(nc net.Conn, req Request, r *Reply) bool {
 }
 
 // write sends out in one write, giving a client that does not read as long
-// as an idle one, and never past the connection's lifetime. It reports whether the write succeeded.
+// as an idle one, and never past the connection's lifetime. It reports
+// whether the write succeeded.
 func (c *conn) write(nc net.Conn, out []byte) bool {
-	cfg := c.srv.cfg
-	deadline := time.Now().Add(cfg.IdleTimeout)
-	if end := c.openedAt.Add(cfg.MaxLifetime); end.Before(deadline) {
-		deadline = end
-	}
-	nc.SetWriteDeadline(deadline)
+	nc.SetWriteDeadline(c.idleDeadline(time.Now()))
 	_, err := nc.Write(out)
 	return err == nil
 }
