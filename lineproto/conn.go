@@ -58,8 +58,7 @@ func (s *Server) opened(ec evio.Conn) ([]byte, evio.Options, evio.Action) {
 	ec.SetContext(c)
 	opts := evio.Options{ReuseInputBuffer: true}
 	if err := s.limits.acquire(c.remote); err != nil {
-		s.log.Warn().Str("code", "LIN0503").Time("event_time", now).Str("remote", c.remote.String()).
-			Str("reason", err.Text).Msg("connection refused")
+		s.logRefused(c.remote, err.Text, now)
 		out, action := c.refuse(Fail(err))
 		return out, opts, action
 	}

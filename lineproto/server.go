@@ -50,6 +50,7 @@ type Server struct {
 	log     zerolog.Logger
 	pool    *workerPool
 	limits  *connLimits
+	logs    *logLimiter // for the entries a client causes at will
 
 	draining  atomic.Bool  // Shutdown began: refuse new connections
 	lingering atomic.Int32 // refused connections closing gracefully
@@ -72,6 +73,7 @@ func NewServer(cfg Config, h Handler, log zerolog.Logger) *Server {
 		log:     log,
 		pool:    newWorkerPool(h, cfg.Workers, cfg.QueueSize, cfg.RequestTimeout, log),
 		limits:  newConnLimits(cfg.MaxConns, cfg.MaxConnsPerIP),
+		logs:    newLogLimiter(),
 		conns:   make(map[*conn]struct{}),
 		addr:    make(chan net.Addr, 1),
 		served:  make(chan error, 1),
@@ -202,14 +204,44 @@ func (s *Server) OpenConns() int { return s.limits.open() }
 // QueueDepth returns the number of blocking requests waiting for a worker.
 func (s *Server) QueueDepth() int { return len(s.pool.jobs) }
 
-// logCommand writes the one log entry each command gets.
+// LogsSuppressed returns how many log entries the rate limit on client
+// errors left out (see logLimiter).
+func (s *Server) LogsSuppressed() uint64 { return s.logs.suppressed.Load() }
+
+// logCommand writes the one log entry each command gets; for a client's
+// error (4xx) only within the rate limit.
 func (s *Server) logCommand(remote netip.Addr, req *Request, r Reply, start time.Time) {
 	if s.cfg.Observe != nil {
 		s.cfg.Observe(req.Verb, r.Code, time.Since(start))
 	}
-	s.log.Info().Str("code", "LIN0001").Time("event_time", start).
+	e := s.log.Info()
+	if r.Code >= 400 && r.Code < 500 {
+		ok, skipped := s.logs.allow(start)
+		if !ok {
+			return
+		}
+		if skipped > 0 {
+			e = e.Uint64("suppressed_before", skipped)
+		}
+	}
+	e.Str("code", "LIN0001").Time("event_time", start).
 		Str("remote", remote.String()).Str("verb", req.Verb).Int("status", r.Code).
 		Dur("dur_ms", time.Since(start)).Str("subject", r.Subject).Msg("command answered")
+}
+
+// logRefused writes the entry for a connection the limits refused, within
+// the rate limit: a flood of connections may cause any number of them.
+func (s *Server) logRefused(remote netip.Addr, reason string, now time.Time) {
+	ok, skipped := s.logs.allow(now)
+	if !ok {
+		return
+	}
+	e := s.log.Warn()
+	if skipped > 0 {
+		e = e.Uint64("suppressed_before", skipped)
+	}
+	e.Str("code", "LIN0503").Time("event_time", now).Str("remote", remote.String()).
+		Str("reason", reason).Msg("connection refused")
 }
 
 // remoteAddr extracts the client's address from evio's net.Addr.

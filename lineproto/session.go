@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/tidwall/evio"
@@ -134,8 +135,12 @@ func (c *conn) write(nc net.Conn, out []byte) bool {
 // comes, up to lingerTime and lingerBytes, before it closes.
 const (
 	lingerTime  = time.Second
-	lingerBytes = 1 << 20
+	lingerBytes = 256 << 10
 )
+
+// drainBuffers hold what closeGracefully reads and throws away: large, so
+// that a client still flooding costs few reads.
+var drainBuffers = sync.Pool{New: func() any { return new([64 << 10]byte) }}
 
 // closeGracefully closes nc after the client has closed too, or the
 // linger limits are reached.
@@ -146,7 +151,15 @@ func closeGracefully(nc net.Conn) {
 		return
 	}
 	tc.SetReadDeadline(time.Now().Add(lingerTime))
-	io.CopyN(io.Discard, tc, lingerBytes)
+	buf := drainBuffers.Get().(*[64 << 10]byte)
+	defer drainBuffers.Put(buf)
+	for left := lingerBytes; left > 0; {
+		n, err := tc.Read(buf[:min(left, len(buf))])
+		if err != nil {
+			return
+		}
+		left -= n
+	}
 }
 
 // ended uncounts a connection whose session is over.

@@ -162,6 +162,7 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 	}, log)
 	a.lines = lineproto.NewServer(lcfg, mux, log)
 	metrics = web.NewMetrics(mux.Verbs(), a.lines.OpenConns, a.lines.QueueDepth)
+	metrics.CountSuppressedLogs(a.lines.LogsSuppressed)
 	a.sender.Observer = metrics
 	a.web = &http.Server{Handler: web.New(a.db, metrics, log), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
