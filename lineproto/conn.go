@@ -57,14 +57,13 @@ func (s *Server) opened(ec evio.Conn) ([]byte, evio.Options, evio.Action) {
 	c.framer.max = s.cfg.MaxLine
 	ec.SetContext(c)
 	opts := evio.Options{ReuseInputBuffer: true}
-	if err := s.limits.acquire(c.remote); err != nil {
+	if err := s.limits.acquire(c); err != nil {
 		s.logRefused(c.remote, err.Text, now)
 		out, action := c.refuse(Fail(err))
 		return out, opts, action
 	}
 	c.counted = true
-	s.track(c, true)
-	// Checked after track: a Shutdown that began before this line sees
+	// Checked after acquire: a Shutdown that began before this line sees
 	// the connection in its list, or this sees draining set.
 	if s.draining.Load() {
 		s.release(c)
@@ -343,6 +342,5 @@ func (s *Server) release(c *conn) {
 		return
 	}
 	c.counted = false
-	s.track(c, false)
-	s.limits.release(c.remote)
+	s.limits.release(c)
 }

@@ -49,7 +49,7 @@ type Server struct {
 	handler Handler
 	log     zerolog.Logger
 	pool    *workerPool
-	limits  *connLimits
+	limits  *connLimits // every open connection, in the loop or detached
 	logs    *logLimiter // for the entries a client causes at will
 
 	draining  atomic.Bool  // Shutdown began: refuse new connections
@@ -57,9 +57,6 @@ type Server struct {
 	stopping  atomic.Bool  // the loops may stop: Tick returns Shutdown
 	wakeMu    sync.RWMutex // held for reading around every Wake
 	loopsOff  bool         // under wakeMu: evio's pollers are gone, Wake no more
-
-	connsMu sync.Mutex
-	conns   map[*conn]struct{} // every open connection, in the loop or detached
 
 	addr   chan net.Addr
 	served chan error
@@ -74,7 +71,6 @@ func NewServer(cfg Config, h Handler, log zerolog.Logger) *Server {
 		pool:    newWorkerPool(h, cfg.Workers, cfg.QueueSize, cfg.RequestTimeout, log),
 		limits:  newConnLimits(cfg.MaxConns, cfg.MaxConnsPerIP),
 		logs:    newLogLimiter(),
-		conns:   make(map[*conn]struct{}),
 		addr:    make(chan net.Addr, 1),
 		served:  make(chan error, 1),
 	}
@@ -167,24 +163,8 @@ func (s *Server) tick() (time.Duration, evio.Action) {
 	return 20 * time.Millisecond, evio.None
 }
 
-func (s *Server) track(c *conn, on bool) {
-	s.connsMu.Lock()
-	if on {
-		s.conns[c] = struct{}{}
-	} else {
-		delete(s.conns, c)
-	}
-	s.connsMu.Unlock()
-}
-
 func (s *Server) forEachConn(f func(*conn)) {
-	s.connsMu.Lock()
-	all := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		all = append(all, c)
-	}
-	s.connsMu.Unlock()
-	for _, c := range all {
+	for _, c := range s.limits.all() {
 		f(c)
 	}
 }

@@ -102,8 +102,8 @@ func flood(ctx context.Context, o options, local *net.TCPAddr, payload []byte) {
 
 // pipelineRSS opens n connections that each send 65,000 bytes of
 // "command help" lines and read nothing, and samples the server's RSS
-// until every connection has sent its lines and then for 2 s more. It
-// returns the peak in MB.
+// until every connection has sent its lines and the RSS has not grown for
+// 2 s (at most 30 s). It returns the peak in MB.
 func pipelineRSS(o options, n int) float64 {
 	lines := bytes.Repeat([]byte("command help\n"), 65000/len("command help\n"))
 	conns := make([]net.Conn, 0, n)
@@ -129,18 +129,18 @@ func pipelineRSS(o options, n int) float64 {
 	}
 	written := make(chan struct{})
 	go func() { wg.Wait(); close(written) }()
-	peak := 0
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	settle := time.After(time.Hour)
-	for {
-		peak = max(peak, readProc(o.pid).rssKB)
+	peak, grew := 0, time.Now()
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if rss := readProc(o.pid).rssKB; rss > peak {
+			peak, grew = rss, time.Now()
+		}
 		select {
 		case <-written:
-			written, settle = nil, time.After(2*time.Second)
-		case <-settle:
-			return float64(peak) / 1024
-		case <-tick.C:
+			if time.Since(grew) > 2*time.Second {
+				return float64(peak) / 1024
+			}
+		default:
 		}
 	}
+	return float64(peak) / 1024
 }
