@@ -173,7 +173,9 @@ hook_alone() {
 			echo "$target $sh: $status after ${TOOK_MS} ms: $output; left: ${LEFT:-nothing}"
 			[ "$status" -eq 1 ]
 			[ "$TOOK_MS" -lt 8000 ] # 3 s, and the start of the script (openssl, sed) on a busy machine
-			[[ $output == *"no reply from $target"* || $output == *"gave up: no answer from $target within 3 seconds"* ]]
+			# (nc may also give up connecting to the listener that never accepts)
+			[[ $output == *"no reply from $target"* || $output == *"gave up: no answer from $target within 3 seconds"* ||
+				($target == *:$STUCK_PORT && $output == *"cannot connect to $target"*) ]]
 			[[ $output != *Terminated* ]]
 			[ -z "$LEFT" ]
 		done
