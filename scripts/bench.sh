@@ -12,6 +12,7 @@ HOSTILE_SECONDS=${HOSTILE_SECONDS:-7}
 OUT=${OUT:-docs/benchmarks.md}
 
 scripts/deps.sh bench
+load_start=$(cut -d' ' -f1-3 /proc/loadavg) # other work on the machine skews every figure
 make -s build
 go build -o bin/keychest-bench ./cmd/keychest-bench
 
@@ -146,6 +147,8 @@ targets in [performance.md](performance.md).
 - Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/ {print $2}') GiB;
   $(uname -sr); $(go version | cut -d' ' -f3); PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'),
   Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'). Client and servers on this one machine.
+- Load average (1, 5, 15 min) at the start: $load_start; at the end: $(cut -d' ' -f1-3 /proc/loadavg).
+  The machine is shared: with a load well above its 2 cores, every figure is lower and noisier.
 - keychest-bench opens a NEW connection for every command, sends one line (with a newline unless
   said), reads the reply, closes; source addresses spread over 127.0.0.2 and up. Server: one evio
   loop, 64 workers, 16 PostgreSQL connections, logging every command (JSON, info level).
@@ -180,6 +183,8 @@ $(line "apikey, C=64" apikey64 "$(f redis64 1)" "Redis (same client)")
 $(line "claim, C=64" claim64 "$(f redis64 1)" "Redis (same client)")
 $(line "30 s mixed run (ping 2 : add 1 : apikey 1), C=64" long "$(f redis64 1)" "Redis (same client)")
 
+Errors seen (summed over the runs): $(for k in "${!row[@]}"; do e=$(echo "${row[$k]}" | cut -f10); [ -n "$e" ] && printf '%s: %s. ' "$k" "$e"; done; true)
+
 ## Honest clients under attack
 
 One honest client pings on a new connection per command (\`command ping\` with a newline; for
@@ -202,8 +207,6 @@ Honest p99: $(ratio "$(f hostile 4)" "$(f hostile_redis 4)")x Redis's (target: 1
 and read nothing (\`keychest-bench -pipeline 1000\`): the server's peak RSS was $pipeline_peak MB
 ($rss_before MB before). The server holds at most 4 KiB of replies per connection and stops reading
 from it until the client reads.
-
-Errors seen (summed over the runs): $(for k in "${!row[@]}"; do e=$(echo "${row[$k]}" | cut -f10); [ -n "$e" ] && printf '%s: %s. ' "$k" "$e"; done; true)
 EOT
 } >"$OUT"
 echo "bench: wrote $OUT" >&2
