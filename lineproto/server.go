@@ -194,15 +194,16 @@ func (s *Server) logCommand(remote netip.Addr, req *Request, r Reply, start time
 	if s.cfg.Observe != nil {
 		s.cfg.Observe(req.Verb, r.Code, time.Since(start))
 	}
-	e := s.log.Info()
+	var skipped uint64
 	if r.Code >= 400 && r.Code < 500 {
-		ok, skipped := s.logs.allow(start)
-		if !ok {
-			return
+		var ok bool
+		if ok, skipped = s.logs.allow(start); !ok {
+			return // before taking an event from zerolog's pool: it would never go back
 		}
-		if skipped > 0 {
-			e = e.Uint64("suppressed_before", skipped)
-		}
+	}
+	e := s.log.Info()
+	if skipped > 0 {
+		e = e.Uint64("suppressed_before", skipped)
 	}
 	e.Str("code", "LIN0001").Time("event_time", start).
 		Str("remote", remote.String()).Str("verb", req.Verb).Int("status", r.Code).
