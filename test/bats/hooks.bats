@@ -125,7 +125,7 @@ unaccepting_listener() {
 	local out=$BATS_TEST_TMPDIR/stuck.port
 	perl -MSocket -e 'socket(S, PF_INET, SOCK_STREAM, 0) or die; bind(S, sockaddr_in(0, inet_aton("127.0.0.1"))) or die;
 		listen(S, 0) or die; ($p) = sockaddr_in(getsockname(S)); socket(C, PF_INET, SOCK_STREAM, 0) or die;
-		connect(C, sockaddr_in($p, inet_aton("127.0.0.1"))) or die; $| = 1; print "$p\n"; sleep 120' >"$out" 3>&- &
+		connect(C, sockaddr_in($p, inet_aton("127.0.0.1"))) or die; $| = 1; print "$p\n"; sleep 600' >"$out" 3>&- &
 	STUCK_PID=$!
 	for _ in $(seq 1 100); do
 		STUCK_PORT=$(cat "$out")
@@ -139,7 +139,7 @@ unaccepting_listener() {
 session_procs() {
 	local stat line
 	for stat in /proc/[0-9]*/stat; do
-		line=$(cat "$stat" 2>/dev/null) || continue
+		read -r line <"$stat" 2>/dev/null || continue # a builtin: no process per entry
 		# shellcheck disable=SC2086 # the fields after "(comm) ": state ppid pgrp session
 		set -- ${line##*) }
 		[ "${4:-}" = "$SID" ] && echo "${stat%/stat}: $(tr '\0' ' ' <"${stat%stat}cmdline" 2>/dev/null)"
