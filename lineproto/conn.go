@@ -30,7 +30,8 @@ type conn struct {
 
 	openedAt   time.Time
 	lastActive time.Time
-	counted    bool // admitted by the connection limits
+	counted    bool // admitted by the connection limits, and not yet released
+	lingers    bool // refused, and counted in Server.lingering until closed
 
 	// Loop side. evio overwrites its pending output and action on every
 	// wake, so both are kept here: once Close or Detach is decided it is
@@ -56,21 +57,38 @@ func (s *Server) opened(ec evio.Conn) ([]byte, evio.Options, evio.Action) {
 	c.framer.max = s.cfg.MaxLine
 	ec.SetContext(c)
 	opts := evio.Options{ReuseInputBuffer: true}
-	if err := s.limits.acquire(c.remote); err != nil {
-		s.log.Warn().Str("code", "LIN0503").Time("event_time", now).Str("remote", c.remote.String()).
-			Str("reason", err.Text).Msg("connection refused")
-		return Fail(err).Bytes(), opts, evio.Close
+	if err := s.limits.acquire(c); err != nil {
+		s.logRefused(c.remote, err.Text, now)
+		out, action := c.refuse(Fail(err))
+		return out, opts, action
 	}
-	s.track(c, true)
-	// Checked after track: a Shutdown that began before this line sees
+	c.counted = true
+	// Checked after acquire: a Shutdown that began before this line sees
 	// the connection in its list, or this sees draining set.
 	if s.draining.Load() {
 		s.release(c)
-		return Fail(Errorf(CodeUnavailable, "server shutting down, retry shortly")).Bytes(), opts, evio.Close
+		out, action := c.refuse(Fail(Errorf(CodeUnavailable, "server shutting down, retry shortly")))
+		return out, opts, action
 	}
-	c.counted = true
 	c.timer = time.AfterFunc(s.cfg.IdleTimeout, c.fire)
 	return nil, opts, evio.None
+}
+
+// refuse answers a connection the server does not admit with r and closes
+// it, through a session that closes gracefully (see closeGracefully) while
+// fewer than Config.LingeringRefusals do so. Refused connections are not
+// counted by the limits, so beyond that the loop closes them at once: the
+// descriptors must not run out (evio stops on EMFILE).
+func (c *conn) refuse(r Reply) ([]byte, evio.Action) {
+	if c.srv.lingering.Add(1) <= int32(c.srv.cfg.LingeringRefusals) {
+		c.lingers = true
+		c.handoffOut, c.handoffClose = r.Bytes(), true
+		c.action = evio.Detach
+		return nil, evio.Detach
+	}
+	c.srv.lingering.Add(-1)
+	c.action = evio.Close
+	return r.Bytes(), evio.Close
 }
 
 // data is evio's Data callback: in holds bytes read from the client, or is
@@ -105,8 +123,11 @@ func (s *Server) data(ec evio.Conn, in []byte) ([]byte, evio.Action) {
 // emit returns output and an action to evio, or hands both to a session
 // when evio could lose or stall on them: on a wake while earlier output may
 // still be pending (evio would overwrite it), or past the output budget.
+// Output followed by a close always goes to a session: evio closes at once,
+// and a close with unread input sends a reset that can destroy the reply
+// (see closeGracefully).
 func (c *conn) emit(out []byte, action evio.Action, onWake bool) ([]byte, evio.Action) {
-	if len(out) > 0 && ((onWake && c.outPending) || c.loopOut+len(out) > loopOutputBudget) {
+	if len(out) > 0 && (action == evio.Close || (onWake && c.outPending) || c.loopOut+len(out) > loopOutputBudget) {
 		c.handoffOut = append(c.handoffOut, out...)
 		c.handoffClose = action == evio.Close
 		c.action = evio.Detach
@@ -121,10 +142,18 @@ func (c *conn) emit(out []byte, action evio.Action, onWake bool) ([]byte, evio.A
 }
 
 // answerInline answers the complete lines buffered, in order, as long as
-// they need no blocking work. At the first blocking request it stops and
-// decides to detach; the session will run that request and what follows.
+// they need no blocking work and their replies fit in the loop's output
+// budget. At the first blocking request, or once the budget is spent, it
+// stops and decides to detach; the session answers the rest one reply at a
+// time, reading no more from the client until each reply is written. So a
+// client that pipelines without reading makes the server hold at most the
+// budget and one reply of output, never the replies to all it sent.
 func (c *conn) answerInline(out []byte) []byte {
 	for c.action == evio.None {
+		if c.loopOut+len(out) >= loopOutputBudget && c.framer.Buffered() > 0 {
+			c.action = evio.Detach
+			break
+		}
 		req, r, ok := c.next(false)
 		if !ok {
 			break
@@ -186,7 +215,7 @@ func (c *conn) next(flush bool) (Request, *Reply, bool) {
 			return Request{}, &r, true
 		}
 		if req.Verb != "" { // blank lines are skipped
-			req.Remote = c.remote
+			req.Remote, req.Read = c.remote, time.Now()
 			return req, nil, true
 		}
 	}
@@ -212,17 +241,24 @@ func (c *conn) ending(now time.Time) (Reply, bool) {
 // connection if the client sends nothing more. With quiet, that includes
 // the end of the quiet period after an unfinished line.
 func (c *conn) nextDeadline(quiet bool) time.Time {
-	cfg := c.srv.cfg
-	d := c.lastActive.Add(cfg.IdleTimeout)
-	if life := c.openedAt.Add(cfg.MaxLifetime); life.Before(d) {
-		d = life
-	}
+	d := c.idleDeadline(c.lastActive)
 	if quiet && c.framer.Partial() {
-		if q := c.lastActive.Add(cfg.QuietPeriod); q.Before(d) {
-			d = q
-		}
+		d = earliest(d, c.lastActive.Add(c.srv.cfg.QuietPeriod))
 	}
 	return d
+}
+
+// idleDeadline is when the connection ends if nothing happens after from:
+// the idle timeout later, and never past its lifetime.
+func (c *conn) idleDeadline(from time.Time) time.Time {
+	return earliest(from.Add(c.srv.cfg.IdleTimeout), c.openedAt.Add(c.srv.cfg.MaxLifetime))
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // rearm points the connection's timer at its next deadline.
@@ -287,9 +323,7 @@ func (s *Server) closed(ec evio.Conn, err error) evio.Action {
 		return evio.None
 	}
 	c.leftLoop()
-	if c.counted {
-		s.release(c)
-	}
+	s.release(c)
 	return evio.None
 }
 
@@ -302,7 +336,11 @@ func (c *conn) leftLoop() {
 	}
 }
 
+// release uncounts c, once, if the connection limits admitted it.
 func (s *Server) release(c *conn) {
-	s.track(c, false)
-	s.limits.release(c.remote)
+	if !c.counted {
+		return
+	}
+	c.counted = false
+	s.limits.release(c)
 }

@@ -87,22 +87,47 @@ func TestWakeOutputWhileOutputPendingIsHandedOff(t *testing.T) {
 	}
 }
 
-// With nothing pending, the 408 goes out through evio directly.
-func TestWakeOutputWithNothingPendingIsReturned(t *testing.T) {
+// A reply that ends the connection goes to a session, which closes
+// gracefully: evio would close at once, and a reset could destroy the reply
+// (defect 5 of issue 12).
+func TestClosingReplyIsHandedOff(t *testing.T) {
 	s, f, c := newFake(t)
 	c.lastActive = time.Now().Add(-time.Hour)
 	out, action := s.data(f, nil)
-	if !strings.HasPrefix(string(out), "status error 408") || action != evio.Close {
-		t.Fatalf("got %q %v", out, action)
+	if out != nil || action != evio.Detach || !strings.HasPrefix(string(c.handoffOut), "status error 408") || !c.handoffClose {
+		t.Fatalf("got %q %v, handoff %q close=%v", out, action, c.handoffOut, c.handoffClose)
 	}
 }
 
-// The loop writes little on one connection, so its writes never stall.
+// The loop writes little on one connection, so its writes never stall:
+// it answers until its budget is spent and leaves the rest to a session.
 func TestOutputBudgetDetaches(t *testing.T) {
 	s, f, c := newFake(t)
+	pong := len("status ok 200 pong\n")
 	out, action := s.data(f, []byte(strings.Repeat("command ping\n", 400)))
-	if out != nil || action != evio.Detach || len(c.handoffOut) != 400*len("status ok 200 pong\n") {
+	answered := len(c.handoffOut) / pong
+	if out != nil || action != evio.Detach || answered != loopOutputBudget/pong+1 {
 		t.Fatalf("got %d bytes, %v, handoff %d bytes", len(out), action, len(c.handoffOut))
+	}
+	if rest := c.framer.Buffered(); rest != (400-answered)*len("command ping\n") {
+		t.Fatalf("%d bytes left for the session, want the %d lines not answered", rest, 400-answered)
+	}
+}
+
+// Defect 3 of issue 12: 65,000 bytes of pipelined "command help" made the
+// loop render every reply at once (over 1 MB) for a client that may never
+// read. Output held for one connection stays within the loop's budget and
+// one reply; the lines not answered wait, unread, for the session.
+func TestPipelinedOutputIsBounded(t *testing.T) {
+	s, f, c := newFake(t)
+	in := []byte(strings.Repeat("command help\n", 65000/len("command help\n")))
+	out, action := s.data(f, in)
+	held := len(out) + len(c.handoffOut)
+	if action != evio.Detach || held > loopOutputBudget+MaxReplyBytes {
+		t.Fatalf("%v with %d bytes of output held, want Detach and at most %d", action, held, loopOutputBudget+MaxReplyBytes)
+	}
+	if c.framer.Buffered() == 0 {
+		t.Fatal("every line answered at once")
 	}
 }
 

@@ -12,8 +12,9 @@ import (
 // with deadlines. evio v1.0.8 gives a blocking file descriptor wrapped in an
 // io.ReadWriteCloser with no deadlines, so a silent client could hold a
 // goroutine forever. Its descriptor is duplicated onto Go's poller and the
-// original is closed. The test TestDetachGivesNetConn pins this to evio's
-// internals: a new evio version that changes them fails it.
+// original is closed. Every test that detaches (TestIdleTimeout's detached
+// half needs real deadlines) pins this to evio's internals: a new evio
+// version that changes them fails them.
 func netConnFromDetached(rwc io.ReadWriteCloser) (net.Conn, error) {
 	v := reflect.ValueOf(rwc)
 	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {

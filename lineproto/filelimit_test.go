@@ -29,7 +29,7 @@ func TestFileLimitChild(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxConns, cfg.MaxConnsPerIP = 1000, 1000
 	if mode == "capped" {
-		cfg.MaxConns, _ = CapToFileLimit(cfg.MaxConns, 24)
+		cfg.MaxConns, _ = CapToFileLimit(cfg.MaxConns, 24+cfg.LingeringRefusals)
 	}
 	s := NewServer(cfg, &testHandler{}, zerolog.Nop())
 	served := make(chan error, 1)

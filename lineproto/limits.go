@@ -6,17 +6,19 @@ import (
 	"syscall"
 )
 
-// connLimits counts open connections, in total and per source address.
+// connLimits holds the open connections, in the loop or detached, and
+// limits them in total and per source address.
 type connLimits struct {
 	mu       sync.Mutex
-	total    int
+	conns    map[*conn]struct{}
 	perIP    map[netip.Addr]int
 	maxTotal int
 	maxPerIP int
 }
 
 func newConnLimits(maxTotal, maxPerIP int) *connLimits {
-	return &connLimits{perIP: make(map[netip.Addr]int), maxTotal: maxTotal, maxPerIP: maxPerIP}
+	return &connLimits{conns: make(map[*conn]struct{}), perIP: make(map[netip.Addr]int),
+		maxTotal: maxTotal, maxPerIP: maxPerIP}
 }
 
 // LimitKey is what per-address limits count on: an IPv4 address itself,
@@ -31,40 +33,51 @@ func LimitKey(ip netip.Addr) netip.Addr {
 	return p.Addr()
 }
 
-// acquire counts a new connection from ip, or reports why it may not open.
-func (l *connLimits) acquire(ip netip.Addr) *Error {
-	key := LimitKey(ip)
+// acquire adds c, or reports why it may not open.
+func (l *connLimits) acquire(c *conn) *Error {
+	key := LimitKey(c.remote)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.total >= l.maxTotal {
+	if len(l.conns) >= l.maxTotal {
 		return Errorf(CodeUnavailable, "too many connections, retry later")
 	}
 	if l.perIP[key] >= l.maxPerIP {
-		return Errorf(CodeUnavailable, "too many connections from %s, retry later", ip)
+		return Errorf(CodeUnavailable, "too many connections from %s, retry later", c.remote)
 	}
-	l.total++
+	l.conns[c] = struct{}{}
 	l.perIP[key]++
 	return nil
 }
 
-// release uncounts a connection that acquire admitted.
-func (l *connLimits) release(ip netip.Addr) {
-	ip = LimitKey(ip)
+// release removes a connection that acquire admitted.
+func (l *connLimits) release(c *conn) {
+	key := LimitKey(c.remote)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.total--
-	if n := l.perIP[ip] - 1; n > 0 {
-		l.perIP[ip] = n
+	delete(l.conns, c)
+	if n := l.perIP[key] - 1; n > 0 {
+		l.perIP[key] = n
 	} else {
-		delete(l.perIP, ip)
+		delete(l.perIP, key)
 	}
 }
 
-// open returns the number of counted connections.
+// open returns the number of open connections.
 func (l *connLimits) open() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.total
+	return len(l.conns)
+}
+
+// all returns the open connections.
+func (l *connLimits) all() []*conn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	all := make([]*conn, 0, len(l.conns))
+	for c := range l.conns {
+		all = append(all, c)
+	}
+	return all
 }
 
 // CapToFileLimit returns maxConns lowered so that connections plus reserve

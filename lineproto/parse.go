@@ -2,6 +2,7 @@ package lineproto
 
 import (
 	"net/netip"
+	"time"
 	"unicode/utf8"
 )
 
@@ -11,6 +12,10 @@ type Request struct {
 	Verb   string
 	Args   []Arg
 	Remote netip.Addr // the client's address, set by the server
+	// Read is when the server took the line from the connection to run
+	// it, set by the server: a blocking request's deadline counts from
+	// here, so time spent waiting for a worker counts too.
+	Read time.Time
 }
 
 // Arg is one name/value pair of a request. Names are lowercase.

@@ -27,6 +27,11 @@ type Config struct {
 	MaxConnsPerIP  int           // open connections per source address
 	Workers        int           // goroutines running blocking requests
 	QueueSize      int           // blocking requests that may wait for a worker
+	// LingeringRefusals bounds the refused connections (past MaxConns or
+	// MaxConnsPerIP) that close gracefully at the same time; the others
+	// close at once. They hold descriptors beyond MaxConns: keep them inside
+	// the reserve given to CapToFileLimit.
+	LingeringRefusals int
 	// Observe, when set, is called once per command (for metrics).
 	Observe func(verb string, code int, took time.Duration)
 }
@@ -45,15 +50,14 @@ type Server struct {
 	handler Handler
 	log     zerolog.Logger
 	pool    *workerPool
-	limits  *connLimits
+	limits  *connLimits // every open connection, in the loop or detached
+	logs    *logLimiter // for the entries a client causes at will
 
-	draining atomic.Bool  // Shutdown began: refuse new connections
-	stopping atomic.Bool  // the loops may stop: Tick returns Shutdown
-	wakeMu   sync.RWMutex // held for reading around every Wake
-	loopsOff bool         // under wakeMu: evio's pollers are gone, Wake no more
-
-	connsMu sync.Mutex
-	conns   map[*conn]struct{} // every open connection, in the loop or detached
+	draining  atomic.Bool  // Shutdown began: refuse new connections
+	lingering atomic.Int32 // refused connections closing gracefully
+	stopping  atomic.Bool  // the loops may stop: Tick returns Shutdown
+	wakeMu    sync.RWMutex // held for reading around every Wake
+	loopsOff  bool         // under wakeMu: evio's pollers are gone, Wake no more
 
 	addr   chan net.Addr
 	addrs  []net.Addr // every listener's address, set before addr is sent
@@ -68,7 +72,7 @@ func NewServer(cfg Config, h Handler, log zerolog.Logger) *Server {
 		log:     log,
 		pool:    newWorkerPool(h, cfg.Workers, cfg.QueueSize, cfg.RequestTimeout, log),
 		limits:  newConnLimits(cfg.MaxConns, cfg.MaxConnsPerIP),
-		conns:   make(map[*conn]struct{}),
+		logs:    newLogLimiter(),
 		addr:    make(chan net.Addr, 1),
 		served:  make(chan error, 1),
 	}
@@ -189,24 +193,8 @@ func (s *Server) tick() (time.Duration, evio.Action) {
 	return 20 * time.Millisecond, evio.None
 }
 
-func (s *Server) track(c *conn, on bool) {
-	s.connsMu.Lock()
-	if on {
-		s.conns[c] = struct{}{}
-	} else {
-		delete(s.conns, c)
-	}
-	s.connsMu.Unlock()
-}
-
 func (s *Server) forEachConn(f func(*conn)) {
-	s.connsMu.Lock()
-	all := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		all = append(all, c)
-	}
-	s.connsMu.Unlock()
-	for _, c := range all {
+	for _, c := range s.limits.all() {
 		f(c)
 	}
 }
@@ -226,14 +214,45 @@ func (s *Server) OpenConns() int { return s.limits.open() }
 // QueueDepth returns the number of blocking requests waiting for a worker.
 func (s *Server) QueueDepth() int { return len(s.pool.jobs) }
 
-// logCommand writes the one log entry each command gets.
+// LogsSuppressed returns how many log entries the rate limit on client
+// errors left out (see logLimiter).
+func (s *Server) LogsSuppressed() uint64 { return s.logs.suppressed.Load() }
+
+// logCommand writes the one log entry each command gets; for a client's
+// error (4xx) only within the rate limit.
 func (s *Server) logCommand(remote netip.Addr, req *Request, r Reply, start time.Time) {
 	if s.cfg.Observe != nil {
 		s.cfg.Observe(req.Verb, r.Code, time.Since(start))
 	}
-	s.log.Info().Str("code", "LIN0001").Time("event_time", start).
+	var skipped uint64
+	if r.Code >= 400 && r.Code < 500 {
+		var ok bool
+		if ok, skipped = s.logs.allow(start); !ok {
+			return // before taking an event from zerolog's pool: it would never go back
+		}
+	}
+	e := s.log.Info()
+	if skipped > 0 {
+		e = e.Uint64("suppressed_before", skipped)
+	}
+	e.Str("code", "LIN0001").Time("event_time", start).
 		Str("remote", remote.String()).Str("verb", req.Verb).Int("status", r.Code).
 		Dur("dur_ms", time.Since(start)).Str("subject", r.Subject).Msg("command answered")
+}
+
+// logRefused writes the entry for a connection the limits refused, within
+// the rate limit: a flood of connections may cause any number of them.
+func (s *Server) logRefused(remote netip.Addr, reason string, now time.Time) {
+	ok, skipped := s.logs.allow(now)
+	if !ok {
+		return
+	}
+	e := s.log.Warn()
+	if skipped > 0 {
+		e = e.Uint64("suppressed_before", skipped)
+	}
+	e.Str("code", "LIN0503").Time("event_time", now).Str("remote", remote.String()).
+		Str("reason", reason).Msg("connection refused")
 }
 
 // remoteAddr extracts the client's address from evio's net.Addr.

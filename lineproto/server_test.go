@@ -3,9 +3,11 @@ package lineproto
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 // testHandler answers "ping", "quit" and "panic" on the loop, and "store"
 // (with a value v) as a blocking request that waits for gate when set.
 type testHandler struct {
+	hold    chan struct{} // "store" waits for it, past its deadline
 	gate    chan struct{}
 	started chan string
 	delay   time.Duration
@@ -29,6 +32,8 @@ func (h *testHandler) Serve(ctx context.Context, req *Request) Reply {
 	switch req.Verb {
 	case "ping":
 		return OK("pong")
+	case "help": // a long reply, like the real server's help
+		return OK(strings.Repeat("h", 200))
 	case "quit":
 		return Reply{Code: CodeOK, Text: "bye", Close: true}
 	case "panic":
@@ -37,6 +42,9 @@ func (h *testHandler) Serve(ctx context.Context, req *Request) Reply {
 		v, _ := req.Get("v")
 		if h.started != nil {
 			h.started <- v
+		}
+		if h.hold != nil {
+			<-h.hold
 		}
 		if h.gate != nil {
 			select {
@@ -56,6 +64,7 @@ func testConfig() Config {
 		Addr: "127.0.0.1:0", Loops: 1, MaxLine: 128,
 		QuietPeriod: 25 * time.Millisecond, IdleTimeout: 5 * time.Second, MaxLifetime: time.Minute,
 		RequestTimeout: 5 * time.Second, MaxConns: 100, MaxConnsPerIP: 100, Workers: 4, QueueSize: 16,
+		LingeringRefusals: 8,
 	}
 }
 
@@ -176,6 +185,21 @@ func TestPipelinedRepliesInOrder(t *testing.T) {
 	}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("got\n%q\nwant\n%q", got, want)
+	}
+}
+
+// A client that pipelines more than the loop answers gets every reply, in
+// order, once it reads (defect 3 of issue 12 bounds what the server holds).
+func TestPipelineWithoutReadingIsAnsweredInFull(t *testing.T) {
+	_, addr := startServer(t, testConfig(), &testHandler{})
+	c := dial(t, addr)
+	const n = 5000                                  // 65,000 bytes of "command help\n", over 1 MB of replies
+	send(t, c, strings.Repeat("command help\n", n)) // fits the socket buffers
+	got := readStatuses(t, bufio.NewReader(c), n)
+	for i, line := range got {
+		if line != "status ok 200 "+strings.Repeat("h", 200) {
+			t.Fatalf("reply %d: %q", i, line)
+		}
 	}
 }
 
@@ -307,6 +331,34 @@ func TestFullQueueAnswers503(t *testing.T) {
 	}
 }
 
+// A blocking command's deadline counts from when its line was read: one
+// that waited in the queue past it gets 503 without reaching the handler
+// (and so the database).
+func TestDeadlinePassedInQueueAnswers503(t *testing.T) {
+	cfg := testConfig()
+	cfg.Workers, cfg.RequestTimeout = 1, 100*time.Millisecond
+	h := &testHandler{hold: make(chan struct{}), started: make(chan string, 4)}
+	s, addr := startServer(t, cfg, h)
+	first := dial(t, addr)
+	send(t, first, "command store v 1\n")
+	<-h.started // the only worker is held, past the request timeout
+	second := dial(t, addr)
+	send(t, second, "command store v 2\n")
+	for len(s.pool.jobs) == 0 { // until the second waits in the queue
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(cfg.RequestTimeout) // its deadline passes while it waits
+	close(h.hold)
+	if got := readOnce(t, second); got != "status error 503 server busy, retry shortly\n" {
+		t.Fatalf("got %q", got)
+	}
+	select {
+	case v := <-h.started:
+		t.Fatalf("the handler ran %q after its deadline", v)
+	default:
+	}
+}
+
 // When Shutdown runs out of time, it closes what is left; a command still
 // on a worker ends at the request timeout, and Shutdown reports ctx's error.
 func TestShutdownOutOfTime(t *testing.T) {
@@ -377,4 +429,84 @@ func TestShutdownAnswersInFlight(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Errorf("Serve: %v", err)
 	}
+}
+
+// closeExchange sends input from a goroutine (a write error is the
+// server's to prevent, not the client's to report) and reads everything
+// until the end of the stream, which must be clean (no reset) and hold
+// exactly want.
+func closeExchange(addr, input, want string) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	go c.Write([]byte(input))
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != want {
+		return fmt.Errorf("got %q, %v", got, err)
+	}
+	return nil
+}
+
+// tryConcurrently runs try n times, on workers goroutines, and reports the
+// first few failures.
+func tryConcurrently(t *testing.T, n, workers int, try func() error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	failed := 0
+	next := make(chan struct{}, n)
+	for i := 0; i < n; i++ {
+		next <- struct{}{}
+	}
+	close(next)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range next {
+				if err := try(); err != nil {
+					mu.Lock()
+					if failed++; failed <= 5 {
+						t.Error(err)
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if failed > 0 {
+		t.Fatalf("%d of %d tries failed", failed, n)
+	}
+}
+
+// Defect 5 of issue 12: a reply sent just before a close was lost to a
+// reset when the client still had bytes in flight. After 100 KB without a
+// newline the client reads the 413 line and then a clean end of stream,
+// every time.
+func TestOverLongLineGets413ThenCleanEnd(t *testing.T) {
+	_, addr := startServer(t, testConfig(), &testHandler{})
+	input := strings.Repeat("x", 100_000)
+	tryConcurrently(t, 1000, 32, func() error {
+		return closeExchange(addr, input, "status error 413 line longer than 128 bytes\n")
+	})
+}
+
+// The same for a connection refused at the limit: its client may already
+// be sending its command.
+func TestRefusedConnectionGets503ThenCleanEnd(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxConns = 1
+	cfg.LingeringRefusals = 64 // far more than the tries in flight at once
+	_, addr := startServer(t, cfg, &testHandler{})
+	held := dial(t, addr)
+	send(t, held, "command ping\n")
+	readOnce(t, held) // answered: the one connection allowed is taken
+	input := strings.Repeat("command ping\n", 5000)
+	tryConcurrently(t, 200, 8, func() error {
+		return closeExchange(addr, input, "status error 503 too many connections, retry later\n")
+	})
 }

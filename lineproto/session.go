@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/tidwall/evio"
@@ -22,7 +23,7 @@ func (s *Server) detached(ec evio.Conn, rwc io.ReadWriteCloser) evio.Action {
 	nc, err := netConnFromDetached(rwc)
 	if err != nil {
 		s.log.Error().Str("code", "ERR0501").Err(err).Msg("cannot take over detached connection")
-		s.release(c)
+		c.ended()
 		return evio.None
 	}
 	c.mu.Lock()
@@ -36,8 +37,8 @@ func (s *Server) detached(ec evio.Conn, rwc io.ReadWriteCloser) evio.Action {
 // the connection: every request in order, one write per reply.
 func (c *conn) serveDetached(nc net.Conn) {
 	defer func() {
-		nc.Close()
-		c.srv.release(c)
+		closeGracefully(nc)
+		c.ended()
 	}()
 	if len(c.handoffOut) > 0 && (!c.write(nc, c.handoffOut) || c.handoffClose) {
 		return
@@ -117,14 +118,54 @@ func (c *conn) answerOne(nc net.Conn, req Request, r *Reply) bool {
 }
 
 // write sends out in one write, giving a client that does not read as long
-// as an idle one, and never past the connection's lifetime. It reports whether the write succeeded.
+// as an idle one, and never past the connection's lifetime. It reports
+// whether the write succeeded.
 func (c *conn) write(nc net.Conn, out []byte) bool {
-	cfg := c.srv.cfg
-	deadline := time.Now().Add(cfg.IdleTimeout)
-	if end := c.openedAt.Add(cfg.MaxLifetime); end.Before(deadline) {
-		deadline = end
-	}
-	nc.SetWriteDeadline(deadline)
+	nc.SetWriteDeadline(c.idleDeadline(time.Now()))
 	_, err := nc.Write(out)
 	return err == nil
+}
+
+// A reply that ends a connection (413, 408, 503, bye) must reach a client
+// that is still sending: the rest of an over-long line, a command sent as
+// the idle timeout fired. Closing a socket with unread input makes the
+// kernel send a reset, which can destroy the reply before the client reads
+// it. So the server shuts down its sending side (the client reads the
+// reply, then a clean end of stream) and reads and discards what still
+// comes, up to lingerTime and lingerBytes, before it closes.
+const (
+	lingerTime  = time.Second
+	lingerBytes = 256 << 10
+)
+
+// drainBuffers hold what closeGracefully reads and throws away: large, so
+// that a client still flooding costs few reads.
+var drainBuffers = sync.Pool{New: func() any { return new([64 << 10]byte) }}
+
+// closeGracefully closes nc after the client has closed too, or the
+// linger limits are reached.
+func closeGracefully(nc net.Conn) {
+	defer nc.Close()
+	tc, ok := nc.(*net.TCPConn)
+	if !ok || tc.CloseWrite() != nil {
+		return
+	}
+	tc.SetReadDeadline(time.Now().Add(lingerTime))
+	buf := drainBuffers.Get().(*[64 << 10]byte)
+	defer drainBuffers.Put(buf)
+	for left := lingerBytes; left > 0; {
+		n, err := tc.Read(buf[:min(left, len(buf))])
+		if err != nil {
+			return
+		}
+		left -= n
+	}
+}
+
+// ended uncounts a connection whose session is over.
+func (c *conn) ended() {
+	c.srv.release(c)
+	if c.lingers {
+		c.srv.lingering.Add(-1)
+	}
 }

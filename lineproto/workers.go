@@ -22,9 +22,10 @@ type workerPool struct {
 }
 
 type job struct {
-	req   *Request
-	reply Reply
-	done  chan struct{}
+	req      *Request
+	deadline time.Time
+	reply    Reply
+	done     chan struct{}
 }
 
 func newWorkerPool(h Handler, workers, queue int, timeout time.Duration, log zerolog.Logger) *workerPool {
@@ -36,10 +37,16 @@ func newWorkerPool(h Handler, workers, queue int, timeout time.Duration, log zer
 	return p
 }
 
-// do runs req on a worker and waits for its reply. When the queue is full,
-// or the pool is closed, it answers at once with a retryable 503.
+// do runs req on a worker and waits for its reply. Its deadline is the
+// request timeout from when its line was read (req.Read). When the queue is
+// full, or the pool is closed, it answers at once with a retryable 503; so
+// does a worker that picks it up after its deadline, without running it.
 func (p *workerPool) do(req *Request) Reply {
-	j := &job{req: req, done: make(chan struct{})}
+	read := req.Read
+	if read.IsZero() {
+		read = time.Now()
+	}
+	j := &job{req: req, deadline: read.Add(p.timeout), done: make(chan struct{})}
 	p.mu.RLock()
 	queued := false
 	if !p.closed {
@@ -51,7 +58,7 @@ func (p *workerPool) do(req *Request) Reply {
 	}
 	p.mu.RUnlock()
 	if !queued {
-		return Fail(Errorf(CodeUnavailable, "server busy, retry shortly"))
+		return busy()
 	}
 	<-j.done
 	return j.reply
@@ -60,12 +67,19 @@ func (p *workerPool) do(req *Request) Reply {
 func (p *workerPool) work() {
 	defer p.wg.Done()
 	for j := range p.jobs {
-		ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
-		j.reply = serveSafely(ctx, p.handler, j.req, p.log)
-		cancel()
+		if time.Now().Before(j.deadline) {
+			ctx, cancel := context.WithDeadline(context.Background(), j.deadline)
+			j.reply = serveSafely(ctx, p.handler, j.req, p.log)
+			cancel()
+		} else {
+			j.reply = busy() // it waited in the queue past its deadline
+		}
 		close(j.done)
 	}
 }
+
+// busy is the reply to a request the workers cannot take in time.
+func busy() Reply { return Fail(Errorf(CodeUnavailable, "server busy, retry shortly")) }
 
 // close stops the workers once the queued jobs are done.
 func (p *workerPool) close() {

@@ -8,9 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPEAT=${REPEAT:-3}
 SECONDS_EACH=${SECONDS_EACH:-5}
+HOSTILE_SECONDS=${HOSTILE_SECONDS:-7}
 OUT=${OUT:-docs/benchmarks.md}
 
 scripts/deps.sh bench
+load_start=$(cut -d' ' -f1-3 /proc/loadavg) # other work on the machine skews every figure
 make -s build
 go build -o bin/keychest-bench ./cmd/keychest-bench
 
@@ -102,6 +104,32 @@ ours claim64 -c 64 -mix claim
 row[long]=$(bin/keychest-bench -addr "127.0.0.1:$port" -pid "$server_pid" -d 30s -c 64 -mix ping=2,add=1,apikey=1 -format tsv)
 echo "  long: ${row[long]}" >&2
 
+# Hostile (issue 12): the attack mix against each server in turn, REPEAT
+# rounds of HOSTILE_SECONDS, while one honest client pings on new
+# connections; the figures are the medians over the rounds, per column.
+echo "bench: hostile" >&2
+medians() { # TSV rows on stdin -> one row of the median of each of the 9 numeric columns
+	local rows i out=""
+	rows=$(cat)
+	for i in $(seq 1 9); do out+=$(printf '%s\n' "$rows" | cut -f"$i" | median)$'\t'; done
+	printf '%s\n' "${out%$'\t'}"
+}
+hostile() { bin/keychest-bench -c 1 -hostile -d "${HOSTILE_SECONDS}s" -format tsv "$@"; }
+hostile_ours="" hostile_redis=""
+for _ in $(seq 1 "$REPEAT"); do
+	hostile_ours+=$(hostile -addr "127.0.0.1:$port" -pid "$server_pid" -mix ping)$'\n'
+	hostile_redis+=$(hostile -redis -addr "127.0.0.1:$rport" -pid "$redis_pid")$'\n'
+done
+row[hostile]=$(printf '%s' "$hostile_ours" | medians)
+row[hostile_redis]=$(printf '%s' "$hostile_redis" | medians)
+echo "  hostile: ${row[hostile]}; Redis: ${row[hostile_redis]}" >&2
+
+# 1,000 clients that each pipeline 65,000 bytes of "command help" lines and
+# never read (issue 12, defect 3): the server's peak RSS.
+rss_before=$(awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/status")
+pipeline_peak=$(bin/keychest-bench -addr "127.0.0.1:$port" -pid "$server_pid" -pipeline 1000)
+echo "  pipeline: peak RSS $pipeline_peak MB (before: $rss_before MB)" >&2
+
 f() { echo "${row[$1]}" | cut -f"$2"; } # field of a row: 1 rate 2 p50 3 p90 4 p99 5 max 6 >=100ms 7 failed 8 rss 9 cpu
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
 line() { # label key peer-rate peer-name
@@ -119,6 +147,8 @@ targets in [performance.md](performance.md).
 - Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/ {print $2}') GiB;
   $(uname -sr); $(go version | cut -d' ' -f3); PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'),
   Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'). Client and servers on this one machine.
+- Load average (1, 5, 15 min) at the start: $load_start; at the end: $(cut -d' ' -f1-3 /proc/loadavg).
+  The machine is shared: with a load well above its 2 cores, every figure is lower and noisier.
 - keychest-bench opens a NEW connection for every command, sends one line (with a newline unless
   said), reads the reply, closes; source addresses spread over 127.0.0.2 and up. Server: one evio
   loop, 64 workers, 16 PostgreSQL connections, logging every command (JSON, info level).
@@ -154,6 +184,29 @@ $(line "claim, C=64" claim64 "$(f redis64 1)" "Redis (same client)")
 $(line "30 s mixed run (ping 2 : add 1 : apikey 1), C=64" long "$(f redis64 1)" "Redis (same client)")
 
 Errors seen (summed over the runs): $(for k in "${!row[@]}"; do e=$(echo "${row[$k]}" | cut -f10); [ -n "$e" ] && printf '%s: %s. ' "$k" "$e"; done; true)
+
+## Honest clients under attack
+
+One honest client pings on a new connection per command (\`command ping\` with a newline; for
+Redis \`PING\`), while keychest-bench attacks the same server (\`-hostile\`): 1,500 slowloris
+connections each sending one byte every 200 ms, and two connections each flooding junk bytes, NUL
+bytes and 65 KB lines without reading (a new connection whenever the server closes one). The
+attack runs against keychest-lined and Redis in turn, $REPEAT rounds of ${HOSTILE_SECONDS} s each;
+figures are medians over the rounds. Target: honest p99 at most 1.5x Redis's.
+
+| server under attack | honest rate | p50 | p99 | max | server RSS MB | server CPU s |
+|---|---|---|---|---|---|---|
+| keychest-lined | $(f hostile 1) | $(f hostile 2) | $(f hostile 4) | $(f hostile 5) | $(f hostile 8) | $(f hostile 9) |
+| Redis | $(f hostile_redis 1) | $(f hostile_redis 2) | $(f hostile_redis 4) | $(f hostile_redis 5) | $(f hostile_redis 8) | $(f hostile_redis 9) |
+
+Honest p99: $(ratio "$(f hostile 4)" "$(f hostile_redis 4)")x Redis's (target: 1.5x or less).
+
+## Pipelining without reading
+
+1,000 connections each send 65,000 bytes of \`command help\` lines (over 1 MB of replies each)
+and read nothing (\`keychest-bench -pipeline 1000\`): the server's peak RSS was $pipeline_peak MB
+($rss_before MB before). The server holds at most 4 KiB of replies per connection and stops reading
+from it until the client reads.
 EOT
 } >"$OUT"
 echo "bench: wrote $OUT" >&2

@@ -68,6 +68,15 @@ func (m *Metrics) RegisterBuildInfo(version string) {
 	m.Registry.MustRegister(g)
 }
 
+// CountSuppressedLogs exports suppressed, read at each scrape: the log
+// entries the line server's rate limit on client errors left out.
+func (m *Metrics) CountSuppressedLogs(suppressed func() uint64) {
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "keychest_log_entries_suppressed_total",
+		Help: "Log entries of client errors left out by the rate limit.",
+	}, func() float64 { return float64(suppressed()) }))
+}
+
 // ObserveCommand counts one answered command.
 func (m *Metrics) ObserveCommand(verb string, code int, took time.Duration) {
 	if !m.verbs[verb] {

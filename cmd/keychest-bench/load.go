@@ -44,6 +44,9 @@ func run(o options, mix map[string]int) (*report, error) {
 			picker = append(picker, name)
 		}
 	}
+	if o.hostile {
+		defer startAttacks(o)()
+	}
 	before := readProc(o.pid)
 	rec := newRecorder()
 	var seq atomic.Int64

@@ -29,6 +29,12 @@ type options struct {
 	repeat   int
 	format   string
 	redis    bool
+
+	hostile   bool
+	slowloris int
+	trickle   time.Duration
+	floods    int
+	pipeline  int
 }
 
 func main() {
@@ -47,7 +53,16 @@ func main() {
 	flag.IntVar(&o.repeat, "repeat", 1, "runs; the report gives medians (and the worst max)")
 	flag.StringVar(&o.format, "format", "text", "text, json, or tsv (one line of numbers for scripts)")
 	flag.BoolVar(&o.redis, "redis", false, "speak to a Redis server instead: PING on a new connection per command")
+	flag.BoolVar(&o.hostile, "hostile", false, "attack the server during the run (slowloris, junk, NUL and 65 KB-line floods); the clients measured are the honest ones")
+	flag.IntVar(&o.slowloris, "slowloris", 1500, "with -hostile: connections trickling a byte at a time")
+	flag.DurationVar(&o.trickle, "trickle", 200*time.Millisecond, "with -hostile: time between two bytes of a slowloris connection")
+	flag.IntVar(&o.floods, "floods", 2, "with -hostile: connections flooding each of junk, NUL bytes and 65 KB lines")
+	flag.IntVar(&o.pipeline, "pipeline", 0, "instead of a load: N connections each send 65,000 bytes of \"command help\" lines and never read; prints the server's peak RSS in MB")
 	flag.Parse()
+	if o.pipeline > 0 {
+		fmt.Printf("%.1f\n", pipelineRSS(o, o.pipeline))
+		return
+	}
 	if o.jsonOut {
 		o.format = "json"
 	}

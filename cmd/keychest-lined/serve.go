@@ -29,6 +29,10 @@ import (
 // they are refused.
 const fileLimitReserve = 128
 
+// lingeringRefusals is how many refused connections may close gracefully at
+// once (lineproto.Config.LingeringRefusals), on descriptors of their own.
+const lingeringRefusals = 64
+
 // app is the running server's parts.
 type app struct {
 	lines  *lineproto.Server
@@ -51,7 +55,7 @@ type app struct {
 // serve starts everything and blocks until a signal or a fatal error. It
 // returns the process's exit code.
 func serve(cfg Config, log zerolog.Logger) int {
-	if capped, limit := lineproto.CapToFileLimit(cfg.MaxConns, fileLimitReserve+cfg.DBConns); capped < cfg.MaxConns {
+	if capped, limit := lineproto.CapToFileLimit(cfg.MaxConns, fileLimitReserve+lingeringRefusals+cfg.DBConns); capped < cfg.MaxConns {
 		log.Warn().Str("code", "SRV0004").Time("event_time", time.Now()).Int("nofile", limit).
 			Int("max_conns", capped).Msg("connection limit lowered below the open-file limit")
 		cfg.MaxConns = capped
@@ -200,6 +204,7 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 	a.lines = lineproto.NewServer(lcfg, mux, log)
 	metrics = web.NewMetrics(mux.Verbs(), a.lines.OpenConns, a.lines.QueueDepth)
 	metrics.RegisterBuildInfo(version)
+	metrics.CountSuppressedLogs(a.lines.LogsSuppressed)
 	a.sender.Observer = metrics
 	proxies, _ := web.ParsePrefixes(cfg.ProxyFrom) // loadConfig checked it
 	if cfg.Monitor == "on" {
@@ -275,7 +280,7 @@ func serverConfig(c Config) lineproto.Config {
 		Addr: c.Listen, Loops: c.Loops, MaxLine: c.MaxLine,
 		QuietPeriod: c.QuietPeriod, IdleTimeout: c.IdleTimeout, MaxLifetime: c.MaxLifetime,
 		RequestTimeout: c.RequestTimeout, MaxConns: c.MaxConns, MaxConnsPerIP: c.MaxConnsPerIP,
-		Workers: c.Workers, QueueSize: c.QueueSize,
+		Workers: c.Workers, QueueSize: c.QueueSize, LingeringRefusals: lingeringRefusals,
 	}
 }
 
