@@ -61,18 +61,33 @@ func claimInTx(ctx context.Context, tx pgx.Tx, c Claim) (ClaimOutcome, error) {
 	return out, err
 }
 
-// ensureAccount finds and locks the account for c.Email, creating it
+// ensureAccountSQL takes a token of the client's "claim" bucket and, if it
+// got one, creates the account for the email unless it exists.
+var ensureAccountSQL = `
+WITH ` + takeTokenSQL(limitClaims, 3, 4) + `, ins AS (
+    INSERT INTO accounts (email, created_ip) SELECT $1, $2 FROM allowed WHERE ok
+    ON CONFLICT (email) DO NOTHING RETURNING id
+)
+SELECT ok, tokens, (SELECT id FROM ins) FROM allowed`
+
+// ensureAccount takes the claim's token (refusing a client past its
+// limit), then finds and locks the account for c.Email, creating it
 // dormant (unconfirmed) when it is new. A blocked account takes no claims.
 func ensureAccount(ctx context.Context, tx pgx.Tx, c Claim) (account, error) {
 	var a account
-	err := tx.QueryRow(ctx, `INSERT INTO accounts (email, created_ip) VALUES ($1, $2)
-		ON CONFLICT (email) DO NOTHING RETURNING id`, c.Email, inet(c.IP)).Scan(&a.id)
+	var ok bool
+	var tokens float64
+	var id *int64
+	client, perHour := bucketArgs(c.IP, c.MaxPerIPHour)
+	err := tx.QueryRow(ctx, ensureAccountSQL, c.Email, inet(c.IP), client, perHour).Scan(&ok, &tokens, &id)
 	if err == nil {
-		a.created = true
-		return a, nil
+		err = limitError(ok, tokens, c.IP, perHour)
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
+	if err != nil {
 		return a, err
+	}
+	if id != nil {
+		return account{id: *id, created: true}, nil
 	}
 	var blocked bool
 	// The row lock serialises claims for one account, so its limits hold.

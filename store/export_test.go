@@ -22,3 +22,6 @@ func (p *Postgres) AddTogether(ds []NewDomain) ([]AddResult, []error, int64) {
 	}
 	return res, errs, p.writes.sent.Load() - before
 }
+
+// SweepFullBuckets runs one sweep of rate_buckets.
+func (p *Postgres) SweepFullBuckets() error { return p.sweepFullBuckets(context.Background()) }

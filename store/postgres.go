@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -20,6 +21,7 @@ import (
 type Postgres struct {
 	pool   *pgxpool.Pool
 	writes *groupCommitter
+	stop   chan struct{} // closed by Close: ends the sweep of rate_buckets
 }
 
 // Group commit: batch writers, and the most commands in one transaction.
@@ -41,33 +43,53 @@ func Open(ctx context.Context, databaseURL string, maxConns int) (*Postgres, err
 	if err != nil {
 		return nil, err
 	}
-	return &Postgres{pool: pool, writes: newGroupCommitter(pool, batchWriters, maxBatch)}, nil
+	p := &Postgres{pool: pool, writes: newGroupCommitter(pool, batchWriters, maxBatch), stop: make(chan struct{})}
+	go p.sweepLimits(10*time.Minute, p.stop)
+	return p, nil
 }
 
 // Close closes every connection of the pool.
-func (p *Postgres) Close() { p.pool.Close() }
+func (p *Postgres) Close() {
+	close(p.stop)
+	p.pool.Close()
+}
 
 // Ping checks that the database answers.
 func (p *Postgres) Ping(ctx context.Context) error { return classify(p.pool.Ping(ctx)) }
 
-const createKeySQL = `
-WITH k AS (
+// createKeySQL takes a token of the client's "apikey" bucket and, if it
+// got one, inserts the key and audits it.
+var createKeySQL = `
+WITH ` + takeTokenSQL(limitKeys, 4, 5) + `, k AS (
     INSERT INTO api_keys (key_hash, key_prefix, origin, created_ip)
-    VALUES ($1, $2, 'server', $3)
+    SELECT $1, $2, 'server', $3 FROM allowed WHERE ok
     RETURNING id
+), logged AS (
+    INSERT INTO audit (remote_ip, action, key_prefix) SELECT $3, 'key.issue', $2 FROM k
 )
-INSERT INTO audit (remote_ip, action, key_prefix) SELECT $3, 'key.issue', $2 FROM k`
+SELECT ok, tokens FROM allowed`
 
-// CreateKey registers a key the server generated.
+// CreateKey registers a key the server generated, unless the client is
+// past its limit of new keys (a *LimitError).
 func (p *Postgres) CreateKey(ctx context.Context, k NewKey) error {
-	return classify(p.writes.do(ctx, &writeOp{
-		order: k.Key.Hash[:],
-		queue: func(b *pgx.Batch) { b.Queue(createKeySQL, k.Key.Hash[:], k.Key.Prefix, inet(k.IP)) },
-		read: func(br pgx.BatchResults) error {
-			_, err := br.Exec()
-			return err
+	client, perHour := bucketArgs(k.IP, k.MaxPerIPHour)
+	var ok bool
+	var tokens float64
+	order := k.Key.Hash[:]
+	if perHour > 0 {
+		order = bucketOrder(limitKeys, k.IP)
+	}
+	err := p.writes.do(ctx, &writeOp{
+		order: order,
+		queue: func(b *pgx.Batch) {
+			b.Queue(createKeySQL, k.Key.Hash[:], k.Key.Prefix, inet(k.IP), client, perHour)
 		},
-	}))
+		read: func(br pgx.BatchResults) error { return br.QueryRow().Scan(&ok, &tokens) },
+	})
+	if err != nil {
+		return classify(err)
+	}
+	return limitError(ok, tokens, k.IP, perHour)
 }
 
 // addDomainSQL inserts the domain unless the key is revoked, blocked or at
