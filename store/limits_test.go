@@ -30,12 +30,18 @@ func twoServers(t *testing.T) (a, b *store.Postgres, db *pgxpool.Pool) {
 		t.Cleanup(p.Close)
 		s[i] = p
 	}
+	return s[0], s[1], pool(t, url)
+}
+
+// pool is a pool on url for looking at the rows.
+func pool(t *testing.T, url string) *pgxpool.Pool {
+	t.Helper()
 	db, err := pgxpool.New(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	return s[0], s[1], db
+	return db
 }
 
 // race runs n commands at once, alternating between the two stores, and
