@@ -61,7 +61,7 @@ WITH input AS (
     ON CONFLICT (api_key_id, name, port) DO NOTHING
     RETURNING api_key_id, name, port
 ), bump AS (
-    UPDATE api_keys k SET domain_count = k.domain_count + n.added, last_seen_at = now()
+    UPDATE api_keys k SET domain_count = k.domain_count + n.added, last_added_at = now()
     FROM (SELECT api_key_id, count(*) AS added FROM ins GROUP BY api_key_id) n
     WHERE k.id = n.api_key_id
 )

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/keychest/keychest-lined/store"
 )
@@ -120,5 +121,38 @@ func TestAddAuditedByItsRow(t *testing.T) {
 		AND (detail->>'added_at')::timestamptz <= at`).Scan(&addedFrom)
 	if err != nil || addedFrom != ip.String() {
 		t.Fatalf("removal keeps added_ip %q (%v), want %s", addedFrom, err, ip)
+	}
+}
+
+// api_keys.last_added_at says when the key last added a domain: unset for
+// a new key, set by an add, unchanged by an add that found its domain.
+func TestLastAddedAt(t *testing.T) {
+	p, url := open(t)
+	ctx := context.Background()
+	k := ref("last-added-0123456789")
+	if err := p.CreateKey(ctx, store.NewKey{Key: k, IP: ip}); err != nil {
+		t.Fatal(err)
+	}
+	db := pool(t, url)
+	at := func() *time.Time {
+		var v *time.Time
+		if err := db.QueryRow(ctx, `SELECT last_added_at FROM api_keys`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if v := at(); v != nil {
+		t.Fatalf("new key: last_added_at %v", v)
+	}
+	add := store.NewDomain{Key: k, Name: "a.example", Port: 443, MaxPerKey: 9}
+	if _, err := p.AddDomain(ctx, add); err != nil {
+		t.Fatal(err)
+	}
+	first := at()
+	if _, err := p.AddDomain(ctx, add); err != nil {
+		t.Fatal(err)
+	}
+	if again := at(); first == nil || again == nil || !again.Equal(*first) {
+		t.Fatalf("last_added_at %v, then %v after finding the domain", first, again)
 	}
 }
