@@ -199,3 +199,28 @@ func TestSweepFullBuckets(t *testing.T) {
 		t.Fatalf("left %v (%v)", left, rows.Err())
 	}
 }
+
+// The claim's tail (tokens, outbox row, audit) is one round trip; a
+// failure in it still fails the claim and leaves nothing of it behind.
+func TestClaimTailFailsWhole(t *testing.T) {
+	p, url := open(t)
+	ctx := context.Background()
+	claim := func(i int) error {
+		_, err := p.ClaimKey(ctx, store.Claim{Key: ref(fmt.Sprintf("claim-tail-key-%04d", i)),
+			Email: fmt.Sprintf("t%d@example.com", i), IP: ip, Tokens: store.MailTokens{Confirm: "same", Block: "same-b"},
+			Compose: func(m store.ClaimMail) (string, string) { return m.Kind, m.Email }})
+		return err
+	}
+	if err := claim(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := claim(2); !errors.Is(err, store.ErrRefused) {
+		t.Fatalf("claim reusing a token: %v, want ErrRefused", err)
+	}
+	var outbox, accounts, audit int
+	err := pool(t, url).QueryRow(ctx, `SELECT (SELECT count(*) FROM outbox), (SELECT count(*) FROM accounts),
+		(SELECT count(*) FROM audit WHERE action = 'key.claim')`).Scan(&outbox, &accounts, &audit)
+	if err != nil || outbox != 1 || accounts != 1 || audit != 1 {
+		t.Fatalf("outbox %d, accounts %d, audit %d (%v); want 1 each", outbox, accounts, audit, err)
+	}
+}
