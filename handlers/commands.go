@@ -19,14 +19,10 @@ const helpText = "apikey | claim apikey K email E | add domain D apikey K | remo
 
 // apikey issues a new random key and stores its hash.
 func (m *Mux) apikey(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
-	if ok, wait := m.keys.allow(req.Remote, time.Now()); !ok {
-		return lineproto.Reply{}, lineproto.Errorf(lineproto.CodeTooMany,
-			"too many new keys from %s; retry in %s", req.Remote, roundUp(wait))
-	}
 	key := NewAPIKey()
 	ref := keyRef(key)
-	if err := m.store.CreateKey(ctx, store.NewKey{Key: ref, IP: req.Remote}); err != nil {
-		return lineproto.Reply{Subject: ref.Prefix}, err
+	if err := m.store.CreateKey(ctx, store.NewKey{Key: ref, IP: req.Remote, MaxPerIPHour: m.cfg.KeysPerIPHour}); err != nil {
+		return lineproto.Reply{Subject: ref.Prefix}, limited(err, "too many new keys from %s; retry in %s")
 	}
 	return lineproto.Reply{Data: key, Code: lineproto.CodeOK, Text: "new api key", Subject: ref.Prefix}, nil
 }
@@ -38,15 +34,12 @@ func (m *Mux) claim(ctx context.Context, req *lineproto.Request) (lineproto.Repl
 	if err != nil {
 		return lineproto.Reply{Subject: ref.Prefix}, err
 	}
-	if ok, wait := m.claims.allow(req.Remote, time.Now()); !ok {
-		return lineproto.Reply{Subject: ref.Prefix}, lineproto.Errorf(lineproto.CodeTooMany,
-			"too many claims from %s; retry in %s", req.Remote, roundUp(wait))
-	}
 	out, serr := m.store.ClaimKey(ctx, store.Claim{Key: ref, Email: email, IP: req.Remote,
-		Tokens:  store.MailTokens{Confirm: newToken(), Block: newToken(), Revoke: newToken()},
-		Compose: m.cfg.ComposeMail, MaxMailsPerDay: m.cfg.MailsPerDay, MaxUnconfirmedKeys: m.cfg.MaxUnconfirmedKeys})
+		Tokens:       store.MailTokens{Confirm: newToken(), Block: newToken(), Revoke: newToken()},
+		Compose:      m.cfg.ComposeMail,
+		MaxPerIPHour: m.cfg.ClaimsPerIPHour, MaxMailsPerDay: m.cfg.MailsPerDay, MaxUnconfirmedKeys: m.cfg.MaxUnconfirmedKeys})
 	if serr != nil {
-		return lineproto.Reply{Subject: ref.Prefix}, serr
+		return lineproto.Reply{Subject: ref.Prefix}, limited(serr, "too many claims from %s; retry in %s")
 	}
 	if out != store.ClaimUnchanged && m.cfg.MailQueued != nil {
 		m.cfg.MailQueued()

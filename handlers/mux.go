@@ -19,8 +19,9 @@ import (
 type Config struct {
 	Version          string // reported by "command version"
 	MaxDomainsPerKey int    // "add" answers 403 past this many domains per key (0: no limit)
-	// Abuse limits (0: none): new keys and claims per source address per
-	// hour and mails per address per day (429, retry later); keys of an
+	// Abuse limits (0: none): new keys and claims per client address per
+	// hour, counted in the database for every server (see store.ClientOf),
+	// and mails per address per day (429, retry later); keys of an
 	// unconfirmed account (403 until it is confirmed).
 	KeysPerIPHour      int
 	ClaimsPerIPHour    int
@@ -40,12 +41,10 @@ type Config struct {
 
 // Mux routes each request to its verb. It implements lineproto.Handler.
 type Mux struct {
-	store  store.Store
-	cfg    Config
-	log    zerolog.Logger
-	verbs  map[string]verb
-	keys   *rateLimit
-	claims *rateLimit
+	store store.Store
+	cfg   Config
+	log   zerolog.Logger
+	verbs map[string]verb
 }
 
 // verb describes one command: the names it takes (all required), whether
@@ -58,7 +57,7 @@ type verb struct {
 
 // NewMux returns the handler for every command, backed by st.
 func NewMux(st store.Store, cfg Config, log zerolog.Logger) *Mux {
-	m := &Mux{store: st, cfg: cfg, log: log, keys: newRateLimit(cfg.KeysPerIPHour), claims: newRateLimit(cfg.ClaimsPerIPHour)}
+	m := &Mux{store: st, cfg: cfg, log: log}
 	m.verbs = map[string]verb{
 		"apikey":  {blocking: true, run: m.apikey},
 		"claim":   {args: []string{"apikey", "email"}, blocking: true, run: m.claim},

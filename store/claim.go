@@ -49,30 +49,40 @@ func claimInTx(ctx context.Context, tx pgx.Tx, c Claim) (ClaimOutcome, error) {
 	if err != nil || out == ClaimUnchanged {
 		return out, err
 	}
-	if err := checkClaimLimits(ctx, tx, c, acct); err != nil {
+	held, err := checkClaimLimits(ctx, tx, c, acct)
+	if err != nil {
 		return 0, err
 	}
-	if err := queueClaimMail(ctx, tx, c, acct, keyID); err != nil {
-		return 0, err
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO audit (remote_ip, action, key_prefix, detail)
-		VALUES ($1, 'key.claim', $2, jsonb_build_object('email', $3::text, 'new_account', $4::bool))`,
-		inet(c.IP), c.Key.Prefix, c.Email, acct.created)
-	return out, err
+	return out, queueClaimMail(ctx, tx, c, acct, keyID, held)
 }
 
-// ensureAccount finds and locks the account for c.Email, creating it
+// ensureAccountSQL takes a token of the client's "claim" bucket and, if it
+// got one, creates the account for the email unless it exists.
+var ensureAccountSQL = `
+WITH ` + takeTokenSQL(limitClaims, 3, 4) + `, ins AS (
+    INSERT INTO accounts (email, created_ip) SELECT $1, $2 FROM allowed WHERE ok
+    ON CONFLICT (email) DO NOTHING RETURNING id
+)
+SELECT ok, tokens, (SELECT id FROM ins) FROM allowed`
+
+// ensureAccount takes the claim's token (refusing a client past its
+// limit), then finds and locks the account for c.Email, creating it
 // dormant (unconfirmed) when it is new. A blocked account takes no claims.
 func ensureAccount(ctx context.Context, tx pgx.Tx, c Claim) (account, error) {
 	var a account
-	err := tx.QueryRow(ctx, `INSERT INTO accounts (email, created_ip) VALUES ($1, $2)
-		ON CONFLICT (email) DO NOTHING RETURNING id`, c.Email, inet(c.IP)).Scan(&a.id)
+	var ok bool
+	var tokens float64
+	var id *int64
+	client, perHour := bucketArgs(c.IP, c.MaxPerIPHour)
+	err := tx.QueryRow(ctx, ensureAccountSQL, c.Email, inet(c.IP), client, perHour).Scan(&ok, &tokens, &id)
 	if err == nil {
-		a.created = true
-		return a, nil
+		err = limitError(ok, tokens, c.IP, perHour)
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
+	if err != nil {
 		return a, err
+	}
+	if id != nil {
+		return account{id: *id, created: true}, nil
 	}
 	var blocked bool
 	// The row lock serialises claims for one account, so its limits hold.
@@ -116,31 +126,39 @@ func bindKey(ctx context.Context, tx pgx.Tx, c Claim, a account) (int64, ClaimOu
 	return keyID, outcome, err
 }
 
+// holdings are what an account holds, counted in the claim's transaction.
+type holdings struct{ keys, domains int }
+
 // checkClaimLimits refuses a claim that would send one mail too many to
-// the address today, or give an unconfirmed account too many keys.
-func checkClaimLimits(ctx context.Context, tx pgx.Tx, c Claim, a account) error {
-	var mails, keys int
+// the address today, or give an unconfirmed account too many keys. It
+// also counts what the account holds, for the mail.
+func checkClaimLimits(ctx context.Context, tx pgx.Tx, c Claim, a account) (holdings, error) {
+	var mails int
+	var h holdings
 	err := tx.QueryRow(ctx, `SELECT
 		(SELECT count(*) FROM outbox WHERE to_email = $1 AND kind IN ('confirm', 'new_key') AND created_at > now() - interval '1 day'),
-		(SELECT count(*) FROM api_keys WHERE account_id = $2)`, c.Email, a.id).Scan(&mails, &keys)
+		(SELECT count(*) FROM api_keys WHERE account_id = $2),
+		(SELECT count(*) FROM domains d JOIN api_keys k ON k.id = d.api_key_id WHERE k.account_id = $2)`,
+		c.Email, a.id).Scan(&mails, &h.keys, &h.domains)
 	switch {
 	case err != nil:
-		return err
+		return h, err
 	case c.MaxMailsPerDay > 0 && mails >= c.MaxMailsPerDay:
-		return ErrMailLimit
-	case c.MaxUnconfirmedKeys > 0 && !a.confirmed && keys > c.MaxUnconfirmedKeys:
-		return ErrUnconfirmedKeys
+		return h, ErrMailLimit
+	case c.MaxUnconfirmedKeys > 0 && !a.confirmed && h.keys > c.MaxUnconfirmedKeys:
+		return h, ErrUnconfirmedKeys
 	}
-	return nil
+	return h, nil
 }
 
-// queueClaimMail stores the hashes of the tokens the mail links to, and
-// the mail itself: its body holds stand-ins for the tokens, and the raw
-// tokens wait in link_tokens until the mail is sent or given up.
-func queueClaimMail(ctx context.Context, tx pgx.Tx, c Claim, a account, keyID int64) error {
+// queueClaimMail stores the hashes of the tokens the mail links to, the
+// mail itself, and the claim's audit entry, in one round trip: the body
+// holds stand-ins for the tokens, and the raw tokens wait in link_tokens
+// until the mail is sent or given up.
+func queueClaimMail(ctx context.Context, tx pgx.Tx, c Claim, a account, keyID int64, held holdings) error {
 	now := time.Now().UTC()
 	m := ClaimMail{Kind: "confirm", Email: c.Email, KeyPrefix: c.Key.Prefix, IP: c.IP, At: now,
-		Expires: now.Add(TokenLifetime)}
+		Keys: held.keys, Domains: held.domains, Expires: now.Add(TokenLifetime)}
 	tokens := map[string]string{"confirm": c.Tokens.Confirm, "block": c.Tokens.Block}
 	m.Tokens.Confirm, m.Tokens.Block = standIn("confirm"), standIn("block")
 	if a.confirmed {
@@ -148,24 +166,19 @@ func queueClaimMail(ctx context.Context, tx pgx.Tx, c Claim, a account, keyID in
 		tokens = map[string]string{"revoke": c.Tokens.Revoke}
 		m.Tokens = MailTokens{Revoke: standIn("revoke")}
 	}
+	b := &pgx.Batch{}
 	for action, raw := range tokens {
 		hash := HashToken(raw)
-		if _, err := tx.Exec(ctx, `INSERT INTO tokens (hash, action, account_id, api_key_id, expires_at)
-			VALUES ($1, $2, $3, $4, $5)`, hash[:], action, a.id, keyID, m.Expires); err != nil {
-			return err
-		}
-	}
-	err := tx.QueryRow(ctx, `SELECT
-		(SELECT count(*) FROM api_keys WHERE account_id = $1),
-		(SELECT count(*) FROM domains d JOIN api_keys k ON k.id = d.api_key_id WHERE k.account_id = $1)`,
-		a.id).Scan(&m.Keys, &m.Domains)
-	if err != nil {
-		return err
+		b.Queue(`INSERT INTO tokens (hash, action, account_id, api_key_id, expires_at)
+			VALUES ($1, $2, $3, $4, $5)`, hash[:], action, a.id, keyID, m.Expires)
 	}
 	subject, body := c.Compose(m)
-	_, err = tx.Exec(ctx, `INSERT INTO outbox (kind, to_email, subject, body, link_tokens) VALUES ($1, $2, $3, $4, $5)`,
+	b.Queue(`INSERT INTO outbox (kind, to_email, subject, body, link_tokens) VALUES ($1, $2, $3, $4, $5)`,
 		m.Kind, c.Email, subject, body, tokens)
-	return err
+	b.Queue(`INSERT INTO audit (remote_ip, action, key_prefix, detail)
+		VALUES ($1, 'key.claim', $2, jsonb_build_object('email', $3::text, 'new_account', $4::bool))`,
+		inet(c.IP), c.Key.Prefix, c.Email, a.created)
+	return tx.SendBatch(ctx, b).Close()
 }
 
 // standIn is what a stored mail body holds in place of the raw token for

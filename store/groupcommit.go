@@ -13,14 +13,21 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// writeOp is one command's writes, queued for group commit.
+// writeOp is one command's writes, queued for group commit: either
+// statements of its own (queue, read), or an add (add), which joins the
+// batch's other adds in one set-based statement (see adds.go).
 type writeOp struct {
 	ctx   context.Context
 	order []byte                          // rows it locks, for a lock order shared by all batches
 	queue func(b *pgx.Batch)              // adds its statements
 	read  func(br pgx.BatchResults) error // reads its results, in the order queued
+	add   *addRow                         // or: the add it asks, and its answer
 	done  chan error                      // the batch's commit outcome
 }
+
+// setFailed is send's answer when the adds' set-based statement failed on
+// a value: one of its adds is at fault, but which one is not known.
+const setFailed = -2
 
 // groupCommitter runs the writes that are waiting as one transaction: many
 // commands, one commit, one WAL flush. Each command learns its own outcome
@@ -79,14 +86,18 @@ func (g *groupCommitter) writer() {
 
 // commit runs a batch as one implicit transaction (a pgx batch is sent with
 // a single Sync): all statements in one round trip, committed at the end.
-// Rows are locked in one order in every batch, so batches never deadlock.
+// Rows are locked in one order in every batch, so batches never deadlock:
+// the commands' own statements (new keys, by rate bucket) in the order of
+// their order field, then the adds' keys, in key_hash order.
 //
 // A statement that fails aborts the whole transaction. When the failing
 // statement is known (it refused a value, or broke otherwise), that is its
 // command's own outcome: the command hears its error, and the others, whose
 // writes were rolled back with it, go again together in one more batch.
-// Only a failure at commit, which names no command, makes each command run
-// on its own, so that only the bad one fails.
+// When the adds' set-based statement fails on a value, the batch goes
+// again in halves, until the add at fault is alone. Only a failure at
+// commit, which names no command, makes each command run on its own, so
+// that only the bad one fails.
 func (g *groupCommitter) commit(batch []*writeOp) {
 	slices.SortStableFunc(batch, func(a, b *writeOp) int { return bytes.Compare(a.order, b.order) })
 	live := slices.DeleteFunc(batch, func(op *writeOp) bool { return op.ctx.Err() != nil })
@@ -94,6 +105,11 @@ func (g *groupCommitter) commit(batch []*writeOp) {
 		bad, err := g.send(live)
 		switch {
 		case err == nil || errors.Is(err, ErrUnavailable):
+		case bad == setFailed:
+			half := len(live) / 2
+			g.commit(live[:half])
+			g.commit(live[half:])
+			return
 		case bad >= 0:
 			live[bad].done <- err
 			live = slices.Delete(live, bad, bad+1)
@@ -113,32 +129,63 @@ func (g *groupCommitter) commit(batch []*writeOp) {
 }
 
 // send runs ops as one batch. On failure it reports the index of the op
-// whose statement failed, or -1 when no statement did (the commit or the
-// connection failed).
+// whose statement failed, setFailed, or -1 when no statement did (the
+// commit or the connection failed).
 func (g *groupCommitter) send(ops []*writeOp) (int, error) {
 	g.sent.Add(1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	b := &pgx.Batch{}
-	for _, op := range ops {
+	var adds []*writeOp
+	addAt := -1 // index in ops of an add, for a set of one
+	for i, op := range ops {
+		if op.add != nil {
+			adds, addAt = append(adds, op), i
+			continue
+		}
 		op.queue(b)
 	}
+	if len(adds) > 0 {
+		queueAdds(b, adds)
+	}
 	br := g.pool.SendBatch(ctx, b)
-	bad := -1
-	var err error
-	for i, op := range ops {
-		if err = op.read(br); err != nil {
-			if isStatementError(err) {
-				bad = i
-			}
-			break
-		}
+	bad, err := readAll(br, ops, adds)
+	if bad == setFailed && len(adds) == 1 {
+		bad = addAt
 	}
 	// Close reads through the Sync: only then is the transaction committed.
 	if closeErr := br.Close(); err == nil {
 		err = closeErr
 	}
 	return bad, classify(err)
+}
+
+// readAll reads the results of send's batch: the ops' own statements in
+// order, then the adds'. On a statement's failure it names its op (or
+// setFailed, for the adds'); otherwise -1.
+func readAll(br pgx.BatchResults, ops, adds []*writeOp) (int, error) {
+	for i, op := range ops {
+		if op.add != nil {
+			continue
+		}
+		if err := op.read(br); err != nil {
+			return statementAt(err, i), err
+		}
+	}
+	if len(adds) > 0 {
+		if err := readAdds(br, adds); err != nil {
+			return statementAt(err, setFailed), err
+		}
+	}
+	return -1, nil
+}
+
+// statementAt is at when err is the database refusing a statement, else -1.
+func statementAt(err error, at int) int {
+	if isStatementError(err) {
+		return at
+	}
+	return -1
 }
 
 // isStatementError reports whether err is the database refusing one

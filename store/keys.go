@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"net/netip"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -24,18 +26,25 @@ func (p *Postgres) RemoveDomain(ctx context.Context, d DomainRef) (bool, error) 
 		case revoked:
 			return ErrKeyRevoked
 		}
-		tag, err := tx.Exec(ctx, `DELETE FROM domains WHERE api_key_id = $1 AND name = $2 AND port = $3`,
-			keyID, d.Name, d.Port)
-		if err != nil || tag.RowsAffected() == 0 {
+		var addedAt time.Time
+		var addedIP *netip.Addr
+		err = tx.QueryRow(ctx, `DELETE FROM domains WHERE api_key_id = $1 AND name = $2 AND port = $3
+			RETURNING created_at, created_ip`, keyID, d.Name, d.Port).Scan(&addedAt, &addedIP)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 		removed = true
 		if _, err := tx.Exec(ctx, `UPDATE api_keys SET domain_count = domain_count - 1 WHERE id = $1`, keyID); err != nil {
 			return err
 		}
+		// The add has no audit row of its own (its domains row was it).
 		_, err = tx.Exec(ctx, `INSERT INTO audit (remote_ip, action, key_prefix, detail)
-			VALUES ($1, 'domain.remove', $2, jsonb_build_object('domain', $3::text, 'port', $4::int))`,
-			inet(d.IP), d.Key.Prefix, d.Name, d.Port)
+			VALUES ($1, 'domain.remove', $2, jsonb_build_object('domain', $3::text, 'port', $4::int,
+				'added_at', $5::timestamptz, 'added_ip', host($6::inet)))`,
+			inet(d.IP), d.Key.Prefix, d.Name, d.Port, addedAt, addedIP)
 		return err
 	})
 	return removed, classify(err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/netip"
 	"strings"
@@ -21,6 +20,7 @@ import (
 type Postgres struct {
 	pool   *pgxpool.Pool
 	writes *groupCommitter
+	stop   chan struct{} // closed by Close: ends the sweep of rate_buckets
 
 	// AlertBatch is how long the alert mail of findings raised outside
 	// the monitor (from ACME events) gathers; 0: DefaultAlertBatch.
@@ -46,138 +46,53 @@ func Open(ctx context.Context, databaseURL string, maxConns int) (*Postgres, err
 	if err != nil {
 		return nil, err
 	}
-	return &Postgres{pool: pool, writes: newGroupCommitter(pool, batchWriters, maxBatch)}, nil
+	p := &Postgres{pool: pool, writes: newGroupCommitter(pool, batchWriters, maxBatch), stop: make(chan struct{})}
+	go p.sweepLimits(10*time.Minute, p.stop)
+	return p, nil
 }
 
 // Close closes every connection of the pool.
-func (p *Postgres) Close() { p.pool.Close() }
+func (p *Postgres) Close() {
+	close(p.stop)
+	p.pool.Close()
+}
 
 // Ping checks that the database answers.
 func (p *Postgres) Ping(ctx context.Context) error { return classify(p.pool.Ping(ctx)) }
 
-const createKeySQL = `
-WITH k AS (
+// createKeySQL takes a token of the client's "apikey" bucket and, if it
+// got one, inserts the key and audits it.
+var createKeySQL = `
+WITH ` + takeTokenSQL(limitKeys, 4, 5) + `, k AS (
     INSERT INTO api_keys (key_hash, key_prefix, origin, created_ip)
-    VALUES ($1, $2, 'server', $3)
+    SELECT $1, $2, 'server', $3 FROM allowed WHERE ok
     RETURNING id
-)
-INSERT INTO audit (remote_ip, action, key_prefix) SELECT $3, 'key.issue', $2 FROM k`
-
-// CreateKey registers a key the server generated.
-func (p *Postgres) CreateKey(ctx context.Context, k NewKey) error {
-	return classify(p.writes.do(ctx, &writeOp{
-		order: k.Key.Hash[:],
-		queue: func(b *pgx.Batch) { b.Queue(createKeySQL, k.Key.Hash[:], k.Key.Prefix, inet(k.IP)) },
-		read: func(br pgx.BatchResults) error {
-			_, err := br.Exec()
-			return err
-		},
-	}))
-}
-
-// addDomainSQL inserts the domain unless the key is revoked, blocked or at
-// its limit, counts and audits it, all in one statement. It locks the key's
-// row before anything else, so adds for one key run one after another (and
-// see its current count: the limit is exact), and every statement takes its
-// locks in the same order: key row, then domain. ON CONFLICT finds a domain
-// already there. Outcome: inserted; or, under the limit, the insert met an
-// existing row; or, at the limit, the snapshot tells "exists" from "limit
-// reached" (a racing insert of the same domain that filled the key is not
-// in that snapshot: AddDomain looks again before it says "limit reached").
-//
-// The count is api_keys.domain_count, kept on the key's row on purpose: a
-// statement that waited for the row lock reads the row as it is now, but a
-// count(*) of domains would read the statement's older snapshot and miss
-// adds that committed meanwhile, letting racing adds pass the limit. Only
-// this statement and RemoveDomain change domains, and each keeps the count
-// in the same transaction (the domains of a deleted key go with its row).
-const addDomainSQL = `
-WITH key AS (
-    SELECT k.id, k.domain_count, k.revoked_at IS NOT NULL AS revoked,
-           coalesce(a.blocked_at IS NOT NULL, false) AS blocked,
-           coalesce(a.confirmed_at IS NOT NULL, false) AS confirmed
-    FROM api_keys k LEFT JOIN accounts a ON a.id = k.account_id
-    WHERE k.key_hash = $1
-    FOR NO KEY UPDATE OF k
-), ins AS (
-    INSERT INTO domains (api_key_id, name, port, wildcard, created_ip)
-    SELECT id, $2, $3, $4, $5 FROM key WHERE domain_count < $6 AND NOT revoked AND NOT blocked
-    ON CONFLICT (api_key_id, name, port) DO NOTHING
-    RETURNING api_key_id
-), bump AS (
-    UPDATE api_keys SET domain_count = domain_count + 1, last_seen_at = now()
-    FROM ins WHERE api_keys.id = ins.api_key_id
-    RETURNING api_keys.id
 ), logged AS (
-    INSERT INTO audit (remote_ip, action, key_prefix, detail)
-    SELECT $5, 'domain.add', $7, jsonb_build_object('domain', $2::text, 'port', $3::int) FROM ins
+    INSERT INTO audit (remote_ip, action, key_prefix) SELECT $3, 'key.issue', $2 FROM k
 )
-SELECT (SELECT count(*) FROM key),
-       (SELECT count(*) FROM ins),
-       coalesce((SELECT domain_count < $6 FROM key), false)
-         OR EXISTS (SELECT 1 FROM domains d JOIN key ON d.api_key_id = key.id WHERE d.name = $2 AND d.port = $3),
-       coalesce((SELECT revoked FROM key), false),
-       coalesce((SELECT blocked FROM key), false),
-       coalesce((SELECT confirmed FROM key), false)`
+SELECT ok, tokens FROM allowed`
 
-// AddDomain records a domain for a known key; its statement joins a group
-// commit.
-func (p *Postgres) AddDomain(ctx context.Context, d NewDomain) (AddResult, error) {
-	if d.MaxPerKey <= 0 {
-		d.MaxPerKey = math.MaxInt32 // no limit
+// CreateKey registers a key the server generated, unless the client is
+// past its limit of new keys (a *LimitError).
+func (p *Postgres) CreateKey(ctx context.Context, k NewKey) error {
+	client, perHour := bucketArgs(k.IP, k.MaxPerIPHour)
+	var ok bool
+	var tokens float64
+	order := k.Key.Hash[:]
+	if perHour > 0 {
+		order = bucketOrder(limitKeys, k.IP)
 	}
-	op, result := addDomainOp(d)
-	if err := p.writes.do(ctx, op); err != nil {
-		// The variables may still be written by a batch that outlived ctx.
-		return AddResult{}, classify(err)
-	}
-	res, err := result()
-	if errors.Is(err, ErrDomainLimit) && p.domainExists(ctx, d) {
-		return AddResult{Outcome: DomainExists, Active: res.Active}, nil
-	}
-	return res, err
-}
-
-// domainExists looks, with a fresh snapshot, for a domain of the key.
-func (p *Postgres) domainExists(ctx context.Context, d NewDomain) bool {
-	var exists bool
-	err := p.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM domains d JOIN api_keys k ON k.id = d.api_key_id
-		WHERE k.key_hash = $1 AND d.name = $2 AND d.port = $3)`, d.Key.Hash[:], d.Name, d.Port).Scan(&exists)
-	return err == nil && exists
-}
-
-// addDomainOp is an add's statement for a batch, and how to read its
-// outcome once the batch committed.
-func addDomainOp(d NewDomain) (*writeOp, func() (AddResult, error)) {
-	var keys, inserted int
-	var existing, revoked, blocked, confirmed bool
-	op := &writeOp{
-		order: d.Key.Hash[:],
+	err := p.writes.do(ctx, &writeOp{
+		order: order,
 		queue: func(b *pgx.Batch) {
-			b.Queue(addDomainSQL, d.Key.Hash[:], d.Name, d.Port, d.Wildcard, inet(d.IP), d.MaxPerKey, d.Key.Prefix)
+			b.Queue(createKeySQL, k.Key.Hash[:], k.Key.Prefix, inet(k.IP), client, perHour)
 		},
-		read: func(br pgx.BatchResults) error {
-			return br.QueryRow().Scan(&keys, &inserted, &existing, &revoked, &blocked, &confirmed)
-		},
+		read: func(br pgx.BatchResults) error { return br.QueryRow().Scan(&ok, &tokens) },
+	})
+	if err != nil {
+		return classify(err)
 	}
-	return op, func() (AddResult, error) {
-		res := AddResult{Active: confirmed && !blocked}
-		switch {
-		case keys == 0:
-			return res, ErrUnknownKey
-		case revoked:
-			return res, ErrKeyRevoked
-		case blocked:
-			return res, ErrAccountBlocked
-		case inserted == 1:
-			res.Outcome = DomainAdded
-		case existing:
-			res.Outcome = DomainExists
-		default:
-			return res, ErrDomainLimit
-		}
-		return res, nil
-	}
+	return limitError(ok, tokens, k.IP, perHour)
 }
 
 // inet turns an address into a value for an inet column (NULL if unset).
@@ -205,16 +120,19 @@ var refusals = map[string]string{
 	"domains_port_check": "port must be a number from 1 to 65535",
 }
 
-// refusal words a constraint violation for the client: the rule, never
-// the values (the detail may hold a key's hash).
-func refusal(pgErr *pgconn.PgError) string {
-	if text, ok := refusals[pgErr.ConstraintName]; ok {
-		return text
+// refused is ErrRefused for the rule of the named constraint, worded for
+// the client: the rule, never the values (a violation's detail may hold a
+// key's hash).
+func refused(constraint string) error {
+	text, ok := refusals[constraint]
+	switch {
+	case ok:
+	case constraint != "":
+		text = "the value breaks the rule " + constraint
+	default:
+		text = "the value breaks a rule of the database"
 	}
-	if pgErr.ConstraintName != "" {
-		return "the value breaks the rule " + pgErr.ConstraintName
-	}
-	return "the value breaks a rule of the database"
+	return fmt.Errorf("%w: %s", ErrRefused, text)
 }
 
 // classify marks errors that mean "the database cannot be reached or is
@@ -233,7 +151,7 @@ func classify(err error) error {
 		// 57P: operator intervention (shutdown, cannot connect now);
 		// 40001/40P01: serialization failure, deadlock: worth a retry.
 		if strings.HasPrefix(pgErr.Code, "23") {
-			return fmt.Errorf("%w: %s", ErrRefused, refusal(pgErr))
+			return refused(pgErr.ConstraintName)
 		}
 		if strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "53") ||
 			strings.HasPrefix(pgErr.Code, "57P") || pgErr.Code == "40001" || pgErr.Code == "40P01" {

@@ -46,8 +46,8 @@ func TestDomainNameRule(t *testing.T) {
 	}
 }
 
-// A value the schema refuses fails its own command only: the others of its
-// batch commit in one more batch, not one by one.
+// A value the schema refuses fails its own command only, and is refused
+// before it joins a batch: the others commit together, in one batch.
 func TestRefusedAddFailsAlone(t *testing.T) {
 	p, _ := open(t)
 	ctx := context.Background()
@@ -74,13 +74,46 @@ func TestRefusedAddFailsAlone(t *testing.T) {
 			}
 		}
 	}
-	if batches != 3 {
-		t.Errorf("%d batches for 6 adds with 2 refused, want 3 (one, then one per refusal)", batches)
+	if batches != 1 {
+		t.Errorf("%d batches for 6 adds with 2 refused, want 1", batches)
 	}
 	for i, d := range adds {
 		list, err := p.KeyDomains(ctx, d.Key)
 		if want := map[bool]int{true: 0, false: 1}[i == 2 || i == 4]; err != nil || len(list) != want {
 			t.Errorf("key %d holds %d domains (%v), want %d", i, len(list), err, want)
 		}
+	}
+}
+
+// A value that fails the adds' set-based statement (here a NUL byte, which
+// no text column holds) fails its own add only: the batch goes again in
+// halves until it is alone, and every other add commits.
+func TestBadRowInSetFailsAlone(t *testing.T) {
+	p, _ := open(t)
+	ctx := context.Background()
+	k := ref("set-key-0123456789")
+	if err := p.CreateKey(ctx, store.NewKey{Key: k, IP: ip}); err != nil {
+		t.Fatal(err)
+	}
+	var adds []store.NewDomain
+	for i := 0; i < 16; i++ {
+		adds = append(adds, store.NewDomain{Key: k, Name: fmt.Sprintf("d%d.example", i), Port: 443, MaxPerKey: 100})
+	}
+	adds[11].Name = "bad\x00.example"
+	results, errs, batches := p.AddTogether(adds)
+	for i := range adds {
+		switch {
+		case i == 11 && (errs[i] == nil || errors.Is(errs[i], store.ErrUnavailable)):
+			t.Errorf("bad add: %v, want its statement's error", errs[i])
+		case i != 11 && (errs[i] != nil || results[i].Outcome != store.DomainAdded):
+			t.Errorf("add %d: %+v, %v", i, results[i], errs[i])
+		}
+	}
+	// 16, 8, 4, 2, 1 that fail, and the other halves: 8, 4, 2, 1.
+	if batches != 9 {
+		t.Errorf("%d batches, want 9", batches)
+	}
+	if list, err := p.KeyDomains(ctx, k); err != nil || len(list) != 15 {
+		t.Errorf("%d domains stored (%v), want 15", len(list), err)
 	}
 }

@@ -43,6 +43,9 @@ type KeyRef struct {
 type NewKey struct {
 	Key KeyRef
 	IP  netip.Addr
+	// MaxPerIPHour is how many new keys a client (see ClientOf) may get
+	// per hour, counted by every server on the database (0: no limit).
+	MaxPerIPHour int
 }
 
 // Claim asks to bind Key to the account of Email.
@@ -55,7 +58,10 @@ type Claim struct {
 	Tokens MailTokens
 	// Compose writes the mail's subject and body; called in the transaction.
 	Compose func(ClaimMail) (subject, body string)
-	// Limits: mails to one address per day, keys of an unconfirmed account.
+	// Limits: claims per client (see ClientOf) per hour, counted by every
+	// server on the database; mails to one address per day; keys of an
+	// unconfirmed account. 0: no limit.
+	MaxPerIPHour       int
 	MaxMailsPerDay     int
 	MaxUnconfirmedKeys int
 }
