@@ -45,4 +45,14 @@ teardown_file() {
 	[[ $log == *"keychest: domains from the certificates in $base/etc/renewal and RENEWED_DOMAINS: two.example www.two.example one.example"* ]]
 	[[ $log == *"keychest: -> command add domain www.two.example apikey ${key:0:8}..."* ]]
 	[[ $log == *"keychest: done: 3 domains registered, 0 refused"* ]]
+	[[ $log != *"command check"* ]] # pending until the owner confirms: nothing to check
+
+	# Confirmed, the next renewal also asks the monitor to look at each name.
+	KEYCHEST_DATABASE_URL=$DB_URL "$ROOT/bin/keychest-lined" confirm --email admin@example.org
+	run certbot_local "$base" renew --force-renewal --no-random-sleep-on-renew
+	[ "$status" -eq 0 ]
+	log=$(cat "$base"/logs/letsencrypt.log*)
+	[[ $log == *"keychest: -> command check domain www.two.example apikey ${key:0:8}..."* ]]
+	[[ $log == *"keychest: <- status ok 200 check queued"* ]]
+	[ "$(sql "SELECT string_agg(name, ' ' ORDER BY name) FROM mon_targets WHERE check_asked_at IS NOT NULL")" = "one.example two.example www.two.example" ]
 }

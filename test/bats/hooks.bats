@@ -38,6 +38,25 @@ teardown_file() {
 	done
 }
 
+@test "hook: once the account is confirmed, each name added is also checked, in every shell; pending and wildcard names are not" {
+	for sh in bash ksh93 dash "busybox sh"; do
+		tag=${sh// /-}
+		le=$(certbot_dir "$tag")
+		add_lineage "$le" "check-$tag.example" "check-$tag.example" "*.check-$tag.example"
+		printf 'email = check-%s@example.com\n' "$tag" >"$le/cli.ini"
+		run_hook "$sh" "$le"
+		[ "$status" -eq 0 ]
+		[[ $output != *"command check"* ]] # pending: nothing is watched yet
+		KEYCHEST_DATABASE_URL=$DB_URL "$ROOT/bin/keychest-lined" confirm --email "check-$tag@example.com" >/dev/null
+		run_hook "$sh" "$le"
+		echo "$output"
+		[ "$status" -eq 0 ]
+		[[ $output == *"-> command check domain check-$tag.example apikey "*"<- status ok 200 check queued"* ]]
+		[[ $output != *"command check domain *."* ]]
+		[ "$(sql "SELECT count(*) FROM mon_targets WHERE name = 'check-$tag.example' AND check_asked_at IS NOT NULL")" = 1 ]
+	done
+}
+
 @test "hook: in deploy/ RENEWED_DOMAINS wins over the lineages; a refused domain does not stop the others" {
 	le=$(certbot_dir)
 	mv "$le/renewal-hooks/post" "$le/renewal-hooks/deploy"
