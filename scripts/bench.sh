@@ -232,3 +232,30 @@ metric() { grep "^Benchmark$1" "$work/amp.txt" | grep -o "[0-9.]* $2" | cut -d' 
 	echo "| KiB per open tunnel | $(metric TunnelMemory KiB/tunnel) |"
 } >>"$OUT"
 echo "bench: keychest-amp figures added to $OUT" >&2
+
+# The certificate monitor (issue 10): keychest-monbench registers
+# MON_TARGETS names spread over 16 TLS servers on 127.0.0.2-17, runs two
+# rounds with scheduling and storage (the first sees every certificate for
+# the first time, the second nothing new), and reads PostgreSQL's own
+# table statistics for the rows written per unchanged probe.
+psql_url=${url%%/keychest\?*}
+"$pgbin/psql" -q "$psql_url/postgres" -c "DROP DATABASE IF EXISTS monbench" -c "CREATE DATABASE monbench"
+go build -o bin/keychest-monbench ./cmd/keychest-monbench
+monitor_rows=$(bin/keychest-monbench -db "$psql_url/monbench?sslmode=disable" -targets "${MON_TARGETS:-20000}")
+{
+	echo
+	echo "## Certificate monitor"
+	echo
+	echo "\`keychest-monbench -targets ${MON_TARGETS:-20000}\`: probes with their scheduling (leases, FOR UPDATE SKIP LOCKED) and"
+	echo "their storage (one write-back transaction per batch) against TLS servers on loopback, names resolved in process."
+	echo "Load average at the start of this bench: $load_start. Target: 500 probes/s or more, at most one row"
+	echo "written per unchanged probe."
+	echo
+	echo "| run | figure | per 6-hour round |"
+	echo "|---|---|---|"
+	echo "$monitor_rows"
+	echo
+	echo "The rows counted are tuple writes: an unchanged probe writes its target's row twice (the lease, then"
+	echo "the result and the release), and nothing else; history rows are written only when something changed."
+} >>"$OUT"
+echo "bench: monitor figures added to $OUT" >&2
