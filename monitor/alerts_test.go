@@ -166,3 +166,22 @@ func TestDigestOncePerWeek(t *testing.T) {
 		t.Fatalf("digests: %d; %+v", len(sent), sent)
 	}
 }
+
+// A batch still gathering when its owner turns alerts off is not sent.
+func TestAlertsOffBeforeSendingSuppresses(t *testing.T) {
+	w := newWorld(t)
+	srv := w.serve("127.0.0.2", "quiet.test", 90*day, 10*day)
+	w.register("quiet@example.com", true, srv.Port(), "quiet.test")
+	w.round(w.monitor("m"))
+	if n := w.count(`SELECT count(*) FROM outbox WHERE kind = 'alert'`); n != 1 {
+		t.Fatalf("%d alert batches, want 1", n)
+	}
+	w.exec(`UPDATE accounts SET alerts_off_at = now()`)
+	if sent := w.sendAll(); len(sent) != 0 {
+		t.Fatalf("sent after alerts were turned off: %+v", sent)
+	}
+	if n := w.count(`SELECT count(*) FROM outbox WHERE kind = 'alert' AND failed_at IS NOT NULL
+		AND last_error LIKE 'not sent: the owner turned alerts off%' AND link_tokens IS NULL`); n != 1 {
+		t.Fatal("the suppressed batch is not recorded as not sent, tokens dropped")
+	}
+}

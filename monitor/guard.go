@@ -32,6 +32,7 @@ var deniedNets = mustPrefixes(
 	"240.0.0.0/4",     // reserved, and the limited broadcast address (RFC 1112, RFC 919)
 	"::/128",          // unspecified (RFC 4291)
 	"::1/128",         // loopback (RFC 4291)
+	"64:ff9b::/96",    // NAT64 well-known prefix: embeds any IPv4 address (RFC 6052)
 	"64:ff9b:1::/48",  // local-use IPv4/IPv6 translation (RFC 8215)
 	"100::/64",        // discard-only (RFC 6666)
 	"2001:db8::/32",   // documentation (RFC 3849)

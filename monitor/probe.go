@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -144,18 +145,14 @@ func (p *TLSProber) probeAddress(ctx context.Context, host string, ap netip.Addr
 		res.Class, res.Detail = ClassNotAllowed, "private or reserved address; see KEYCHEST_MONITOR_ALLOW_NETS"
 		return res
 	}
-	release, err := p.acquire(ctx, ap.Addr())
+	state, err := p.connect(ctx, host, ap)
 	if err != nil {
-		res.Class, res.Detail = ClassTimeout, err.Error()
-		return res
-	}
-	defer release()
-	conn, err := p.handshake(ctx, host, ap)
-	if err != nil {
+		if errors.Is(err, errNoSlot) {
+			res.Class, res.Detail = ClassTimeout, err.Error()
+			return res
+		}
 		return res.failed(err)
 	}
-	defer conn.Close()
-	state := conn.ConnectionState()
 	res.Chain = state.PeerCertificates
 	res.TLSVersion = tls.VersionName(state.Version)
 	if len(res.Chain) == 0 {
@@ -168,6 +165,25 @@ func (p *TLSProber) probeAddress(ctx context.Context, host string, ap netip.Addr
 		res.Class = res.Problems[0]
 	}
 	return res
+}
+
+// errNoSlot is a probe that ended waiting for a connection slot.
+var errNoSlot = errors.New("no connection slot before the probe's deadline")
+
+// connect handshakes with ap within a connection slot, and gives the slot
+// back before the certificate is verified (which may download a CRL).
+func (p *TLSProber) connect(ctx context.Context, host string, ap netip.AddrPort) (tls.ConnectionState, error) {
+	release, err := p.acquire(ctx, ap.Addr())
+	if err != nil {
+		return tls.ConnectionState{}, errNoSlot
+	}
+	defer release()
+	conn, err := p.handshake(ctx, host, ap)
+	if err != nil {
+		return tls.ConnectionState{}, err
+	}
+	conn.Close()
+	return conn.ConnectionState(), nil
 }
 
 // failed records a dial or handshake error.

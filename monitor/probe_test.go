@@ -111,7 +111,7 @@ func TestGuard(t *testing.T) {
 		"100.64.0.1": false, "169.254.169.254": false, "192.0.2.7": false, "198.51.100.1": false,
 		"203.0.113.5": false, "224.0.0.1": false, "0.0.0.0": false, "255.255.255.255": false,
 		"::1": false, "::": false, "fe80::1": false, "fd00::1": false, "ff02::1": false, "2001:db8::1": false,
-		"::ffff:127.0.0.1": false, "::ffff:10.0.0.1": false,
+		"::ffff:127.0.0.1": false, "::ffff:10.0.0.1": false, "64:ff9b::a9fe:a9fe": false,
 		"93.184.215.14": true, "1.1.1.1": true, "2606:4700::1111": true, "::ffff:8.8.8.8": true,
 	} {
 		if got := g.Allowed(netip.MustParseAddr(addr)); got != want {

@@ -82,8 +82,8 @@ func (r *Revocation) crl(ctx context.Context, url string, issuer *x509.Certifica
 	if ok {
 		select {
 		case <-e.ready:
-			if e.err != nil || !r.now().Before(e.until) {
-				ok = false // stale or failed: fetch again
+			if !r.now().Before(e.until) {
+				ok = false // past NextUpdate, or a failure older than a minute: fetch again
 			}
 		default: // being fetched
 		}

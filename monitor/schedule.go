@@ -78,14 +78,15 @@ type Monitor struct {
 	log     zerolog.Logger
 	metrics *Metrics
 
-	poke     chan struct{} // Poke: new targets may be waiting
-	synced   atomic.Bool   // false: sync before the next lease
-	syncedTo time.Time     // the database's clock at the last sync (zero: never)
-	syncAt   time.Time     // when the last sync ran
-	fullAt   time.Time     // when the last full sync ran
-	houseAt  time.Time
-	digestAt time.Time
-	viewAt   time.Time
+	poke       chan struct{} // Poke: new targets may be waiting
+	synced     atomic.Bool   // false: sync before the next lease
+	syncedTo   time.Time     // the database's clock at the last sync (zero: never)
+	syncAt     time.Time     // when the last sync ran
+	fullAt     time.Time     // when the last full sync ran
+	houseAt    time.Time
+	digestAt   time.Time
+	digestWeek string // the week whose digests are queued
+	viewAt     time.Time
 }
 
 // Prober probes one name (see probe.go; tests may pass another).
@@ -218,7 +219,11 @@ func (m *Monitor) lease(ctx context.Context, n int) []*leased {
 
 // probe runs one probe and records whether shutdown cut it short.
 func (m *Monitor) probe(ctx context.Context, l *leased) {
-	l.result = m.prober.Probe(ctx, l.target.Name, l.target.Port)
+	// A probe ends well inside its lease, so that its result is written
+	// while the target is still ours (a tarpit cannot outlast it).
+	pctx, cancel := context.WithTimeout(ctx, m.cfg.Lease*4/5)
+	defer cancel()
+	l.result = m.prober.Probe(pctx, l.target.Name, l.target.Port)
 	l.abort = ctx.Err() != nil
 	if !l.abort {
 		m.metrics.probed(l.result)
@@ -332,9 +337,13 @@ func (m *Monitor) maintain(ctx context.Context) {
 			m.log.Warn().Str("code", "MON0500").Time("event_time", time.Now()).Err(err).Msg("cannot sync targets")
 		}
 	}
-	if wall.Sub(m.digestAt) >= time.Minute {
+	if week := store.DigestWeek(now); wall.Sub(m.digestAt) >= time.Minute && week != m.digestWeek {
 		m.digestAt = wall
-		if n, err := m.store.QueueDigests(ctx, now, m.cfg.DigestDay, m.cfg.DigestHour); err == nil && n > 0 {
+		n, err := m.store.QueueDigests(ctx, now, m.cfg.DigestDay, m.cfg.DigestHour)
+		if err == nil && !now.Before(store.DigestMoment(now, m.cfg.DigestDay, m.cfg.DigestHour)) {
+			m.digestWeek = week // this week's are queued (by us or another monitor): done until next week
+		}
+		if n > 0 {
 			m.log.Info().Str("code", "MON0020").Time("event_time", time.Now()).Int("accounts", n).Msg("weekly digests queued")
 		}
 	}
@@ -344,7 +353,7 @@ func (m *Monitor) maintain(ctx context.Context) {
 			m.log.Info().Str("code", "MON0010").Time("event_time", time.Now()).Int64("rows", n).Msg("old history deleted")
 		}
 	}
-	if m.metrics != nil && wall.Sub(m.viewAt) >= 15*time.Second {
+	if m.metrics != nil && wall.Sub(m.viewAt) >= time.Minute {
 		m.viewAt = wall
 		if o, err := m.store.Overview(ctx, now); err == nil {
 			m.metrics.overview(o)

@@ -71,7 +71,7 @@ func (fw *findingWriter) open(ctx context.Context, targetID int64, name string, 
 		change = "changed"
 	}
 	fw.changes = append(fw.changes, ACMEChange{Target: targetName(name), Kind: f.Kind, Change: change, Severity: f.Severity, Detail: f.Detail})
-	return queueAlerts(ctx, fw.tx, v, fw.batch)
+	return queueAlerts(ctx, fw.tx, []Verdict{v}, fw.batch)
 }
 
 // closeAll closes the open findings of kinds on every name's target.
@@ -107,7 +107,7 @@ func (fw *findingWriter) close(ctx context.Context, targetID int64, name string,
 	for _, k := range closed {
 		fw.changes = append(fw.changes, ACMEChange{Target: targetName(name), Kind: k, Change: "closed", Detail: why})
 	}
-	return queueAlerts(ctx, fw.tx, Verdict{TargetID: targetID, CheckedAt: fw.now, Close: closed}, fw.batch)
+	return queueAlerts(ctx, fw.tx, []Verdict{{TargetID: targetID, CheckedAt: fw.now, Close: closed}}, fw.batch)
 }
 
 // ensureTarget returns the id of a name's target on port 443, creating

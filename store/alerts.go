@@ -1,11 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,42 +37,69 @@ FROM mon_targets t JOIN domains d ON d.name = t.name AND d.port = t.port
 JOIN api_keys k ON k.id = d.api_key_id JOIN accounts a ON a.id = k.account_id
 WHERE t.id = $1 AND ` + activeDomain + ` AND a.alerts_off_at IS NULL`
 
-// queueAlerts writes, in the write-back's transaction, the alert items a
-// verdict calls for: a finding opened, risen above what was last mailed,
+// queueAlerts writes, in the write-back's transaction, the alert items
+// verdicts call for: a finding opened, risen above what was last mailed,
 // or closed after it was mailed. Each goes into the open alert batch of
 // every owner (one outbox row per account, due batch after it opened).
-func queueAlerts(ctx context.Context, tx pgx.Tx, v Verdict, batch time.Duration) error {
-	changes := alertChanges(v)
-	if len(changes) == 0 {
-		return nil
-	}
-	var target string
-	if err := tx.QueryRow(ctx, `SELECT name || ':' || port FROM mon_targets WHERE id = $1`, v.TargetID).Scan(&target); err != nil {
-		return err
-	}
-	rows, err := tx.Query(ctx, ownersSQL, v.TargetID)
-	if err != nil {
-		return err
-	}
-	owners, err := pgx.CollectRows(rows, pgx.RowToStructByPos[owner])
-	if err != nil || len(owners) == 0 {
-		return err
-	}
-	for _, c := range changes {
-		item, mail, err := findingItem(ctx, tx, v, c, target)
-		if err != nil || !mail {
-			if err != nil {
-				return err
-			}
-			continue
+// The batches are taken in the order of their account, so that two
+// monitors writing for the same accounts never wait for each other in a
+// circle.
+func queueAlerts(ctx context.Context, tx pgx.Tx, vs []Verdict, batch time.Duration) error {
+	var work []ownedItem
+	for _, v := range vs {
+		items, err := alertItems(ctx, tx, v)
+		if err != nil {
+			return err
 		}
-		for _, o := range owners {
-			if err := addToBatch(ctx, tx, o, item, v.CheckedAt, batch); err != nil {
-				return err
-			}
+		work = append(work, items...)
+	}
+	slices.SortStableFunc(work, func(a, b ownedItem) int { return cmp.Compare(a.owner.ID, b.owner.ID) })
+	for _, w := range work {
+		if err := addToBatch(ctx, tx, w.owner, w.item, w.at, batch); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// ownedItem is an alert item for one owner.
+type ownedItem struct {
+	owner owner
+	item  AlertItem
+	at    time.Time
+}
+
+// alertItems lists the items one verdict calls for, per owner.
+func alertItems(ctx context.Context, tx pgx.Tx, v Verdict) ([]ownedItem, error) {
+	changes := alertChanges(v)
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	var target string
+	if err := tx.QueryRow(ctx, `SELECT name || ':' || port FROM mon_targets WHERE id = $1`, v.TargetID).Scan(&target); err != nil {
+		return nil, err
+	}
+	rows, err := tx.Query(ctx, ownersSQL, v.TargetID)
+	if err != nil {
+		return nil, err
+	}
+	owners, err := pgx.CollectRows(rows, pgx.RowToStructByPos[owner])
+	if err != nil || len(owners) == 0 {
+		return nil, err
+	}
+	var out []ownedItem
+	for _, c := range changes {
+		item, mail, err := findingItem(ctx, tx, v, c, target)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range owners {
+			if mail {
+				out = append(out, ownedItem{owner: o, item: item, at: v.CheckedAt})
+			}
+		}
+	}
+	return out, nil
 }
 
 // owner is an account an alert goes to.

@@ -95,7 +95,7 @@ func DigestWeek(t time.Time) string {
 // makes it once a week whatever number of monitors run. It reports how
 // many it queued.
 func (p *Postgres) QueueDigests(ctx context.Context, now time.Time, weekday time.Weekday, hour int) (int, error) {
-	moment := digestMoment(now, weekday, hour)
+	moment := DigestMoment(now, weekday, hour)
 	if now.Before(moment) {
 		return 0, nil
 	}
@@ -128,8 +128,8 @@ func (p *Postgres) QueueDigests(ctx context.Context, now time.Time, weekday time
 	return queued, classify(err)
 }
 
-// digestMoment is this week's (Monday-based) digest day and hour, UTC.
-func digestMoment(now time.Time, weekday time.Weekday, hour int) time.Time {
+// DigestMoment is this week's (Monday-based) digest day and hour, UTC.
+func DigestMoment(now time.Time, weekday time.Weekday, hour int) time.Time {
 	now = now.UTC()
 	monday := now.AddDate(0, 0, -((int(now.Weekday()) + 6) % 7))
 	day := monday.AddDate(0, 0, (int(weekday)+6)%7)

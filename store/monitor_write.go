@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -52,6 +54,7 @@ func (p *Postgres) WriteBack(ctx context.Context, owner string, vs []Verdict, al
 			return err
 		}
 		b = &pgx.Batch{}
+		queueCerts(b, vs, held)
 		for i, v := range vs {
 			if held[i] {
 				queueHistory(b, v, prevChecked[i])
@@ -63,12 +66,14 @@ func (p *Postgres) WriteBack(ctx context.Context, owner string, vs []Verdict, al
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
+		var written []Verdict
 		for i, v := range vs {
 			if held[i] {
-				if err := queueAlerts(ctx, tx, v, alertBatch); err != nil {
-					return err
-				}
+				written = append(written, v)
 			}
+		}
+		if err := queueAlerts(ctx, tx, written, alertBatch); err != nil {
+			return err
 		}
 		return nil
 	})
@@ -78,15 +83,33 @@ func (p *Postgres) WriteBack(ctx context.Context, owner string, vs []Verdict, al
 	return held, nil
 }
 
-// queueHistory adds the rows a verdict changes besides its target's.
-func queueHistory(b *pgx.Batch, v Verdict, prevChecked *time.Time) {
-	for _, c := range v.Certs {
+// queueCerts inserts the certificates the written verdicts refer to, each
+// once and in fingerprint order, so that two monitors meeting the same new
+// certificates never wait for each other in a circle.
+func queueCerts(b *pgx.Batch, vs []Verdict, held []bool) {
+	seen := map[[32]byte]time.Time{}
+	var certs []CertInfo
+	for i, v := range vs {
+		for _, c := range v.Certs {
+			if _, ok := seen[c.Fingerprint]; held[i] && !ok {
+				seen[c.Fingerprint] = v.CheckedAt
+				certs = append(certs, c)
+			}
+		}
+	}
+	slices.SortFunc(certs, func(a, b CertInfo) int { return bytes.Compare(a.Fingerprint[:], b.Fingerprint[:]) })
+	for _, c := range certs {
 		b.Queue(`INSERT INTO mon_certs (fingerprint, subject, issuer, issuer_cn, serial, sans, not_before, not_after,
 				key_type, key_bits, sig_alg, first_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 			ON CONFLICT (fingerprint) DO NOTHING`,
 			c.Fingerprint[:], c.Subject, c.Issuer, c.IssuerCN, c.Serial, nonNil(c.SANs), c.NotBefore, c.NotAfter,
-			c.KeyType, c.KeyBits, c.SigAlg, v.CheckedAt)
+			c.KeyType, c.KeyBits, c.SigAlg, seen[c.Fingerprint])
 	}
+}
+
+// queueHistory adds the rows a verdict changes besides its target's (its
+// certificates come first, from queueCerts).
+func queueHistory(b *pgx.Batch, v Verdict, prevChecked *time.Time) {
 	const endSQL = `UPDATE mon_observations SET ended_at = $3, last_checked_at = $4
 		WHERE target_id = $1 AND address = $2 AND ended_at IS NULL`
 	for _, o := range v.Observe {

@@ -75,6 +75,12 @@ func (p *Postgres) SendNext(ctx context.Context, send func(Mail) Attempt) (bool,
 		if err := loadContent(ctx, tx, &m, account); err != nil {
 			return err
 		}
+		if why, err := unwanted(ctx, tx, m, account); err != nil || why != "" {
+			if err != nil {
+				return err
+			}
+			return record(ctx, tx, m.ID, Attempt{Err: errors.New("not sent: " + why), Failed: true})
+		}
 		return record(ctx, tx, m.ID, send(m))
 	})
 	return found, classify(err)
@@ -103,6 +109,31 @@ func loadContent(ctx context.Context, tx pgx.Tx, m *Mail, account *int64) error 
 		return err
 	}
 	return nil
+}
+
+// unwanted says why an alert or digest queued earlier is no longer to be
+// sent, or "": the account was blocked or turned it off meanwhile, or a
+// digest has no domain left to report.
+func unwanted(ctx context.Context, tx pgx.Tx, m Mail, account *int64) (string, error) {
+	if account == nil || (m.Kind != "alert" && m.Kind != "digest") {
+		return "", nil
+	}
+	var blocked, alertsOff, digestOff bool
+	err := tx.QueryRow(ctx, `SELECT blocked_at IS NOT NULL, alerts_off_at IS NOT NULL, digest_off_at IS NOT NULL
+		FROM accounts WHERE id = $1`, *account).Scan(&blocked, &alertsOff, &digestOff)
+	switch {
+	case err != nil:
+		return "", err
+	case blocked:
+		return "the account is blocked", nil
+	case m.Kind == "alert" && alertsOff:
+		return "the owner turned alerts off", nil
+	case m.Kind == "digest" && digestOff:
+		return "the owner turned the digest off", nil
+	case m.Kind == "digest" && m.Digest != nil && len(m.Digest.Domains) == 0:
+		return "the account has no domains left", nil
+	}
+	return "", nil
 }
 
 // record writes an attempt's outcome. A mail sent, or failed for good, no

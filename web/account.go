@@ -110,7 +110,7 @@ func domainModel(d store.DomainView, now time.Time) domainRow {
 			r.Days = "expired " + words.Count(-days, "day ago", "days ago")
 		}
 		if d.NotBefore != nil && left > 0 {
-			r.BarWidth = max(1, int(100*left/d.Expires.Sub(*d.NotBefore)))
+			r.BarWidth = max(1, int(100*left.Seconds()/d.Expires.Sub(*d.NotBefore).Seconds()))
 		}
 	}
 	if d.Checked != nil {
