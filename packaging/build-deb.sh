@@ -4,7 +4,7 @@
 #   packaging/build-deb.sh VERSION     VERSION is make's, from git describe
 # The binary is built again, stripped, with the same stamp; it links the C
 # library (cgo), and the package depends on the newest glibc symbol
-# version it uses. keychest-amp goes in too when bin/keychest-amp exists.
+# version it uses. keychest-amp is built the same way and goes in too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NFPM=github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.0
@@ -33,8 +33,8 @@ out=build/deb
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/doc"
 CGO_ENABLED=1 go build -trimpath -buildmode=pie -ldflags "-s -w -X main.version=$version -extldflags=-Wl,-z,relro,-z,now" -o "$out/bin/keychest-lined" ./cmd/keychest-lined
-if [ -x bin/keychest-amp ]; then
-	cp bin/keychest-amp "$out/bin/"
+if [ -d cmd/keychest-amp ]; then
+	CGO_ENABLED=1 go build -trimpath -buildmode=pie -ldflags "-s -w -X main.version=$version -extldflags=-Wl,-z,relro,-z,now" -o "$out/bin/keychest-amp" ./cmd/keychest-amp
 fi
 "$out/bin/keychest-lined" env-template >"$out/keychest-lined.default"
 

@@ -46,7 +46,7 @@ KEY_RE='^data [0-9a-f]{8}(-[0-9a-f]{8}){4}$'
 		[[ $output == "status error 429"* ]] && break
 	done
 	echo "$output"
-	[[ $output == "status error 429 too many new keys from ::1; retry in "* ]]
+	[[ $output == "status error 429 too many new keys from ::/64; retry in "* ]] # an IPv6 client counts by its /64
 	[ "$(sql "SELECT count(*) FROM api_keys WHERE created_ip = '::1'")" = 3 ]
 	grep -q '"remote":"::1","verb":"apikey","status":429' "$SERVER_LOG"
 	run in_shell bash send_once.sh 'command apikey'

@@ -22,7 +22,7 @@ teardown() {
 		sed "s/\bkeychest_owner\b/${P}_owner/g; s/\bkeychest_server\b/${P}_server/g; s/\bkeychest\b/$P/g" |
 		psql -q -v ON_ERROR_STOP=1 "$KEYCHEST_TEST_DATABASE_URL" -f -
 
-	KEYCHEST_DATABASE_URL="$BASE&user=${P}_owner" "$ROOT/bin/keychest-lined" accounts
+	KEYCHEST_DATABASE_URL="$BASE&user=${P}_owner" "$ROOT/bin/keychest-lined" migrate
 	[ "$(psql -qtA "$BASE" -c "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'")" = "${P}_owner" ]
 
 	KEYCHEST_DATABASE_URL="$BASE&user=${P}_server" KEYCHEST_LISTEN=127.0.0.1:0 KEYCHEST_HTTP_LISTEN=127.0.0.1:0 \
