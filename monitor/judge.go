@@ -24,6 +24,9 @@ var confirmed = map[string]bool{KindExpiry: true, KindWeak: true}
 var fromCertificate = map[string]bool{KindExpiry: true, KindUntrusted: true, KindMismatch: true,
 	KindRevoked: true, KindStale: true, KindWeak: true}
 
+// clearing is the suspect that stands for an open finding seen gone once.
+func clearing(kind string) string { return "clear:" + kind }
+
 // Judge compares a probe with what the target served before and returns
 // what to write: new observations, findings opened, changed or closed, a
 // renewal, the state and when to probe next. It does no I/O.
@@ -68,9 +71,17 @@ func (p Policy) findings(v *store.Verdict, prev store.MonTarget, seen map[string
 			open[kind] = old.Severity // nothing seen to judge it by: it stays as it was
 			continue
 		}
+		if !confirmed[kind] && !slices.Contains(prev.Suspects, clearing(kind)) {
+			// A flapping host must not mail "resolved" and "problem" by
+			// turns: a problem that opened on two probes closes on two.
+			open[kind] = old.Severity
+			v.Suspects = append(v.Suspects, clearing(kind))
+			continue
+		}
 		v.Close = append(v.Close, kind)
 	}
 	slices.Sort(v.Close)
+	slices.Sort(v.Suspects)
 	if failing {
 		v.Failures = prev.Failures + 1
 	}
@@ -86,6 +97,8 @@ func (p Policy) nextDue(res Result, v store.Verdict, open map[string]string, now
 	switch {
 	case v.Failures > 0 && len(p.Retries) > 0:
 		wait = p.Retries[min(v.Failures, len(p.Retries))-1]
+	case len(v.Suspects) > 0 && len(p.Retries) > 0:
+		wait = p.Retries[0] // a problem seemingly gone: look again soon
 	case len(open) > 0:
 		wait = p.OpenInterval
 	default:

@@ -208,9 +208,19 @@ func TestBlipGivesNoFinding(t *testing.T) {
 	if j.severity(KindUnreach) != SevCritical || len(j.target.Open) != 1 {
 		t.Fatalf("confirmed outage: %+v", j.target.Open)
 	}
-	// Expiry stays as it was while nothing can be seen; back up, it closes.
+	// Back up: the finding closes only when a second probe confirms it,
+	// so a flapping host does not mail "resolved" and "problem" by turns.
 	v = j.probe(good, now.Add(12*time.Hour))
-	if !slices.Equal(v.Close, []string{KindUnreach}) {
+	if len(v.Close) != 0 || !slices.Equal(v.Suspects, []string{"clear:" + KindUnreach}) || v.NextDue.Sub(v.CheckedAt) != 5*time.Minute {
+		t.Fatalf("first good probe: %+v", v)
+	}
+	v = j.probe(failedAt("127.0.0.2", ClassRefused), now.Add(12*time.Hour+5*time.Minute))
+	if len(v.Close)+len(v.Open) != 0 || j.severity(KindUnreach) != SevCritical {
+		t.Fatalf("down again: %+v", v)
+	}
+	j.probe(good, now.Add(13*time.Hour))
+	v = j.probe(good, now.Add(13*time.Hour+5*time.Minute))
+	if !slices.Equal(v.Close, []string{KindUnreach}) || len(v.Suspects) != 0 {
 		t.Fatalf("recovery: %+v", v)
 	}
 }

@@ -28,7 +28,7 @@ type MonTarget struct {
 	Port        int
 	LastChecked time.Time // zero before the first probe
 	Failures    int       // consecutive probes with an unconfirmed problem
-	Suspects    []string  // finding kinds seen once, waiting for confirmation
+	Suspects    []string  // finding kinds seen once, or "clear:KIND" for one seen gone once, waiting for confirmation
 	Served      map[netip.Addr]Served
 	Open        map[string]OpenFinding
 }
