@@ -185,3 +185,43 @@ func TestAlertsOffBeforeSendingSuppresses(t *testing.T) {
 		t.Fatal("the suppressed batch is not recorded as not sent, tokens dropped")
 	}
 }
+
+// A batch being handed to a slow SMTP server does not hold up the write
+// of the account's next finding: that goes into a new batch at once.
+func TestSlowSendDoesNotBlockWriteBack(t *testing.T) {
+	w := newWorld(t)
+	a := w.serve("127.0.0.2", "first.test", 90*day, 10*day)
+	b := w.serve("127.0.0.3", "second.test", 90*day, 60*day)
+	w.register("slow@example.com", true, a.Port(), "first.test")
+	w.register("slow@example.com", true, b.Port(), "second.test")
+	m := w.monitor("m")
+	w.round(m)
+	w.exec(`UPDATE outbox SET next_try_at = CASE WHEN kind = 'alert' THEN now() ELSE now() + interval '1 day' END`)
+	sending, release := make(chan struct{}), make(chan struct{})
+	letGo := sync.OnceFunc(func() { close(release) })
+	defer letGo() // a failing test must not leave the send hanging
+	done := make(chan error, 1)
+	go func() {
+		_, err := w.db.SendNext(context.Background(), func(store.Mail) store.Attempt {
+			close(sending)
+			<-release // SMTP takes its time
+			return store.Attempt{}
+		})
+		done <- err
+	}()
+	<-sending
+	b.Swap(w.issue(certLeaf(w.now, 90*day, 5*day, "second.test")))
+	w.exec(`UPDATE mon_targets SET next_due = $1`, w.now)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := m.Round(ctx); err != nil {
+		t.Fatalf("the write-back waited for the mail being sent: %v", err)
+	}
+	letGo()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := w.count(`SELECT count(*) FROM outbox WHERE kind = 'alert' AND sent_at IS NULL`); n != 1 {
+		t.Fatalf("%d alert batches waiting, want the new one", n)
+	}
+}

@@ -49,6 +49,14 @@ func (p *Postgres) SendNext(ctx context.Context, send func(Mail) Attempt) (bool,
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
+	// A due alert batch stops gathering before it is sent, in a statement
+	// of its own: the row lock held across a slow SMTP exchange then never
+	// holds up a monitor adding the account's next finding (that opens a
+	// new batch).
+	if _, err := p.pool.Exec(ctx, `UPDATE outbox SET dedup_key = NULL
+		WHERE kind = 'alert' AND dedup_key IS NOT NULL AND sent_at IS NULL AND failed_at IS NULL AND next_try_at <= now()`); err != nil {
+		return false, classify(err)
+	}
 	// Once a mail is handed to SMTP its outcome must be recorded even if
 	// ctx ends meanwhile (a shutdown): the transaction runs on its own.
 	txCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
