@@ -32,6 +32,7 @@ type conn struct {
 	lastActive time.Time
 	counted    bool // admitted by the connection limits, and not yet released
 	lingers    bool // refused, and counted in Server.lingering until closed
+	proxyDone  bool // the start of the input was checked for a PROXY header (proxy.go)
 
 	// Loop side. evio overwrites its pending output and action on every
 	// wake, so both are kept here: once Close or Detach is decided it is
@@ -110,6 +111,11 @@ func (s *Server) data(ec evio.Conn, in []byte) ([]byte, evio.Action) {
 	c.outPending = false // evio reads only once it has written all output
 	c.lastActive = now
 	c.framer.Write(in)
+	if !c.proxyDone {
+		if out, action, wait := c.proxyHeader(now); wait || action != evio.None {
+			return out, action
+		}
+	}
 	out := c.answerInline(nil)
 	if c.action == evio.None && c.framer.Partial() {
 		// evio closes at once when it reads EOF, so a line the client ends
@@ -118,6 +124,26 @@ func (s *Server) data(ec evio.Conn, in []byte) ([]byte, evio.Action) {
 	}
 	c.rearm(now)
 	return c.emit(out, c.action, false)
+}
+
+// proxyHeader takes a PROXY header at the start of the input (proxy.go).
+// It reports wait while the header is incomplete, or the output and action
+// that end the connection when it is refused.
+func (c *conn) proxyHeader(now time.Time) ([]byte, evio.Action, bool) {
+	wait, r := c.takeProxyHeader()
+	if r == nil {
+		c.rearm(now)
+		return nil, evio.None, wait
+	}
+	c.srv.logCommand(c.remote, &Request{Verb: "PROXY"}, *r, now)
+	if !c.counted { // over a per-address limit of the carried address
+		out, action := c.refuse(*r)
+		c.rearm(now)
+		return out, action, false
+	}
+	out, action := c.emit(r.Bytes(), evio.Close, false)
+	c.rearm(now)
+	return out, action, false
 }
 
 // emit returns output and an action to evio, or hands both to a session

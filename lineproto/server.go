@@ -32,6 +32,9 @@ type Config struct {
 	// close at once. They hold descriptors beyond MaxConns: keep them inside
 	// the reserve given to CapToFileLimit.
 	LingeringRefusals int
+	// ProxyFrom lists the networks whose PROXY protocol header (v1 or v2)
+	// is believed: it then gives the connection its client's address.
+	ProxyFrom []netip.Prefix
 	// Observe, when set, is called once per command (for metrics).
 	Observe func(verb string, code int, took time.Duration)
 }

@@ -276,8 +276,10 @@ func migrateWithRetry(ctx context.Context, url string, log zerolog.Logger) (int3
 }
 
 func serverConfig(c Config) lineproto.Config {
+	proxies, _ := web.ParsePrefixes(c.ProxyFrom) // loadConfig checked it
 	return lineproto.Config{
-		Addr: c.Listen, Loops: c.Loops, MaxLine: c.MaxLine,
+		ProxyFrom: proxies,
+		Addr:      c.Listen, Loops: c.Loops, MaxLine: c.MaxLine,
 		QuietPeriod: c.QuietPeriod, IdleTimeout: c.IdleTimeout, MaxLifetime: c.MaxLifetime,
 		RequestTimeout: c.RequestTimeout, MaxConns: c.MaxConns, MaxConnsPerIP: c.MaxConnsPerIP,
 		Workers: c.Workers, QueueSize: c.QueueSize, LingeringRefusals: lingeringRefusals,

@@ -1,0 +1,137 @@
+package lineproto
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"net"
+	"net/netip"
+
+	"github.com/pires/go-proxyproto"
+)
+
+// maxProxyV1 is the longest PROXY v1 header, CRLF included (the spec's 107).
+const maxProxyV1 = 107
+
+// The PROXY protocol header (HAProxy, AWS NLB) is the first bytes of a
+// connection a load balancer opens for a client: it carries the client's
+// address. The loop takes it before any line (HAProxy writes it in one
+// piece, so it is normally whole in the first read; if not, the loop waits
+// for the rest, owing nothing meanwhile). It is believed only from the
+// addresses in Config.ProxyFrom; from anywhere else it is a 400 and a close.
+
+// takeProxyHeader looks at the start of the connection for a PROXY header.
+// It reports wait when the bytes buffered may still become one, and a reply
+// that ends the connection when the header is refused or malformed. A
+// trusted header's source address becomes c.remote (see rekey).
+func (c *conn) takeProxyHeader() (wait bool, r *Reply) {
+	buf := c.framer.buf
+	switch {
+	case proxySignaturePrefix(buf):
+		return true, nil
+	case !proxySigned(buf):
+		c.proxyDone = true
+		return false, nil
+	case !c.srv.trustsProxy(c.remote):
+		c.proxyDone = true
+		return false, closingReply(Errorf(CodeBadRequest, "PROXY header from %s, which is not a trusted proxy", c.remote))
+	}
+	n := proxyHeaderLen(buf)
+	if n < 0 {
+		return true, nil
+	}
+	c.proxyDone = true
+	addr, err := parseProxyHeader(buf[:n])
+	c.framer.buf = buf[n:]
+	if err != nil {
+		return false, closingReply(err)
+	}
+	if addr.IsValid() {
+		if err := c.srv.rekey(c, addr); err != nil {
+			return false, closingReply(err)
+		}
+	}
+	return false, nil
+}
+
+// trustsProxy reports whether a PROXY header from addr is believed.
+func (s *Server) trustsProxy(addr netip.Addr) bool {
+	for _, p := range s.cfg.ProxyFrom {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// rekey moves c to the address its PROXY header carries, in the
+// per-address connection limits too.
+func (s *Server) rekey(c *conn, addr netip.Addr) *Error {
+	s.release(c)
+	c.remote = addr
+	if err := s.limits.acquire(c); err != nil {
+		return err
+	}
+	c.counted = true
+	return nil
+}
+
+func closingReply(err *Error) *Reply {
+	r := Fail(err)
+	r.Close = true
+	return &r
+}
+
+// proxySignaturePrefix reports whether buf is a proper prefix of a PROXY
+// signature: more bytes decide whether a header starts here.
+func proxySignaturePrefix(buf []byte) bool {
+	isPrefix := func(sig []byte) bool { return len(buf) < len(sig) && bytes.HasPrefix(sig, buf) }
+	return isPrefix(proxyproto.SIGV1) || isPrefix(proxyproto.SIGV2)
+}
+
+// proxySigned reports whether buf starts with a whole PROXY signature.
+func proxySigned(buf []byte) bool {
+	return bytes.HasPrefix(buf, proxyproto.SIGV1) || bytes.HasPrefix(buf, proxyproto.SIGV2)
+}
+
+// proxyHeaderLen returns the length of the signed header at the start of
+// buf, or -1 while it is not all there. A v1 header without its LF within
+// maxProxyV1 bytes is cut there, for the parser to refuse.
+func proxyHeaderLen(buf []byte) int {
+	if bytes.HasPrefix(buf, proxyproto.SIGV1) {
+		if i := bytes.IndexByte(buf, '\n'); i >= 0 && i < maxProxyV1 {
+			return i + 1
+		}
+		if len(buf) >= maxProxyV1 {
+			return maxProxyV1
+		}
+		return -1
+	}
+	if len(buf) < 16 {
+		return -1
+	}
+	n := 16 + int(binary.BigEndian.Uint16(buf[14:16]))
+	if len(buf) < n {
+		return -1
+	}
+	return n
+}
+
+// parseProxyHeader reads a whole header. It returns the client's address,
+// or no address for a header that carries none (v2 LOCAL, as in health
+// checks, and v1 UNKNOWN): the connection then keeps the socket's.
+func parseProxyHeader(hdr []byte) (netip.Addr, *Error) {
+	h, err := proxyproto.Read(bufio.NewReaderSize(bytes.NewReader(hdr), len(hdr)))
+	if err != nil {
+		return netip.Addr{}, Errorf(CodeBadRequest, "malformed PROXY header: %v", err)
+	}
+	if h.Command.IsLocal() || h.TransportProtocol.IsUnspec() {
+		return netip.Addr{}, nil
+	}
+	src, ok := h.SourceAddr.(*net.TCPAddr)
+	if !ok {
+		return netip.Addr{}, Errorf(CodeBadRequest, "PROXY header without a TCP source address")
+	}
+	addr, _ := netip.AddrFromSlice(src.IP)
+	return addr.Unmap(), nil
+}
