@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 
+	"github.com/keychest/keychest-lined/internal/words"
 	"github.com/keychest/keychest-lined/lineproto"
 	"github.com/keychest/keychest-lined/store"
 )
@@ -69,7 +69,7 @@ func CertLine(s store.CertStatus, now time.Time) string {
 	expires, days, checked := "-", "-", "-"
 	if s.Expires != nil {
 		expires = s.Expires.UTC().Format(time.RFC3339)
-		days = fmt.Sprint(int(math.Floor(s.Expires.Sub(now).Hours() / 24)))
+		days = fmt.Sprint(words.DaysLeft(*s.Expires, now))
 	}
 	if s.Checked != nil {
 		checked = s.Checked.UTC().Format(time.RFC3339)

@@ -59,7 +59,7 @@ func (c Composer) alert(items []store.AlertItem) (subject, body string) {
 	}
 	for _, it := range open {
 		fmt.Fprintf(&b, "%s  %s  %s%s, since %s\n", strings.ToUpper(it.Severity), it.Target, it.Kind,
-			map[bool]string{true: " (worse than before)", false: ""}[it.Change == "raised"], stamp(it.Since))
+			map[bool]string{true: " (worse than before)", false: ""}[it.Change == "raised"], words.Stamp(it.Since))
 		for _, part := range strings.Split(it.Detail, "; ") {
 			fmt.Fprintf(&b, "    %s\n", part)
 		}
@@ -68,7 +68,7 @@ func (c Composer) alert(items []store.AlertItem) (subject, body string) {
 	if len(resolved) > 0 {
 		b.WriteString("Resolved:\n")
 		for _, it := range resolved {
-			fmt.Fprintf(&b, "    %s  %s (it was %s since %s)\n", it.Target, it.Kind, it.Severity, stamp(it.Since))
+			fmt.Fprintf(&b, "    %s  %s (it was %s since %s)\n", it.Target, it.Kind, it.Severity, words.Stamp(it.Since))
 		}
 		b.WriteString("\n")
 	}
@@ -126,17 +126,17 @@ func (c Composer) digest(d store.Digest, now time.Time) (subject, body string) {
 	for _, s := range d.Domains {
 		days, expires := "-", "-"
 		if s.Expires != nil {
-			days, expires = fmt.Sprint(DaysLeft(*s.Expires, now)), s.Expires.UTC().Format("2006-01-02")
+			days, expires = fmt.Sprint(words.DaysLeft(*s.Expires, now)), s.Expires.UTC().Format("2006-01-02")
 		}
 		fmt.Fprintf(&b, "%-6s %-9s %-34s %-11s %-24s %s\n", days, s.State, fmt.Sprintf("%s:%d", s.Name, s.Port), expires,
 			dashed(s.IssuerCN), dashed(strings.Join(s.Findings, ",")))
 	}
-	fmt.Fprintf(&b, "\nWhat changed since %s:\n", stamp(d.Since))
+	fmt.Fprintf(&b, "\nWhat changed since %s:\n", words.Stamp(d.Since))
 	if len(d.Changes) == 0 {
 		b.WriteString("    nothing\n")
 	}
 	for _, ch := range d.Changes {
-		fmt.Fprintf(&b, "    %s  %s  %s", stamp(ch.At), ch.Target, ch.What)
+		fmt.Fprintf(&b, "    %s  %s  %s", words.Stamp(ch.At), ch.Target, ch.What)
 		if ch.Detail != "" {
 			fmt.Fprintf(&b, ": %s", ch.Detail)
 		}
@@ -152,16 +152,6 @@ func (c Composer) footer(pageToken, stop, unsubscribe string) string {
 		c.link("account", pageToken), stop, unsubscribe)
 }
 
-// DaysLeft is whole days from now until t, rounded down (negative once past).
-func DaysLeft(t, now time.Time) int {
-	d := t.Sub(now)
-	days := int(d / (24 * time.Hour))
-	if d < 0 && d%(24*time.Hour) != 0 {
-		days--
-	}
-	return days
-}
-
 // resolvedLast orders resolved items after the others.
 func resolvedLast(it store.AlertItem) int {
 	if it.Change == "resolved" {
@@ -171,8 +161,6 @@ func resolvedLast(it store.AlertItem) int {
 }
 
 func severityRank(s string) int { return map[string]int{"warning": 1, "critical": 2, "expired": 3}[s] }
-
-func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
 
 func dashed(s string) string {
 	if s == "" {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -86,7 +85,7 @@ type historyRow struct{ First, Last, Expires, Issuer, Fingerprint string }
 // accountModel words an account's domains for the page; the states and
 // days are those "command cert" gives.
 func accountModel(v store.AccountView, now time.Time) accountView {
-	m := accountView{Email: v.Email, Now: stamp(now)}
+	m := accountView{Email: v.Email, Now: words.Stamp(now)}
 	problems := 0
 	for _, d := range v.Domains {
 		m.Domains = append(m.Domains, domainModel(d, now))
@@ -103,8 +102,8 @@ func domainModel(d store.DomainView, now time.Time) domainRow {
 		BarClass: d.State}
 	if d.Expires != nil {
 		left := d.Expires.Sub(now)
-		r.Expires = stamp(*d.Expires)
-		if days := int(math.Floor(left.Hours() / 24)); days >= 0 {
+		r.Expires = words.Stamp(*d.Expires)
+		if days := words.DaysLeft(*d.Expires, now); days >= 0 {
 			r.Days = words.Count(days, "day left", "days left")
 		} else {
 			r.Days = "expired " + words.Count(-days, "day ago", "days ago")
@@ -114,7 +113,7 @@ func domainModel(d store.DomainView, now time.Time) domainRow {
 		}
 	}
 	if d.Checked != nil {
-		r.Checked = stamp(*d.Checked)
+		r.Checked = words.Stamp(*d.Checked)
 	}
 	r.Note = map[string]string{"pending": "Pending: nothing is watched until the account is confirmed.",
 		"unknown":  "Not probed yet: the first check follows within a minute.",
@@ -122,7 +121,7 @@ func domainModel(d store.DomainView, now time.Time) domainRow {
 	for _, a := range d.Served {
 		what := a.ErrorClass
 		if a.NotAfter != nil {
-			what = "certificate until " + stamp(*a.NotAfter)
+			what = "certificate until " + words.Stamp(*a.NotAfter)
 			if a.ErrorClass != "" {
 				what += " (" + a.ErrorClass + ")"
 			}
@@ -130,13 +129,11 @@ func domainModel(d store.DomainView, now time.Time) domainRow {
 		r.Addresses = append(r.Addresses, addressRow{Address: a.Address.String(), What: what, Stale: a.Stale})
 	}
 	for _, f := range d.Open {
-		r.Findings = append(r.Findings, findingRow{Kind: f.Kind, Severity: f.Severity, Since: stamp(f.Opened), Detail: f.Detail})
+		r.Findings = append(r.Findings, findingRow{Kind: f.Kind, Severity: f.Severity, Since: words.Stamp(f.Opened), Detail: f.Detail})
 	}
 	for _, h := range d.History {
-		r.History = append(r.History, historyRow{First: stamp(h.FirstSeen), Last: stamp(h.LastSeen),
-			Expires: stamp(h.NotAfter), Issuer: h.IssuerCN, Fingerprint: strings.ToUpper(hex.EncodeToString(h.Fingerprint[:8]))})
+		r.History = append(r.History, historyRow{First: words.Stamp(h.FirstSeen), Last: words.Stamp(h.LastSeen),
+			Expires: words.Stamp(h.NotAfter), Issuer: h.IssuerCN, Fingerprint: strings.ToUpper(hex.EncodeToString(h.Fingerprint[:8]))})
 	}
 	return r
 }
-
-func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }

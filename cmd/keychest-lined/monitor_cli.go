@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"strings"
 	"time"
@@ -99,7 +98,7 @@ func probeReport(res monitor.Result, pol monitor.Policy, now time.Time) probeJSO
 		for i, c := range a.Chain {
 			fp := sha256.Sum256(c.Raw)
 			aj.Chain = append(aj.Chain, certJSON{Fingerprint: hex.EncodeToString(fp[:]), CertInfo: monitor.CertInfo(c),
-				DaysLeft: daysLeft(c.NotAfter, now)})
+				DaysLeft: words.DaysLeft(c.NotAfter, now)})
 			if i == 0 {
 				r.Expiry = worse(r.Expiry, pol.ExpirySeverity(c.NotBefore, c.NotAfter, now))
 			}
@@ -116,8 +115,6 @@ func worse(a, b string) string {
 	}
 	return a
 }
-
-func daysLeft(t, now time.Time) int { return int(math.Floor(t.Sub(now).Hours() / 24)) }
 
 func printProbe(out io.Writer, r probeJSON) error {
 	fmt.Fprintf(out, "%s  %s  %d ms", r.Target, r.Class, r.TookMS)
@@ -175,7 +172,7 @@ func listCerts(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) er
 		r := rows[i]
 		days, expires, checked := "-", "-", "-"
 		if r.Expires != nil {
-			days, expires = fmt.Sprint(daysLeft(*r.Expires, now)), day(*r.Expires)
+			days, expires = fmt.Sprint(words.DaysLeft(*r.Expires, now)), day(*r.Expires)
 		}
 		if r.Checked != nil {
 			checked = day(*r.Checked)

@@ -2,7 +2,11 @@
 // mail and line reply says "1 domain" and "2 domains".
 package words
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+	"time"
+)
 
 // Count words a count with its noun: "1 domain", "2 domains", "0 domains".
 // A noun whose plural is not just an "s" more gives it as well:
@@ -16,3 +20,11 @@ func Count(n int, singular string, plural ...string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, singular)
 }
+
+// DaysLeft is the whole days from now until t, rounded down: negative
+// once t has passed. "command cert", the account page, the digest and the
+// operator's tables all count days with it.
+func DaysLeft(t, now time.Time) int { return int(math.Floor(t.Sub(now).Hours() / 24)) }
+
+// Stamp writes a time for people, in UTC to the minute.
+func Stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
