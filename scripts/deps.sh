@@ -6,7 +6,8 @@
 #   scripts/deps.sh test   PostgreSQL, bats, ksh93, busybox, shellcheck,
 #                          openssl, certbot, lintian and systemd (for
 #                          systemd-analyze; the package's test), Chromium
-#                          (the account page's browser test), and Pebble
+#                          (the account page's browser test), haproxy (the
+#                          PROXY protocol's test), and Pebble
 #                          (the ACME test server, built with go install
 #                          into .local/bin)
 set -euo pipefail
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 want=(postgresql)
 case ${1:-run} in
-test) want+=(bats ksh busybox shellcheck openssl certbot lintian systemd chromium) ;;
+test) want+=(bats ksh busybox shellcheck openssl certbot lintian systemd chromium haproxy) ;;
 bench) want+=(redis-server redis-tools) ;;
 esac
 
@@ -25,6 +26,7 @@ for pkg in "${want[@]}"; do
 	ksh) command -v ksh93 >/dev/null 2>&1 || missing+=("$pkg") ;;
 	redis-tools) command -v redis-benchmark >/dev/null 2>&1 || missing+=("$pkg") ;;
 	systemd) command -v systemd-analyze >/dev/null 2>&1 || missing+=("$pkg") ;;
+	haproxy) [ -x /usr/sbin/haproxy ] || missing+=("$pkg") ;;
 	*) command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
 	esac
 done
