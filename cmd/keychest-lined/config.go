@@ -36,7 +36,7 @@ type Config struct {
 	MaxDomainsPerKey int           `envconfig:"MAX_DOMAINS_PER_KEY" default:"1000" desc:"domains one API key may register (0: no limit); past it: 403"`
 	StartupTimeout   time.Duration `envconfig:"STARTUP_TIMEOUT" default:"30s" desc:"how long to wait for the database at start"`
 	PProf            string        `envconfig:"PPROF" desc:"address for Go's pprof endpoints (e.g. 127.0.0.1:6060); empty: off"`
-	ProxyFrom        string        `envconfig:"PROXY_FROM" desc:"networks (CIDR, comma-separated) of proxies whose X-Forwarded-For the web listener believes; empty: none"`
+	ProxyFrom        string        `envconfig:"PROXY_FROM" desc:"networks (CIDR or addresses, comma-separated) of proxies whose PROXY protocol header (line port) and X-Forwarded-For (web listener) are believed; empty: none"`
 	HTTPListen       string        `envconfig:"HTTP_LISTEN" default:"127.0.0.1:8080" desc:"address of the web pages for mail links, /healthz and /metrics"`
 	PublicURL        string        `envconfig:"PUBLIC_URL" desc:"base of the links in mails (default: http:// and KEYCHEST_HTTP_LISTEN)"`
 	SMTPURL          string        `envconfig:"SMTP_URL" desc:"smtp://user:pass@host:587 or smtps://...; empty: mails go to the log"`
