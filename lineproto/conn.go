@@ -38,11 +38,12 @@ type conn struct {
 	// wake, so both are kept here: once Close or Detach is decided it is
 	// returned again on every later callback.
 	action       evio.Action
-	outPending   bool     // output returned to evio that it may not have written yet
-	loopOut      int      // bytes the loop has written on this connection
-	handoffOut   []byte   // output for the session to write first
-	handoff      *Request // the blocking request that made the loop detach
-	handoffClose bool     // close once handoffOut is written
+	outPending   bool      // output returned to evio that it may not have written yet
+	loopOut      int       // bytes the loop has written on this connection
+	handoffOut   []byte    // output for the session to write first
+	handoff      *Request  // the blocking request that made the loop detach
+	handoffClose bool      // close once handoffOut is written
+	inflight     *inflight // the blocking request a worker answers for the loop
 	timer        *time.Timer
 
 	wakePending atomic.Bool // a wake was sent and Data(nil) has not run since
@@ -93,7 +94,8 @@ func (c *conn) refuse(r Reply) ([]byte, evio.Action) {
 }
 
 // data is evio's Data callback: in holds bytes read from the client, or is
-// nil when the connection was woken by its timer.
+// nil when the connection was woken by its timer or by the worker that
+// answered its request in flight (async.go).
 func (s *Server) data(ec evio.Conn, in []byte) ([]byte, evio.Action) {
 	c := ec.Context().(*conn)
 	if c.action != evio.None {
@@ -102,28 +104,53 @@ func (s *Server) data(ec evio.Conn, in []byte) ([]byte, evio.Action) {
 	now := time.Now()
 	if in == nil {
 		c.wakePending.Store(false)
+	} else {
+		c.outPending = false // evio reads only once it has written all output
+		c.lastActive = now
+		c.framer.Write(in)
+	}
+	if c.inflight != nil && !c.settleInflight() {
+		return nil, c.action // still running, or its reply ends the connection
+	}
+	if in == nil && c.framer.Buffered() == 0 {
 		if r, over := c.ending(now); over {
 			return c.emit(r.Bytes(), evio.Close, true)
 		}
 		c.rearm(now)
 		return nil, evio.None
 	}
-	c.outPending = false // evio reads only once it has written all output
-	c.lastActive = now
-	c.framer.Write(in)
 	if !c.proxyDone {
 		if out, action, wait := c.proxyHeader(now); wait || action != evio.None {
 			return out, action
 		}
 	}
 	out := c.answerInline(nil)
-	if c.action == evio.None && c.framer.Partial() {
+	if c.action == evio.None && c.inflight == nil && c.framer.Partial() {
 		// evio closes at once when it reads EOF, so a line the client ends
 		// by half-closing (or by a quiet period) is finished by a session.
 		c.action = evio.Detach
 	}
 	c.rearm(now)
-	return c.emit(out, c.action, false)
+	return c.emit(out, c.action, in == nil)
+}
+
+// settleInflight reports whether the request in flight is answered, and
+// forgets it if so. While it runs, what the client sends is only buffered,
+// up to maxBufferedInflight; past that the connection detaches, and the
+// worker hands it to a session once the reply is written. A reply that
+// ends the connection closes it through a session (closeGracefully).
+func (c *conn) settleInflight() bool {
+	done, closing := c.inflight.over()
+	switch {
+	case !done && c.framer.Buffered() > maxBufferedInflight:
+		c.action = evio.Detach
+	case done && closing:
+		c.handoffClose = true
+		c.action = evio.Detach
+	case done:
+		c.inflight = nil
+	}
+	return c.action == evio.None && done
 }
 
 // proxyHeader takes a PROXY header at the start of the input (proxy.go).
@@ -185,6 +212,9 @@ func (c *conn) answerInline(out []byte) []byte {
 			break
 		}
 		if r == nil && c.srv.handler.Blocking(&req) {
+			if len(out) == 0 && c.startInflight(&req) {
+				break
+			}
 			c.handoff = &req
 			c.action = evio.Detach
 			break
@@ -349,6 +379,9 @@ func (s *Server) closed(ec evio.Conn, err error) evio.Action {
 		return evio.None
 	}
 	c.leftLoop()
+	if c.inflight != nil && c.inflight.letGo(nil) {
+		return evio.None // the worker writes the reply and finishes the connection
+	}
 	s.release(c)
 	return evio.None
 }

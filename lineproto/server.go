@@ -58,6 +58,7 @@ type Server struct {
 
 	draining  atomic.Bool  // Shutdown began: refuse new connections
 	lingering atomic.Int32 // refused connections closing gracefully
+	detaches  atomic.Int64 // connections that left the loop for a session
 	stopping  atomic.Bool  // the loops may stop: Tick returns Shutdown
 	wakeMu    sync.RWMutex // held for reading around every Wake
 	loopsOff  bool         // under wakeMu: evio's pollers are gone, Wake no more
@@ -216,6 +217,10 @@ func (s *Server) OpenConns() int { return s.limits.open() }
 
 // QueueDepth returns the number of blocking requests waiting for a worker.
 func (s *Server) QueueDepth() int { return len(s.pool.jobs) }
+
+// Detaches returns how many connections left the event loop for a
+// session goroutine (see docs/architecture.md).
+func (s *Server) Detaches() int64 { return s.detaches.Load() }
 
 // LogsSuppressed returns how many log entries the rate limit on client
 // errors left out (see logLimiter).

@@ -510,3 +510,53 @@ func TestRefusedConnectionGets503ThenCleanEnd(t *testing.T) {
 		return closeExchange(addr, input, "status error 503 too many connections, retry later\n")
 	})
 }
+
+// A blocking request on a connection with nothing else pending is answered
+// by a worker while the connection stays in the loop (async.go); what the
+// client sends meanwhile is answered after it, in order.
+func TestAnsweredWithoutDetach(t *testing.T) {
+	h := &testHandler{gate: make(chan struct{}), started: make(chan string, 2)}
+	s, addr := startServer(t, testConfig(), h)
+	c := dial(t, addr)
+	send(t, c, "command store v 1\n")
+	if v := <-h.started; v != "1" {
+		t.Fatalf("started %q first", v)
+	}
+	send(t, c, "command store v 2\ncommand ping\n")
+	close(h.gate)
+	got := readStatuses(t, bufio.NewReader(c), 3)
+	want := []string{"data stored 1", "status ok 200 committed",
+		"data stored 2", "status ok 200 committed", "status ok 200 pong"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if n := s.Detaches(); n != 0 {
+		t.Errorf("%d detaches, want 0", n)
+	}
+}
+
+// A client that keeps sending while its request is in flight makes the
+// connection leave the loop past maxBufferedInflight; every line is still
+// answered, in order.
+func TestFloodWhileInflightDetaches(t *testing.T) {
+	h := &testHandler{gate: make(chan struct{}), started: make(chan string, 1)}
+	s, addr := startServer(t, testConfig(), h)
+	c := dial(t, addr)
+	send(t, c, "command store v 1\n")
+	<-h.started
+	const n = (maxBufferedInflight / len("command ping\n")) * 2
+	go c.Write([]byte(strings.Repeat("command ping\n", n)))
+	for s.Detaches() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	close(h.gate)
+	got := readStatuses(t, bufio.NewReader(c), n+1)
+	if got[0] != "data stored 1" || got[1] != "status ok 200 committed" {
+		t.Fatalf("first reply %q", got[:2])
+	}
+	for i, line := range got[2:] {
+		if line != "status ok 200 pong" {
+			t.Fatalf("reply %d: %q", i+1, line)
+		}
+	}
+}

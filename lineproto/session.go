@@ -20,11 +20,17 @@ import (
 func (s *Server) detached(ec evio.Conn, rwc io.ReadWriteCloser) evio.Action {
 	c := ec.Context().(*conn)
 	c.leftLoop()
+	s.detaches.Add(1)
 	nc, err := netConnFromDetached(rwc)
 	if err != nil {
 		s.log.Error().Str("code", "ERR0501").Err(err).Msg("cannot take over detached connection")
-		c.ended()
+		if c.inflight == nil || !c.inflight.letGo(nil) {
+			c.ended()
+		}
 		return evio.None
+	}
+	if c.inflight != nil && c.inflight.letGo(nc) {
+		return evio.None // the worker writes the reply, then starts the session
 	}
 	c.mu.Lock()
 	c.nc = nc
@@ -40,7 +46,7 @@ func (c *conn) serveDetached(nc net.Conn) {
 		closeGracefully(nc)
 		c.ended()
 	}()
-	if len(c.handoffOut) > 0 && (!c.write(nc, c.handoffOut) || c.handoffClose) {
+	if len(c.handoffOut) > 0 && !c.write(nc, c.handoffOut) || c.handoffClose {
 		return
 	}
 	if req := c.handoff; req != nil {

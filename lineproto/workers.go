@@ -25,7 +25,8 @@ type job struct {
 	req      *Request
 	deadline time.Time
 	reply    Reply
-	done     chan struct{}
+	done     chan struct{} // closed once reply is set; or:
+	then     func(Reply)   // called with the reply, on the worker
 }
 
 func newWorkerPool(h Handler, workers, queue int, timeout time.Duration, log zerolog.Logger) *workerPool {
@@ -42,26 +43,39 @@ func newWorkerPool(h Handler, workers, queue int, timeout time.Duration, log zer
 // full, or the pool is closed, it answers at once with a retryable 503; so
 // does a worker that picks it up after its deadline, without running it.
 func (p *workerPool) do(req *Request) Reply {
-	read := req.Read
-	if read.IsZero() {
-		read = time.Now()
-	}
-	j := &job{req: req, deadline: read.Add(p.timeout), done: make(chan struct{})}
-	p.mu.RLock()
-	queued := false
-	if !p.closed {
-		select {
-		case p.jobs <- j:
-			queued = true
-		default:
-		}
-	}
-	p.mu.RUnlock()
-	if !queued {
+	j := &job{req: req, done: make(chan struct{})}
+	if !p.queue(j) {
 		return busy()
 	}
 	<-j.done
 	return j.reply
+}
+
+// start queues req for a worker, which calls then with its reply (see do
+// for its deadline). It reports false, and never calls then, when the
+// queue is full or the pool closed.
+func (p *workerPool) start(req *Request, then func(Reply)) bool {
+	return p.queue(&job{req: req, then: then})
+}
+
+// queue gives j its deadline and a place in the queue, if there is one.
+func (p *workerPool) queue(j *job) bool {
+	read := j.req.Read
+	if read.IsZero() {
+		read = time.Now()
+	}
+	j.deadline = read.Add(p.timeout)
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return false
+	}
+	select {
+	case p.jobs <- j:
+		return true
+	default:
+		return false
+	}
 }
 
 func (p *workerPool) work() {
@@ -74,7 +88,11 @@ func (p *workerPool) work() {
 		} else {
 			j.reply = busy() // it waited in the queue past its deadline
 		}
-		close(j.done)
+		if j.then != nil {
+			j.then(j.reply)
+		} else {
+			close(j.done)
+		}
 	}
 }
 
