@@ -12,6 +12,8 @@ import (
 	"github.com/pires/go-proxyproto"
 	"github.com/rs/zerolog"
 	"github.com/tidwall/evio"
+
+	"github.com/keychest/keychest-lined/internal/logcode"
 )
 
 // proxyHeader formats a PROXY header of the given version that carries
@@ -142,7 +144,7 @@ func TestProxyHeaderCountsCarriedAddress(t *testing.T) {
 func TestProxyHeaderOverSocket(t *testing.T) {
 	cfg := testConfig()
 	cfg.ProxyFrom = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-	logs := &syncBuffer{}
+	logs := &logcode.Sink{}
 	s := NewServer(cfg, &testHandler{}, zerolog.New(logs))
 	go s.Serve()
 	var stop sync.Once
@@ -160,7 +162,7 @@ func TestProxyHeaderOverSocket(t *testing.T) {
 	n := 0
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		var e struct{ Code, Remote, Verb string }
-		if json.Unmarshal([]byte(line), &e) == nil && e.Code == "LIN0001" {
+		if json.Unmarshal([]byte(line), &e) == nil && e.Code == logcode.CommandAnswered {
 			n++
 			if e.Remote != "198.51.100.9" {
 				t.Errorf("%s logged from %q, want 198.51.100.9", e.Verb, e.Remote)
@@ -168,7 +170,7 @@ func TestProxyHeaderOverSocket(t *testing.T) {
 		}
 	}
 	if n != 2 {
-		t.Fatalf("%d LIN0001 entries, want 2:\n%s", n, logs)
+		t.Fatalf("%d %s entries, want 2:\n%s", n, logcode.CommandAnswered, logs)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/tidwall/evio"
+
+	"github.com/keychest/keychest-lined/internal/logcode"
 )
 
 // detached is evio's Detached callback. The connection leaves the loop for
@@ -22,7 +24,7 @@ func (s *Server) detached(ec evio.Conn, rwc io.ReadWriteCloser) evio.Action {
 	c.leftLoop()
 	nc, err := netConnFromDetached(rwc)
 	if err != nil {
-		s.log.Error().Str("code", "ERR0501").Err(err).Msg("cannot take over detached connection")
+		s.log.Error().Str("code", logcode.DetachFailed).Time("event_time", time.Now()).Err(err).Msg("cannot take over detached connection")
 		c.ended()
 		return evio.None
 	}
