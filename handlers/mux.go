@@ -28,8 +28,6 @@ type Config struct {
 	ClaimsPerIPHour    int
 	MailsPerDay        int
 	MaxUnconfirmedKeys int
-	// ComposeMail writes a claim's mail (see package mailer).
-	ComposeMail func(store.ClaimMail) (subject, body string)
 	// MailQueued, when set, is called after a claim queued a mail.
 	MailQueued func()
 	// CheckEvery is how soon after its last probe "check" may probe a

@@ -45,8 +45,7 @@ func newEnv(t *testing.T, maxDomains int) *env {
 
 // testConfig has limits high enough not to get in the way.
 func testConfig(maxDomains int) Config {
-	return Config{Version: "test", MaxDomainsPerKey: maxDomains, MailsPerDay: 100, MaxUnconfirmedKeys: 100, CheckEvery: time.Minute,
-		ComposeMail: func(m store.ClaimMail) (string, string) { return m.Kind, m.Email }}
+	return Config{Version: "test", MaxDomainsPerKey: maxDomains, MailsPerDay: 100, MaxUnconfirmedKeys: 100, CheckEvery: time.Minute}
 }
 
 // do parses line as a client would send it and serves it.

@@ -38,8 +38,8 @@ type Sender struct {
 	GiveUp time.Duration
 	// Poll is how often the outbox is checked without a Poke.
 	Poll time.Duration
-	// Compose, when set, writes the text of mails composed when they are
-	// sent (alerts, digests: Composer.Fill).
+	// Compose words each mail just before it is sent (Composer.Fill);
+	// without it a mail goes out with the text it was queued with.
 	Compose func(*store.Mail)
 
 	poke chan struct{}

@@ -141,7 +141,7 @@ func TestClaimLimitShared(t *testing.T) {
 	claim := func(p *store.Postgres, i int) error {
 		_, err := p.ClaimKey(context.Background(), store.Claim{Key: ref(fmt.Sprintf("claim-limit-key-%04d", i)),
 			Email: fmt.Sprintf("u%d@example.com", i), IP: ipC, Tokens: store.MailTokens{Confirm: fmt.Sprint("c", i), Block: fmt.Sprint("b", i), Revoke: fmt.Sprint("r", i)},
-			Compose: func(m store.ClaimMail) (string, string) { return m.Kind, m.Email }, MaxPerIPHour: 3})
+			MaxPerIPHour: 3})
 		return err
 	}
 	if err := claim(a, 0); err != nil {
@@ -207,8 +207,7 @@ func TestClaimTailFailsWhole(t *testing.T) {
 	ctx := context.Background()
 	claim := func(i int) error {
 		_, err := p.ClaimKey(ctx, store.Claim{Key: ref(fmt.Sprintf("claim-tail-key-%04d", i)),
-			Email: fmt.Sprintf("t%d@example.com", i), IP: ip, Tokens: store.MailTokens{Confirm: "same", Block: "same-b"},
-			Compose: func(m store.ClaimMail) (string, string) { return m.Kind, m.Email }})
+			Email: fmt.Sprintf("t%d@example.com", i), IP: ip, Tokens: store.MailTokens{Confirm: "same", Block: "same-b"}})
 		return err
 	}
 	if err := claim(1); err != nil {

@@ -197,10 +197,9 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 		Version: version, MaxDomainsPerKey: cfg.MaxDomainsPerKey,
 		KeysPerIPHour: cfg.KeysPerIPHour, ClaimsPerIPHour: cfg.ClaimsPerIPHour,
 		MailsPerDay: cfg.MailsPerDay, MaxUnconfirmedKeys: cfg.UnconfirmedKeys,
-		ComposeMail: mailer.Composer{PublicURL: publicURL(cfg, a.webLn.Addr())}.Compose,
-		MailQueued:  a.sender.Poke,
-		CheckEvery:  cfg.MonitorCheckEvery,
-		Watch:       a.pokeMonitor,
+		MailQueued: a.sender.Poke,
+		CheckEvery: cfg.MonitorCheckEvery,
+		Watch:      a.pokeMonitor,
 	}, log)
 	a.lines = lineproto.NewServer(lcfg, mux, log)
 	metrics = web.NewMetrics(mux.Verbs(), a.lines.OpenConns, a.lines.QueueDepth)
