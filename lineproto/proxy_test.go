@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/tidwall/evio"
 
+	"github.com/keychest/keychest-lined/internal/clientnet"
 	"github.com/keychest/keychest-lined/internal/logcode"
 )
 
@@ -130,10 +131,10 @@ func TestProxyHeaderRefused(t *testing.T) {
 func TestProxyHeaderCountsCarriedAddress(t *testing.T) {
 	s, f, c := newProxyFake(t, true)
 	s.data(f, proxyHeader(t, 2, "192.0.2.7:51000"))
-	if got := s.limits.perIP[LimitKey(c.remote)]; got != 1 {
+	if got := s.limits.perIP[clientnet.Of(c.remote)]; got != 1 {
 		t.Fatalf("192.0.2.7 counted %d times, want 1", got)
 	}
-	if got := s.limits.perIP[LimitKey(netip.MustParseAddr("127.0.0.1"))]; got != 0 {
+	if got := s.limits.perIP[clientnet.Of(netip.MustParseAddr("127.0.0.1"))]; got != 0 {
 		t.Fatalf("127.0.0.1 still counted %d times", got)
 	}
 }

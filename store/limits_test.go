@@ -157,21 +157,6 @@ func TestClaimLimitShared(t *testing.T) {
 	}
 }
 
-func TestClientOf(t *testing.T) {
-	for in, want := range map[string]string{
-		"192.0.2.1":               "192.0.2.1/32",
-		"::ffff:192.0.2.1":        "192.0.2.1/32",
-		"2001:db8:1:2:3:4:5:6":    "2001:db8:1:2::/64",
-		"2001:db8:1:2:ffff::":     "2001:db8:1:2::/64",
-		"fe80::1%eth0":            "fe80::/64",
-		"2001:db8:ffff:ffff:1::9": "2001:db8:ffff:ffff::/64",
-	} {
-		if got := store.ClientOf(netip.MustParseAddr(in)).String(); got != want {
-			t.Errorf("ClientOf(%s) = %s, want %s", in, got, want)
-		}
-	}
-}
-
 // The sweep deletes only buckets that have refilled (last take over an
 // hour ago).
 func TestSweepFullBuckets(t *testing.T) {

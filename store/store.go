@@ -43,7 +43,7 @@ type KeyRef struct {
 type NewKey struct {
 	Key KeyRef
 	IP  netip.Addr
-	// MaxPerIPHour is how many new keys a client (see ClientOf) may get
+	// MaxPerIPHour is how many new keys a client (see clientnet.Of) may get
 	// per hour, counted by every server on the database (0: no limit).
 	MaxPerIPHour int
 }
@@ -56,7 +56,7 @@ type Claim struct {
 	// Tokens are fresh random tokens for the links of the mail; only their
 	// hashes are stored, and only those the mail uses.
 	Tokens MailTokens
-	// Limits: claims per client (see ClientOf) per hour, counted by every
+	// Limits: claims per client (see clientnet.Of) per hour, counted by every
 	// server on the database; mails to one address per day; keys of an
 	// unconfirmed account. 0: no limit.
 	MaxPerIPHour       int
