@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/keychest/keychest-lined/internal/logcode"
 )
 
 // RootHosts are the names under which the proxy serves its root's PEM to a
@@ -154,7 +156,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 func (p *Proxy) handle(c net.Conn) {
 	client := remoteIP(c)
 	if !allowed(p.cfg.Allow, client) {
-		p.cfg.Log.Warn().Str("code", "AMP0403").Time("event_time", time.Now()).Str("remote", client.String()).Msg("client outside --allow refused")
+		p.cfg.Log.Warn().Str("code", logcode.AMPOutsideAllow).Time("event_time", time.Now()).Str("remote", client.String()).Msg("client outside --allow refused")
 		refuse(c, http.StatusForbidden, fmt.Sprintf("keychest-amp: client %s is not in the allowed networks (--allow)", client))
 		c.Close()
 		return
@@ -164,7 +166,7 @@ func (p *Proxy) handle(c net.Conn) {
 	if first, err := br.Peek(1); err == nil && first[0] == 0x16 { // a TLS handshake: an https:// proxy URL
 		tc := tls.Server(&peekedConn{Conn: c, r: br}, &tls.Config{GetCertificate: p.proxyCert, NextProtos: []string{"http/1.1"}})
 		if err := tc.Handshake(); err != nil {
-			p.cfg.Log.Info().Str("code", "AMP0401").Time("event_time", time.Now()).Str("remote", client.String()).Err(err).Msg("TLS to the proxy failed")
+			p.cfg.Log.Info().Str("code", logcode.AMPProxyTLSFailed).Time("event_time", time.Now()).Str("remote", client.String()).Err(err).Msg("TLS to the proxy failed")
 			c.Close()
 			return
 		}
@@ -205,7 +207,7 @@ func (p *Proxy) route(c net.Conn, req *http.Request, client netip.Addr) {
 	case p.cfg.ACME.Has(host, port):
 		p.intercept(c, info)
 	case p.cfg.ACME.HasName(host):
-		p.cfg.Log.Warn().Str("code", "AMP0405").Time("event_time", time.Now()).Str("remote", client.String()).Str("target", info.target).Msg("CONNECT to an unlisted port of an ACME host refused")
+		p.cfg.Log.Warn().Str("code", logcode.AMPPortRefused).Time("event_time", time.Now()).Str("remote", client.String()).Str("target", info.target).Msg("CONNECT to an unlisted port of an ACME host refused")
 		refuse(c, http.StatusForbidden, fmt.Sprintf("keychest-amp: port %d of ACME host %s is not on the list (--acme-host %s:%d adds it)", port, host, host, port))
 		c.Close()
 	default:
@@ -231,7 +233,7 @@ func (p *Proxy) intercept(c net.Conn, info connInfo) {
 	}
 	leaf, err := p.ca.Leaf(info.host)
 	if err != nil {
-		p.cfg.Log.Error().Str("code", "AMP0500").Time("event_time", time.Now()).Str("target", info.target).Err(err).Msg("cannot mint a leaf")
+		p.cfg.Log.Error().Str("code", logcode.AMPMintFailed).Time("event_time", time.Now()).Str("target", info.target).Err(err).Msg("cannot mint a leaf")
 		c.Close()
 		return
 	}
@@ -388,7 +390,7 @@ func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0
 type connErrors struct{ log zerolog.Logger }
 
 func (w connErrors) Write(p []byte) (int, error) {
-	w.log.Info().Str("code", "AMP0402").Time("event_time", time.Now()).Str("error", strings.TrimSpace(string(p))).
+	w.log.Info().Str("code", logcode.AMPInterceptFailed).Time("event_time", time.Now()).Str("error", strings.TrimSpace(string(p))).
 		Msg("intercepted connection failed")
 	return len(p), nil
 }

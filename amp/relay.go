@@ -12,6 +12,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"time"
+
+	"github.com/keychest/keychest-lined/internal/logcode"
 )
 
 // Size limits of what the relay reads whole to log it.
@@ -70,7 +72,7 @@ func (r *relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	if req.Method == http.MethodPost {
 		if _, err := DecodeJWS(body); err != nil {
-			r.cfg.Log.Warn().Str("code", "AMP0400").Time("event_time", time.Now()).Str("remote", info.client.String()).
+			r.cfg.Log.Warn().Str("code", logcode.AMPNotJWS).Time("event_time", time.Now()).Str("remote", info.client.String()).
 				Str("url", req.URL.Path).Err(err).Msg("malformed JWS refused")
 			problem(w, http.StatusBadRequest, "malformed", "keychest-amp: the request body is not a JWS in flattened JSON form: "+err.Error())
 			return
@@ -126,7 +128,7 @@ func plainBody(h http.Header, body []byte) []byte {
 }
 
 func (r *relay) upstreamFailed(w http.ResponseWriter, req *http.Request, err error) {
-	r.cfg.Log.Warn().Str("code", "AMP0502").Time("event_time", time.Now()).Str("url", req.URL.String()).Err(err).Msg("ACME server unreachable or failed")
+	r.cfg.Log.Warn().Str("code", logcode.AMPUpstreamFailed).Time("event_time", time.Now()).Str("url", req.URL.String()).Err(err).Msg("ACME server unreachable or failed")
 	problem(w, http.StatusBadGateway, "serverInternal", "keychest-amp: the ACME server "+req.URL.Host+" failed: "+err.Error())
 }
 

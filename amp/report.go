@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/keychest/keychest-lined/internal/logcode"
 )
 
 // Reporting limits.
@@ -40,7 +42,7 @@ type Reporter struct {
 func (r *Reporter) Run(ctx context.Context, flush time.Duration) {
 	r.client = &http.Client{Timeout: postTimeout, Transport: &http.Transport{Proxy: nil}}
 	if _, err := EnsureKey(ctx, r.State, r.Lined, r.Email); err != nil {
-		r.Log.Warn().Str("code", "AMP0504").Time("event_time", time.Now()).Err(err).Msg("no API key from keychest-lined yet; will retry")
+		r.Log.Warn().Str("code", logcode.AMPNoKey).Time("event_time", time.Now()).Err(err).Msg("no API key from keychest-lined yet; will retry")
 	}
 	wait := retryMin
 	failing := false
@@ -55,13 +57,13 @@ func (r *Reporter) Run(ctx context.Context, flush time.Duration) {
 		err := r.sendOne(ctx)
 		if err == nil {
 			if failing {
-				r.Log.Info().Str("code", "AMP0201").Time("event_time", time.Now()).Int("backlog", r.Queue.Len()).Msg("keychest-lined reachable again")
+				r.Log.Info().Str("code", logcode.AMPReportRecovered).Time("event_time", time.Now()).Int("backlog", r.Queue.Len()).Msg("keychest-lined reachable again")
 			}
 			failing, wait = false, retryMin
 			continue
 		}
 		if !failing || wait == retryMax {
-			r.Log.Warn().Str("code", "AMP0503").Time("event_time", time.Now()).Err(err).Int("backlog", r.Queue.Len()).Msg("reporting to keychest-lined failed; events wait in the queue")
+			r.Log.Warn().Str("code", logcode.AMPReportFailed).Time("event_time", time.Now()).Err(err).Int("backlog", r.Queue.Len()).Msg("reporting to keychest-lined failed; events wait in the queue")
 		}
 		failing = true
 		select {
@@ -91,7 +93,7 @@ func (r *Reporter) sendOne(ctx context.Context) error {
 		return fmt.Errorf("api key from %s: %w", r.Lined, err)
 	}
 	if err != nil {
-		r.Log.Warn().Str("code", "AMP0505").Time("event_time", time.Now()).Err(err).Msg("claiming the API key failed; will retry")
+		r.Log.Warn().Str("code", logcode.AMPClaimFailed).Time("event_time", time.Now()).Err(err).Msg("claiming the API key failed; will retry")
 	}
 	batch, end, err := r.Queue.Peek(batchBytes)
 	if err != nil || len(batch) == 0 {

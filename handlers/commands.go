@@ -36,7 +36,6 @@ func (m *Mux) claim(ctx context.Context, req *lineproto.Request) (lineproto.Repl
 	}
 	out, serr := m.store.ClaimKey(ctx, store.Claim{Key: ref, Email: email, IP: req.Remote,
 		Tokens:       store.MailTokens{Confirm: newToken(), Block: newToken(), Revoke: newToken()},
-		Compose:      m.cfg.ComposeMail,
 		MaxPerIPHour: m.cfg.ClaimsPerIPHour, MaxMailsPerDay: m.cfg.MailsPerDay, MaxUnconfirmedKeys: m.cfg.MaxUnconfirmedKeys})
 	if serr != nil {
 		return lineproto.Reply{Subject: ref.Prefix}, limited(serr, "too many claims from %s; retry in %s")

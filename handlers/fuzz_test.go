@@ -42,7 +42,6 @@ func (m *memStore) ClaimKey(_ context.Context, c store.Claim) (store.ClaimOutcom
 	case ok && owner != "":
 		return 0, store.ErrKeyClaimed
 	}
-	c.Compose(store.ClaimMail{Kind: "confirm", Email: c.Email, KeyPrefix: c.Key.Prefix, IP: c.IP, Tokens: c.Tokens})
 	m.keys[c.Key.Hash] = c.Email
 	return store.ClaimNewAccount, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/lineproto"
 	"github.com/keychest/keychest-lined/store"
 )
@@ -27,8 +28,6 @@ type Config struct {
 	ClaimsPerIPHour    int
 	MailsPerDay        int
 	MaxUnconfirmedKeys int
-	// ComposeMail writes a claim's mail (see package mailer).
-	ComposeMail func(store.ClaimMail) (subject, body string)
 	// MailQueued, when set, is called after a claim queued a mail.
 	MailQueued func()
 	// CheckEvery is how soon after its last probe "check" may probe a
@@ -172,9 +171,9 @@ func (m *Mux) wireError(req *lineproto.Request, err error) *lineproto.Error {
 	case errors.Is(err, store.ErrRefused):
 		return lineproto.Errorf(lineproto.CodeBadRequest, "%s", err)
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		m.log.Warn().Str("code", "ERR0503").Str("verb", req.Verb).Err(err).Msg("database unavailable")
+		m.log.Warn().Str("code", logcode.DatabaseUnavailable).Time("event_time", time.Now()).Str("verb", req.Verb).Err(err).Msg("database unavailable")
 		return lineproto.Errorf(lineproto.CodeUnavailable, "database unavailable, retry shortly")
 	}
-	m.log.Error().Str("code", "ERR0500").Str("verb", req.Verb).Err(err).Msg("command failed")
+	m.log.Error().Str("code", logcode.Internal).Time("event_time", time.Now()).Str("verb", req.Verb).Err(err).Msg("command failed")
 	return lineproto.Errorf(lineproto.CodeInternal, "internal error")
 }

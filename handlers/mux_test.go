@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
+	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/internal/pgtest"
 	"github.com/keychest/keychest-lined/lineproto"
 	"github.com/keychest/keychest-lined/store"
@@ -43,8 +45,7 @@ func newEnv(t *testing.T, maxDomains int) *env {
 
 // testConfig has limits high enough not to get in the way.
 func testConfig(maxDomains int) Config {
-	return Config{Version: "test", MaxDomainsPerKey: maxDomains, MailsPerDay: 100, MaxUnconfirmedKeys: 100, CheckEvery: time.Minute,
-		ComposeMail: func(m store.ClaimMail) (string, string) { return m.Kind, m.Email }}
+	return Config{Version: "test", MaxDomainsPerKey: maxDomains, MailsPerDay: 100, MaxUnconfirmedKeys: 100, CheckEvery: time.Minute}
 }
 
 // do parses line as a client would send it and serves it.
@@ -229,12 +230,16 @@ func TestDatabaseDownIs503(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	m := NewMux(st, Config{MaxDomainsPerKey: 10}, zerolog.Nop())
+	var logs bytes.Buffer
+	m := NewMux(st, Config{MaxDomainsPerKey: 10}, zerolog.New(&logs))
 	for _, line := range []string{"command apikey", "command claim apikey Some-Key-0123456789 email a@example.com",
 		"command add domain example.com apikey Some-Key-0123456789"} {
 		req, _ := lineproto.ParseLine([]byte(line))
 		r := m.Serve(context.Background(), &req)
 		expect(t, r, 503, "database unavailable")
+	}
+	if seen, err := logcode.CheckEntries(logs.Bytes()); err != nil || seen[logcode.DatabaseUnavailable] != 3 {
+		t.Fatalf("%v, entries by code %v", err, seen)
 	}
 }
 

@@ -10,7 +10,7 @@ import (
 
 // The per-address limits (new keys, claims per client per hour) are
 // counted by the store, in PostgreSQL, so every server shares them (see
-// store.ClientOf for what a client is). This file words their refusal.
+// internal/clientnet for what a client is). This file words their refusal.
 
 // limited turns a store.LimitError into a 429 whose text, from format,
 // names the client and says when to retry; other errors pass through.

@@ -4,38 +4,29 @@ import (
 	"net/netip"
 	"sync"
 	"syscall"
+
+	"github.com/keychest/keychest-lined/internal/clientnet"
 )
 
 // connLimits holds the open connections, in the loop or detached, and
-// limits them in total and per source address.
+// limits them in total and per client (clientnet.Of: an IPv4 address, an
+// IPv6 /64).
 type connLimits struct {
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
-	perIP    map[netip.Addr]int
+	perIP    map[netip.Prefix]int
 	maxTotal int
 	maxPerIP int
 }
 
 func newConnLimits(maxTotal, maxPerIP int) *connLimits {
-	return &connLimits{conns: make(map[*conn]struct{}), perIP: make(map[netip.Addr]int),
+	return &connLimits{conns: make(map[*conn]struct{}), perIP: make(map[netip.Prefix]int),
 		maxTotal: maxTotal, maxPerIP: maxPerIP}
-}
-
-// LimitKey is what per-address limits count on: an IPv4 address itself,
-// and for IPv6 the address's /64, since one client network gets a whole
-// /64 and may use any address in it.
-func LimitKey(ip netip.Addr) netip.Addr {
-	ip = ip.Unmap()
-	if !ip.Is6() {
-		return ip
-	}
-	p, _ := ip.Prefix(64)
-	return p.Addr()
 }
 
 // acquire adds c, or reports why it may not open.
 func (l *connLimits) acquire(c *conn) *Error {
-	key := LimitKey(c.remote)
+	key := clientnet.Of(c.remote)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.conns) >= l.maxTotal {
@@ -51,7 +42,7 @@ func (l *connLimits) acquire(c *conn) *Error {
 
 // release removes a connection that acquire admitted.
 func (l *connLimits) release(c *conn) {
-	key := LimitKey(c.remote)
+	key := clientnet.Of(c.remote)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.conns, c)

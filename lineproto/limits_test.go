@@ -5,22 +5,6 @@ import (
 	"testing"
 )
 
-func TestLimitKey(t *testing.T) {
-	for addr, want := range map[string]string{
-		"192.0.2.7":            "192.0.2.7",
-		"::ffff:192.0.2.7":     "192.0.2.7",
-		"2001:db8:1:2::a":      "2001:db8:1:2::",
-		"2001:db8:1:2:ffff::b": "2001:db8:1:2::",
-		"2001:db8:1:3::a":      "2001:db8:1:3::",
-		"::1":                  "::",
-		"fe80::1%eth0":         "fe80::",
-	} {
-		if got := LimitKey(netip.MustParseAddr(addr)); got.String() != want {
-			t.Errorf("LimitKey(%s) = %s, want %s", addr, got, want)
-		}
-	}
-}
-
 // TestConnLimitsShareA64: two addresses of one /64 share the per-address
 // connection limit; the next /64 and IPv4 count on their own.
 func TestConnLimitsShareA64(t *testing.T) {

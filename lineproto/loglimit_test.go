@@ -2,13 +2,13 @@ package lineproto
 
 import (
 	"bufio"
-	"bytes"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/keychest/keychest-lined/internal/logcode"
 )
 
 func TestLogLimiterBurstThenRate(t *testing.T) {
@@ -30,29 +30,11 @@ func TestLogLimiterBurstThenRate(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Issue 12: a flood of malformed lines cannot fill the disk. Every line is
 // answered, but the log holds at most the burst of client errors; the rest
 // are counted, and the entries say how many were left out.
 func TestClientErrorLogIsRateLimited(t *testing.T) {
-	var sink syncBuffer
+	var sink logcode.Sink
 	s := NewServer(testConfig(), &testHandler{}, zerolog.New(&sink))
 	go s.Serve()
 	t.Cleanup(func() { s.Shutdown(t.Context()) })

@@ -12,6 +12,9 @@ import (
 	"github.com/pires/go-proxyproto"
 	"github.com/rs/zerolog"
 	"github.com/tidwall/evio"
+
+	"github.com/keychest/keychest-lined/internal/clientnet"
+	"github.com/keychest/keychest-lined/internal/logcode"
 )
 
 // proxyHeader formats a PROXY header of the given version that carries
@@ -128,10 +131,10 @@ func TestProxyHeaderRefused(t *testing.T) {
 func TestProxyHeaderCountsCarriedAddress(t *testing.T) {
 	s, f, c := newProxyFake(t, true)
 	s.data(f, proxyHeader(t, 2, "192.0.2.7:51000"))
-	if got := s.limits.perIP[LimitKey(c.remote)]; got != 1 {
+	if got := s.limits.perIP[clientnet.Of(c.remote)]; got != 1 {
 		t.Fatalf("192.0.2.7 counted %d times, want 1", got)
 	}
-	if got := s.limits.perIP[LimitKey(netip.MustParseAddr("127.0.0.1"))]; got != 0 {
+	if got := s.limits.perIP[clientnet.Of(netip.MustParseAddr("127.0.0.1"))]; got != 0 {
 		t.Fatalf("127.0.0.1 still counted %d times", got)
 	}
 }
@@ -142,7 +145,7 @@ func TestProxyHeaderCountsCarriedAddress(t *testing.T) {
 func TestProxyHeaderOverSocket(t *testing.T) {
 	cfg := testConfig()
 	cfg.ProxyFrom = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-	logs := &syncBuffer{}
+	logs := &logcode.Sink{}
 	s := NewServer(cfg, &testHandler{}, zerolog.New(logs))
 	go s.Serve()
 	var stop sync.Once
@@ -160,7 +163,7 @@ func TestProxyHeaderOverSocket(t *testing.T) {
 	n := 0
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		var e struct{ Code, Remote, Verb string }
-		if json.Unmarshal([]byte(line), &e) == nil && e.Code == "LIN0001" {
+		if json.Unmarshal([]byte(line), &e) == nil && e.Code == logcode.CommandAnswered {
 			n++
 			if e.Remote != "198.51.100.9" {
 				t.Errorf("%s logged from %q, want 198.51.100.9", e.Verb, e.Remote)
@@ -168,7 +171,7 @@ func TestProxyHeaderOverSocket(t *testing.T) {
 		}
 	}
 	if n != 2 {
-		t.Fatalf("%d LIN0001 entries, want 2:\n%s", n, logs)
+		t.Fatalf("%d %s entries, want 2:\n%s", n, logcode.CommandAnswered, logs)
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/tidwall/evio"
+
+	"github.com/keychest/keychest-lined/internal/logcode"
 )
 
 // Config holds the server's limits and timings.
@@ -243,7 +245,7 @@ func (s *Server) logCommand(remote netip.Addr, req *Request, r Reply, start time
 	if skipped > 0 {
 		e = e.Uint64("suppressed_before", skipped)
 	}
-	e.Str("code", "LIN0001").Time("event_time", start).
+	e.Str("code", logcode.CommandAnswered).Time("event_time", start).
 		Str("remote", remote.String()).Str("verb", req.Verb).Int("status", r.Code).
 		Dur("dur_ms", time.Since(start)).Str("subject", r.Subject).Msg("command answered")
 }
@@ -259,7 +261,7 @@ func (s *Server) logRefused(remote netip.Addr, reason string, now time.Time) {
 	if skipped > 0 {
 		e = e.Uint64("suppressed_before", skipped)
 	}
-	e.Str("code", "LIN0503").Time("event_time", now).Str("remote", remote.String()).
+	e.Str("code", logcode.ConnRefused).Time("event_time", now).Str("remote", remote.String()).
 		Str("reason", reason).Msg("connection refused")
 }
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/keychest/keychest-lined/internal/logcode"
 )
 
 // testHandler answers "ping", "quit" and "panic" on the loop, and "store"
@@ -385,13 +387,24 @@ func TestShutdownOutOfTime(t *testing.T) {
 	}
 }
 
+// A panic fails its command alone, and is logged with its code and
+// event_time.
 func TestPanicFailsOnlyItsCommand(t *testing.T) {
-	_, addr := startServer(t, testConfig(), &testHandler{})
-	c := dial(t, addr)
+	var logs logcode.Sink
+	s := NewServer(testConfig(), &testHandler{}, zerolog.New(&logs))
+	go s.Serve()
+	c := dial(t, s.Addr().String())
 	send(t, c, "command panic where loop\ncommand ping\ncommand panic\ncommand ping\n")
 	got := readStatuses(t, bufio.NewReader(c), 4)
 	if strings.Join(got, "|") != "status error 500 internal error|status ok 200 pong|status error 500 internal error|status ok 200 pong" {
 		t.Fatalf("got %q", got)
+	}
+	if err := s.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	seen, err := logcode.CheckEntries([]byte(logs.String()))
+	if err != nil || seen[logcode.Internal] != 2 || seen[logcode.CommandAnswered] != 4 {
+		t.Fatalf("%v, entries by code %v", err, seen)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/tidwall/evio"
+
+	"github.com/keychest/keychest-lined/internal/logcode"
 )
 
 // detached is evio's Detached callback. The connection leaves the loop for
@@ -23,7 +25,7 @@ func (s *Server) detached(ec evio.Conn, rwc io.ReadWriteCloser) evio.Action {
 	s.detaches.Add(1)
 	nc, err := netConnFromDetached(rwc)
 	if err != nil {
-		s.log.Error().Str("code", "ERR0501").Err(err).Msg("cannot take over detached connection")
+		s.log.Error().Str("code", logcode.DetachFailed).Time("event_time", time.Now()).Err(err).Msg("cannot take over detached connection")
 		if c.inflight == nil || !c.inflight.letGo(nil) {
 			c.ended()
 		}

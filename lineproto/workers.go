@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/keychest/keychest-lined/internal/logcode"
 )
 
 // workerPool runs blocking requests off the event loop: a bounded queue
@@ -113,7 +115,7 @@ func (p *workerPool) close() {
 func serveSafely(ctx context.Context, h Handler, req *Request, log zerolog.Logger) (reply Reply) {
 	defer func() {
 		if v := recover(); v != nil {
-			log.Error().Str("code", "ERR0500").Str("verb", req.Verb).
+			log.Error().Str("code", logcode.Internal).Time("event_time", time.Now()).Str("verb", req.Verb).
 				Interface("panic", v).Bytes("stack", debug.Stack()).Msg("handler panicked")
 			reply = Fail(Errorf(CodeInternal, "internal error"))
 		}

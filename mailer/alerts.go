@@ -11,25 +11,6 @@ import (
 	"github.com/keychest/keychest-lined/store"
 )
 
-// Fill writes the mails whose text is written when they are sent: an
-// account's batch of alerts, and its weekly digest. Other mails are left
-// as they were queued.
-func (c Composer) Fill(m *store.Mail) {
-	switch m.Kind {
-	case "alert":
-		m.Subject, m.Body = c.alert(m.Items)
-		m.ListUnsubscribe = c.link("alerts_off", m.Tokens["alerts_off"])
-		m.Body += c.footer(m.Tokens["account"], "Stop these alerts (the weekly digest stays)", m.ListUnsubscribe)
-	case "digest":
-		if m.Digest == nil {
-			return
-		}
-		m.Subject, m.Body = c.digest(*m.Digest, time.Now())
-		m.ListUnsubscribe = c.link("digest_off", m.Tokens["digest_off"])
-		m.Body += c.footer(m.Tokens["account"], "Stop the weekly digest (alerts stay)", m.ListUnsubscribe)
-	}
-}
-
 // alert words a batch of findings, worst first, resolved ones last.
 func (c Composer) alert(items []store.AlertItem) (subject, body string) {
 	slices.SortStableFunc(items, func(a, b store.AlertItem) int {

@@ -1,39 +1,65 @@
-// Package mailer writes the mails a claim calls for and delivers the
-// outbox: over SMTP, or into the log when no SMTP server is configured.
+// Package mailer words the outbox's mails when they are sent (claims,
+// alerts, digests) and delivers them: over SMTP, or into the log when no
+// SMTP server is configured.
 package mailer
 
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/keychest/keychest-lined/internal/words"
 	"github.com/keychest/keychest-lined/store"
 )
 
-// Composer writes claim mails with links under PublicURL.
+// Composer words mails with links under PublicURL.
 type Composer struct {
 	PublicURL string // e.g. https://keychest.example.com, without a trailing slash
 }
 
-// Compose returns the subject and plain-text body of a claim's mail.
-func (c Composer) Compose(m store.ClaimMail) (subject, body string) {
+// Fill words a mail as it is sent: a claim's mail, an account's batch of
+// alerts, its weekly digest. A claim mail queued before its facts were
+// stored (migration 011) is left as it was queued.
+func (c Composer) Fill(m *store.Mail) {
+	switch m.Kind {
+	case "confirm", "new_key":
+		if m.Claim != nil {
+			m.Subject, m.Body = c.claim(m.Kind, m.To, *m.Claim, m.Tokens)
+		}
+	case "alert":
+		m.Subject, m.Body = c.alert(m.Items)
+		m.ListUnsubscribe = c.link("alerts_off", m.Tokens["alerts_off"])
+		m.Body += c.footer(m.Tokens["account"], "Stop these alerts (the weekly digest stays)", m.ListUnsubscribe)
+	case "digest":
+		if m.Digest == nil {
+			return
+		}
+		m.Subject, m.Body = c.digest(*m.Digest, time.Now())
+		m.ListUnsubscribe = c.link("digest_off", m.Tokens["digest_off"])
+		m.Body += c.footer(m.Tokens["account"], "Stop the weekly digest (alerts stay)", m.ListUnsubscribe)
+	}
+}
+
+// claim words a claim's mail: kind "confirm" for an unconfirmed account,
+// "new_key" for a confirmed one, to email, with the links of tokens.
+func (c Composer) claim(kind, email string, m store.ClaimMail, tokens map[string]string) (subject, body string) {
 	var b strings.Builder
 	when := m.At.UTC().Format("2006-01-02 15:04:05 UTC")
 	until := m.Expires.UTC().Format("2006-01-02 15:04 UTC")
-	holds := fmt.Sprintf("%s, holding %s and %s", m.Email, words.Count(m.Keys, "key"), words.Count(m.Domains, "domain"))
-	if m.Kind == "new_key" {
+	holds := fmt.Sprintf("%s, holding %s and %s", email, words.Count(m.Keys, "key"), words.Count(m.Domains, "domain"))
+	if kind == "new_key" {
 		subject = "New key attached to your KeyChest account"
 		fmt.Fprintf(&b, "A new API key was attached to your KeyChest account.\n\n")
 		c.facts(&b, m, when, holds+" (confirmed)")
-		fmt.Fprintf(&b, "If this wasn't you, revoke the key (it stops working at once):\n  %s\n\n", c.link("revoke", m.Tokens.Revoke))
+		fmt.Fprintf(&b, "If this wasn't you, revoke the key (it stops working at once):\n  %s\n\n", c.link("revoke", tokens["revoke"]))
 		fmt.Fprintf(&b, "The link works once, until %s. Nothing happens until you press\nthe button on the page it opens.\n", until)
 		return subject, b.String()
 	}
 	subject = "Confirm your KeyChest account"
-	fmt.Fprintf(&b, "A server asked KeyChest to watch its certificates for %s,\nand waits for you to confirm.\n\n", m.Email)
+	fmt.Fprintf(&b, "A server asked KeyChest to watch its certificates for %s,\nand waits for you to confirm.\n\n", email)
 	c.facts(&b, m, when, holds+" (not yet confirmed)")
-	fmt.Fprintf(&b, "Confirm the account (its domains become active):\n  %s\n\n", c.link("confirm", m.Tokens.Confirm))
-	fmt.Fprintf(&b, "This wasn't me: block this account (its keys stop working):\n  %s\n\n", c.link("block", m.Tokens.Block))
+	fmt.Fprintf(&b, "Confirm the account (its domains become active):\n  %s\n\n", c.link("confirm", tokens["confirm"]))
+	fmt.Fprintf(&b, "This wasn't me: block this account (its keys stop working):\n  %s\n\n", c.link("block", tokens["block"]))
 	fmt.Fprintf(&b, "Both links work once, until %s. Nothing happens until you press\nthe button on the page they open.\n", until)
 	return subject, b.String()
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -37,8 +38,8 @@ type Sender struct {
 	GiveUp time.Duration
 	// Poll is how often the outbox is checked without a Poke.
 	Poll time.Duration
-	// Compose, when set, writes the text of mails composed when they are
-	// sent (alerts, digests: Composer.Fill).
+	// Compose words each mail just before it is sent (Composer.Fill);
+	// without it a mail goes out with the text it was queued with.
 	Compose func(*store.Mail)
 
 	poke chan struct{}
@@ -79,7 +80,7 @@ func (s *Sender) drain(ctx context.Context) {
 	for ctx.Err() == nil {
 		found, err := s.Outbox.SendNext(ctx, s.send)
 		if err != nil {
-			s.Log.Warn().Str("code", "MAIL0503").Time("event_time", time.Now()).Err(err).Msg("cannot read the outbox")
+			s.Log.Warn().Str("code", logcode.OutboxUnreadable).Time("event_time", time.Now()).Err(err).Msg("cannot read the outbox")
 			return
 		}
 		if !found {
@@ -107,14 +108,14 @@ func (s *Sender) send(m store.Mail) store.Attempt {
 	}
 	a := s.judge(m, err)
 	if a.Failed {
-		s.Log.Error().Str("code", "MAIL0550").Time("event_time", time.Now()).Int64("mail", m.ID).
+		s.Log.Error().Str("code", logcode.MailFailed).Time("event_time", time.Now()).Int64("mail", m.ID).
 			Str("kind", m.Kind).Int("attempt", m.Attempts+1).Err(a.Err).Msg("mail failed for good")
 		if s.Observer != nil {
 			s.Observer.MailGivenUp(m.Kind)
 		}
 		return a
 	}
-	s.Log.Warn().Str("code", "MAIL0500").Time("event_time", time.Now()).Int64("mail", m.ID).
+	s.Log.Warn().Str("code", logcode.MailRetry).Time("event_time", time.Now()).Int64("mail", m.ID).
 		Str("kind", m.Kind).Int("attempt", m.Attempts+1).Dur("retry_in", a.RetryIn).Err(err).
 		Msg("mail not delivered, will retry")
 	return a
@@ -148,9 +149,9 @@ func (s *Sender) backoff(attempts int) time.Duration {
 func deliveredCode(kind string) string {
 	switch kind {
 	case "alert":
-		return "MAIL0210"
+		return logcode.AlertMailSent
 	case "digest":
-		return "MAIL0220"
+		return logcode.DigestSent
 	}
-	return "MAIL0200"
+	return logcode.ClaimMailSent
 }

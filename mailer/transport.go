@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
 
+	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -163,7 +164,7 @@ type Log struct {
 
 // Send logs the mail with its text and links.
 func (l Log) Send(m store.Mail) error {
-	l.Log.Info().Str("code", "MAIL0001").Time("event_time", time.Now()).Int64("mail", m.ID).
+	l.Log.Info().Str("code", logcode.MailLogged).Time("event_time", time.Now()).Int64("mail", m.ID).
 		Str("kind", m.Kind).Str("to", m.To).Str("subject", m.Subject).Str("body", m.Body).
 		Strs("links", Links(m.Body)).Msg("mail (no SMTP configured)")
 	return nil

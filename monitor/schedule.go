@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -125,10 +126,10 @@ type leased struct {
 // Run works until ctx ends, then lets the probes in flight finish (up to
 // the grace period), writes them back, and releases anything unwritten.
 func (m *Monitor) Run(ctx context.Context) {
-	m.log.Info().Str("code", "MON0001").Time("event_time", time.Now()).Str("owner", m.cfg.Owner).
+	m.log.Info().Str("code", logcode.MonitorStarted).Time("event_time", time.Now()).Str("owner", m.cfg.Owner).
 		Int("concurrency", m.cfg.Concurrency).Msg("monitor started")
 	m.loop(ctx, false)
-	m.log.Info().Str("code", "MON0002").Time("event_time", time.Now()).Str("owner", m.cfg.Owner).Msg("monitor stopped")
+	m.log.Info().Str("code", logcode.MonitorStopped).Time("event_time", time.Now()).Str("owner", m.cfg.Owner).Msg("monitor stopped")
 }
 
 // Round probes every target due now and writes each back before it
@@ -205,7 +206,7 @@ func (m *Monitor) lease(ctx context.Context, n int) []*leased {
 	targets, err := m.store.Lease(ctx, m.cfg.Owner, now, now.Add(m.cfg.Lease), n)
 	if err != nil {
 		if ctx.Err() == nil {
-			m.log.Warn().Str("code", "MON0500").Time("event_time", time.Now()).Err(err).Msg("cannot lease targets")
+			m.log.Warn().Str("code", logcode.LeaseFailed).Time("event_time", time.Now()).Err(err).Msg("cannot lease targets")
 		}
 		return nil
 	}
@@ -258,7 +259,7 @@ func (m *Monitor) writer(done <-chan *leased) writeResult {
 		r.written += n
 		if err != nil {
 			r.err = cmp.Or(r.err, err)
-			m.log.Warn().Str("code", "MON0501").Time("event_time", time.Now()).Err(err).Int("targets", len(batch)).
+			m.log.Warn().Str("code", logcode.WriteBackFailed).Time("event_time", time.Now()).Err(err).Int("targets", len(batch)).
 				Msg("cannot write probes back; their leases run out and they are probed again")
 		}
 	}
@@ -334,7 +335,7 @@ func (m *Monitor) maintain(ctx context.Context) {
 		if to, err := m.store.SyncTargets(ctx, since, now); err == nil {
 			m.syncedTo, m.syncAt = to, wall
 		} else if ctx.Err() == nil {
-			m.log.Warn().Str("code", "MON0500").Time("event_time", time.Now()).Err(err).Msg("cannot sync targets")
+			m.log.Warn().Str("code", logcode.LeaseFailed).Time("event_time", time.Now()).Err(err).Msg("cannot sync targets")
 		}
 	}
 	if week := store.DigestWeek(now); wall.Sub(m.digestAt) >= time.Minute && week != m.digestWeek {
@@ -344,13 +345,13 @@ func (m *Monitor) maintain(ctx context.Context) {
 			m.digestWeek = week // this week's are queued (by us or another monitor): done until next week
 		}
 		if n > 0 {
-			m.log.Info().Str("code", "MON0020").Time("event_time", time.Now()).Int("accounts", n).Msg("weekly digests queued")
+			m.log.Info().Str("code", logcode.DigestsQueued).Time("event_time", time.Now()).Int("accounts", n).Msg("weekly digests queued")
 		}
 	}
 	if wall.Sub(m.houseAt) >= time.Hour {
 		m.houseAt = wall
 		if n, err := m.store.Housekeep(ctx, now.Add(-m.cfg.History)); err == nil && n > 0 {
-			m.log.Info().Str("code", "MON0010").Time("event_time", time.Now()).Int64("rows", n).Msg("old history deleted")
+			m.log.Info().Str("code", logcode.HistoryDeleted).Time("event_time", time.Now()).Int64("rows", n).Msg("old history deleted")
 		}
 	}
 	if m.metrics != nil && wall.Sub(m.viewAt) >= time.Minute {
@@ -368,20 +369,20 @@ func (m *Monitor) logVerdict(t store.MonTarget, v store.Verdict, held bool) {
 		return e.Time("event_time", v.CheckedAt).Str("target", fmt.Sprintf("%s:%d", t.Name, t.Port))
 	}
 	if !held {
-		base(m.log.Warn()).Str("code", "MON0502").Msg("lease ran out before the write; another monitor owns the target")
+		base(m.log.Warn()).Str("code", logcode.LeaseLost).Msg("lease ran out before the write; another monitor owns the target")
 		return
 	}
 	for _, f := range v.Open {
-		base(m.log.Info()).Str("code", "MON0101").Str("kind", f.Kind).Str("severity", f.Severity).Str("detail", f.Detail).Msg("finding opened")
+		base(m.log.Info()).Str("code", logcode.FindingOpened).Str("kind", f.Kind).Str("severity", f.Severity).Str("detail", f.Detail).Msg("finding opened")
 	}
 	for _, f := range v.Change {
-		base(m.log.Info()).Str("code", "MON0102").Str("kind", f.Kind).Str("severity", f.Severity).Str("detail", f.Detail).Msg("finding changed")
+		base(m.log.Info()).Str("code", logcode.FindingChanged).Str("kind", f.Kind).Str("severity", f.Severity).Str("detail", f.Detail).Msg("finding changed")
 	}
 	for _, k := range v.Close {
-		base(m.log.Info()).Str("code", "MON0103").Str("kind", k).Msg("finding closed")
+		base(m.log.Info()).Str("code", logcode.FindingClosed).Str("kind", k).Msg("finding closed")
 	}
 	for _, e := range v.Events {
-		base(m.log.Info()).Str("code", "MON0104").Str("event", e.Kind).Str("detail", e.Detail).Msg("certificate renewed")
+		base(m.log.Info()).Str("code", logcode.CertRenewed).Str("event", e.Kind).Str("detail", e.Detail).Msg("certificate renewed")
 	}
-	base(m.log.Debug()).Str("code", "MON0100").Str("state", v.State).Time("next_due", v.NextDue).Msg("probed")
+	base(m.log.Debug()).Str("code", logcode.Probed).Str("state", v.State).Time("next_due", v.NextDue).Msg("probed")
 }

@@ -152,37 +152,34 @@ func checkClaimLimits(ctx context.Context, tx pgx.Tx, c Claim, a account) (holdi
 }
 
 // queueClaimMail stores the hashes of the tokens the mail links to, the
-// mail itself, and the claim's audit entry, in one round trip: the body
-// holds stand-ins for the tokens, and the raw tokens wait in link_tokens
-// until the mail is sent or given up.
+// mail's facts, and the claim's audit entry, in one round trip. The mailer
+// words the mail when it sends it; the raw tokens wait in link_tokens
+// until then (or until the mail is given up).
 func queueClaimMail(ctx context.Context, tx pgx.Tx, c Claim, a account, keyID int64, held holdings) error {
 	now := time.Now().UTC()
-	m := ClaimMail{Kind: "confirm", Email: c.Email, KeyPrefix: c.Key.Prefix, IP: c.IP, At: now,
+	facts := ClaimMail{KeyPrefix: c.Key.Prefix, IP: c.IP, At: now,
 		Keys: held.keys, Domains: held.domains, Expires: now.Add(TokenLifetime)}
-	tokens := map[string]string{"confirm": c.Tokens.Confirm, "block": c.Tokens.Block}
-	m.Tokens.Confirm, m.Tokens.Block = standIn("confirm"), standIn("block")
+	kind, tokens := "confirm", map[string]string{"confirm": c.Tokens.Confirm, "block": c.Tokens.Block}
 	if a.confirmed {
-		m.Kind = "new_key"
-		tokens = map[string]string{"revoke": c.Tokens.Revoke}
-		m.Tokens = MailTokens{Revoke: standIn("revoke")}
+		kind, tokens = "new_key", map[string]string{"revoke": c.Tokens.Revoke}
 	}
 	b := &pgx.Batch{}
 	for action, raw := range tokens {
 		hash := HashToken(raw)
 		b.Queue(`INSERT INTO tokens (hash, action, account_id, api_key_id, expires_at)
-			VALUES ($1, $2, $3, $4, $5)`, hash[:], action, a.id, keyID, m.Expires)
+			VALUES ($1, $2, $3, $4, $5)`, hash[:], action, a.id, keyID, facts.Expires)
 	}
-	subject, body := c.Compose(m)
-	b.Queue(`INSERT INTO outbox (kind, to_email, subject, body, link_tokens) VALUES ($1, $2, $3, $4, $5)`,
-		m.Kind, c.Email, subject, body, tokens)
+	b.Queue(`INSERT INTO outbox (kind, to_email, subject, body, link_tokens, claim) VALUES ($1, $2, '', '', $3, $4)`,
+		kind, c.Email, tokens, facts)
 	b.Queue(`INSERT INTO audit (remote_ip, action, key_prefix, detail)
 		VALUES ($1, 'key.claim', $2, jsonb_build_object('email', $3::text, 'new_account', $4::bool))`,
 		inet(c.IP), c.Key.Prefix, c.Email, a.created)
 	return tx.SendBatch(ctx, b).Close()
 }
 
-// standIn is what a stored mail body holds in place of the raw token for
-// action; withTokens puts the tokens back just before the mail is sent.
+// standIn is what the body of a claim mail queued before migration 011
+// holds in place of the raw token for action; withTokens puts the tokens
+// back just before such a mail is sent.
 func standIn(action string) string { return "{{" + action + "-token}}" }
 
 // withTokens fills the stand-ins of body with the raw tokens.

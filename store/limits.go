@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/keychest/keychest-lined/internal/clientnet"
 )
 
 // The per-address limits (new keys, claims per client per hour) are token
@@ -20,22 +22,10 @@ const (
 	limitClaims = "claim"
 )
 
-// ClientOf is the client a per-address limit counts: an IPv4 address on
-// its own, an IPv6 address by its /64 (one host owns a whole /64). An
-// IPv4-mapped IPv6 address counts as its IPv4 address.
-func ClientOf(ip netip.Addr) netip.Prefix {
-	ip = ip.Unmap()
-	if ip.Is4() {
-		return netip.PrefixFrom(ip, 32)
-	}
-	p, _ := ip.Prefix(64)
-	return p
-}
-
 // LimitError is a per-address limit refusing a command: errors.Is(err,
 // ErrRateLimited) holds, and Wait says when the client's next token is due.
 type LimitError struct {
-	Client netip.Prefix // as ClientOf gives it
+	Client netip.Prefix // as clientnet.Of gives it
 	Wait   time.Duration
 }
 
@@ -64,7 +54,7 @@ func bucketArgs(ip netip.Addr, perHour int) (any, int) {
 	if !ip.IsValid() || perHour <= 0 {
 		return nil, 0
 	}
-	return ClientOf(ip), perHour
+	return clientnet.Of(ip), perHour
 }
 
 // takeTokenSQL is the common table expressions "lim" and "allowed" for a
@@ -91,7 +81,7 @@ func takeTokenSQL(kind string, client, perHour int) string {
 // bucketOrder places a take of the kind's bucket for ip in group commit's
 // lock order (see groupCommitter.commit).
 func bucketOrder(kind string, ip netip.Addr) []byte {
-	b, _ := ClientOf(ip).MarshalBinary()
+	b, _ := clientnet.Of(ip).MarshalBinary()
 	return append([]byte("bucket "+kind+" "), b...)
 }
 
@@ -102,7 +92,7 @@ func limitError(ok bool, tokens float64, ip netip.Addr, perHour int) error {
 		return nil
 	}
 	wait := time.Duration((1 - tokens) / float64(perHour) * float64(time.Hour))
-	return &LimitError{Client: ClientOf(ip), Wait: wait}
+	return &LimitError{Client: clientnet.Of(ip), Wait: wait}
 }
 
 // sweepLimits deletes, every interval until stop closes, the buckets

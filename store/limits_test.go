@@ -141,7 +141,7 @@ func TestClaimLimitShared(t *testing.T) {
 	claim := func(p *store.Postgres, i int) error {
 		_, err := p.ClaimKey(context.Background(), store.Claim{Key: ref(fmt.Sprintf("claim-limit-key-%04d", i)),
 			Email: fmt.Sprintf("u%d@example.com", i), IP: ipC, Tokens: store.MailTokens{Confirm: fmt.Sprint("c", i), Block: fmt.Sprint("b", i), Revoke: fmt.Sprint("r", i)},
-			Compose: func(m store.ClaimMail) (string, string) { return m.Kind, m.Email }, MaxPerIPHour: 3})
+			MaxPerIPHour: 3})
 		return err
 	}
 	if err := claim(a, 0); err != nil {
@@ -154,21 +154,6 @@ func TestClaimLimitShared(t *testing.T) {
 	}
 	if refused := race(t, a, b, 6, func(p *store.Postgres, i int) error { return claim(p, i+1) }); refused != 4 {
 		t.Fatalf("%d of 6 refused, want 4 (3 tokens, one taken)", refused)
-	}
-}
-
-func TestClientOf(t *testing.T) {
-	for in, want := range map[string]string{
-		"192.0.2.1":               "192.0.2.1/32",
-		"::ffff:192.0.2.1":        "192.0.2.1/32",
-		"2001:db8:1:2:3:4:5:6":    "2001:db8:1:2::/64",
-		"2001:db8:1:2:ffff::":     "2001:db8:1:2::/64",
-		"fe80::1%eth0":            "fe80::/64",
-		"2001:db8:ffff:ffff:1::9": "2001:db8:ffff:ffff::/64",
-	} {
-		if got := store.ClientOf(netip.MustParseAddr(in)).String(); got != want {
-			t.Errorf("ClientOf(%s) = %s, want %s", in, got, want)
-		}
 	}
 }
 
@@ -207,8 +192,7 @@ func TestClaimTailFailsWhole(t *testing.T) {
 	ctx := context.Background()
 	claim := func(i int) error {
 		_, err := p.ClaimKey(ctx, store.Claim{Key: ref(fmt.Sprintf("claim-tail-key-%04d", i)),
-			Email: fmt.Sprintf("t%d@example.com", i), IP: ip, Tokens: store.MailTokens{Confirm: "same", Block: "same-b"},
-			Compose: func(m store.ClaimMail) (string, string) { return m.Kind, m.Email }})
+			Email: fmt.Sprintf("t%d@example.com", i), IP: ip, Tokens: store.MailTokens{Confirm: "same", Block: "same-b"}})
 		return err
 	}
 	if err := claim(1); err != nil {

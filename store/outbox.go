@@ -17,10 +17,11 @@ type Mail struct {
 	Body     string
 	Attempts int           // tries so far
 	Age      time.Duration // since it was queued, by the database's clock
-	// For the mails written when they are sent (alert, digest): the raw
-	// link tokens by name, and what the mail reports. The composer fills
-	// in Subject, Body and ListUnsubscribe.
+	// For the mails written when they are sent (all but claim mails queued
+	// before migration 011): the raw link tokens by name, and what the mail
+	// reports. The composer fills in Subject, Body and ListUnsubscribe.
 	Tokens          map[string]string
+	Claim           *ClaimMail  // confirm, new_key: the claim's facts
 	Items           []AlertItem // alert: the findings, in the order they came
 	Digest          *Digest     // digest: the account's week
 	ListUnsubscribe string      // the List-Unsubscribe link, if any
@@ -68,10 +69,10 @@ func (p *Postgres) SendNext(ctx context.Context, send func(Mail) Attempt) (bool,
 		var tokens map[string]string
 		var account *int64
 		err := tx.QueryRow(ctx, `SELECT id, kind, to_email, subject, body, link_tokens, attempts, clock_timestamp() - created_at,
-				account_id
+				account_id, claim
 			FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL AND next_try_at <= now() ORDER BY next_try_at, id
 			LIMIT 1 FOR UPDATE SKIP LOCKED`).Scan(&m.ID, &m.Kind, &m.To, &m.Subject, &m.Body, &tokens, &m.Attempts, &m.Age,
-			&account)
+			&account, &m.Claim)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -145,7 +146,7 @@ func unwanted(ctx context.Context, tx pgx.Tx, m Mail, account *int64) (string, e
 }
 
 // record writes an attempt's outcome. A mail sent, or failed for good, no
-// longer needs its link tokens: they go (its body holds only stand-ins).
+// longer needs its link tokens: they go (its row holds no other secret).
 func record(ctx context.Context, tx pgx.Tx, id int64, a Attempt) error {
 	var err error
 	switch {

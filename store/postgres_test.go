@@ -81,8 +81,8 @@ func TestClaimOutcomes(t *testing.T) {
 	ctx := context.Background()
 	claim := func(key, email string) (store.ClaimOutcome, error) {
 		return p.ClaimKey(ctx, store.Claim{Key: ref(key), Email: email, IP: ip,
-			Tokens:  store.MailTokens{Confirm: key + "c", Block: key + "b", Revoke: key + "r"},
-			Compose: func(store.ClaimMail) (string, string) { return "s", "b" }, MaxMailsPerDay: 10, MaxUnconfirmedKeys: 10})
+			Tokens:         store.MailTokens{Confirm: key + "c", Block: key + "b", Revoke: key + "r"},
+			MaxMailsPerDay: 10, MaxUnconfirmedKeys: 10})
 	}
 	steps := []struct {
 		key, email string
@@ -151,8 +151,8 @@ func TestConcurrentClaimsRespectMailLimit(t *testing.T) {
 	ctx := context.Background()
 	claim := func(key string) error {
 		_, err := p.ClaimKey(ctx, store.Claim{Key: ref(key), Email: "busy@example.com", IP: ip,
-			Tokens:  store.MailTokens{Confirm: key + "c", Block: key + "b", Revoke: key + "r"},
-			Compose: func(store.ClaimMail) (string, string) { return "s", "b" }, MaxMailsPerDay: 3, MaxUnconfirmedKeys: 1000})
+			Tokens:         store.MailTokens{Confirm: key + "c", Block: key + "b", Revoke: key + "r"},
+			MaxMailsPerDay: 3, MaxUnconfirmedKeys: 1000})
 		return err
 	}
 	if err := claim("first-busy-key-0123456789"); err != nil {
@@ -185,8 +185,8 @@ func TestSentMailRecordedDespiteCancel(t *testing.T) {
 	p, url := open(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	if _, err := p.ClaimKey(ctx, store.Claim{Key: ref("cancel-key-0123456789"), Email: "c@example.com", IP: ip,
-		Tokens:  store.MailTokens{Confirm: "c1", Block: "b1", Revoke: "r1"},
-		Compose: func(store.ClaimMail) (string, string) { return "s", "b" }, MaxMailsPerDay: 10, MaxUnconfirmedKeys: 10}); err != nil {
+		Tokens:         store.MailTokens{Confirm: "c1", Block: "b1", Revoke: "r1"},
+		MaxMailsPerDay: 10, MaxUnconfirmedKeys: 10}); err != nil {
 		t.Fatal(err)
 	}
 	found, err := p.SendNext(ctx, func(store.Mail) store.Attempt { cancel(); return store.Attempt{} })
@@ -202,6 +202,45 @@ func TestSentMailRecordedDespiteCancel(t *testing.T) {
 	conn.QueryRow(context.Background(), `SELECT sent_at IS NOT NULL FROM outbox`).Scan(&sent)
 	if !sent {
 		t.Fatal("the mail was sent but not recorded: it would go out again")
+	}
+}
+
+// A claim queues its mail's facts and raw tokens, not its text: the
+// sender gets them to word the mail. A mail queued with its text (before
+// migration 011) goes out with its tokens filled in.
+func TestClaimMailQueuedAsFacts(t *testing.T) {
+	p, url := open(t)
+	ctx := context.Background()
+	if _, err := p.ClaimKey(ctx, store.Claim{Key: ref("facts-key-0123456789"), Email: "f@example.com", IP: ip,
+		Tokens: store.MailTokens{Confirm: "c1", Block: "b1", Revoke: "r1"}}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `INSERT INTO outbox (kind, to_email, subject, body, link_tokens, next_try_at)
+		VALUES ('confirm', 'old@example.com', 'Confirm', 'go to /confirm/{{confirm-token}}', '{"confirm": "c0"}', now() - interval '1 minute')`); err != nil {
+		t.Fatal(err)
+	}
+	var sent []store.Mail
+	for range 2 {
+		if _, err := p.SendNext(ctx, func(m store.Mail) store.Attempt { sent = append(sent, m); return store.Attempt{} }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(sent) != 2 {
+		t.Fatalf("%d mails sent, want 2", len(sent))
+	}
+	if old := sent[0]; old.Claim != nil || old.Body != "go to /confirm/c0" {
+		t.Fatalf("mail queued with its text: %+v", old)
+	}
+	m, f := sent[1], sent[1].Claim
+	if m.Kind != "confirm" || m.To != "f@example.com" || m.Subject != "" || m.Body != "" || f == nil ||
+		f.KeyPrefix != ref("facts-key-0123456789").Prefix || f.IP != ip || f.Keys != 1 || f.Domains != 0 ||
+		f.Expires.Sub(f.At) != store.TokenLifetime || m.Tokens["confirm"] != "c1" || m.Tokens["block"] != "b1" || len(m.Tokens) != 2 {
+		t.Fatalf("claim mail %+v, facts %+v", m, f)
 	}
 }
 

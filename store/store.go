@@ -43,7 +43,7 @@ type KeyRef struct {
 type NewKey struct {
 	Key KeyRef
 	IP  netip.Addr
-	// MaxPerIPHour is how many new keys a client (see ClientOf) may get
+	// MaxPerIPHour is how many new keys a client (see clientnet.Of) may get
 	// per hour, counted by every server on the database (0: no limit).
 	MaxPerIPHour int
 }
@@ -56,9 +56,7 @@ type Claim struct {
 	// Tokens are fresh random tokens for the links of the mail; only their
 	// hashes are stored, and only those the mail uses.
 	Tokens MailTokens
-	// Compose writes the mail's subject and body; called in the transaction.
-	Compose func(ClaimMail) (subject, body string)
-	// Limits: claims per client (see ClientOf) per hour, counted by every
+	// Limits: claims per client (see clientnet.Of) per hour, counted by every
 	// server on the database; mails to one address per day; keys of an
 	// unconfirmed account. 0: no limit.
 	MaxPerIPHour       int
@@ -71,17 +69,15 @@ type MailTokens struct {
 	Confirm, Block, Revoke string
 }
 
-// ClaimMail is what a claim's mail reports.
+// ClaimMail is what a claim's mail reports, stored with it in the outbox
+// (outbox.claim, no secrets) and worded when it is sent.
 type ClaimMail struct {
-	Kind      string // "confirm" for an unconfirmed account, "new_key" for a confirmed one
-	Email     string
-	KeyPrefix string
-	IP        netip.Addr
-	At        time.Time
-	Keys      int        // keys the account holds now
-	Domains   int        // domains the account holds now
-	Tokens    MailTokens // stand-ins for the raw tokens, filled in when the mail is sent
-	Expires   time.Time
+	KeyPrefix string     `json:"key_prefix"`
+	IP        netip.Addr `json:"ip"` // the client's; zero if unknown
+	At        time.Time  `json:"at"`
+	Keys      int        `json:"keys"`    // keys the account holds now
+	Domains   int        `json:"domains"` // domains the account holds now
+	Expires   time.Time  `json:"expires"` // when the links stop working
 }
 
 // ClaimOutcome says what a successful claim changed.

@@ -15,7 +15,7 @@ func claimWithTokens(t *testing.T, p *store.Postgres, key, email string) store.M
 	t.Helper()
 	tokens := store.MailTokens{Confirm: key + "-confirm", Block: key + "-block", Revoke: key + "-revoke"}
 	_, err := p.ClaimKey(context.Background(), store.Claim{Key: ref(key), Email: email, IP: ip, Tokens: tokens,
-		Compose: func(store.ClaimMail) (string, string) { return "s", "b" }, MaxMailsPerDay: 10, MaxUnconfirmedKeys: 10})
+		MaxMailsPerDay: 10, MaxUnconfirmedKeys: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,8 +71,8 @@ func TestClaimLimits(t *testing.T) {
 	ctx := context.Background()
 	claim := func(key string, mails, keys int) error {
 		_, err := p.ClaimKey(ctx, store.Claim{Key: ref(key), Email: "limits@example.com", IP: ip,
-			Tokens:  store.MailTokens{Confirm: key + "c", Block: key + "b", Revoke: key + "r"},
-			Compose: func(store.ClaimMail) (string, string) { return "s", "b" }, MaxMailsPerDay: mails, MaxUnconfirmedKeys: keys})
+			Tokens:         store.MailTokens{Confirm: key + "c", Block: key + "b", Revoke: key + "r"},
+			MaxMailsPerDay: mails, MaxUnconfirmedKeys: keys})
 		return err
 	}
 	if err := claim("limit-key-1-0123456789", 10, 1); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/internal/words"
 	"github.com/keychest/keychest-lined/store"
 )
@@ -48,7 +49,7 @@ func (a accountPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		render(w, http.StatusNotFound, page{Title: "Unknown link", Message: "This account link is not valid, or it was replaced by a newer one: use the link in your latest KeyChest mail."})
 		return
 	case err != nil:
-		a.log.Warn().Str("code", "ERR0503").Time("event_time", time.Now()).Err(err).Msg("account page failed")
+		a.log.Warn().Str("code", logcode.DatabaseUnavailable).Time("event_time", time.Now()).Err(err).Msg("account page failed")
 		render(w, http.StatusServiceUnavailable, page{Title: "Try again shortly", Message: "KeyChest cannot reach its database right now."})
 		return
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/keychest/keychest-lined/handlers"
+	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -75,9 +76,9 @@ func (h *acmeEvents) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.unavailable(w, err)
 		return
 	}
-	h.log.Info().Str("code", "WEB0201").Time("event_time", time.Now()).Str("subject", key.Prefix).Str("remote", ip.String()).
+	h.log.Info().Str("code", logcode.ACMEEventsStored).Time("event_time", time.Now()).Str("subject", key.Prefix).Str("remote", ip.String()).
 		Int("events", len(events)).Int("stored", res.Stored).Int("domains", added).Msg("ACME events stored")
-	LogACMEChanges(h.log, "WEB0202", res.Findings)
+	LogACMEChanges(h.log, logcode.ACMEEventFinding, res.Findings)
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]int{"stored": res.Stored, "duplicates": len(events) - res.Stored, "domains": added})
 }
@@ -118,7 +119,7 @@ func (h *acmeEvents) authenticate(w http.ResponseWriter, r *http.Request) (store
 }
 
 func (h *acmeEvents) unavailable(w http.ResponseWriter, err error) {
-	h.log.Warn().Str("code", "ERR0503").Time("event_time", time.Now()).Err(err).Msg("ACME events: database unreachable")
+	h.log.Warn().Str("code", logcode.DatabaseUnavailable).Time("event_time", time.Now()).Err(err).Msg("ACME events: database unreachable")
 	http.Error(w, "database unavailable, retry later", http.StatusServiceUnavailable)
 }
 
@@ -136,7 +137,7 @@ func (h *acmeEvents) addIssued(r *http.Request, key store.KeyRef, events []store
 			IP: clientIP(r), MaxPerKey: acmeDomainsPerKey})
 		switch {
 		case errors.Is(err, store.ErrDomainLimit):
-			h.log.Warn().Str("code", "WEB0429").Time("event_time", time.Now()).Str("subject", key.Prefix).Str("domain", d.Name).Msg("issued domain not added: the key is at its domain limit")
+			h.log.Warn().Str("code", logcode.ACMEDomainLimit).Time("event_time", time.Now()).Str("subject", key.Prefix).Str("domain", d.Name).Msg("issued domain not added: the key is at its domain limit")
 		case err != nil:
 			return added, err
 		case res.Outcome == store.DomainAdded:

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/internal/words"
 	"github.com/keychest/keychest-lined/store"
 )
@@ -58,7 +59,7 @@ func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := h.tokens.Ping(ctx); err != nil {
-		h.log.Warn().Str("code", "ERR0503").Time("event_time", time.Now()).Err(err).Msg("healthz: database unreachable")
+		h.log.Warn().Str("code", logcode.DatabaseUnavailable).Time("event_time", time.Now()).Err(err).Msg("healthz: database unreachable")
 		http.Error(w, "database unreachable", http.StatusServiceUnavailable)
 		return
 	}
@@ -129,7 +130,7 @@ func (h *Handler) act(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	h.log.Info().Str("code", "WEB0200").Time("event_time", time.Now()).Str("action", action).
+	h.log.Info().Str("code", logcode.LinkUsed).Time("event_time", time.Now()).Str("action", action).
 		Str("subject", info.KeyPrefix).Str("remote", client.String()).Msg("link used")
 	render(w, http.StatusOK, page{Title: ask.doneTitle, Message: fmt.Sprintf(ask.doneMessage, info.Email, words.Count(info.Domains, "domain"), info.KeyPrefix)})
 }
@@ -144,7 +145,7 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 	case errors.Is(err, store.ErrTokenExpired):
 		render(w, http.StatusGone, page{Title: "Link expired", Message: "This link has expired. A newer mail carries a fresh one."})
 	default:
-		h.log.Warn().Str("code", "ERR0503").Time("event_time", time.Now()).Err(err).Msg("link page failed")
+		h.log.Warn().Str("code", logcode.DatabaseUnavailable).Time("event_time", time.Now()).Err(err).Msg("link page failed")
 		render(w, http.StatusServiceUnavailable, page{Title: "Try again shortly", Message: "KeyChest cannot reach its database right now."})
 	}
 }

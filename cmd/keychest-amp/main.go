@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/keychest/keychest-lined/amp"
+	"github.com/keychest/keychest-lined/internal/logcode"
 )
 
 // version is set by the build (make build).
@@ -51,7 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return fail(log, err)
 	}
 	if created {
-		log.Warn().Str("code", "AMP0002").Time("event_time", time.Now()).Str("dir", cfg.Etc).
+		log.Warn().Str("code", logcode.AMPNewRoot).Time("event_time", time.Now()).Str("dir", cfg.Etc).
 			Msg("new root CA created: give its PEM (keychest-amp -c) to the ACME clients")
 	}
 	if cfg.CA {
@@ -74,7 +75,7 @@ func serve(cfg Config, hosts amp.HostList, ca *amp.CA, log zerolog.Logger) int {
 	var queue *amp.Queue
 	if !cfg.NoAPI {
 		queue, err = amp.OpenQueue(filepath.Join(cfg.Etc, "queue"), cfg.QueueMax, func(n int) {
-			log.Warn().Str("code", "AMP0507").Time("event_time", time.Now()).Int("dropped", n).Msg("report queue full: oldest events dropped")
+			log.Warn().Str("code", logcode.AMPQueueFull).Time("event_time", time.Now()).Int("dropped", n).Msg("report queue full: oldest events dropped")
 		})
 		if err != nil {
 			return fail(log, err)
@@ -104,7 +105,7 @@ func serve(cfg Config, hosts amp.HostList, ca *amp.CA, log zerolog.Logger) int {
 	} else {
 		close(reported)
 	}
-	log.Info().Str("code", "AMP0001").Time("event_time", time.Now()).Str("listen", ln.Addr().String()).
+	log.Info().Str("code", logcode.AMPServing).Time("event_time", time.Now()).Str("listen", ln.Addr().String()).
 		Str("proxy", st.Proxy).Str("file", cfg.File).Bool("report", queue != nil).Msg("serving")
 	served := make(chan error, 1)
 	go func() { served <- proxy.Serve(ln) }()
@@ -112,26 +113,26 @@ func serve(cfg Config, hosts amp.HostList, ca *amp.CA, log zerolog.Logger) int {
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	select {
 	case s := <-sig:
-		log.Info().Str("code", "AMP0010").Time("event_time", time.Now()).Str("signal", s.String()).Msg("draining")
+		log.Info().Str("code", logcode.AMPDraining).Time("event_time", time.Now()).Str("signal", s.String()).Msg("draining")
 	case err := <-served:
 		return fail(log, err)
 	}
 	dctx, cancel := context.WithTimeout(context.Background(), cfg.Drain)
 	defer cancel()
 	if err := proxy.Shutdown(dctx); err != nil {
-		log.Warn().Str("code", "AMP0012").Time("event_time", time.Now()).Err(err).Msg("drain timed out; connections closed")
+		log.Warn().Str("code", logcode.AMPDrainTimedOut).Time("event_time", time.Now()).Err(err).Msg("drain timed out; connections closed")
 	}
 	stopReporter()
 	<-reported
 	code := 0
 	if err := journal.Close(); err != nil {
-		log.Error().Str("code", "AMP0013").Time("event_time", time.Now()).Err(err).Msg("flushing the log failed")
+		log.Error().Str("code", logcode.AMPFlushFailed).Time("event_time", time.Now()).Err(err).Msg("flushing the log failed")
 		code = 1
 	}
 	if queue != nil {
 		queue.Close()
 	}
-	log.Info().Str("code", "AMP0011").Time("event_time", time.Now()).Msg("stopped")
+	log.Info().Str("code", logcode.AMPStopped).Time("event_time", time.Now()).Msg("stopped")
 	return code
 }
 
@@ -140,10 +141,10 @@ func record(j *amp.Journal, t *amp.Tracker, x amp.Exchange, log zerolog.Logger) 
 	for _, ev := range t.Observe(x) {
 		env, err := j.Write(ev)
 		if err != nil {
-			log.Error().Str("code", "AMP0501").Time("event_time", time.Now()).Err(err).Str("msg", ev.Msg).Msg("journal write failed")
+			log.Error().Str("code", logcode.AMPJournalFailed).Time("event_time", time.Now()).Err(err).Str("msg", ev.Msg).Msg("journal write failed")
 			continue
 		}
-		log.Debug().Str("code", "AMP0100").Time("event_time", ev.Time).Str("msg", ev.Msg).Int64("id", env.ID).
+		log.Debug().Str("code", logcode.AMPMessage).Time("event_time", ev.Time).Str("msg", ev.Msg).Int64("id", env.ID).
 			Int("status", x.Status).Str("url", x.URL).Msg("ACME message")
 	}
 }
@@ -182,7 +183,7 @@ func proxyIP(addr string) string {
 }
 
 func fail(log zerolog.Logger, err error) int {
-	log.Error().Str("code", "AMP0003").Time("event_time", time.Now()).Err(err).Msg("cannot run")
+	log.Error().Str("code", logcode.AMPCannotRun).Time("event_time", time.Now()).Err(err).Msg("cannot run")
 	return 1
 }
 

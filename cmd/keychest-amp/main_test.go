@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/keychest/keychest-lined/internal/logcode"
 )
 
 func TestFlagsWinOverEnvironment(t *testing.T) {
@@ -52,7 +54,7 @@ func TestCAFlagPrintsTheRoot(t *testing.T) {
 	out.Reset()
 	run([]string{"--ca", "--etc", dir}, &out, &errs)
 	again, _ := pem.Decode(out.Bytes())
-	if !bytes.Equal(again.Bytes, block.Bytes) || !strings.Contains(errs.String(), "AMP0002") {
+	if !bytes.Equal(again.Bytes, block.Bytes) || !strings.Contains(errs.String(), logcode.AMPNewRoot) {
 		t.Errorf("second -c gave another root, or the first did not say it created one")
 	}
 	if matches, _ := filepath.Glob(filepath.Join(dir, "ca.*")); len(matches) != 2 {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/store"
 	"github.com/keychest/keychest-lined/web"
 )
@@ -24,9 +25,9 @@ func checkRenewals(ctx context.Context, db *store.Postgres, log zerolog.Logger) 
 	for {
 		changes, err := db.CheckRenewals(ctx, time.Now())
 		if err != nil && ctx.Err() == nil {
-			log.Warn().Str("code", "ACM0503").Time("event_time", time.Now()).Err(err).Msg("ACME renewal check failed; tried again later")
+			log.Warn().Str("code", logcode.RenewalCheckFailed).Time("event_time", time.Now()).Err(err).Msg("ACME renewal check failed; tried again later")
 		}
-		web.LogACMEChanges(log, "ACM0101", changes)
+		web.LogACMEChanges(log, logcode.RenewalFinding, changes)
 		select {
 		case <-ctx.Done():
 			return

@@ -55,9 +55,6 @@ func TestMail5xxFails(t *testing.T) {
 	if n := mail.Rejected(); n != 1 {
 		t.Fatalf("%d attempts reached the server, want 1", n)
 	}
-	if found := findText(t, a.cfg.DatabaseURL, "{{confirm-token}}"); len(found) != 1 || found[0] != "outbox.body" {
-		t.Fatalf("stand-ins found in %v", found)
-	}
 	if n := a.count(t, `SELECT count(*) FROM outbox WHERE link_tokens IS NOT NULL`); n != 0 {
 		t.Fatal("a failed mail kept its tokens")
 	}

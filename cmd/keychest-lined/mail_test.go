@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/internal/smtptest"
 	"github.com/keychest/keychest-lined/mailer"
 	"github.com/keychest/keychest-lined/store"
@@ -182,7 +183,7 @@ func TestMailToLogWithoutSMTP(t *testing.T) {
 	if err := json.Unmarshal(logs.Bytes(), &entry); err != nil {
 		t.Fatalf("%v: %s", err, logs.String())
 	}
-	if entry["code"] != "MAIL0001" || entry["to"] != "a@example.com" || !strings.Contains(entry["body"].(string), "Confirm:") {
+	if entry["code"] != logcode.MailLogged || entry["to"] != "a@example.com" || !strings.Contains(entry["body"].(string), "Confirm:") {
 		t.Fatalf("log entry %v", entry)
 	}
 	if links := entry["links"].([]any); len(links) != 1 || links[0] != "http://h/confirm/tok" {

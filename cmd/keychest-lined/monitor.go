@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/monitor"
 	"github.com/keychest/keychest-lined/store"
 )
@@ -113,7 +114,7 @@ func runMonitor(args []string) int {
 	startCtx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
 	defer cancel()
 	if _, err := migrateWithRetry(startCtx, cfg.DatabaseURL, log); err != nil {
-		log.Error().Str("code", "ERR0001").Time("event_time", time.Now()).Err(err).Msg("cannot start")
+		log.Error().Str("code", logcode.CannotStart).Time("event_time", time.Now()).Err(err).Msg("cannot start")
 		return 1
 	}
 	db, err := store.Open(ctx, cfg.DatabaseURL, max(4, cfg.DBConns/2))
@@ -136,7 +137,7 @@ func runMonitor(args []string) int {
 	}
 	srv, err := serveMonitorHTTP(cfg.HTTPListen, reg, db)
 	if err != nil {
-		log.Error().Str("code", "ERR0002").Time("event_time", time.Now()).Err(err).Msg("cannot listen")
+		log.Error().Str("code", logcode.CannotListen).Time("event_time", time.Now()).Err(err).Msg("cannot listen")
 		return 1
 	}
 	defer srv.Close()

@@ -12,12 +12,14 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"github.com/rs/zerolog"
 
+	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/internal/pgtest"
 )
 
 // TestNotifySystemd runs serve as systemd would (Type=notify): READY=1
 // comes once the database is migrated and the line port answers, and
-// STOPPING=1 on SIGTERM.
+// STOPPING=1 on SIGTERM. Every entry it logs on the way, from start to
+// stop, carries a code and an event_time.
 func TestNotifySystemd(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "notify")
 	sock, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
@@ -31,8 +33,9 @@ func TestNotifySystemd(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Listen, cfg.HTTPListen, cfg.DatabaseURL = "127.0.0.1:0", "127.0.0.1:0", pgtest.NewDatabase(t)
+	var logs logcode.Sink
 	exit := make(chan int, 1)
-	go func() { exit <- serve(cfg, zerolog.Nop()) }()
+	go func() { exit <- serve(cfg, zerolog.New(&logs)) }()
 
 	notice := func() string {
 		t.Helper()
@@ -52,6 +55,7 @@ func TestNotifySystemd(t *testing.T) {
 	if got := pingAt(t, addr); got != "status ok 200 pong\n" {
 		t.Fatalf("ping after READY: %q", got)
 	}
+	logSeveralEntries(t, addr, &logs)
 	syscall.Kill(os.Getpid(), syscall.SIGTERM)
 	if got := notice(); got != "STOPPING=1" {
 		t.Fatalf("notice after SIGTERM: %q", got)
@@ -63,5 +67,30 @@ func TestNotifySystemd(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not return")
+	}
+	seen, err := logcode.CheckEntries([]byte(logs.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, code := range []string{logcode.Serving, logcode.CommandAnswered, logcode.MailLogged, logcode.ShutdownRequested, logcode.Stopped} {
+		if seen[code] == 0 {
+			t.Errorf("no %s entry in:\n%s", code, logs.String())
+		}
+	}
+}
+
+// logSeveralEntries has the server log commands that succeed and fail
+// and a mail (there is no SMTP server), and waits for the mail's entry.
+func logSeveralEntries(t *testing.T, addr string, logs *logcode.Sink) {
+	t.Helper()
+	c := (&testApp{lineAddr: addr}).dial(t)
+	key := c.must("command apikey", "status ok 200")
+	c.must("command claim apikey "+key+" email log@example.com", "status ok 200")
+	c.must("junk", "status error 400")
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), `"code":"`+logcode.MailLogged+`"`); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the claim's mail was not logged:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/keychest/keychest-lined/handlers"
+	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/lineproto"
 	"github.com/keychest/keychest-lined/mailer"
 	"github.com/keychest/keychest-lined/monitor"
@@ -56,13 +57,13 @@ type app struct {
 // returns the process's exit code.
 func serve(cfg Config, log zerolog.Logger) int {
 	if capped, limit := lineproto.CapToFileLimit(cfg.MaxConns, fileLimitReserve+lingeringRefusals+cfg.DBConns); capped < cfg.MaxConns {
-		log.Warn().Str("code", "SRV0004").Time("event_time", time.Now()).Int("nofile", limit).
+		log.Warn().Str("code", logcode.ConnsLowered).Time("event_time", time.Now()).Int("nofile", limit).
 			Int("max_conns", capped).Msg("connection limit lowered below the open-file limit")
 		cfg.MaxConns = capped
 	}
 	a, err := start(cfg, log)
 	if err != nil {
-		log.Error().Str("code", "ERR0001").Time("event_time", time.Now()).Err(err).Msg("cannot start")
+		log.Error().Str("code", logcode.CannotStart).Time("event_time", time.Now()).Err(err).Msg("cannot start")
 		return 1
 	}
 	defer a.db.Close()
@@ -75,27 +76,27 @@ func serve(cfg Config, log zerolog.Logger) int {
 	select {
 	case addr := <-addrOf(a.lines):
 		all := listenAll(a.lines)
-		log.Info().Str("code", "SRV0001").Time("event_time", time.Now()).Str("listen", addr).
+		log.Info().Str("code", logcode.Serving).Time("event_time", time.Now()).Str("listen", addr).
 			Str("http", a.webLn.Addr().String()).Strs("listen_all", all).Int32("schema", a.schema).
 			Int("max_conns", cfg.MaxConns).Bool("smtp", cfg.SMTPURL != "").Bool("monitor", a.monitor != nil).Msg("serving")
 		notifySystemd(log, daemon.SdNotifyReady+"\nSTATUS=serving on "+strings.Join(all, ","))
 	case err := <-served:
-		log.Error().Str("code", "ERR0002").Time("event_time", time.Now()).Err(err).Msg("cannot listen")
+		log.Error().Str("code", logcode.CannotListen).Time("event_time", time.Now()).Err(err).Msg("cannot listen")
 		return 1
 	}
 	select {
 	case sig := <-signals:
-		log.Info().Str("code", "SRV0010").Time("event_time", time.Now()).Str("signal", sig.String()).Msg("shutting down")
+		log.Info().Str("code", logcode.ShutdownRequested).Time("event_time", time.Now()).Str("signal", sig.String()).Msg("shutting down")
 		notifySystemd(log, daemon.SdNotifyStopping)
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
 		if err := a.stop(ctx); err != nil {
-			log.Warn().Str("code", "SRV0012").Time("event_time", time.Now()).Err(err).Msg("shutdown cut short")
+			log.Warn().Str("code", logcode.ShutdownTimedOut).Time("event_time", time.Now()).Err(err).Msg("shutdown cut short")
 		}
-		log.Info().Str("code", "SRV0011").Time("event_time", time.Now()).Msg("stopped")
+		log.Info().Str("code", logcode.Stopped).Time("event_time", time.Now()).Msg("stopped")
 		return 0
 	case err := <-served:
-		log.Error().Str("code", "ERR0002").Time("event_time", time.Now()).Err(err).Msg("event loop stopped")
+		log.Error().Str("code", logcode.CannotListen).Time("event_time", time.Now()).Err(err).Msg("event loop stopped")
 		return 1
 	}
 }
@@ -104,7 +105,7 @@ func serve(cfg Config, log zerolog.Logger) int {
 // Type=notify); outside systemd, with no NOTIFY_SOCKET, it does nothing.
 func notifySystemd(log zerolog.Logger, state string) {
 	if _, err := daemon.SdNotify(false, state); err != nil {
-		log.Warn().Str("code", "SRV0030").Time("event_time", time.Now()).Err(err).Msg("cannot notify systemd")
+		log.Warn().Str("code", logcode.NotifyFailed).Time("event_time", time.Now()).Err(err).Msg("cannot notify systemd")
 	}
 }
 
@@ -115,7 +116,7 @@ func servePProf(addr string, log zerolog.Logger) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	if err := http.ListenAndServe(addr, mux); err != nil {
-		log.Warn().Str("code", "SRV0005").Time("event_time", time.Now()).Err(err).Msg("pprof listener failed")
+		log.Warn().Str("code", logcode.PProfFailed).Time("event_time", time.Now()).Err(err).Msg("pprof listener failed")
 	}
 }
 
@@ -196,10 +197,9 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 		Version: version, MaxDomainsPerKey: cfg.MaxDomainsPerKey,
 		KeysPerIPHour: cfg.KeysPerIPHour, ClaimsPerIPHour: cfg.ClaimsPerIPHour,
 		MailsPerDay: cfg.MailsPerDay, MaxUnconfirmedKeys: cfg.UnconfirmedKeys,
-		ComposeMail: mailer.Composer{PublicURL: publicURL(cfg, a.webLn.Addr())}.Compose,
-		MailQueued:  a.sender.Poke,
-		CheckEvery:  cfg.MonitorCheckEvery,
-		Watch:       a.pokeMonitor,
+		MailQueued: a.sender.Poke,
+		CheckEvery: cfg.MonitorCheckEvery,
+		Watch:      a.pokeMonitor,
 	}, log)
 	a.lines = lineproto.NewServer(lcfg, mux, log)
 	metrics = web.NewMetrics(mux.Verbs(), a.lines.OpenConns, a.lines.QueueDepth)
@@ -266,7 +266,7 @@ func migrateWithRetry(ctx context.Context, url string, log zerolog.Logger) (int3
 		if err == nil || !errors.Is(err, store.ErrUnavailable) {
 			return v, err
 		}
-		log.Warn().Str("code", "ERR0503").Time("event_time", time.Now()).Err(err).Msg("database unreachable, retrying")
+		log.Warn().Str("code", logcode.DatabaseUnavailable).Time("event_time", time.Now()).Err(err).Msg("database unreachable, retrying")
 		select {
 		case <-ctx.Done():
 			return 0, err

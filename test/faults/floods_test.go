@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/keychest/keychest-lined/internal/logcode"
 )
 
 // record appends a figure for docs/reliability.md to .local/faults/figures.txt.
@@ -248,7 +250,7 @@ func TestOutOfFileDescriptors(t *testing.T) {
 	logged, _ := os.ReadFile(s.log)
 	record(t, "fds", fmt.Sprintf("400 connections to a server limited to 256 files: %d refused with 503, %d not connected; after they closed, 50 pings answered: %v (p99 %s)",
 		answered503.Load(), refused, ok, p99.Round(100*time.Microsecond)))
-	if answered503.Load() == 0 || !ok || !strings.Contains(string(logged), `"code":"LIN0503"`) || !strings.Contains(string(logged), `"code":"SRV0004"`) {
+	if answered503.Load() == 0 || !ok || !strings.Contains(string(logged), `"code":"`+logcode.ConnRefused+`"`) || !strings.Contains(string(logged), `"code":"`+logcode.ConnsLowered+`"`) {
 		t.Fatalf("503s %d, pings ok %v, log:\n%.2000s", answered503.Load(), ok, logged)
 	}
 }
