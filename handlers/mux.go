@@ -21,7 +21,7 @@ type Config struct {
 	Version          string // reported by "command version"
 	MaxDomainsPerKey int    // "add" answers 403 past this many domains per key (0: no limit)
 	// Abuse limits (0: none): new keys and claims per client address per
-	// hour, counted in the database for every server (see store.ClientOf),
+	// hour, counted in the database for every server (see internal/clientnet),
 	// and mails per address per day (429, retry later); keys of an
 	// unconfirmed account (403 until it is confirmed).
 	KeysPerIPHour      int
