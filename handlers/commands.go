@@ -21,10 +21,11 @@ const helpText = "apikey | claim apikey K email E | add domain D apikey K | remo
 func (m *Mux) apikey(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
 	key := NewAPIKey()
 	ref := keyRef(key)
+	req.Subject = ref.Prefix
 	if err := m.store.CreateKey(ctx, store.NewKey{Key: ref, IP: req.Remote, MaxPerIPHour: m.cfg.KeysPerIPHour}); err != nil {
-		return lineproto.Reply{Subject: ref.Prefix}, limited(err, "too many new keys from %s; retry in %s")
+		return lineproto.Reply{}, limited(err, "too many new keys from %s; retry in %s")
 	}
-	return lineproto.Reply{Data: key, Code: lineproto.CodeOK, Text: "new api key", Subject: ref.Prefix}, nil
+	return lineproto.Reply{Data: key, Code: lineproto.CodeOK, Text: "new api key"}, nil
 }
 
 // claim binds a key to the account of an email address and queues the
@@ -32,13 +33,13 @@ func (m *Mux) apikey(ctx context.Context, req *lineproto.Request) (lineproto.Rep
 func (m *Mux) claim(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
 	ref, email, err := claimArgs(req)
 	if err != nil {
-		return lineproto.Reply{Subject: ref.Prefix}, err
+		return lineproto.Reply{}, err
 	}
 	out, serr := m.store.ClaimKey(ctx, store.Claim{Key: ref, Email: email, IP: req.Remote,
 		Tokens:       store.MailTokens{Confirm: newToken(), Block: newToken(), Revoke: newToken()},
 		MaxPerIPHour: m.cfg.ClaimsPerIPHour, MaxMailsPerDay: m.cfg.MailsPerDay, MaxUnconfirmedKeys: m.cfg.MaxUnconfirmedKeys})
 	if serr != nil {
-		return lineproto.Reply{Subject: ref.Prefix}, limited(serr, "too many claims from %s; retry in %s")
+		return lineproto.Reply{}, limited(serr, "too many claims from %s; retry in %s")
 	}
 	if out != store.ClaimUnchanged && m.cfg.MailQueued != nil {
 		m.cfg.MailQueued()
@@ -48,13 +49,16 @@ func (m *Mux) claim(ctx context.Context, req *lineproto.Request) (lineproto.Repl
 		store.ClaimExistingAccount: "claimed for account " + email + "; a mail tells its owner",
 		store.ClaimUnchanged:       "already claimed by " + email,
 	}[out]
-	return lineproto.Reply{Code: lineproto.CodeOK, Text: text, Subject: ref.Prefix}, nil
+	return lineproto.Reply{Code: lineproto.CodeOK, Text: text}, nil
 }
 
-// keyArg checks the request's apikey.
+// keyArg checks the request's apikey, and names the key's prefix as the
+// request's subject in its log entry.
 func keyArg(req *lineproto.Request) (store.KeyRef, *lineproto.Error) {
 	raw, _ := req.Get("apikey")
-	return parseAPIKey(raw)
+	ref, err := parseAPIKey(raw)
+	req.Subject = ref.Prefix
+	return ref, err
 }
 
 func claimArgs(req *lineproto.Request) (store.KeyRef, string, *lineproto.Error) {
@@ -71,12 +75,12 @@ func claimArgs(req *lineproto.Request) (store.KeyRef, string, *lineproto.Error) 
 func (m *Mux) add(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
 	ref, d, err := domainArgs(req)
 	if err != nil {
-		return lineproto.Reply{Subject: ref.Prefix}, err
+		return lineproto.Reply{}, err
 	}
 	res, serr := m.store.AddDomain(ctx, store.NewDomain{Key: ref, Name: d.Name, Port: d.Port,
 		Wildcard: d.Wildcard, IP: req.Remote, MaxPerKey: m.cfg.MaxDomainsPerKey})
 	if serr != nil {
-		return lineproto.Reply{Subject: ref.Prefix}, serr
+		return lineproto.Reply{}, serr
 	}
 	text := fmt.Sprintf("domain %s:%d added", d.Name, d.Port)
 	if res.Outcome == store.DomainExists {
@@ -87,25 +91,24 @@ func (m *Mux) add(ctx context.Context, req *lineproto.Request) (lineproto.Reply,
 	} else if res.Outcome == store.DomainAdded && m.cfg.Watch != nil {
 		m.cfg.Watch()
 	}
-	return lineproto.Reply{Code: lineproto.CodeOK, Text: text, Subject: ref.Prefix}, nil
+	return lineproto.Reply{Code: lineproto.CodeOK, Text: text}, nil
 }
 
 // remove deletes a domain of a key.
 func (m *Mux) remove(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
 	ref, d, err := domainArgs(req)
 	if err != nil {
-		return lineproto.Reply{Subject: ref.Prefix}, err
+		return lineproto.Reply{}, err
 	}
 	removed, serr := m.store.RemoveDomain(ctx, store.DomainRef{Key: ref, Name: d.Name, Port: d.Port, IP: req.Remote})
 	if serr != nil {
-		return lineproto.Reply{Subject: ref.Prefix}, serr
+		return lineproto.Reply{}, serr
 	}
 	if !removed {
-		return lineproto.Reply{Subject: ref.Prefix}, lineproto.Errorf(lineproto.CodeNotFound,
+		return lineproto.Reply{}, lineproto.Errorf(lineproto.CodeNotFound,
 			"domain %s:%d is not registered for this apikey", d.Name, d.Port)
 	}
-	return lineproto.Reply{Code: lineproto.CodeOK, Text: fmt.Sprintf("domain %s:%d removed", d.Name, d.Port),
-		Subject: ref.Prefix}, nil
+	return lineproto.Reply{Code: lineproto.CodeOK, Text: fmt.Sprintf("domain %s:%d removed", d.Name, d.Port)}, nil
 }
 
 func domainArgs(req *lineproto.Request) (store.KeyRef, Domain, *lineproto.Error) {
@@ -126,12 +129,12 @@ func (m *Mux) status(ctx context.Context, req *lineproto.Request) (lineproto.Rep
 	}
 	st, serr := m.store.KeyStatus(ctx, ref)
 	if serr != nil {
-		return lineproto.Reply{Subject: ref.Prefix}, serr
+		return lineproto.Reply{}, serr
 	}
 	data := fmt.Sprintf("key=%s claimed=%s email=%s confirmed=%s blocked=%s revoked=%s domains=%d created=%s problems=%d",
 		st.Prefix, yesNo(st.Email != ""), orDash(st.Email), yesNo(st.Confirmed), yesNo(st.Blocked),
 		yesNo(st.Revoked), st.Domains, st.CreatedAt.UTC().Format(time.RFC3339), st.Problems)
-	return lineproto.Reply{Data: data, Code: lineproto.CodeOK, Text: "key status", Subject: ref.Prefix}, nil
+	return lineproto.Reply{Data: data, Code: lineproto.CodeOK, Text: "key status"}, nil
 }
 
 // listBudget is what the data line of "list" may use: the reply must stay
@@ -147,7 +150,7 @@ func (m *Mux) list(ctx context.Context, req *lineproto.Request) (lineproto.Reply
 	}
 	domains, serr := m.store.KeyDomains(ctx, ref)
 	if serr != nil {
-		return lineproto.Reply{Subject: ref.Prefix}, serr
+		return lineproto.Reply{}, serr
 	}
 	var b strings.Builder
 	shown := 0
@@ -170,7 +173,7 @@ func (m *Mux) list(ctx context.Context, req *lineproto.Request) (lineproto.Reply
 		data = "-"
 	}
 	return lineproto.Reply{Data: data, Code: lineproto.CodeOK,
-		Text: words.Count(len(domains), "domain"), Subject: ref.Prefix}, nil
+		Text: words.Count(len(domains), "domain")}, nil
 }
 
 func (m *Mux) ping(context.Context, *lineproto.Request) (lineproto.Reply, error) {
@@ -186,7 +189,7 @@ func (m *Mux) help(context.Context, *lineproto.Request) (lineproto.Reply, error)
 }
 
 func (m *Mux) quit(context.Context, *lineproto.Request) (lineproto.Reply, error) {
-	return lineproto.Reply{Code: lineproto.CodeOK, Text: "bye", Close: true}, nil
+	return lineproto.Bye("bye"), nil
 }
 
 // newToken returns a random link token: 256 bits, URL-safe.

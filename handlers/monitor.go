@@ -20,29 +20,29 @@ import (
 func (m *Mux) cert(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
 	ref, d, err := domainArgs(req)
 	if err != nil {
-		return lineproto.Reply{Subject: ref.Prefix}, err
+		return lineproto.Reply{}, err
 	}
 	s, serr := m.store.CertStatus(ctx, ref, d.Name, d.Port)
 	if serr != nil {
-		return lineproto.Reply{Subject: ref.Prefix}, domainError(serr, d)
+		return lineproto.Reply{}, domainError(serr, d)
 	}
 	return lineproto.Reply{Data: CertLine(s, time.Now()), Code: lineproto.CodeOK,
-		Text: fmt.Sprintf("certificate of %s:%d", d.Name, d.Port), Subject: ref.Prefix}, nil
+		Text: fmt.Sprintf("certificate of %s:%d", d.Name, d.Port)}, nil
 }
 
 // check asks the monitor to probe one domain of a key within a minute.
 func (m *Mux) check(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
 	ref, d, err := domainArgs(req)
 	if err != nil {
-		return lineproto.Reply{Subject: ref.Prefix}, err
+		return lineproto.Reply{}, err
 	}
 	if serr := m.store.RequestCheck(ctx, ref, d.Name, d.Port, time.Now(), m.cfg.CheckEvery); serr != nil {
-		return lineproto.Reply{Subject: ref.Prefix}, domainError(serr, d)
+		return lineproto.Reply{}, domainError(serr, d)
 	}
 	if m.cfg.Watch != nil {
 		m.cfg.Watch()
 	}
-	return lineproto.Reply{Code: lineproto.CodeOK, Text: "check queued", Subject: ref.Prefix}, nil
+	return lineproto.Reply{Code: lineproto.CodeOK, Text: "check queued"}, nil
 }
 
 // domainError words the errors about one domain of a key; the others go

@@ -103,9 +103,7 @@ func (m *Mux) Serve(ctx context.Context, req *lineproto.Request) lineproto.Reply
 	}
 	reply, err := v.run(ctx, req)
 	if err != nil {
-		subject := reply.Subject
 		reply = lineproto.Fail(m.wireError(req, err))
-		reply.Subject = subject
 	}
 	return reply
 }

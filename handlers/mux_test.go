@@ -92,8 +92,10 @@ func TestAPIKeyIsStoredHashed(t *testing.T) {
 	if n := e.count(t, `SELECT count(*) FROM api_keys k WHERE row_to_json(k)::text LIKE '%' || $1 || '%'`, r.Data); n != 0 {
 		t.Fatal("the whole key is stored in plain text")
 	}
-	if r.Subject != r.Data[:8] {
-		t.Fatalf("log subject %q is not the key prefix", r.Subject)
+	req, _ := lineproto.ParseLine([]byte("command apikey"))
+	r = e.mux.Serve(context.Background(), &req)
+	if req.Subject != r.Data[:8] {
+		t.Fatalf("log subject %q is not the key prefix", req.Subject)
 	}
 }
 
@@ -265,7 +267,7 @@ func TestInlineVerbsAndRouting(t *testing.T) {
 	if r := serve("command help"); !strings.Contains(r.Data, "add domain D apikey K") {
 		t.Errorf("help data %q", r.Data)
 	}
-	if r := serve("command quit"); r.Text != "bye" || !r.Close {
+	if r := serve("command quit"); r != lineproto.Bye("bye") {
 		t.Errorf("quit %+v", r)
 	}
 	expect(t, serve("command nope"), 400, `unknown command "nope"`)

@@ -69,7 +69,7 @@ func (c *conn) finishInflight(f *inflight, req *Request, r Reply) {
 	c.srv.logCommand(c.remote, req, r, req.Read)
 	writeFD(f.fd, r.Bytes(), c.idleDeadline(time.Now()))
 	f.mu.Lock()
-	f.done, f.close = true, r.Close
+	f.done, f.close = true, r.close
 	gone, nc := f.gone, f.nc
 	f.mu.Unlock()
 	if !gone {
@@ -83,7 +83,7 @@ func (c *conn) finishInflight(f *inflight, req *Request, r Reply) {
 		c.ended()
 		return
 	}
-	c.handoffClose = r.Close
+	c.handoffClose = r.close
 	c.mu.Lock()
 	c.nc = nc // for Shutdown
 	c.mu.Unlock()

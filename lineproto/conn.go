@@ -222,7 +222,7 @@ func (c *conn) answerInline(out []byte) []byte {
 		reply := c.serve(&req, r)
 		r = &reply
 		out = r.AppendTo(out)
-		if r.Close {
+		if r.close {
 			c.action = evio.Close
 		}
 	}
@@ -255,8 +255,7 @@ func (c *conn) next(flush bool) (Request, *Reply, bool) {
 	for {
 		line, ok, ferr := c.framer.Next()
 		if ferr != nil {
-			r := Fail(ferr)
-			r.Close = true
+			r := Fail(ferr).closing()
 			return Request{}, &r, true
 		}
 		if !ok {

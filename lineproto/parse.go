@@ -16,6 +16,9 @@ type Request struct {
 	// it, set by the server: a blocking request's deadline counts from
 	// here, so time spent waiting for a worker counts too.
 	Read time.Time
+	// Subject is what the command acted on, safe to log (a key's prefix,
+	// say): set by the handler, written in the command's log entry.
+	Subject string
 }
 
 // Arg is one name/value pair of a request. Names are lowercase.

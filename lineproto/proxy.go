@@ -77,8 +77,7 @@ func (s *Server) rekey(c *conn, addr netip.Addr) *Error {
 }
 
 func closingReply(err *Error) *Reply {
-	r := Fail(err)
-	r.Close = true
+	r := Fail(err).closing()
 	return &r
 }
 

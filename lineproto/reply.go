@@ -7,17 +7,29 @@ import "strconv"
 // bytes or its status line is cut off.
 const MaxReplyBytes = 999
 
-// Reply is the answer to one request: an optional data line and a status line.
+// Reply is the answer to one request as it goes on the wire: an optional
+// data line and a status line. Whether the connection ends after it is the
+// server's business (see Bye); what goes in the log comes from the Request.
 type Reply struct {
-	Data    string // the value of the "data" line; empty means no data line
-	Code    int    // status code, CodeOK for success
-	Text    string // human-readable status text
-	Close   bool   // close the connection once the reply is written
-	Subject string // what the command acted on, safe to log (e.g. a key prefix)
+	Data string // the value of the "data" line; empty means no data line
+	Code int    // status code, CodeOK for success
+	Text string // human-readable status text
+
+	close bool // the server closes the connection once the reply is written
 }
 
 // OK returns a successful reply with the given status text.
 func OK(text string) Reply { return Reply{Code: CodeOK, Text: text} }
+
+// Bye returns a successful reply after which the server closes the
+// connection (gracefully: the client reads it, then the end of stream).
+func Bye(text string) Reply { return Reply{Code: CodeOK, Text: text, close: true} }
+
+// closing returns r marked to close the connection once written.
+func (r Reply) closing() Reply {
+	r.close = true
+	return r
+}
 
 // Fail returns the reply that reports err.
 func Fail(err *Error) Reply { return Reply{Code: err.Code, Text: err.Text} }

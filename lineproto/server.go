@@ -247,7 +247,7 @@ func (s *Server) logCommand(remote netip.Addr, req *Request, r Reply, start time
 	}
 	e.Str("code", logcode.CommandAnswered).Time("event_time", start).
 		Str("remote", remote.String()).Str("verb", req.Verb).Int("status", r.Code).
-		Dur("dur_ms", time.Since(start)).Str("subject", r.Subject).Msg("command answered")
+		Dur("dur_ms", time.Since(start)).Str("subject", req.Subject).Msg("command answered")
 }
 
 // logRefused writes the entry for a connection the limits refused, within

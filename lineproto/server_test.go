@@ -37,7 +37,7 @@ func (h *testHandler) Serve(ctx context.Context, req *Request) Reply {
 	case "help": // a long reply, like the real server's help
 		return OK(strings.Repeat("h", 200))
 	case "quit":
-		return Reply{Code: CodeOK, Text: "bye", Close: true}
+		return Bye("bye")
 	case "panic":
 		panic("boom")
 	case "store":

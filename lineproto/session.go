@@ -122,7 +122,7 @@ func (c *conn) serveLoop(nc net.Conn) {
 // the reply. It reports whether the connection stays open.
 func (c *conn) answerOne(nc net.Conn, req Request, r *Reply) bool {
 	reply := c.serve(&req, r)
-	return c.write(nc, reply.Bytes()) && !reply.Close
+	return c.write(nc, reply.Bytes()) && !reply.close
 }
 
 // write sends out in one write, giving a client that does not read as long

@@ -81,12 +81,33 @@ pgbench_tps() { # C -> tps, median of REPEAT
 	done | median
 }
 
+# PostgreSQL's CPU (issue 12): clock ticks of the postmaster and its
+# children, plus the children it reaped (pgbench's backends end with their
+# connections), from /proc. Read around a run and divided by the rows the
+# run committed.
+pgdata=$(psql -Atq "$url" -c 'show data_directory')
+pm=$(head -n 1 "$pgdata/postmaster.pid")
+hz=$(getconf CLK_TCK)
+pgticks() {
+	local t=0 p
+	t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$pm/stat")
+	for p in $(ps -o pid= --ppid "$pm"); do
+		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+	done
+	echo "$t"
+}
+rows() { psql -Atq "$url" -c "SELECT count(*) FROM $1"; }
+# us_per_row TICKS_BEFORE TICKS_AFTER ROWS_BEFORE ROWS_AFTER
+us_per_row() { awk -v t="$(($2 - $1))" -v r="$(($4 - $3))" -v hz="$hz" 'BEGIN {printf "%.0f", (r > 0 ? t * 1e6 / hz / r : 0)}'; }
+
 echo "bench: peers" >&2
 rb64=$(redis_benchmark 64)
 rb1=$(redis_benchmark 1)
 psql -q "$url" -c "CREATE TABLE bench_kv (k bigint PRIMARY KEY, v int)"
 printf '\\set k random(1, 2000000000)\nINSERT INTO bench_kv VALUES (:k, 1) ON CONFLICT DO NOTHING;\n' >"$work/insert.sql"
+t0=$(pgticks) r0=$(rows bench_kv)
 pg64=$(pgbench_tps 64)
+pgcpu_insert=$(us_per_row "$t0" "$(pgticks)" "$r0" "$(rows bench_kv)")
 pg1=$(pgbench_tps 1)
 redis_ours redis64 -c 64
 redis_ours redis1 -c 1
@@ -97,7 +118,10 @@ ours ping1 -c 1 -mix ping
 ours ping256 -c 256 -mix ping
 ours pingidle -c 64 -mix ping -idle 10000
 ours pingnonl -c 64 -mix ping -newline=false
+t0=$(pgticks) r0=$(rows domains)
 ours add64 -c 64 -mix add
+pgcpu_add=$(us_per_row "$t0" "$(pgticks)" "$r0" "$(rows domains)")
+echo "  PostgreSQL CPU per add: $pgcpu_add us; per pgbench insert: $pgcpu_insert us" >&2
 ours add256 -c 256 -mix add
 ours apikey64 -c 64 -mix apikey
 ours claim64 -c 64 -mix claim
@@ -178,10 +202,15 @@ $(line "ping, C=64, 10,000 idle connections open" pingidle "$(f ping64 1)" "ping
 $(line "ping without newline (echo -ne), C=64" pingnonl "$(f ping64 1)" "ping C=64")
 $(line "add, C=64" add64 "$pg64" "pgbench C=64")
 $(line "add, C=64 (vs Redis)" add64 "$(f redis64 1)" "Redis (same client)")
+$(line "add, C=64 (vs ping; target 0.7x)" add64 "$(f ping64 1)" "ping C=64")
 $(line "add, C=256" add256 "$(f add64 1)" "add C=64")
 $(line "apikey, C=64" apikey64 "$(f redis64 1)" "Redis (same client)")
 $(line "claim, C=64" claim64 "$(f redis64 1)" "Redis (same client)")
 $(line "30 s mixed run (ping 2 : add 1 : apikey 1), C=64" long "$(f redis64 1)" "Redis (same client)")
+
+PostgreSQL's CPU per committed row (its processes' CPU from /proc over the runs, divided by the
+rows they committed): \`add\` at C=64, $pgcpu_add us per domain; pgbench's one-row insert at C=64,
+$pgcpu_insert us per row: $(ratio "$pgcpu_add" "$pgcpu_insert")x (target: 0.25x or less).
 
 Errors seen (summed over the runs): $(for k in "${!row[@]}"; do e=$(echo "${row[$k]}" | cut -f10); [ -n "$e" ] && printf '%s: %s. ' "$k" "$e"; done; true)
 
