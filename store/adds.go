@@ -31,6 +31,10 @@ import (
 // where the domain was added.
 const lockKeysSQL = `SELECT 1 FROM api_keys WHERE key_hash = ANY($1::bytea[]) ORDER BY key_hash FOR NO KEY UPDATE`
 
+// The look-up of an add's domain is a scalar subquery with LIMIT 1, not an
+// EXISTS: PostgreSQL may run an EXISTS in a select list as a hashed
+// subplan, which reads all of domains once per batch (TestAddPlanUsesIndexes).
+//
 // addDomainsSQL inserts each input row unless its key is unknown, revoked,
 // blocked or at its cap, or the domain is there already; the first of two
 // equal rows in one batch is the one that adds. It answers one row per
@@ -44,7 +48,8 @@ WITH input AS (
     SELECT i.*, k.id AS key_id, k.domain_count, k.revoked_at IS NOT NULL AS revoked,
            coalesce(a.blocked_at IS NOT NULL, false) AS blocked,
            coalesce(a.confirmed_at IS NOT NULL, false) AS confirmed,
-           EXISTS (SELECT 1 FROM domains d WHERE d.api_key_id = k.id AND d.name = i.name AND d.port = i.port) AS stored
+           (SELECT true FROM domains d WHERE d.api_key_id = k.id AND d.name = i.name AND d.port = i.port
+            LIMIT 1) IS NOT NULL AS stored
     FROM input i
     LEFT JOIN api_keys k ON k.key_hash = i.key_hash
     LEFT JOIN accounts a ON a.id = k.account_id

@@ -33,3 +33,6 @@ func (p *Postgres) AddTogether(ds []NewDomain) ([]AddResult, []error, int64) {
 
 // SweepFullBuckets runs one sweep of rate_buckets.
 func (p *Postgres) SweepFullBuckets() error { return p.sweepFullBuckets(context.Background()) }
+
+// AddDomainsSQL is the adds' set statement, for a test of its plan.
+const AddDomainsSQL = addDomainsSQL
