@@ -28,8 +28,13 @@ type Postgres struct {
 }
 
 // Group commit: batch writers, and the most commands in one transaction.
+// One writer: while its batch is in PostgreSQL the next one gathers, so a
+// batch grows with the time a round trip takes, by itself. A second writer
+// halves the batches for no more throughput on the bench, and costs
+// PostgreSQL more CPU per write (measured at C=64: 70 us per add with one
+// writer, 102 us with two, 120 us with four; docs/add-path.md).
 const (
-	batchWriters = 2
+	batchWriters = 1
 	maxBatch     = 512
 )
 
