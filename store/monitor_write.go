@@ -147,8 +147,10 @@ func severityRankSQL(expr string) string {
 }
 
 // Housekeep deletes what is older than the history kept: targets no
-// longer watched, closed findings, ended observations, events, and the
-// certificates nothing refers to any more.
+// longer watched, closed findings, ended observations, events, the
+// certificates nothing refers to any more, and account-page links revoked
+// (rotate-links) before the cutoff. A link that was never revoked stays:
+// every mail's link keeps working.
 func (p *Postgres) Housekeep(ctx context.Context, cutoff time.Time) (int64, error) {
 	var deleted int64
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
@@ -160,6 +162,7 @@ func (p *Postgres) Housekeep(ctx context.Context, cutoff time.Time) (int64, erro
 			`DELETE FROM mon_certs c WHERE first_seen < $1
 				AND NOT EXISTS (SELECT 1 FROM mon_observations o WHERE o.fingerprint = c.fingerprint)
 				AND NOT EXISTS (SELECT 1 FROM mon_observations o WHERE o.chain @> ARRAY[c.fingerprint])`,
+			`DELETE FROM account_links WHERE revoked_at < $1`,
 		} {
 			tag, err := tx.Exec(ctx, q, cutoff)
 			if err != nil {
