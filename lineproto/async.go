@@ -31,6 +31,7 @@ type inflight struct {
 	mu    sync.Mutex
 	done  bool     // the reply is written
 	close bool     // and it ends the connection
+	wake  bool     // the loop has something to do once it is written
 	gone  bool     // the loop let go of the connection (closed or detached)
 	nc    net.Conn // when detached: the connection for the session
 }
@@ -52,7 +53,10 @@ func (c *conn) startInflight(req *Request) bool {
 	if err != nil {
 		return false
 	}
-	f := &inflight{fd: dup}
+	// Bytes after the line are answered once the reply is written; if
+	// none came, the loop needs no wake: the client's next bytes or its
+	// close bring it back.
+	f := &inflight{fd: dup, wake: c.framer.Buffered() > 0}
 	if !c.srv.pool.start(req, func(r Reply) { c.finishInflight(f, req, r) }) {
 		syscall.Close(dup)
 		return false
@@ -70,11 +74,13 @@ func (c *conn) finishInflight(f *inflight, req *Request, r Reply) {
 	writeFD(f.fd, r.Bytes(), c.idleDeadline(time.Now()))
 	f.mu.Lock()
 	f.done, f.close = true, r.close
-	gone, nc := f.gone, f.nc
+	gone, nc, wake := f.gone, f.nc, f.wake || r.close
 	f.mu.Unlock()
 	if !gone {
 		syscall.Close(f.fd)
-		c.fire() // the loop goes on with what the client sent meanwhile
+		if wake {
+			c.fire() // the loop goes on with what happened meanwhile
+		}
 		return
 	}
 	if nc != nil {
@@ -91,11 +97,14 @@ func (c *conn) finishInflight(f *inflight, req *Request, r Reply) {
 }
 
 // over reports whether the worker has written the reply, and whether that
-// reply ends the connection. Called by the loop; once it reports done, the
-// worker no longer touches the connection.
+// reply ends the connection. Called by the loop whenever something happens
+// on the connection (input, its timer, a shutdown); while the request
+// runs, that asks the worker to wake the loop once it is done. Once it
+// reports done, the worker no longer touches the connection.
 func (f *inflight) over() (done, close bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.wake = f.wake || !f.done
 	return f.done, f.close
 }
 

@@ -573,3 +573,24 @@ func TestFloodWhileInflightDetaches(t *testing.T) {
 		}
 	}
 }
+
+// A connection whose idle timer fires while its request is in flight is
+// still closed for idleness once the reply is written: the timer's wake
+// is not lost.
+func TestIdleTimeoutDuringInflight(t *testing.T) {
+	cfg := testConfig()
+	cfg.IdleTimeout = 100 * time.Millisecond
+	cfg.RequestTimeout = 5 * time.Second
+	h := &testHandler{gate: make(chan struct{}), started: make(chan string, 1)}
+	s, addr := startServer(t, cfg, h)
+	c := dial(t, addr)
+	send(t, c, "command store v 1\n")
+	<-h.started
+	time.AfterFunc(3*cfg.IdleTimeout, func() { close(h.gate) }) // the timer fires first
+	if got := readAll(t, c); got != "data stored 1\nstatus ok 200 committed\nstatus error 408 idle for 100ms, closing\n" {
+		t.Errorf("got %q", got)
+	}
+	if n := s.Detaches(); n != 1 { // only the closing reply's
+		t.Errorf("%d detaches, want 1", n)
+	}
+}
