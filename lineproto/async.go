@@ -2,10 +2,11 @@ package lineproto
 
 import (
 	"errors"
-	"net"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/keychest/keychest-lined/internal/logcode"
 )
 
 // A blocking request on a connection that has nothing else to say is
@@ -13,27 +14,29 @@ import (
 // waits; the worker writes the reply straight to the socket through a
 // duplicate of its descriptor, then wakes the loop, which goes on reading.
 // Leaving the loop (a detach) costs a dozen system calls and a goroutine
-// per connection; this costs a dup, a write, a close and a wake.
+// per connection; this costs a dup, a write, a close, a wake and two
+// epoll_ctl.
 //
-// The duplicate is also what keeps the reply safe from evio: evio closes a
-// connection the moment it reads EOF, and a client that half-closes right
-// after its line (busybox nc, nc -N) would lose the reply. When evio closes
-// or detaches the connection while its request runs, the worker still
-// writes the reply, then finishes the connection as a session
-// (serveDetached), so every line the client sent is answered.
-// maxBufferedInflight bounds what a client may send while its request is
-// in flight before the connection leaves the loop (see settleInflight).
-const maxBufferedInflight = 64 << 10
-
+// While the request runs, the descriptor is out of evio's epoll set, so
+// evio reads nothing from it. That is what keeps the reply safe: evio
+// closes a connection the moment it reads EOF (evio defect 3), and a
+// client that half-closes right after its line (busybox nc, nc -N) would
+// lose the reply and every line after it. It also keeps the loop from
+// spinning: with evio's descriptor closed and the worker's duplicate
+// open, epoll would report the EOF again and again. Once the worker is
+// done, the loop puts the descriptor back (level-triggered, so input or
+// an EOF that came meanwhile is reported at once) and goes on as usual.
+// Nothing may be returned to evio while the descriptor is out: evio would
+// try to change its registration, and panics when that fails.
 type inflight struct {
-	fd int // a duplicate of the socket's descriptor, owned by the worker
+	// fd is a duplicate of the socket's descriptor, owned by the worker:
+	// evio closes its own when the server stops, and the worker's write
+	// must never land on a number reused meanwhile.
+	fd int
 
 	mu    sync.Mutex
-	done  bool     // the reply is written
-	close bool     // and it ends the connection
-	wake  bool     // the loop has something to do once it is written
-	gone  bool     // the loop let go of the connection (closed or detached)
-	nc    net.Conn // when detached: the connection for the session
+	done  bool // the reply is written
+	close bool // and it ends the connection
 }
 
 // startInflight runs req on a worker while the connection stays in the
@@ -45,20 +48,22 @@ func (c *conn) startInflight(req *Request) bool {
 	if c.outPending || c.loopOut+MaxReplyBytes > loopOutputBudget {
 		return false
 	}
-	fd := fdField(c.ec) // a made-up connection in a test has none
-	if fd < 0 {
+	fd, poll := fdField(c.ec), pollField(c.ec) // a made-up connection in a test has neither
+	if fd < 0 || poll < 0 {
 		return false
 	}
 	dup, err := syscall.Dup(fd)
 	if err != nil {
 		return false
 	}
-	// Bytes after the line are answered once the reply is written; if
-	// none came, the loop needs no wake: the client's next bytes or its
-	// close bring it back.
-	f := &inflight{fd: dup, wake: c.framer.Buffered() > 0}
+	if syscall.EpollCtl(poll, syscall.EPOLL_CTL_DEL, fd, &syscall.EpollEvent{}) != nil {
+		syscall.Close(dup)
+		return false
+	}
+	f := &inflight{fd: dup}
 	if !c.srv.pool.start(req, func(r Reply) { c.finishInflight(f, req, r) }) {
 		syscall.Close(dup)
+		c.watchAgain(fd, poll)
 		return false
 	}
 	c.inflight = f
@@ -66,58 +71,36 @@ func (c *conn) startInflight(req *Request) bool {
 	return true
 }
 
-// finishInflight runs on the worker: it logs and writes the reply, then
-// gives the connection back to the loop, or, if the loop let go of it
-// meanwhile, serves the rest of it as a session.
+// finishInflight runs on the worker: it logs and writes the reply, and
+// wakes the loop, which takes the connection back (settleInflight).
 func (c *conn) finishInflight(f *inflight, req *Request, r Reply) {
 	c.srv.logCommand(c.remote, req, r, req.Read)
 	writeFD(f.fd, r.Bytes(), c.idleDeadline(time.Now()))
+	syscall.Close(f.fd)
 	f.mu.Lock()
 	f.done, f.close = true, r.close
-	gone, nc, wake := f.gone, f.nc, f.wake || r.close
 	f.mu.Unlock()
-	if !gone {
-		syscall.Close(f.fd)
-		if wake {
-			c.fire() // the loop goes on with what happened meanwhile
-		}
-		return
-	}
-	if nc != nil {
-		syscall.Close(f.fd)
-	} else if nc, _ = fileConn(f.fd); nc == nil {
-		c.ended()
-		return
-	}
-	c.handoffClose = r.close
-	c.mu.Lock()
-	c.nc = nc // for Shutdown
-	c.mu.Unlock()
-	go c.serveDetached(nc)
+	c.fire()
 }
 
 // over reports whether the worker has written the reply, and whether that
-// reply ends the connection. Called by the loop whenever something happens
-// on the connection (input, its timer, a shutdown); while the request
-// runs, that asks the worker to wake the loop once it is done. Once it
-// reports done, the worker no longer touches the connection.
+// reply ends the connection. Once it reports done, the worker no longer
+// touches the connection.
 func (f *inflight) over() (done, close bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.wake = f.wake || !f.done
 	return f.done, f.close
 }
 
-// letGo records that the loop gave the connection up (nc is set when it
-// was detached), and reports whether the worker will finish it; if not,
-// the caller does.
-func (f *inflight) letGo(nc net.Conn) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.done {
+// watchAgain puts the descriptor back in evio's epoll set, for reading, as
+// evio has it between replies. Called on the loop.
+func (c *conn) watchAgain(fd, poll int) bool {
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)}
+	if err := syscall.EpollCtl(poll, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil && err != syscall.EEXIST {
+		c.srv.log.Error().Str("code", logcode.InflightLost).Time("event_time", time.Now()).
+			Err(err).Msg("connection could not be watched again after its request")
 		return false
 	}
-	f.gone, f.nc = true, nc
 	return true
 }
 

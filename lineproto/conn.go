@@ -44,6 +44,7 @@ type conn struct {
 	handoff      *Request  // the blocking request that made the loop detach
 	handoffClose bool      // close once handoffOut is written
 	inflight     *inflight // the blocking request a worker answers for the loop
+	lost         bool      // out of evio's epoll set for good (see watchAgain)
 	timer        *time.Timer
 
 	wakePending atomic.Bool // a wake was sent and Data(nil) has not run since
@@ -98,7 +99,7 @@ func (c *conn) refuse(r Reply) ([]byte, evio.Action) {
 // answered its request in flight (async.go).
 func (s *Server) data(ec evio.Conn, in []byte) ([]byte, evio.Action) {
 	c := ec.Context().(*conn)
-	if c.action != evio.None {
+	if c.action != evio.None || c.lost {
 		return nil, c.action
 	}
 	now := time.Now()
@@ -110,7 +111,10 @@ func (s *Server) data(ec evio.Conn, in []byte) ([]byte, evio.Action) {
 		c.framer.Write(in)
 	}
 	if c.inflight != nil && !c.settleInflight() {
-		return nil, c.action // still running, or its reply ends the connection
+		if c.action == evio.Detach {
+			return nil, evio.Detach // its reply ends the connection
+		}
+		return nil, evio.None // still running: nothing may go to evio
 	}
 	if in == nil && c.framer.Buffered() == 0 {
 		if r, over := c.ending(now); over {
@@ -134,23 +138,25 @@ func (s *Server) data(ec evio.Conn, in []byte) ([]byte, evio.Action) {
 	return c.emit(out, c.action, in == nil)
 }
 
-// settleInflight reports whether the request in flight is answered, and
-// forgets it if so. While it runs, what the client sends is only buffered,
-// up to maxBufferedInflight; past that the connection detaches, and the
-// worker hands it to a session once the reply is written. A reply that
-// ends the connection closes it through a session (closeGracefully).
+// settleInflight reports whether the request in flight is answered and
+// the connection back in evio's epoll set (async.go), and forgets the
+// request if so. A reply that ends the connection closes it through a
+// session (closeGracefully).
 func (c *conn) settleInflight() bool {
 	done, closing := c.inflight.over()
-	switch {
-	case !done && c.framer.Buffered() > maxBufferedInflight:
-		c.action = evio.Detach
-	case done && closing:
+	if !done {
+		return false
+	}
+	c.inflight = nil
+	if !c.watchAgain(fdField(c.ec), pollField(c.ec)) {
+		c.lost = true // evio would fail on the descriptor: it closes it when it stops
+		return false
+	}
+	if closing {
 		c.handoffClose = true
 		c.action = evio.Detach
-	case done:
-		c.inflight = nil
 	}
-	return c.action == evio.None && done
+	return c.action == evio.None
 }
 
 // proxyHeader takes a PROXY header at the start of the input (proxy.go).
@@ -378,9 +384,6 @@ func (s *Server) closed(ec evio.Conn, err error) evio.Action {
 		return evio.None
 	}
 	c.leftLoop()
-	if c.inflight != nil && c.inflight.letGo(nil) {
-		return evio.None // the worker writes the reply and finishes the connection
-	}
 	s.release(c)
 	return evio.None
 }

@@ -36,8 +36,10 @@ func fileConn(fd int) (net.Conn, error) {
 // fdField reads the file descriptor that evio keeps in the unexported
 // field fd of its connections (evio.Conn and the detached
 // io.ReadWriteCloser are both pointers to such structs), or -1.
-func fdField(v any) int {
-	rv := reflect.ValueOf(v)
+func fdField(v any) int { return fdOf(reflect.ValueOf(v)) }
+
+// fdOf reads the field fd of the struct rv points to, or -1.
+func fdOf(rv reflect.Value) int {
 	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
 		return -1
 	}
@@ -46,4 +48,23 @@ func fdField(v any) int {
 		return -1
 	}
 	return int(fd.Int())
+}
+
+// pollField reads the epoll descriptor of the evio loop that holds the
+// connection (evio v1.0.8: conn.loop.poll.fd), or -1.
+func pollField(ec any) int {
+	rv := reflect.ValueOf(ec)
+	for _, name := range []string{"loop", "poll"} {
+		if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
+			return -1
+		}
+		rv = rv.Elem().FieldByName(name)
+		if !rv.IsValid() {
+			return -1
+		}
+	}
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return -1
+	}
+	return fdOf(rv)
 }

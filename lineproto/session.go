@@ -26,13 +26,8 @@ func (s *Server) detached(ec evio.Conn, rwc io.ReadWriteCloser) evio.Action {
 	nc, err := netConnFromDetached(rwc)
 	if err != nil {
 		s.log.Error().Str("code", logcode.DetachFailed).Time("event_time", time.Now()).Err(err).Msg("cannot take over detached connection")
-		if c.inflight == nil || !c.inflight.letGo(nil) {
-			c.ended()
-		}
+		c.ended()
 		return evio.None
-	}
-	if c.inflight != nil && c.inflight.letGo(nc) {
-		return evio.None // the worker writes the reply, then starts the session
 	}
 	c.mu.Lock()
 	c.nc = nc

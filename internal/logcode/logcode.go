@@ -102,6 +102,10 @@ const (
 	Internal = "ERR0500"
 	// DetachFailed (ERR0501): a detached connection could not be taken over.
 	DetachFailed = "ERR0501"
+	// InflightLost (ERR0502): a connection whose request ran in flight
+	// could not be put back in the event loop's epoll set; it stays open
+	// until the server stops.
+	InflightLost = "ERR0502"
 	// DatabaseUnavailable (ERR0503): the database is unreachable.
 	DatabaseUnavailable = "ERR0503"
 )
