@@ -26,6 +26,10 @@ type testApp struct {
 
 // startApp wires and launches the server as main does; change adjusts the
 // configuration first.
+//
+// The weekly digest is set to a moment of this week still to come, so that
+// no test gets a digest among the mails it counts (with the defaults, a
+// test run on a Monday after 07:00 UTC did).
 func startApp(t *testing.T, change func(*Config)) *testApp {
 	t.Helper()
 	var cfg Config
@@ -34,6 +38,7 @@ func startApp(t *testing.T, change func(*Config)) *testApp {
 	}
 	cfg.Listen, cfg.HTTPListen, cfg.DatabaseURL = "127.0.0.1:0", "127.0.0.1:0", pgtest.NewDatabase(t)
 	cfg.MonitorResolver = "127.0.0.1:1" // names resolve nowhere: no test reaches beyond loopback
+	cfg.DigestDay, cfg.DigestHour = digestNotDue(time.Now())
 	if change != nil {
 		change(&cfg)
 	}
@@ -117,3 +122,14 @@ func fetch(t *testing.T, method, url string) (int, string) {
 }
 
 func zerologTo(w io.Writer) zerolog.Logger { return zerolog.New(w) }
+
+// digestNotDue returns a digest day and hour whose moment this week
+// (store.DigestMoment, weeks start on Monday) is still to come at now:
+// tomorrow, or late on Sunday when today is Sunday.
+func digestNotDue(now time.Time) (weekday, int) {
+	now = now.UTC()
+	if now.Weekday() == time.Sunday {
+		return weekday(time.Sunday), 23
+	}
+	return weekday(now.Weekday() + 1), 0
+}
