@@ -4,7 +4,9 @@
 # measures Redis and pgbench on the same machine in the same run, and
 # writes docs/benchmarks.md. Each figure is the median of REPEAT runs of
 # SECONDS each. Takes about four minutes.
-set -euo pipefail
+set -Eeuo pipefail
+# A failing step stops the run (set -e); say which one.
+trap 'echo "bench: failed at scripts/bench.sh line $LINENO (exit $?); see .local/bench/*.err" >&2' ERR
 cd "$(dirname "$0")/.."
 REPEAT=${REPEAT:-3}
 SECONDS_EACH=${SECONDS_EACH:-5}
@@ -70,13 +72,13 @@ redis_ours() { measure "$1" -redis -addr "127.0.0.1:$rport" -pid "$redis_pid" "$
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 redis_benchmark() { # C -> requests/s, median of REPEAT
 	for _ in $(seq 1 "$REPEAT"); do
-		redis-benchmark -p "$rport" -k 0 -t ping_inline -c "$1" -n $((1 == $1 ? 20000 : 100000)) --csv 2>/dev/null |
+		redis-benchmark -p "$rport" -k 0 -t ping_inline -c "$1" -n $((1 == $1 ? 20000 : 100000)) --csv 2>>"$work/redis-benchmark.err" |
 			awk -F'"' '/PING_INLINE/ {print $4}'
 	done | median
 }
 pgbench_tps() { # C -> tps, median of REPEAT
 	for _ in $(seq 1 "$REPEAT"); do
-		"$pgbin/pgbench" -n -c "$1" -j 2 -T "$SECONDS_EACH" -f "$work/insert.sql" "$url" 2>/dev/null |
+		"$pgbin/pgbench" -n -c "$1" -j 2 -T "$SECONDS_EACH" -f "$work/insert.sql" "$url" 2>>"$work/pgbench.err" |
 			awk '/^tps/ {print int($3)}'
 	done | median
 }
