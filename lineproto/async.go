@@ -33,6 +33,9 @@ type inflight struct {
 	// evio closes its own when the server stops, and the worker's write
 	// must never land on a number reused meanwhile.
 	fd int
+	// sock and poll are evio's descriptor of the socket and its loop's
+	// epoll descriptor, for putting the socket back (watchAgain).
+	sock, poll int
 
 	mu    sync.Mutex
 	done  bool // the reply is written
@@ -60,10 +63,10 @@ func (c *conn) startInflight(req *Request) bool {
 		syscall.Close(dup)
 		return false
 	}
-	f := &inflight{fd: dup}
+	f := &inflight{fd: dup, sock: fd, poll: poll}
 	if !c.srv.pool.start(req, func(r Reply) { c.finishInflight(f, req, r) }) {
 		syscall.Close(dup)
-		c.watchAgain(fd, poll)
+		c.watchAgain(f)
 		return false
 	}
 	c.inflight = f
@@ -92,11 +95,11 @@ func (f *inflight) over() (done, close bool) {
 	return f.done, f.close
 }
 
-// watchAgain puts the descriptor back in evio's epoll set, for reading, as
-// evio has it between replies. Called on the loop.
-func (c *conn) watchAgain(fd, poll int) bool {
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)}
-	if err := syscall.EpollCtl(poll, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil && err != syscall.EEXIST {
+// watchAgain puts the socket of f back in evio's epoll set, for reading,
+// as evio has it between replies. Called on the loop.
+func (c *conn) watchAgain(f *inflight) bool {
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(f.sock)}
+	if err := syscall.EpollCtl(f.poll, syscall.EPOLL_CTL_ADD, f.sock, &ev); err != nil && err != syscall.EEXIST {
 		c.srv.log.Error().Str("code", logcode.InflightLost).Time("event_time", time.Now()).
 			Err(err).Msg("connection could not be watched again after its request")
 		return false

@@ -143,12 +143,13 @@ func (s *Server) data(ec evio.Conn, in []byte) ([]byte, evio.Action) {
 // request if so. A reply that ends the connection closes it through a
 // session (closeGracefully).
 func (c *conn) settleInflight() bool {
-	done, closing := c.inflight.over()
+	f := c.inflight
+	done, closing := f.over()
 	if !done {
 		return false
 	}
 	c.inflight = nil
-	if !c.watchAgain(fdField(c.ec), pollField(c.ec)) {
+	if !c.watchAgain(f) {
 		c.lost = true // evio would fail on the descriptor: it closes it when it stops
 		return false
 	}

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 
 	"github.com/pires/go-proxyproto"
+
+	"github.com/keychest/keychest-lined/internal/clientnet"
 )
 
 // maxProxyV1 is the longest PROXY v1 header, CRLF included (the spec's 107).
@@ -56,12 +58,7 @@ func (c *conn) takeProxyHeader() (wait bool, r *Reply) {
 
 // trustsProxy reports whether a PROXY header from addr is believed.
 func (s *Server) trustsProxy(addr netip.Addr) bool {
-	for _, p := range s.cfg.ProxyFrom {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
+	return clientnet.Within(addr, s.cfg.ProxyFrom)
 }
 
 // rekey moves c to the address its PROXY header carries, in the
