@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"syscall"
+
+	"github.com/keychest/keychest-lined/internal/clientnet"
 )
 
 // errNotAllowed is the error of a dial the guard refused.
@@ -52,41 +53,13 @@ type Guard struct {
 // NewGuard builds a guard that also allows the given networks.
 func NewGuard(allow []netip.Prefix) Guard { return Guard{allow: allow} }
 
-// ParseNets reads a comma- or space-separated CIDR list; a bare address is
-// taken as a single-address network.
-func ParseNets(list string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' }) {
-		p, err := netip.ParsePrefix(f)
-		if err != nil {
-			a, aerr := netip.ParseAddr(f)
-			if aerr != nil {
-				return nil, fmt.Errorf("%q is not a network (CIDR) or an address", f)
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
-}
-
 // Allowed reports whether addr may be dialled.
 func (g Guard) Allowed(addr netip.Addr) bool {
 	addr = addr.Unmap()
 	if !addr.IsValid() || addr.Zone() != "" {
 		return false
 	}
-	for _, p := range g.allow {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	for _, p := range deniedNets {
-		if p.Contains(addr) {
-			return false
-		}
-	}
-	return true
+	return clientnet.Within(addr, g.allow) || !clientnet.Within(addr, deniedNets)
 }
 
 // control is a net.Dialer Control function: the last check, on the

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keychest/keychest-lined/internal/certtest"
+	"github.com/keychest/keychest-lined/internal/clientnet"
 )
 
 // mapResolver answers from a table; names not in it do not exist.
@@ -118,7 +119,7 @@ func TestGuard(t *testing.T) {
 			t.Errorf("Allowed(%s) = %v, want %v", addr, got, want)
 		}
 	}
-	nets, err := ParseNets("127.0.0.0/8, 10.0.0.5")
+	nets, err := clientnet.ParseNets("127.0.0.0/8, 10.0.0.5")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestGuard(t *testing.T) {
 		g.Allowed(netip.MustParseAddr("10.0.0.6")) {
 		t.Fatal("allow-list not applied")
 	}
-	if _, err := ParseNets("10.0.0.0/33"); err == nil {
+	if _, err := clientnet.ParseNets("10.0.0.0/33"); err == nil {
 		t.Fatal("bad CIDR accepted")
 	}
 }

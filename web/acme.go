@@ -60,7 +60,7 @@ func (h *acmeEvents) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	ip := clientIP(r)
+	ip := peerAddr(r)
 	unseen, err := h.st.UnseenACMEEvents(r.Context(), events)
 	if err != nil {
 		h.unavailable(w, err)
@@ -134,7 +134,7 @@ func (h *acmeEvents) addIssued(r *http.Request, key store.KeyRef, events []store
 			continue
 		}
 		res, err := h.st.AddDomain(r.Context(), store.NewDomain{Key: key, Name: d.Name, Port: d.Port, Wildcard: d.Wildcard,
-			IP: clientIP(r), MaxPerKey: acmeDomainsPerKey})
+			IP: peerAddr(r), MaxPerKey: acmeDomainsPerKey})
 		switch {
 		case errors.Is(err, store.ErrDomainLimit):
 			h.log.Warn().Str("code", logcode.ACMEDomainLimit).Time("event_time", time.Now()).Str("subject", key.Prefix).Str("domain", d.Name).Msg("issued domain not added: the key is at its domain limit")

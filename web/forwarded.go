@@ -1,34 +1,13 @@
 package web
 
 import (
-	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
-)
 
-// ParsePrefixes reads a comma-separated list of networks (CIDR, or single
-// addresses), as KEYCHEST_PROXY_FROM holds them.
-func ParsePrefixes(list string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range strings.Split(list, ",") {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			ip, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				return nil, fmt.Errorf("%q is neither a network nor an address", s)
-			}
-			p = netip.PrefixFrom(ip, ip.BitLen())
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
-}
+	"github.com/keychest/keychest-lined/internal/clientnet"
+)
 
 // clientAddr is the address of the client behind a request: the peer's,
 // unless the peer is a trusted proxy; then X-Forwarded-For is read from
@@ -37,7 +16,7 @@ func ParsePrefixes(list string) ([]netip.Prefix, error) {
 // nothing left of that address is believed.
 func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	peer := peerAddr(r)
-	if !within(peer, trusted) {
+	if !clientnet.Within(peer, trusted) {
 		return peer
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
@@ -47,7 +26,7 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
 			return peer // a malformed hop: believe nothing to its left
 		}
 		ip = ip.Unmap()
-		if !within(ip, trusted) {
+		if !clientnet.Within(ip, trusted) {
 			return ip
 		}
 		peer = ip
@@ -63,14 +42,4 @@ func peerAddr(r *http.Request) netip.Addr {
 	}
 	ip, _ := netip.ParseAddr(host)
 	return ip.Unmap()
-}
-
-// within reports whether ip is in one of the networks.
-func within(ip netip.Addr, nets []netip.Prefix) bool {
-	for _, n := range nets {
-		if n.Contains(ip) {
-			return true
-		}
-	}
-	return false
 }

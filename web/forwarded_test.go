@@ -6,23 +6,25 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
+
+	"github.com/keychest/keychest-lined/internal/clientnet"
 )
 
 func TestParsePrefixes(t *testing.T) {
-	got, err := ParsePrefixes(" 10.0.0.0/8, 192.0.2.7 ,2001:db8::/32,")
+	got, err := clientnet.ParseNets(" 10.0.0.0/8, 192.0.2.7 ,2001:db8::/32,")
 	if err != nil || len(got) != 3 || got[1].String() != "192.0.2.7/32" || got[2].String() != "2001:db8::/32" {
 		t.Fatalf("%v %v", got, err)
 	}
-	if got, err := ParsePrefixes(""); err != nil || len(got) != 0 {
+	if got, err := clientnet.ParseNets(""); err != nil || len(got) != 0 {
 		t.Fatalf("empty: %v %v", got, err)
 	}
-	if _, err := ParsePrefixes("10.0.0.0/8,proxy.example"); err == nil {
+	if _, err := clientnet.ParseNets("10.0.0.0/8,proxy.example"); err == nil {
 		t.Fatal("a name was accepted")
 	}
 }
 
 func TestClientAddr(t *testing.T) {
-	trusted, _ := ParsePrefixes("10.0.0.0/8,2001:db8:ffff::/48")
+	trusted, _ := clientnet.ParseNets("10.0.0.0/8,2001:db8:ffff::/48")
 	for _, c := range []struct {
 		peer, xff, want string
 	}{
@@ -53,7 +55,7 @@ func TestClientAddr(t *testing.T) {
 func TestLinkRecordsForwardedClient(t *testing.T) {
 	for _, c := range []struct{ proxyFrom, want string }{{"192.0.2.0/24", "203.0.113.5"}, {"", "192.0.2.1"}} {
 		tokens := &fakeTokens{}
-		proxies, _ := ParsePrefixes(c.proxyFrom)
+		proxies, _ := clientnet.ParseNets(c.proxyFrom)
 		h := New(tokens, NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), zerolog.Nop(), proxies...)
 		r := httptest.NewRequest("POST", "/confirm/good", nil) // from 192.0.2.1
 		r.Header.Set("X-Forwarded-For", "203.0.113.5")

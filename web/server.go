@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"net"
 	"net/http"
 	"net/netip"
 	"time"
@@ -156,13 +155,4 @@ func render(w http.ResponseWriter, code int, p page) {
 	w.Header().Set("Referrer-Policy", "no-referrer") // the token is in the URL
 	w.WriteHeader(code)
 	pageTemplate.Execute(w, p)
-}
-
-func clientIP(r *http.Request) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{}
-	}
-	ip, _ := netip.ParseAddr(host)
-	return ip.Unmap()
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
-	"github.com/keychest/keychest-lined/web"
+	"github.com/keychest/keychest-lined/internal/clientnet"
 )
 
 // envPrefix is the prefix of every environment variable the server reads.
@@ -138,7 +138,7 @@ func validListen(list string) bool {
 
 // validPrefixes reports whether a KEYCHEST_PROXY_FROM list parses.
 func validPrefixes(list string) bool {
-	_, err := web.ParsePrefixes(list)
+	_, err := clientnet.ParseNets(list)
 	return err == nil
 }
 

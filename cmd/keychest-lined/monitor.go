@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/keychest/keychest-lined/internal/clientnet"
 	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/monitor"
 	"github.com/keychest/keychest-lined/store"
@@ -25,7 +26,7 @@ import (
 
 // check validates the monitor's settings.
 func (c MonitorConfig) check() error {
-	if _, err := monitor.ParseNets(c.MonitorAllowNets); err != nil {
+	if _, err := clientnet.ParseNets(c.MonitorAllowNets); err != nil {
 		return fmt.Errorf("%s_MONITOR_ALLOW_NETS: %w", envPrefix, err)
 	}
 	switch {
@@ -59,7 +60,7 @@ func (c MonitorConfig) policy() monitor.Policy {
 // prober builds the TLS prober: resolver, address guard, roots (the
 // system's plus MONITOR_CA_FILE) and revocation checks.
 func (c MonitorConfig) prober() (*monitor.TLSProber, error) {
-	nets, err := monitor.ParseNets(c.MonitorAllowNets)
+	nets, err := clientnet.ParseNets(c.MonitorAllowNets)
 	if err != nil {
 		return nil, err
 	}

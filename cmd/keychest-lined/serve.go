@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/keychest/keychest-lined/handlers"
+	"github.com/keychest/keychest-lined/internal/clientnet"
 	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/lineproto"
 	"github.com/keychest/keychest-lined/mailer"
@@ -206,7 +207,7 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 	metrics.RegisterBuildInfo(version)
 	metrics.CountSuppressedLogs(a.lines.LogsSuppressed)
 	a.sender.Observer = metrics
-	proxies, _ := web.ParsePrefixes(cfg.ProxyFrom) // loadConfig checked it
+	proxies, _ := clientnet.ParseNets(cfg.ProxyFrom) // loadConfig checked it
 	if cfg.Monitor == "on" {
 		if a.monitor, err = newMonitor(cfg.MonitorConfig, a.db, metrics.Registry, log); err != nil {
 			a.db.Close()
@@ -276,7 +277,7 @@ func migrateWithRetry(ctx context.Context, url string, log zerolog.Logger) (int3
 }
 
 func serverConfig(c Config) lineproto.Config {
-	proxies, _ := web.ParsePrefixes(c.ProxyFrom) // loadConfig checked it
+	proxies, _ := clientnet.ParseNets(c.ProxyFrom) // loadConfig checked it
 	return lineproto.Config{
 		ProxyFrom: proxies,
 		Addr:      c.Listen, Loops: c.Loops, MaxLine: c.MaxLine,

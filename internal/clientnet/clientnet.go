@@ -1,6 +1,7 @@
-// Package clientnet says which client a per-address limit counts: the one
-// rule shared by the line server's connection limits (lineproto) and the
-// database's rate limits (store).
+// Package clientnet holds the address rules several packages share: which
+// client a per-address limit counts (the line server's connection limits
+// and the database's rate limits), and lists of networks (the trusted
+// proxies of the line and web listeners, the monitor's allowed networks).
 package clientnet
 
 import "net/netip"
