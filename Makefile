@@ -1,7 +1,6 @@
 # keychest-lined: make run starts the server, make test runs every test.
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
-FUZZTIME ?= 10s
 
 .PHONY: build run test test-faults bench vet clean deb
 
