@@ -156,8 +156,14 @@ rss_before=$(awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/status"
 pipeline_peak=$(bin/keychest-bench -addr "127.0.0.1:$port" -pid "$server_pid" -pipeline 1000)
 echo "  pipeline: peak RSS $pipeline_peak MB (before: $rss_before MB)" >&2
 
-f() { echo "${row[$1]}" | cut -f"$2"; } # field of a row: 1 rate 2 p50 3 p90 4 p99 5 max 6 >=100ms 7 failed 8 rss 9 cpu
+f() { echo "${row[$1]}" | cut -f"$2"; } # field of a row: 1 rate 2 p50 3 p90 4 p99 5 max 6 >=100ms 7 failed 8 rss 9 cpu 10 errors 11 server us/cmd 12 client us/cmd
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+# CPU per command at C=64 (us): what the client, the server and PostgreSQL
+# spend on one ping and one add. They share the machine's cores, so while
+# the cores are the limit, add/ping cannot exceed cpu_ping/cpu_add.
+cpu_ping=$(($(f ping64 12) + $(f ping64 11)))
+cpu_add=$(($(f add64 12) + $(f add64 11) + pgcpu_add))
+echo "  CPU per command: ping $cpu_ping us, add $cpu_add us; add/ping at most $(ratio "$cpu_ping" "$cpu_add") while the cores are the limit" >&2
 line() { # label key peer-rate peer-name
 	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %sx %s |\n' "$1" "$(f "$2" 1)" "$(f "$2" 2)" "$(f "$2" 4)" \
 		"$(f "$2" 5)" "$(f "$2" 6)" "$(f "$2" 7)" "$(f "$2" 8)" "$(f "$2" 9)" "$(ratio "$(f "$2" 1)" "$3")" "$4"
@@ -213,6 +219,17 @@ $(line "30 s mixed run (ping 2 : add 1 : apikey 1), C=64" long "$(f redis64 1)" 
 PostgreSQL's CPU per committed row (its processes' CPU from /proc over the runs, divided by the
 rows they committed): \`add\` at C=64, $pgcpu_add us per domain; pgbench's one-row insert at C=64,
 $pgcpu_insert us per row: $(ratio "$pgcpu_add" "$pgcpu_insert")x (target: 0.25x or less).
+
+CPU per command at C=64, in microseconds: keychest-bench's own (getrusage), the server's
+(/proc), and PostgreSQL's per committed add (above). Client and servers share the machine's
+$(nproc) cores, so while the cores are the limit, add/ping cannot exceed the ratio of the totals.
+
+| command | client | server | PostgreSQL | total |
+|---|---|---|---|---|
+| ping | $(f ping64 12) | $(f ping64 11) | 0 | $cpu_ping |
+| add | $(f add64 12) | $(f add64 11) | $pgcpu_add | $cpu_add |
+
+add/ping bound by CPU: $(ratio "$cpu_ping" "$cpu_add")x; measured: $(ratio "$(f add64 1)" "$(f ping64 1)")x (target: 0.7x or more).
 
 Errors seen (summed over the runs): $(for k in "${!row[@]}"; do e=$(echo "${row[$k]}" | cut -f10); [ -n "$e" ] && printf '%s: %s. ' "$k" "$e"; done; true)
 

@@ -46,7 +46,7 @@ func run(o options, mix map[string]int) (*report, error) {
 	if o.hostile {
 		defer startAttacks(o)()
 	}
-	before := readProc(o.pid)
+	before, ownBefore := readProc(o.pid), ownCPU()
 	rec := newRecorder()
 	var seq atomic.Int64
 	var sent atomic.Int64
@@ -74,7 +74,7 @@ func run(o options, mix map[string]int) (*report, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	return rec.report(o, elapsed, before, readProc(o.pid), len(idle)), nil
+	return rec.report(o, elapsed, before, readProc(o.pid), ownCPU()-ownBefore, len(idle)), nil
 }
 
 // dials counts the connections made, to spread them over the sources.

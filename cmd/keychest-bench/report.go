@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -49,9 +50,13 @@ type report struct {
 	Idle       int            `json:"idle_conns"`
 	RSSMB      float64        `json:"server_rss_mb"`
 	CPUSeconds float64        `json:"server_cpu_seconds"`
+	// ServerUs and ClientUs are the server's and keychest-bench's own CPU
+	// time per successful command, in microseconds.
+	ServerUs float64 `json:"server_cpu_us_per_command"`
+	ClientUs float64 `json:"client_cpu_us_per_command"`
 }
 
-func (r *recorder) report(o options, elapsed time.Duration, before, after procStat, idle int) *report {
+func (r *recorder) report(o options, elapsed time.Duration, before, after procStat, clientCPU float64, idle int) *report {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	slices.Sort(r.lat)
@@ -68,6 +73,10 @@ func (r *recorder) report(o options, elapsed time.Duration, before, after procSt
 		rep.Commands += n
 	}
 	rep.PerSecond = float64(rep.OK) / elapsed.Seconds()
+	if rep.OK > 0 {
+		rep.ServerUs = rep.CPUSeconds * 1e6 / float64(rep.OK)
+		rep.ClientUs = clientCPU * 1e6 / float64(rep.OK)
+	}
 	for _, l := range r.lat {
 		if l >= 100*time.Millisecond {
 			rep.Over100ms++
@@ -129,6 +138,15 @@ func readProc(pid int) procStat {
 	return s
 }
 
+// ownCPU is this process's user and system CPU time so far, in seconds.
+func ownCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
 // median combines runs: the median of each rate and percentile, the worst
 // maximum, and the sums of slow replies and errors.
 func median(reps []*report) *report {
@@ -150,6 +168,8 @@ func median(reps []*report) *report {
 		P99ms:      pick(func(r *report) float64 { return r.P99ms }),
 		RSSMB:      pick(func(r *report) float64 { return r.RSSMB }),
 		CPUSeconds: pick(func(r *report) float64 { return r.CPUSeconds }),
+		ServerUs:   pick(func(r *report) float64 { return r.ServerUs }),
+		ClientUs:   pick(func(r *report) float64 { return r.ClientUs }),
 	}
 	for _, r := range reps {
 		out.Commands += r.Commands
@@ -168,8 +188,9 @@ func median(reps []*report) *report {
 }
 
 // TSV is one line for scripts: rate, p50, p90, p99, max, replies at 100 ms
-// or more, failed commands, server RSS (MB), server CPU seconds, and the
-// errors by kind.
+// or more, failed commands, server RSS (MB), server CPU seconds, the
+// errors by kind, and the server's and the client's CPU microseconds per
+// command.
 func (r *report) TSV() string {
 	failed := 0
 	var kinds []string
@@ -178,6 +199,6 @@ func (r *report) TSV() string {
 		kinds = append(kinds, fmt.Sprintf("%d x %s", n, k))
 	}
 	slices.Sort(kinds)
-	return fmt.Sprintf("%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%.1f\t%.2f\t%s", r.PerSecond, r.P50ms, r.P90ms,
-		r.P99ms, r.MaxMs, r.Over100ms, failed, r.RSSMB, r.CPUSeconds, strings.Join(kinds, "; "))
+	return fmt.Sprintf("%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%.1f\t%.2f\t%s\t%.0f\t%.0f", r.PerSecond, r.P50ms, r.P90ms,
+		r.P99ms, r.MaxMs, r.Over100ms, failed, r.RSSMB, r.CPUSeconds, strings.Join(kinds, "; "), r.ServerUs, r.ClientUs)
 }
