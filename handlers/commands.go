@@ -77,8 +77,51 @@ func (m *Mux) add(ctx context.Context, req *lineproto.Request) (lineproto.Reply,
 	if err != nil {
 		return lineproto.Reply{}, err
 	}
-	res, serr := m.store.AddDomain(ctx, store.NewDomain{Key: ref, Name: d.Name, Port: d.Port,
-		Wildcard: d.Wildcard, IP: req.Remote, MaxPerKey: m.cfg.MaxDomainsPerKey})
+	res, serr := m.store.AddDomain(ctx, m.newDomain(req, ref, d))
+	return m.added(d, res, serr)
+}
+
+// startAdd begins an add without blocking, when the store can (see
+// Start); done hears the reply once the add's batch committed, on the
+// store's group-commit writer.
+func (m *Mux) startAdd(ctx context.Context, req *lineproto.Request, done func(lineproto.Reply)) bool {
+	s, ok := m.store.(store.AddStarter)
+	if !ok {
+		return false
+	}
+	ref, d, err := domainArgs(req)
+	if err != nil {
+		return false // a worker answers it, with the same error
+	}
+	return s.StartAddDomain(ctx, m.newDomain(req, ref, d), func(res store.AddResult, serr error) {
+		done(m.addedSafely(req, d, res, serr))
+	})
+}
+
+// addedSafely is the wire reply to an add that the store answered, for an
+// add Start began. It runs on the store's writer, where a panic would stop
+// every write: one is logged and becomes this command's 500.
+func (m *Mux) addedSafely(req *lineproto.Request, d Domain, res store.AddResult, serr error) (reply lineproto.Reply) {
+	defer func() {
+		if v := recover(); v != nil {
+			reply = lineproto.Recovered(m.log, req, v)
+		}
+	}()
+	reply, err := m.added(d, res, serr)
+	if err != nil {
+		reply = lineproto.Fail(m.wireError(req, err))
+	}
+	return reply
+}
+
+// newDomain is the add that req asks for.
+func (m *Mux) newDomain(req *lineproto.Request, ref store.KeyRef, d Domain) store.NewDomain {
+	return store.NewDomain{Key: ref, Name: d.Name, Port: d.Port,
+		Wildcard: d.Wildcard, IP: req.Remote, MaxPerKey: m.cfg.MaxDomainsPerKey}
+}
+
+// added is the reply to an add of d that the store answered with res or serr.
+func (m *Mux) added(d Domain, res store.AddResult, serr error) (lineproto.Reply, error) {
 	if serr != nil {
 		return lineproto.Reply{}, serr
 	}

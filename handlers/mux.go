@@ -90,6 +90,16 @@ func (m *Mux) Blocking(req *lineproto.Request) bool {
 	return ok && v.blocking && checkArgs(req, v.args) == nil
 }
 
+// Start begins req without blocking when it can: an add whose store
+// queues it for group commit. done hears the reply, once, from another
+// goroutine. It reports false for every other request.
+func (m *Mux) Start(ctx context.Context, req *lineproto.Request, done func(lineproto.Reply)) bool {
+	if req.Verb != "add" || checkArgs(req, m.verbs["add"].args) != nil {
+		return false
+	}
+	return m.startAdd(ctx, req, done)
+}
+
 // Serve answers req. Errors become their status line; an unexpected one
 // is logged with its detail and reported as 500.
 func (m *Mux) Serve(ctx context.Context, req *lineproto.Request) lineproto.Reply {

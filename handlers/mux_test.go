@@ -311,3 +311,53 @@ func TestStatusListRemove(t *testing.T) {
 	}
 	expect(t, e.do(t, "command list apikey unknown-key-0123456789"), 401, "unknown apikey")
 }
+
+// start hands line to the Mux the way the server does a blocking request
+// it can keep in the loop: Start when the Mux takes it, else Serve on a
+// worker. It reports whether Start took it.
+func (e *env) start(t *testing.T, line string) (lineproto.Reply, bool) {
+	t.Helper()
+	req, perr := lineproto.ParseLine([]byte(line))
+	if perr != nil {
+		t.Fatalf("%q: %v", line, perr)
+	}
+	req.Remote = netip.MustParseAddr("192.0.2.7")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got := make(chan lineproto.Reply, 1)
+	if !e.mux.Start(ctx, &req, func(r lineproto.Reply) { got <- r }) {
+		return e.mux.Serve(ctx, &req), false
+	}
+	return <-got, true
+}
+
+// An add the Mux starts without a worker answers as Serve does; what it
+// cannot start (bad arguments, other verbs) is left to Serve.
+func TestStartedAddAnswersLikeServe(t *testing.T) {
+	e := newEnv(t, 2)
+	key := e.do(t, "command apikey").Data
+	for _, c := range []struct {
+		line    string
+		started bool
+		code    int
+		text    string
+	}{
+		{"command add domain https://KeyChest.net. apikey " + key, true, 200, "domain keychest.net:443 added (pending"},
+		{"command add apikey " + key + " domain keychest.net", true, 200, "already registered"},
+		{"command add apikey " + key + " domain bad..name", false, 400, "empty label"},
+		{"command add apikey " + key + " domain *.keychest.net:8443", true, 200, "*.keychest.net:8443 added"},
+		{"command add apikey " + key + " domain third.example", true, 403, "already has 2 domains"},
+		{"command add apikey unknown-key-0123456789 domain example.com", true, 401, "unknown apikey"},
+		{"command add domain example.com", false, 400, `needs "apikey"`},
+		{"command remove apikey " + key + " domain keychest.net", false, 200, "removed"},
+	} {
+		r, started := e.start(t, c.line)
+		if started != c.started {
+			t.Errorf("%q: started %v, want %v", c.line, started, c.started)
+		}
+		expect(t, r, c.code, c.text)
+	}
+	if n := e.count(t, `SELECT count(*) FROM domains`); n != 1 {
+		t.Fatalf("%d domain rows, want 1", n)
+	}
+}

@@ -1,6 +1,7 @@
 package lineproto
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"syscall"
@@ -10,8 +11,9 @@ import (
 )
 
 // A blocking request on a connection that has nothing else to say is
-// answered without leaving the loop: the loop hands it to a worker and
-// waits; the worker writes the reply straight to the socket through a
+// answered without leaving the loop: the loop hands it to a worker (or,
+// when the handler is a Starter that takes it, to the handler itself) and
+// waits; whoever has the reply writes it straight to the socket through a
 // duplicate of its descriptor, then wakes the loop, which goes on reading.
 // Leaving the loop (a detach) costs a dozen system calls and a goroutine
 // per connection; this costs a dup, a write, a close, a wake and two
@@ -64,7 +66,7 @@ func (c *conn) startInflight(req *Request) bool {
 		return false
 	}
 	f := &inflight{fd: dup, sock: fd, poll: poll}
-	if !c.srv.pool.start(req, func(r Reply) { c.finishInflight(f, req, r) }) {
+	if !c.srv.begin(req, func(r Reply) { c.finishInflight(f, req, r) }) {
 		syscall.Close(dup)
 		c.watchAgain(f)
 		return false
@@ -74,7 +76,7 @@ func (c *conn) startInflight(req *Request) bool {
 	return true
 }
 
-// finishInflight runs on the worker: it logs and writes the reply, and
+// finishInflight runs on the worker (or wherever a Starter answers): it logs and writes the reply, and
 // wakes the loop, which takes the connection back (settleInflight).
 func (c *conn) finishInflight(f *inflight, req *Request, r Reply) {
 	c.srv.logCommand(c.remote, req, r, req.Read)
@@ -84,6 +86,19 @@ func (c *conn) finishInflight(f *inflight, req *Request, r Reply) {
 	f.done, f.close = true, r.close
 	f.mu.Unlock()
 	c.fire()
+}
+
+// begin starts req off the loop: by the handler itself when it is a
+// Starter that takes it, else on a worker. then hears the reply.
+func (s *Server) begin(req *Request, then func(Reply)) bool {
+	if st, ok := s.handler.(Starter); ok {
+		ctx, cancel := context.WithDeadline(context.Background(), s.pool.deadline(req))
+		if startSafely(ctx, st, req, func(r Reply) { cancel(); then(r) }, s.log) {
+			return true
+		}
+		cancel()
+	}
+	return s.pool.start(req, then)
 }
 
 // over reports whether the worker has written the reply, and whether that

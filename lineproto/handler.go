@@ -11,3 +11,12 @@ type Handler interface {
 	// timeout. A reply with a code other than 200 reports a failure.
 	Serve(ctx context.Context, req *Request) Reply
 }
+
+// Starter is a Handler that can begin some requests without blocking and
+// answer them later, from any goroutine: no worker waits for them.
+type Starter interface {
+	// Start begins req, if it is one it starts this way, and calls done
+	// exactly once with the reply; it reports false (and never calls done)
+	// otherwise. ctx ends at the request's deadline.
+	Start(ctx context.Context, req *Request, done func(Reply)) bool
+}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -646,4 +647,67 @@ func processCPU() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// starterHandler starts "start" requests itself and answers them from
+// another goroutine once gate opens; Serve counts the ones a worker ran.
+type starterHandler struct {
+	testHandler
+	served   atomic.Int32
+	deadline chan time.Time // the deadline of each started request's ctx
+}
+
+func (h *starterHandler) Blocking(req *Request) bool {
+	return req.Verb == "start" || h.testHandler.Blocking(req)
+}
+
+func (h *starterHandler) Serve(ctx context.Context, req *Request) Reply {
+	if req.Verb == "start" {
+		h.served.Add(1)
+		return OK("served by a worker")
+	}
+	return h.testHandler.Serve(ctx, req)
+}
+
+func (h *starterHandler) Start(ctx context.Context, req *Request, done func(Reply)) bool {
+	if req.Verb != "start" {
+		return false
+	}
+	d, _ := ctx.Deadline()
+	h.deadline <- d
+	go func() {
+		<-h.gate
+		v, _ := req.Get("v")
+		done(Reply{Data: "started " + v, Code: CodeOK, Text: "committed"})
+	}()
+	return true
+}
+
+// A request the handler starts itself is answered in the loop, with no
+// worker and no detach, its deadline counted from when its line was read,
+// and a line pipelined behind it is answered after it.
+func TestStartedRequestAnsweredWithoutWorker(t *testing.T) {
+	h := &starterHandler{testHandler: testHandler{gate: make(chan struct{})}, deadline: make(chan time.Time, 1)}
+	cfg := testConfig()
+	s, addr := startServer(t, cfg, h)
+	c := dial(t, addr)
+	sent := time.Now()
+	send(t, c, "command start v 1\n")
+	d := <-h.deadline
+	if d.Before(sent.Add(cfg.RequestTimeout)) || d.After(time.Now().Add(cfg.RequestTimeout)) {
+		t.Errorf("deadline %v, want the request timeout after the line was read", d)
+	}
+	send(t, c, "command ping\n")
+	close(h.gate)
+	got := readStatuses(t, bufio.NewReader(c), 2)
+	want := []string{"data started 1", "status ok 200 committed", "status ok 200 pong"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if n := h.served.Load(); n != 0 {
+		t.Errorf("%d served by a worker, want 0", n)
+	}
+	if n := s.Detaches(); n != 0 {
+		t.Errorf("%d detaches, want 0", n)
+	}
 }

@@ -60,13 +60,19 @@ func (p *workerPool) start(req *Request, then func(Reply)) bool {
 	return p.queue(&job{req: req, then: then})
 }
 
-// queue gives j its deadline and a place in the queue, if there is one.
-func (p *workerPool) queue(j *job) bool {
-	read := j.req.Read
+// deadline is when req's time is up: the request timeout after its line
+// was read.
+func (p *workerPool) deadline(req *Request) time.Time {
+	read := req.Read
 	if read.IsZero() {
 		read = time.Now()
 	}
-	j.deadline = read.Add(p.timeout)
+	return read.Add(p.timeout)
+}
+
+// queue gives j its deadline and a place in the queue, if there is one.
+func (p *workerPool) queue(j *job) bool {
+	j.deadline = p.deadline(j.req)
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
@@ -110,15 +116,34 @@ func (p *workerPool) close() {
 	p.wg.Wait()
 }
 
+// startSafely offers req to a Starter; a panic in Start is logged and
+// leaves req to a worker, whose serveSafely answers it.
+func startSafely(ctx context.Context, st Starter, req *Request, done func(Reply), log zerolog.Logger) (started bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			Recovered(log, req, v)
+			started = false
+		}
+	}()
+	return st.Start(ctx, req, done)
+}
+
 // serveSafely calls the handler and turns a panic into a 500 for this
 // request alone.
 func serveSafely(ctx context.Context, h Handler, req *Request, log zerolog.Logger) (reply Reply) {
 	defer func() {
 		if v := recover(); v != nil {
-			log.Error().Str("code", logcode.Internal).Time("event_time", time.Now()).Str("verb", req.Verb).
-				Interface("panic", v).Bytes("stack", debug.Stack()).Msg("handler panicked")
-			reply = Fail(Errorf(CodeInternal, "internal error"))
+			reply = Recovered(log, req, v)
 		}
 	}()
 	return h.Serve(ctx, req)
+}
+
+// Recovered logs v, recovered from a panic while answering req, with the
+// stack, and returns the reply that req gets for it: 500, for this
+// request alone.
+func Recovered(log zerolog.Logger, req *Request, v any) Reply {
+	log.Error().Str("code", logcode.Internal).Time("event_time", time.Now()).Str("verb", req.Verb).
+		Interface("panic", v).Bytes("stack", debug.Stack()).Msg("handler panicked")
+	return Fail(Errorf(CodeInternal, "internal error"))
 }

@@ -97,6 +97,26 @@ func (p *Postgres) AddDomain(ctx context.Context, d NewDomain) (AddResult, error
 	return op.add.result()
 }
 
+// StartAddDomain is AddDomain without waiting: then hears the outcome
+// once, when the add's batch committed or failed, or when ctx ends first.
+// It runs on the group-commit writer (or on ctx's timer), so it must be
+// quick and must not block. StartAddDomain reports false, and never calls
+// then, when the queue of writes is full.
+func (p *Postgres) StartAddDomain(ctx context.Context, d NewDomain, then func(AddResult, error)) bool {
+	if err := refuseEarly(d); err != nil {
+		then(AddResult{}, err)
+		return true
+	}
+	op := addOp(d)
+	return p.writes.start(ctx, op, func(err error) {
+		if err != nil {
+			then(AddResult{}, classify(err))
+			return
+		}
+		then(op.add.result())
+	})
+}
+
 // addOp is an add for a batch.
 func addOp(d NewDomain) *writeOp {
 	if d.MaxPerKey <= 0 {

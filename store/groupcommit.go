@@ -22,7 +22,17 @@ type writeOp struct {
 	queue func(b *pgx.Batch)              // adds its statements
 	read  func(br pgx.BatchResults) error // reads its results, in the order queued
 	add   *addRow                         // or: the add it asks, and its answer
-	done  chan error                      // the batch's commit outcome
+	done  chan error                      // the batch's commit outcome; or:
+	then  func(error)                     // called with it, on the writer
+}
+
+// finish reports the batch's outcome to op's command.
+func (op *writeOp) finish(err error) {
+	if op.then != nil {
+		op.then(err)
+		return
+	}
+	op.done <- err
 }
 
 // setFailed is send's answer when the adds' set-based statement failed on
@@ -66,6 +76,32 @@ func (g *groupCommitter) do(ctx context.Context, op *writeOp) error {
 	}
 }
 
+// start queues op without waiting. then hears its outcome once: the
+// batch's, on the writer, or ctx's error when ctx ends first (as in do,
+// the batch may still commit the op later). It reports false, and never
+// calls then, when the queue is full.
+func (g *groupCommitter) start(ctx context.Context, op *writeOp, then func(error)) bool {
+	var once atomic.Bool
+	finish := func(err error) {
+		if once.CompareAndSwap(false, true) {
+			then(err)
+		}
+	}
+	stop := context.AfterFunc(ctx, func() { finish(ctx.Err()) })
+	op.ctx = ctx
+	op.then = func(err error) {
+		stop()
+		finish(err)
+	}
+	select {
+	case g.ops <- op:
+		return true
+	default:
+		// Unless ctx ended meanwhile, and then has been called.
+		return !stop()
+	}
+}
+
 // writer takes the first waiting op, then whatever else is already
 // waiting (up to maxBatch), and commits them together.
 func (g *groupCommitter) writer() {
@@ -100,7 +136,13 @@ func (g *groupCommitter) writer() {
 // that only the bad one fails.
 func (g *groupCommitter) commit(batch []*writeOp) {
 	slices.SortStableFunc(batch, func(a, b *writeOp) int { return bytes.Compare(a.order, b.order) })
-	live := slices.DeleteFunc(batch, func(op *writeOp) bool { return op.ctx.Err() != nil })
+	live := slices.DeleteFunc(batch, func(op *writeOp) bool {
+		err := op.ctx.Err()
+		if err != nil && op.then != nil {
+			op.then(err) // a waiting command (do) sees its ctx end by itself
+		}
+		return err != nil
+	})
 	for len(live) > 0 {
 		bad, err := g.send(live)
 		switch {
@@ -111,18 +153,18 @@ func (g *groupCommitter) commit(batch []*writeOp) {
 			g.commit(live[half:])
 			return
 		case bad >= 0:
-			live[bad].done <- err
+			live[bad].finish(err)
 			live = slices.Delete(live, bad, bad+1)
 			continue
 		case len(live) > 1:
 			for _, op := range live {
 				_, err := g.send([]*writeOp{op})
-				op.done <- err
+				op.finish(err)
 			}
 			return
 		}
 		for _, op := range live {
-			op.done <- err
+			op.finish(err)
 		}
 		return
 	}

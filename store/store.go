@@ -32,6 +32,12 @@ type Store interface {
 	Watch
 }
 
+// AddStarter is a Store that can also start an add without waiting for it
+// (Postgres can): then hears the outcome once, from another goroutine.
+type AddStarter interface {
+	StartAddDomain(ctx context.Context, d NewDomain, then func(AddResult, error)) bool
+}
+
 // KeyRef identifies an API key by its SHA-256 hash; Prefix is the short,
 // loggable start of the key.
 type KeyRef struct {
