@@ -90,6 +90,9 @@ func (m *Mux) Blocking(req *lineproto.Request) bool {
 	return ok && v.blocking && checkArgs(req, v.args) == nil
 }
 
+// The server starts adds through Start (lineproto.Starter).
+var _ lineproto.Starter = (*Mux)(nil)
+
 // Start begins req without blocking when it can: an add whose store
 // queues it for group commit. done hears the reply, once, from another
 // goroutine. It reports false for every other request.

@@ -76,16 +76,20 @@ func (c *conn) startInflight(req *Request) bool {
 	return true
 }
 
-// finishInflight runs on the worker (or wherever a Starter answers): it logs and writes the reply, and
-// wakes the loop, which takes the connection back (settleInflight).
+// finishInflight runs on the worker, or wherever a Starter answers (the
+// group-commit writer): it logs and writes the reply, and wakes the loop,
+// which takes the connection back (settleInflight). It never waits on the
+// client: what the socket cannot take at once is written by a goroutine
+// of its own (writeReply).
 func (c *conn) finishInflight(f *inflight, req *Request, r Reply) {
 	c.srv.logCommand(c.remote, req, r, req.Read)
-	writeFD(f.fd, r.Bytes(), c.idleDeadline(time.Now()))
-	syscall.Close(f.fd)
-	f.mu.Lock()
-	f.done, f.close = true, r.close
-	f.mu.Unlock()
-	c.fire()
+	writeReply(f.fd, r.Bytes(), c.idleDeadline(time.Now()), func() {
+		syscall.Close(f.fd)
+		f.mu.Lock()
+		f.done, f.close = true, r.close
+		f.mu.Unlock()
+		c.fire()
+	})
 }
 
 // begin starts req off the loop: by the handler itself when it is a
@@ -122,26 +126,31 @@ func (c *conn) watchAgain(f *inflight) bool {
 	return true
 }
 
-// writeFD writes out to a non-blocking socket descriptor. Within the
-// loop's output budget the send buffer always has room; should it not,
-// the rest goes through Go's poller with a deadline.
-func writeFD(fd int, out []byte, deadline time.Time) {
+// writeReply writes out to a non-blocking socket descriptor, then calls
+// written. Within the loop's output budget the send buffer always has
+// room, and it all happens before writeReply returns. Should the buffer be
+// full, the rest goes through Go's poller, with the deadline, on a
+// goroutine of its own, so that the caller (maybe the writer of every
+// group commit) never waits on one slow client.
+func writeReply(fd int, out []byte, deadline time.Time, written func()) {
 	n, err := syscall.Write(fd, out)
-	if err == nil && n == len(out) {
+	if (err == nil && n == len(out)) || (err != nil && !errors.Is(err, syscall.EAGAIN)) {
+		written() // all of it, or the client is gone (the loop or session sees it too)
 		return
 	}
-	if err != nil && !errors.Is(err, syscall.EAGAIN) {
-		return // the client is gone; the loop or session sees it too
-	}
-	nfd, err := syscall.Dup(fd)
-	if err != nil {
-		return
-	}
-	nc, err := fileConn(nfd)
-	if err != nil {
-		return
-	}
-	defer nc.Close()
-	nc.SetWriteDeadline(deadline)
-	nc.Write(out[max(n, 0):])
+	rest := out[max(n, 0):]
+	go func() {
+		defer written()
+		nfd, err := syscall.Dup(fd)
+		if err != nil {
+			return
+		}
+		nc, err := fileConn(nfd)
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		nc.SetWriteDeadline(deadline)
+		nc.Write(rest)
+	}()
 }

@@ -693,7 +693,12 @@ func TestStartedRequestAnsweredWithoutWorker(t *testing.T) {
 	c := dial(t, addr)
 	sent := time.Now()
 	send(t, c, "command start v 1\n")
-	d := <-h.deadline
+	var d time.Time
+	select {
+	case d = <-h.deadline:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request was not started")
+	}
 	if d.Before(sent.Add(cfg.RequestTimeout)) || d.After(time.Now().Add(cfg.RequestTimeout)) {
 		t.Errorf("deadline %v, want the request timeout after the line was read", d)
 	}

@@ -101,11 +101,11 @@ func (p *Postgres) AddDomain(ctx context.Context, d NewDomain) (AddResult, error
 // once, when the add's batch committed or failed, or when ctx ends first.
 // It runs on the group-commit writer (or on ctx's timer), so it must be
 // quick and must not block. StartAddDomain reports false, and never calls
-// then, when the queue of writes is full.
+// then, when the queue of writes is full, or when d is one that AddDomain
+// refuses before it joins a batch (AddDomain answers it at once).
 func (p *Postgres) StartAddDomain(ctx context.Context, d NewDomain, then func(AddResult, error)) bool {
-	if err := refuseEarly(d); err != nil {
-		then(AddResult{}, err)
-		return true
+	if refuseEarly(d) != nil {
+		return false
 	}
 	op := addOp(d)
 	return p.writes.start(ctx, op, func(err error) {

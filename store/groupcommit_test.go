@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // A write started without waiting is refused at once, and never answered,
@@ -37,8 +38,13 @@ func TestStartAnsweredOnceWhenContextEnds(t *testing.T) {
 		t.Fatal("start refused")
 	}
 	cancel()
-	if err := <-heard; !errors.Is(err, context.Canceled) {
-		t.Fatalf("heard %v, want context.Canceled", err)
+	select {
+	case err := <-heard:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("heard %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing heard after the context ended")
 	}
 	op := <-g.ops
 	g.commit([]*writeOp{op}) // a writer drops it: its context ended
