@@ -3,7 +3,7 @@
 # keychest-bench (a new connection per command, like the shell clients),
 # measures Redis and pgbench on the same machine in the same run, and
 # writes docs/benchmarks.md. Each figure is the median of REPEAT runs of
-# SECONDS each. Takes about four minutes.
+# SECONDS each. Takes about eight minutes.
 set -Eeuo pipefail
 # A failing step stops the run (set -e); say which one.
 trap 'echo "bench: failed at scripts/bench.sh line $LINENO (exit $?); see .local/bench/*.err" >&2' ERR
