@@ -361,3 +361,55 @@ func TestStartedAddAnswersLikeServe(t *testing.T) {
 		t.Fatalf("%d domain rows, want 1", n)
 	}
 }
+
+// A started add whose batch is held up in PostgreSQL is answered 503 when
+// its request's time is up, not when the batch ends; the batch still
+// commits the add afterwards, as on the worker path (every write is
+// idempotent, so the client's retry finds it stored).
+func TestStartedAddAnsweredWhenItsTimeIsUp(t *testing.T) {
+	e := newEnv(t, 100)
+	key := e.do(t, "command apikey").Data
+	bg := context.Background()
+	tx, err := e.db.Begin(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(bg)
+	if _, err := tx.Exec(bg, "LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	req, perr := lineproto.ParseLine([]byte("command add domain held.example apikey " + key))
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	ctx, timeUp := context.WithCancel(bg)
+	got := make(chan lineproto.Reply, 1)
+	if !e.mux.Start(ctx, &req, func(r lineproto.Reply) { got <- r }) {
+		t.Fatal("add not started")
+	}
+	// Its batch waits for the lock; only then is its time up.
+	waiting := `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`
+	for give := time.Now().Add(10 * time.Second); e.count(t, waiting) == 0; {
+		select {
+		case r := <-got:
+			t.Fatalf("answered %d %q while its batch should wait", r.Code, r.Text)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(give) {
+			t.Fatal("the add's batch never waited for the lock")
+		}
+	}
+	timeUp()
+	select {
+	case r := <-got:
+		expect(t, r, lineproto.CodeUnavailable, "")
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer when its time was up")
+	}
+	tx.Rollback(bg)
+	// One writer runs the batches in turn: this add's batch follows the held one.
+	expect(t, e.do(t, "command add domain next.example apikey "+key), 200, "added")
+	if n := e.count(t, `SELECT count(*) FROM domains WHERE name = 'held.example'`); n != 1 {
+		t.Fatalf("%d rows for the held add, want 1 (committed after its 503)", n)
+	}
+}
