@@ -49,6 +49,11 @@ type groupCommitter struct {
 	sent     atomic.Int64 // batches sent, retries included
 }
 
+// WritesWaiting is the number of writes queued for the group-commit writer,
+// not yet in a batch; past 4x the largest batch (2,048), an add that the
+// loop starts goes to a worker, and one that waits blocks until there is room.
+func (p *Postgres) WritesWaiting() int { return len(p.writes.ops) }
+
 // newGroupCommitter starts writers batch writers on pool.
 func newGroupCommitter(pool *pgxpool.Pool, writers, maxBatch int) *groupCommitter {
 	g := &groupCommitter{pool: pool, ops: make(chan *writeOp, 4*maxBatch), maxBatch: maxBatch}

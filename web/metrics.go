@@ -77,6 +77,16 @@ func (m *Metrics) CountSuppressedLogs(suppressed func() uint64) {
 	}, func() float64 { return float64(suppressed()) }))
 }
 
+// CountWaitingWrites exports waiting, read at each scrape: the writes
+// (add, apikey) queued for the group-commit writer. An add the loop
+// starts itself waits there, not in the workers' queue.
+func (m *Metrics) CountWaitingWrites(waiting func() int) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "keychest_writes_waiting",
+		Help: "Writes (add, apikey) waiting for the group-commit writer.",
+	}, func() float64 { return float64(waiting()) }))
+}
+
 // ObserveCommand counts one answered command.
 func (m *Metrics) ObserveCommand(verb string, code int, took time.Duration) {
 	if !m.verbs[verb] {

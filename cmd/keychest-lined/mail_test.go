@@ -266,6 +266,7 @@ func checkMetrics(t *testing.T, a *testApp) {
 		t.Errorf("open connections: %v", v)
 	}
 	value("keychest_queue_depth", nil)
+	value("keychest_writes_waiting", nil)
 	value("keychest_command_duration_seconds", nil)
 	if resp, err := http.Get(a.webURL + "/healthz"); err != nil || resp.StatusCode != 200 {
 		t.Errorf("healthz: %v %v", resp, err)

@@ -206,6 +206,7 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 	metrics = web.NewMetrics(mux.Verbs(), a.lines.OpenConns, a.lines.QueueDepth)
 	metrics.RegisterBuildInfo(version)
 	metrics.CountSuppressedLogs(a.lines.LogsSuppressed)
+	metrics.CountWaitingWrites(a.db.WritesWaiting)
 	a.sender.Observer = metrics
 	proxies, _ := clientnet.ParseNets(cfg.ProxyFrom) // loadConfig checked it
 	if cfg.Monitor == "on" {
