@@ -24,10 +24,7 @@ import (
 func TestAddPlanUsesIndexes(t *testing.T) {
 	p, url := open(t)
 	ctx := context.Background()
-	k := ref("plan-shape-0123456789")
-	if err := p.CreateKey(ctx, store.NewKey{Key: k, IP: ip}); err != nil {
-		t.Fatal(err)
-	}
+	createdKey(t, p, "plan-shape-0123456789")
 	db := pool(t, url)
 	if _, err := db.Exec(ctx, `INSERT INTO domains (api_key_id, name, port, created_ip)
 		SELECT (SELECT id FROM api_keys LIMIT 1), 'n' || g || '.example', 443, '192.0.2.1'

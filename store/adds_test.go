@@ -17,10 +17,7 @@ import (
 func TestAddsInOneBatch(t *testing.T) {
 	p, _ := open(t)
 	ctx := context.Background()
-	k := ref("set-outcomes-0123456789")
-	if err := p.CreateKey(ctx, store.NewKey{Key: k, IP: ip}); err != nil {
-		t.Fatal(err)
-	}
+	k := createdKey(t, p, "set-outcomes-0123456789")
 	if _, err := p.AddDomain(ctx, store.NewDomain{Key: k, Name: "old.example", Port: 443, MaxPerKey: 3}); err != nil {
 		t.Fatal(err)
 	}
@@ -98,10 +95,7 @@ func TestRacingAddsHoldTheCap(t *testing.T) {
 func TestAddAuditedByItsRow(t *testing.T) {
 	p, url := open(t)
 	ctx := context.Background()
-	k := ref("audit-key-0123456789")
-	if err := p.CreateKey(ctx, store.NewKey{Key: k, IP: ip}); err != nil {
-		t.Fatal(err)
-	}
+	k := createdKey(t, p, "audit-key-0123456789")
 	if _, err := p.AddDomain(ctx, store.NewDomain{Key: k, Name: "a.example", Port: 443, IP: ip, MaxPerKey: 9}); err != nil {
 		t.Fatal(err)
 	}
@@ -129,10 +123,7 @@ func TestAddAuditedByItsRow(t *testing.T) {
 func TestLastAddedAt(t *testing.T) {
 	p, url := open(t)
 	ctx := context.Background()
-	k := ref("last-added-0123456789")
-	if err := p.CreateKey(ctx, store.NewKey{Key: k, IP: ip}); err != nil {
-		t.Fatal(err)
-	}
+	k := createdKey(t, p, "last-added-0123456789")
 	db := pool(t, url)
 	at := func() *time.Time {
 		var v *time.Time

@@ -32,6 +32,16 @@ func ref(key string) store.KeyRef {
 
 var ip = netip.MustParseAddr("2001:db8::7")
 
+// createdKey registers key as a server key (from ip) and returns its reference.
+func createdKey(t *testing.T, p *store.Postgres, key string) store.KeyRef {
+	t.Helper()
+	k := ref(key)
+	if err := p.CreateKey(context.Background(), store.NewKey{Key: k, IP: ip}); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 func TestMigrateAgainIsHarmless(t *testing.T) {
 	_, url := open(t)
 	var first int32
@@ -47,10 +57,7 @@ func TestMigrateAgainIsHarmless(t *testing.T) {
 func TestAddDomainOutcomes(t *testing.T) {
 	p, _ := open(t)
 	ctx := context.Background()
-	k := ref("server-key-0123456789")
-	if err := p.CreateKey(ctx, store.NewKey{Key: k, IP: ip}); err != nil {
-		t.Fatal(err)
-	}
+	k := createdKey(t, p, "server-key-0123456789")
 	add := func(name string) (store.AddOutcome, error) {
 		res, err := p.AddDomain(ctx, store.NewDomain{Key: k, Name: name, Port: 443, IP: ip, MaxPerKey: 1})
 		return res.Outcome, err
@@ -118,10 +125,7 @@ func TestPingDown(t *testing.T) {
 func TestConcurrentAddsDoNotDeadlock(t *testing.T) {
 	p, _ := open(t)
 	ctx := context.Background()
-	k := ref("deadlock-key-0123456789")
-	if err := p.CreateKey(ctx, store.NewKey{Key: k, IP: ip}); err != nil {
-		t.Fatal(err)
-	}
+	k := createdKey(t, p, "deadlock-key-0123456789")
 	errs := make(chan error, 16*40)
 	var wg sync.WaitGroup
 	for g := 0; g < 16; g++ {
@@ -248,10 +252,7 @@ func TestClaimMailQueuedAsFacts(t *testing.T) {
 func TestNoDomainLimit(t *testing.T) {
 	p, _ := open(t)
 	ctx := context.Background()
-	k := ref("unlimited-key-0123456789")
-	if err := p.CreateKey(ctx, store.NewKey{Key: k, IP: ip}); err != nil {
-		t.Fatal(err)
-	}
+	k := createdKey(t, p, "unlimited-key-0123456789")
 	for i := 0; i < 3; i++ {
 		res, err := p.AddDomain(ctx, store.NewDomain{Key: k, Name: fmt.Sprintf("d%d.example", i), Port: 443})
 		if err != nil || res.Outcome != store.DomainAdded {

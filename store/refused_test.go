@@ -26,10 +26,7 @@ func name(n int, wildcard bool) string {
 func TestDomainNameRule(t *testing.T) {
 	p, _ := open(t)
 	ctx := context.Background()
-	k := ref("length-key-0123456789")
-	if err := p.CreateKey(ctx, store.NewKey{Key: k, IP: ip}); err != nil {
-		t.Fatal(err)
-	}
+	k := createdKey(t, p, "length-key-0123456789")
 	for _, n := range []int{store.MaxDomainName - 1, store.MaxDomainName, store.MaxDomainName + 1, store.MaxDomainName + 2} {
 		for _, wildcard := range []bool{false, true} {
 			d := store.NewDomain{Key: k, Name: name(n, wildcard), Port: 443, Wildcard: wildcard, MaxPerKey: 100}
@@ -91,10 +88,7 @@ func TestRefusedAddFailsAlone(t *testing.T) {
 func TestBadRowInSetFailsAlone(t *testing.T) {
 	p, _ := open(t)
 	ctx := context.Background()
-	k := ref("set-key-0123456789")
-	if err := p.CreateKey(ctx, store.NewKey{Key: k, IP: ip}); err != nil {
-		t.Fatal(err)
-	}
+	k := createdKey(t, p, "set-key-0123456789")
 	var adds []store.NewDomain
 	for i := 0; i < 16; i++ {
 		adds = append(adds, store.NewDomain{Key: k, Name: fmt.Sprintf("d%d.example", i), Port: 443, MaxPerKey: 100})
