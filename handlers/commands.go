@@ -85,15 +85,14 @@ func (m *Mux) add(ctx context.Context, req *lineproto.Request) (lineproto.Reply,
 // Start); done hears the reply once the add's batch committed, on the
 // store's group-commit writer.
 func (m *Mux) startAdd(ctx context.Context, req *lineproto.Request, done func(lineproto.Reply)) bool {
-	s, ok := m.store.(store.AddStarter)
-	if !ok {
+	if m.starter == nil {
 		return false
 	}
 	ref, d, err := domainArgs(req)
 	if err != nil {
 		return false // a worker answers it, with the same error
 	}
-	return s.StartAddDomain(ctx, m.newDomain(req, ref, d), func(res store.AddResult, serr error) {
+	return m.starter.StartAddDomain(ctx, m.newDomain(req, ref, d), func(res store.AddResult, serr error) {
 		done(m.addedSafely(req, d, res, serr))
 	})
 }

@@ -40,10 +40,11 @@ type Config struct {
 
 // Mux routes each request to its verb. It implements lineproto.Handler.
 type Mux struct {
-	store store.Store
-	cfg   Config
-	log   zerolog.Logger
-	verbs map[string]verb
+	store   store.Store
+	starter store.AddStarter // st, when it can start an add without waiting; else nil
+	cfg     Config
+	log     zerolog.Logger
+	verbs   map[string]verb
 }
 
 // verb describes one command: the names it takes (all required), whether
@@ -57,6 +58,7 @@ type verb struct {
 // NewMux returns the handler for every command, backed by st.
 func NewMux(st store.Store, cfg Config, log zerolog.Logger) *Mux {
 	m := &Mux{store: st, cfg: cfg, log: log}
+	m.starter, _ = st.(store.AddStarter)
 	m.verbs = map[string]verb{
 		"apikey":  {blocking: true, run: m.apikey},
 		"claim":   {args: []string{"apikey", "email"}, blocking: true, run: m.claim},
