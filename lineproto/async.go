@@ -14,10 +14,13 @@ import (
 // answered without leaving the loop: the loop hands it to a worker (or,
 // when the handler is a Starter that takes it, to the handler itself) and
 // waits; whoever has the reply writes it straight to the socket through a
-// duplicate of its descriptor, then wakes the loop, which goes on reading.
-// Leaving the loop (a detach) costs a dozen system calls and a goroutine
-// per connection; this costs a dup, a write, a close, a wake and two
-// epoll_ctl.
+// duplicate of its descriptor, then puts the socket back in the loop's
+// epoll set itself, and the loop goes on reading when the client's next
+// bytes (or its EOF) arrive. Leaving the loop (a detach) costs a dozen
+// system calls and a goroutine per connection; this costs a dup, a write,
+// a close and two epoll_ctl. Only a reply that ends the connection, or one
+// the loop already looked for (its idle timer fired meanwhile), wakes the
+// loop, which then puts the socket back and acts.
 //
 // While the request runs, the descriptor is out of evio's epoll set, so
 // evio reads nothing from it. That is what keeps the reply safe: evio
@@ -26,8 +29,8 @@ import (
 // lose the reply and every line after it. It also keeps the loop from
 // spinning: with evio's descriptor closed and the worker's duplicate
 // open, epoll would report the EOF again and again. Once the worker is
-// done, the loop puts the descriptor back (level-triggered, so input or
-// an EOF that came meanwhile is reported at once) and goes on as usual.
+// done, the descriptor goes back (level-triggered, so input or an EOF
+// that came meanwhile is reported at once) and the loop goes on as usual.
 // Nothing may be returned to evio while the descriptor is out: evio would
 // try to change its registration, and panics when that fails.
 type inflight struct {
@@ -39,9 +42,16 @@ type inflight struct {
 	// epoll descriptor, for putting the socket back (watchAgain).
 	sock, poll int
 
-	mu    sync.Mutex
-	done  bool // the reply is written
-	close bool // and it ends the connection
+	mu      sync.Mutex
+	done    bool // the reply is written
+	close   bool // and it ends the connection
+	watched bool // and the socket is back in the epoll set (answered)
+	looked  bool // the loop asked before done, and waits for a wake
+
+	// buffered: input after the request was already read, which the loop
+	// must answer without waiting for an event (the client may send
+	// nothing more, or only its EOF, on which evio closes at once).
+	buffered bool
 }
 
 // startInflight runs req on a worker while the connection stays in the
@@ -65,7 +75,7 @@ func (c *conn) startInflight(req *Request) bool {
 		syscall.Close(dup)
 		return false
 	}
-	f := &inflight{fd: dup, sock: fd, poll: poll}
+	f := &inflight{fd: dup, sock: fd, poll: poll, buffered: c.framer.Buffered() > 0}
 	if !c.srv.begin(req, func(r Reply) { c.finishInflight(f, req, r) }) {
 		syscall.Close(dup)
 		c.watchAgain(f)
@@ -77,19 +87,36 @@ func (c *conn) startInflight(req *Request) bool {
 }
 
 // finishInflight runs on the worker, or wherever a Starter answers (the
-// group-commit writer): it logs and writes the reply, and wakes the loop,
-// which takes the connection back (settleInflight). It never waits on the
-// client: what the socket cannot take at once is written by a goroutine
-// of its own (writeReply).
+// group-commit writer): it logs and writes the reply, and hands the
+// connection back to the loop (answered). It never waits on the client:
+// what the socket cannot take at once is written by a goroutine of its own
+// (writeReply).
 func (c *conn) finishInflight(f *inflight, req *Request, r Reply) {
 	c.srv.logCommand(c.remote, req, r, req.Read)
 	writeReply(f.fd, r.Bytes(), c.idleDeadline(time.Now()), func() {
 		syscall.Close(f.fd)
-		f.mu.Lock()
-		f.done, f.close = true, r.close
-		f.mu.Unlock()
-		c.fire()
+		if !c.answered(f, r.close) {
+			c.fire()
+		}
 	})
+}
+
+// answered marks f done. A reply that does not end the connection, with
+// no input buffered behind it and not looked for by the loop yet, also
+// puts the socket back in the epoll set here, before the loop can see
+// done: the loop then takes the connection back (settleInflight) at its
+// next event, and needs no wake.
+// answered reports whether it did; if not, the caller wakes the loop,
+// which puts the socket back itself.
+func (c *conn) answered(f *inflight, closing bool) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.done, f.close = true, closing
+	if closing || f.looked || f.buffered {
+		return false
+	}
+	f.watched = c.srv.watchFromOutside(f)
+	return f.watched
 }
 
 // begin starts req off the loop: by the handler itself when it is a
@@ -105,20 +132,37 @@ func (s *Server) begin(req *Request, then func(Reply)) bool {
 	return s.pool.start(req, then)
 }
 
-// over reports whether the worker has written the reply, and whether that
-// reply ends the connection. Once it reports done, the worker no longer
-// touches the connection.
-func (f *inflight) over() (done, close bool) {
+// over reports whether the worker has written the reply, whether that
+// reply ends the connection, and whether the socket is back in the epoll
+// set. Once it reports done, the worker no longer touches the connection;
+// until then, the worker knows that the loop is waiting for a wake.
+func (f *inflight) over() (done, close, watched bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.done, f.close
+	f.looked = f.looked || !f.done
+	return f.done, f.close, f.watched
 }
 
-// watchAgain puts the socket of f back in evio's epoll set, for reading,
-// as evio has it between replies. Called on the loop.
-func (c *conn) watchAgain(f *inflight) bool {
+// watchFromOutside puts the socket of f back in its loop's epoll set from
+// the goroutine that answered, unless the loops are stopping (evio closes
+// their descriptors then, and the numbers may be reused).
+func (s *Server) watchFromOutside(f *inflight) bool {
+	s.wakeMu.RLock()
+	defer s.wakeMu.RUnlock()
+	return !s.loopsOff && epollAdd(f) == nil
+}
+
+// epollAdd puts the socket of f back in evio's epoll set, for reading, as
+// evio has it between replies.
+func epollAdd(f *inflight) error {
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(f.sock)}
-	if err := syscall.EpollCtl(f.poll, syscall.EPOLL_CTL_ADD, f.sock, &ev); err != nil && err != syscall.EEXIST {
+	return syscall.EpollCtl(f.poll, syscall.EPOLL_CTL_ADD, f.sock, &ev)
+}
+
+// watchAgain puts the socket of f back in evio's epoll set. Called on the
+// loop.
+func (c *conn) watchAgain(f *inflight) bool {
+	if err := epollAdd(f); err != nil && err != syscall.EEXIST {
 		c.srv.log.Error().Str("code", logcode.InflightLost).Time("event_time", time.Now()).
 			Err(err).Msg("connection could not be watched again after its request")
 		return false

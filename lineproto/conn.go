@@ -144,12 +144,12 @@ func (s *Server) data(ec evio.Conn, in []byte) ([]byte, evio.Action) {
 // session (closeGracefully).
 func (c *conn) settleInflight() bool {
 	f := c.inflight
-	done, closing := f.over()
+	done, closing, watched := f.over()
 	if !done {
 		return false
 	}
 	c.inflight = nil
-	if !c.watchAgain(f) {
+	if !watched && !c.watchAgain(f) {
 		c.lost = true // evio would fail on the descriptor: it closes it when it stops
 		return false
 	}
