@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -48,19 +50,17 @@ func TestAddsInOneBatch(t *testing.T) {
 	}
 }
 
-// Racing adds for one key through two servers: exactly the cap is stored,
-// each add hears "added" or "limit reached", and re-adding a stored domain
-// at the cap says it exists.
+// Racing adds for one key through two servers, in one batch each at the
+// same time: exactly the cap is stored, each add hears "added" or "limit
+// reached", and re-adding a stored domain at the cap says it exists. (It
+// fails when the batches do not lock the key: both read the same count.)
 func TestRacingAddsHoldTheCap(t *testing.T) {
 	a, b, db := twoServers(t)
 	ctx := context.Background()
-	k := ref("racing-cap-0123456789")
-	if err := a.CreateKey(ctx, store.NewKey{Key: k, IP: ip}); err != nil {
-		t.Fatal(err)
-	}
+	k := createdKey(t, a, "racing-cap-0123456789")
 	var mu sync.Mutex
 	added := 0
-	refused := race(t, a, b, 60, func(p *store.Postgres, i int) error {
+	refused := raceInOneBatchEach(t, a, b, db, 60, func(p *store.Postgres, i int) error {
 		res, err := p.AddDomain(ctx, store.NewDomain{Key: k, Name: fmt.Sprintf("r%d.example", i), Port: 443, MaxPerKey: 10})
 		if errors.Is(err, store.ErrDomainLimit) {
 			return &store.LimitError{} // counted as refused by race
@@ -72,20 +72,38 @@ func TestRacingAddsHoldTheCap(t *testing.T) {
 		}
 		return err
 	})
-	var rows int
-	if err := db.QueryRow(ctx, `SELECT count(*) FROM domains`).Scan(&rows); err != nil {
-		t.Fatal(err)
-	}
-	if added != 10 || refused != 50 || rows != 10 {
-		t.Fatalf("%d added, %d refused, %d rows; want 10, 50, 10", added, refused, rows)
+	rows, count := keyRows(t, db, k)
+	if added != 10 || refused != 50 || rows != 10 || count != 10 {
+		t.Fatalf("%d added, %d refused, %d rows, domain_count %d; want 10, 50, 10, 10", added, refused, rows, count)
 	}
 	var stored string
-	if err := db.QueryRow(ctx, `SELECT name FROM domains LIMIT 1`).Scan(&stored); err != nil {
+	if err := db.QueryRow(ctx, `SELECT name FROM domains WHERE name LIKE 'r%' LIMIT 1`).Scan(&stored); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := b.AddDomain(ctx, store.NewDomain{Key: k, Name: stored, Port: 443, MaxPerKey: 10}); err != nil ||
 		res.Outcome != store.DomainExists {
 		t.Fatalf("re-add at the cap: %+v, %v", res, err)
+	}
+}
+
+// Two servers adding the same few domains for one key, in one batch each
+// at the same time: every add is answered (added or exists, never an
+// error), each domain is added once, and the key's count matches its rows.
+func TestRacingSameDomainsCountedOnce(t *testing.T) {
+	a, b, db := twoServers(t)
+	ctx := context.Background()
+	k := createdKey(t, a, "racing-same-0123456789")
+	var added atomic.Int32
+	raceInOneBatchEach(t, a, b, db, 80, func(p *store.Postgres, i int) error {
+		res, err := p.AddDomain(ctx, store.NewDomain{Key: k, Name: fmt.Sprintf("s%d.example", i%8), Port: 443, MaxPerKey: 100})
+		if err == nil && res.Outcome == store.DomainAdded {
+			added.Add(1)
+		}
+		return err
+	})
+	rows, count := keyRows(t, db, k)
+	if added.Load() != 8 || rows != 8 || count != 8 {
+		t.Fatalf("%d added, %d rows, domain_count %d; want 8 each", added.Load(), rows, count)
 	}
 }
 
@@ -145,5 +163,67 @@ func TestLastAddedAt(t *testing.T) {
 	}
 	if again := at(); first == nil || again == nil || !again.Equal(*first) {
 		t.Fatalf("last_added_at %v, then %v after finding the domain", first, again)
+	}
+}
+
+// raceInOneBatchEach is race with the n commands in one batch per server,
+// both sent at once, so that they meet in PostgreSQL. Each server's writer
+// is first held on a batch of its own (an add for a key of its own, whose
+// row a transaction of the test has locked) until all n commands are
+// queued behind it.
+func raceInOneBatchEach(t *testing.T, a, b *store.Postgres, db *pgxpool.Pool, n int, run func(p *store.Postgres, i int) error) (refused int) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	plugged := make(chan error, 2)
+	for i, p := range []*store.Postgres{a, b} {
+		plug := createdKey(t, p, fmt.Sprintf("plug-key-%d-0123456789", i))
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM api_keys WHERE key_hash = $1 FOR UPDATE`, plug.Hash[:]); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			_, err := p.AddDomain(ctx, store.NewDomain{Key: plug, Name: "plug.example", Port: 443, MaxPerKey: 10})
+			plugged <- err
+		}()
+	}
+	waitFor(t, "both writers held on a locked key", func() bool {
+		var waiting int
+		db.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE NOT granted`).Scan(&waiting)
+		return waiting == 2
+	})
+	refused = raceWhile(t, a, b, n, func() {
+		waitFor(t, "every add queued", func() bool { return a.WritesWaiting()+b.WritesWaiting() == n })
+		tx.Rollback(ctx)
+	}, run)
+	for range 2 {
+		if err := <-plugged; err != nil {
+			t.Fatal(err)
+		}
+	}
+	return refused
+}
+
+// keyRows is the number of domains rows of k, and its domain_count.
+func keyRows(t *testing.T, db *pgxpool.Pool, k store.KeyRef) (rows, count int) {
+	t.Helper()
+	err := db.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM domains WHERE api_key_id = k.id), k.domain_count
+		FROM api_keys k WHERE k.key_hash = $1`, k.Hash[:]).Scan(&rows, &count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows, count
+}
+
+// waitFor polls cond until it holds, and fails the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("gave up waiting: %s", what)
+		}
 	}
 }

@@ -48,6 +48,12 @@ func pool(t *testing.T, url string) *pgxpool.Pool {
 // counts those refused by the limit; any other error fails the test.
 func race(t *testing.T, a, b *store.Postgres, n int, run func(p *store.Postgres, i int) error) (refused int) {
 	t.Helper()
+	return raceWhile(t, a, b, n, func() {}, run)
+}
+
+// raceWhile is race, calling during once every command has started.
+func raceWhile(t *testing.T, a, b *store.Postgres, n int, during func(), run func(p *store.Postgres, i int) error) (refused int) {
+	t.Helper()
 	var wg sync.WaitGroup
 	var count atomic.Int32
 	errs := make(chan error, n)
@@ -69,6 +75,7 @@ func race(t *testing.T, a, b *store.Postgres, n int, run func(p *store.Postgres,
 			}
 		}(i)
 	}
+	during()
 	wg.Wait()
 	close(errs)
 	for err := range errs {
