@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -569,6 +570,33 @@ func TestFloodWhileInflightAnsweredInOrder(t *testing.T) {
 		if line != "status ok 200 pong" {
 			t.Fatalf("reply %d: %q", i+1, line)
 		}
+	}
+}
+
+// A reply in flight hands the connection back without waking the loop
+// (the worker puts the socket back in epoll itself): lines the client
+// sends after reading each reply are answered, blocking or not, with no
+// detach, and the client's EOF then closes the connection cleanly.
+func TestLinesAfterInflightReplyAnswered(t *testing.T) {
+	s, addr := startServer(t, testConfig(), &testHandler{})
+	c := dial(t, addr)
+	r := bufio.NewReader(c)
+	for i, line := range []string{"command store v 1\n", "command ping\n", "command store v 2\n", "command store v 3\n"} {
+		send(t, c, line)
+		want := []string{"status ok 200 pong"}
+		if strings.Contains(line, "store") {
+			want = []string{"data stored " + line[len(line)-2:len(line)-1], "status ok 200 committed"}
+		}
+		if got := readStatuses(t, r, 1); !slices.Equal(got, want) {
+			t.Fatalf("line %d: got %q, want %q", i, got, want)
+		}
+	}
+	c.CloseWrite()
+	if rest, err := io.ReadAll(r); err != nil || len(rest) > 0 {
+		t.Fatalf("after EOF: %q, %v", rest, err)
+	}
+	if n := s.Detaches(); n != 0 {
+		t.Errorf("%d detaches, want 0", n)
 	}
 }
 
