@@ -18,9 +18,10 @@ import (
 // epoll set itself, and the loop goes on reading when the client's next
 // bytes (or its EOF) arrive. Leaving the loop (a detach) costs a dozen
 // system calls and a goroutine per connection; this costs a dup, a write,
-// a close and two epoll_ctl. Only a reply that ends the connection, or one
-// the loop already looked for (its idle timer fired meanwhile), wakes the
-// loop, which then puts the socket back and acts.
+// a close and two epoll_ctl. Only a reply that ends the connection, one
+// with input buffered behind it, or one the loop already looked for (its
+// idle timer fired meanwhile) wakes the loop, which then puts the socket
+// back and acts.
 //
 // While the request runs, the descriptor is out of evio's epoll set, so
 // evio reads nothing from it. That is what keeps the reply safe: evio
