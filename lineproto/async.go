@@ -20,8 +20,9 @@ import (
 // system calls and a goroutine per connection; this costs a dup, a write,
 // a close and two epoll_ctl. Only a reply that ends the connection, one
 // with input buffered behind it, or one the loop already looked for (its
-// idle timer fired meanwhile) wakes the loop, which then puts the socket
-// back and acts.
+// idle timer or a shutdown fired meanwhile) wakes the loop, which then puts
+// the socket back and acts; so does one whose epoll_ctl failed, or came
+// while the loops are stopping.
 //
 // While the request runs, the descriptor is out of evio's epoll set, so
 // evio reads nothing from it. That is what keeps the reply safe: evio
@@ -40,7 +41,7 @@ type inflight struct {
 	// must never land on a number reused meanwhile.
 	fd int
 	// sock and poll are evio's descriptor of the socket and its loop's
-	// epoll descriptor, for putting the socket back (watchAgain).
+	// epoll descriptor, for putting the socket back (epollAdd).
 	sock, poll int
 
 	mu      sync.Mutex
