@@ -90,11 +90,7 @@ func (p *Postgres) AddDomain(ctx context.Context, d NewDomain) (AddResult, error
 		return AddResult{}, err
 	}
 	op := addOp(d)
-	if err := p.writes.do(ctx, op); err != nil {
-		// The row may still be written by a batch that outlived ctx.
-		return AddResult{}, classify(err)
-	}
-	return op.add.result()
+	return op.outcome(p.writes.do(ctx, op))
 }
 
 // StartAddDomain is AddDomain without waiting: then hears the outcome
@@ -108,13 +104,16 @@ func (p *Postgres) StartAddDomain(ctx context.Context, d NewDomain, then func(Ad
 		return false
 	}
 	op := addOp(d)
-	return p.writes.start(ctx, op, func(err error) {
-		if err != nil {
-			then(AddResult{}, classify(err))
-			return
-		}
-		then(op.add.result())
-	})
+	return p.writes.start(ctx, op, func(err error) { then(op.outcome(err)) })
+}
+
+// outcome is the answer to the add op once its batch reported err.
+func (op *writeOp) outcome(err error) (AddResult, error) {
+	if err != nil {
+		// The row may still be written by a batch that outlived ctx.
+		return AddResult{}, classify(err)
+	}
+	return op.add.result()
 }
 
 // addOp is an add for a batch.

@@ -143,8 +143,8 @@ func (g *groupCommitter) commit(batch []*writeOp) {
 	slices.SortStableFunc(batch, func(a, b *writeOp) int { return bytes.Compare(a.order, b.order) })
 	live := slices.DeleteFunc(batch, func(op *writeOp) bool {
 		err := op.ctx.Err()
-		if err != nil && op.then != nil {
-			op.then(err) // a waiting command (do) sees its ctx end by itself
+		if err != nil {
+			op.finish(err)
 		}
 		return err != nil
 	})
