@@ -102,12 +102,27 @@ func (p *Proxy) tunnelRefused(c net.Conn, info connInfo, err error) {
 }
 
 // proxyCert is the proxy's own certificate for an https:// proxy URL: for
-// the name the client asked for, or else the address it connected to.
+// the name the client asked for, or else the address it connected to. A
+// name or address off the root's scope gets no leaf: the handshake fails.
 func (p *Proxy) proxyCert(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if hello.ServerName != "" {
-		return p.ca.Leaf(hello.ServerName)
+	name := hello.ServerName
+	if name == "" {
+		name = remoteIPOf(hello.Conn.LocalAddr()).String()
 	}
-	return p.ca.Leaf(remoteIPOf(hello.Conn.LocalAddr()).String())
+	leaf, err := p.ca.Leaf(name)
+	if errors.Is(err, ErrOutOfScope) {
+		p.cfg.Log.Warn().Str("code", logcode.AMPNameOutOfScope).Time("event_time", time.Now()).
+			Str("remote", remoteIPOf(hello.Conn.RemoteAddr()).String()).Str("name", clip(name, 255)).Msg("proxy TLS for a name out of scope refused")
+	}
+	return leaf, err
+}
+
+// clip cuts s to at most n bytes, for a log.
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // intercept terminates the client's TLS with a minted leaf and hands the
