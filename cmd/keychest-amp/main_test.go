@@ -5,7 +5,10 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"io"
+	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -80,5 +83,41 @@ func TestCAFlagPrintsTheRoot(t *testing.T) {
 	}
 	if code := run([]string{"-h"}, &out, &errs); code != 0 {
 		t.Errorf("-h: exit %d", code)
+	}
+}
+
+// The package's /etc/default/keychest-amp shows every setting, each with
+// its default (KEYCHESTAMP_ETC with the unit's folder).
+func TestPackagedDefaultsListEverySetting(t *testing.T) {
+	text, err := os.ReadFile("../../packaging/keychest-amp.default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^#KEYCHESTAMP_([A-Z_]+)=(.*)$`).FindAllStringSubmatch(string(text), -1) {
+		shown[m[1]] = m[2]
+	}
+	ct := reflect.TypeOf(Config{})
+	for i := 0; i < ct.NumField(); i++ {
+		f := ct.Field(i)
+		name := f.Tag.Get("envconfig")
+		if f.Tag.Get("ignored") == "true" || name == "" {
+			continue
+		}
+		want := f.Tag.Get("default")
+		if f.Type.Kind() == reflect.Bool && want == "" {
+			want = "false"
+		}
+		if name == "ETC" {
+			want = "/var/lib/keychestamp"
+		}
+		got, ok := shown[name]
+		if !ok || got != want {
+			t.Errorf("KEYCHESTAMP_%s: shown %q (%v), want %q", name, got, ok, want)
+		}
+		delete(shown, name)
+	}
+	for name := range shown {
+		t.Errorf("KEYCHESTAMP_%s is no setting", name)
 	}
 }
