@@ -77,7 +77,8 @@ setup_file() {
 # localhost certificate on 127.0.0.2 (a loopback address that is no ACME
 # host's), and sets TUN_PORT and TUN_PID.
 tls_server_on_127_0_0_2() {
-	local certs=$(go env GOMODCACHE)/github.com/letsencrypt/pebble/v2@v2.10.1/test/certs
+	local certs
+	certs=$(go env GOMODCACHE)/github.com/letsencrypt/pebble/v2@v2.10.1/test/certs
 	export TUN_PORT TUN_PID
 	TUN_PORT=$(free_port)
 	openssl s_server -quiet -accept "127.0.0.2:$TUN_PORT" -cert "$certs/localhost/cert.pem" -key "$certs/localhost/key.pem" \
