@@ -37,6 +37,11 @@ func acmeLike(b *testing.B) (*httptest.Server, *x509.CertPool) {
 // benchProxy runs the proxy as keychest-amp does: tracker, journal file
 // and disk queue on every exchange.
 func benchProxy(b *testing.B, hosts HostList, upstream *x509.CertPool) (string, *CA) {
+	return benchProxyWith(b, hosts, upstream, TunnelPolicy{})
+}
+
+// benchProxyWith is benchProxy with a tunnel policy.
+func benchProxyWith(b *testing.B, hosts HostList, upstream *x509.CertPool, tunnel TunnelPolicy) (string, *CA) {
 	dir := b.TempDir()
 	ca, _, err := LoadCA(dir, hosts.Scope(netip.Addr{}))
 	if err != nil {
@@ -46,7 +51,7 @@ func benchProxy(b *testing.B, hosts HostList, upstream *x509.CertPool) (string, 
 	j, _ := OpenJournal(JournalConfig{File: filepath.Join(dir, "audit.json"), StateDir: dir, Queue: q})
 	tr := NewTracker(1000)
 	p := NewProxy(ProxyConfig{ACME: hosts, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Upstream: upstream,
-		Log: zerolog.Nop(), Observe: func(x Exchange) {
+		Log: zerolog.Nop(), Tunnel: tunnel, Observe: func(x Exchange) {
 			for _, ev := range tr.Observe(x) {
 				j.Write(ev)
 			}
@@ -116,7 +121,8 @@ func BenchmarkTunnelMemory(b *testing.B) {
 			held = append(held, c)
 		}
 	}()
-	addr, _ := benchProxy(b, HostList{}, x509.NewCertPool())
+	addr, _ := benchProxyWith(b, HostList{}, x509.NewCertPool(),
+		TunnelPolicy{Ports: []int{up.Addr().(*net.TCPAddr).Port}, Nets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	before := memInUse()
 	var clients []net.Conn
 	for range tunnels {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,16 +33,38 @@ const (
 	leafLifetime = 7 * 24 * time.Hour
 )
 
+// maxLeaves bounds the cache of minted leaves.
+const maxLeaves = 64
+
+// noMatch is the one permitted e-mail and URI subtree of the root: names
+// under .invalid (RFC 6761), which no real address or URI has, so the
+// root cannot sign for any e-mail address or URI.
+const noMatch = ".invalid"
+
+// ErrOutOfScope is the error of a leaf asked for a name or address the
+// proxy does not answer for.
+var ErrOutOfScope = errors.New("not a name the proxy intercepts or answers to")
+
 // CA is the proxy's own root and the leaves it mints for intercepted hosts.
-// The root is name-constrained: it can only sign for the names it permits.
+// The root is name-constrained: it can only sign for the names it permits,
+// for TLS servers only. Leaves are minted only for the names and addresses
+// of the scope, and at most maxLeaves are kept.
 type CA struct {
 	cert    *x509.Certificate
 	key     *ecdsa.PrivateKey
 	pem     []byte
 	leafKey *ecdsa.PrivateKey
+	scope   Scope
 
 	mu     sync.Mutex
-	leaves map[string]*tls.Certificate
+	leaves map[string]*cachedLeaf
+	uses   uint64 // a clock for the least recently used leaf
+}
+
+// cachedLeaf is a minted leaf and when it was last handed out.
+type cachedLeaf struct {
+	cert *tls.Certificate
+	used uint64
 }
 
 // Scope is what the root may sign for: DNS names (each permits itself and
@@ -57,7 +80,7 @@ type Scope struct {
 func LoadCA(dir string, scope Scope) (ca *CA, created bool, err error) {
 	cert, key, err := readRoot(dir)
 	if err == nil && covers(cert, scope) {
-		return newCA(cert, key)
+		return newCA(cert, key, scope)
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, false, err
@@ -65,16 +88,16 @@ func LoadCA(dir string, scope Scope) (ca *CA, created bool, err error) {
 	if cert, key, err = createRoot(dir, scope); err != nil {
 		return nil, false, err
 	}
-	ca, _, err = newCA(cert, key)
+	ca, _, err = newCA(cert, key, scope)
 	return ca, true, err
 }
 
-func newCA(cert *x509.Certificate, key *ecdsa.PrivateKey) (*CA, bool, error) {
+func newCA(cert *x509.Certificate, key *ecdsa.PrivateKey, scope Scope) (*CA, bool, error) {
 	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, false, err
 	}
-	return &CA{cert: cert, key: key, leafKey: leafKey, leaves: map[string]*tls.Certificate{},
+	return &CA{cert: cert, key: key, leafKey: leafKey, scope: scope, leaves: map[string]*cachedLeaf{},
 		pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})}, false, nil
 }
 
@@ -105,8 +128,14 @@ func readRoot(dir string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 }
 
 // covers says whether the root's name constraints permit every name and IP
-// of scope.
+// of scope, and whether it is a root of this version: serverAuth only, no
+// e-mail address or URI permitted. A root made by an earlier version is
+// not, and is replaced.
 func covers(root *x509.Certificate, scope Scope) bool {
+	if !slices.Equal(root.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}) || len(root.UnknownExtKeyUsage) > 0 ||
+		!slices.Equal(root.PermittedEmailAddresses, []string{noMatch}) || !slices.Equal(root.PermittedURIDomains, []string{noMatch}) {
+		return false
+	}
 	for _, n := range scope.Names {
 		if !slices.Contains(root.PermittedDNSDomains, strings.ToLower(n)) {
 			return false
@@ -131,6 +160,9 @@ func createRoot(dir string, scope Scope) (*x509.Certificate, *ecdsa.PrivateKey, 
 		NotBefore:                   time.Now().Add(-time.Hour),
 		NotAfter:                    time.Now().Add(rootLifetime),
 		KeyUsage:                    x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		ExtKeyUsage:                 []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, // TLS servers only
+		PermittedEmailAddresses:     []string{noMatch},                              // no e-mail address
+		PermittedURIDomains:         []string{noMatch},                              // no URI
 		BasicConstraintsValid:       true,
 		IsCA:                        true,
 		MaxPathLenZero:              true,
@@ -177,15 +209,64 @@ func serial() *big.Int {
 	return n
 }
 
-// Leaf returns a certificate for host (a DNS name or an IP address) signed
-// by the root, minting it on first use and again when it nears expiry.
+// Leaf returns a certificate for host (a DNS name or an IP address of the
+// scope) signed by the root, minting it on first use and again when it
+// nears expiry. A host off the scope gets ErrOutOfScope. The cache keeps
+// the maxLeaves most recently used leaves.
 func (c *CA) Leaf(host string) (*tls.Certificate, error) {
-	host = strings.ToLower(host)
+	host = strings.TrimRight(strings.ToLower(host), ".")
+	if !c.inScope(host) {
+		return nil, fmt.Errorf("%q: %w", host, ErrOutOfScope)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if l, ok := c.leaves[host]; ok && time.Until(l.Leaf.NotAfter) > leafLifetime/2 {
-		return l, nil
+	c.uses++
+	if l, ok := c.leaves[host]; ok && time.Until(l.cert.Leaf.NotAfter) > leafLifetime/2 {
+		l.used = c.uses
+		return l.cert, nil
 	}
+	cert, err := c.mint(host)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := c.leaves[host]; !ok && len(c.leaves) >= maxLeaves {
+		c.evictOldest()
+	}
+	c.leaves[host] = &cachedLeaf{cert: cert, used: c.uses}
+	return cert, nil
+}
+
+// inScope says whether host is one of the scope's names or addresses.
+func (c *CA) inScope(host string) bool {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return slices.ContainsFunc(c.scope.IPs, func(s net.IP) bool {
+			a, ok := netip.AddrFromSlice(s)
+			return ok && a.Unmap() == ip.Unmap()
+		})
+	}
+	return slices.ContainsFunc(c.scope.Names, func(n string) bool { return strings.EqualFold(n, host) })
+}
+
+// evictOldest drops the least recently used leaf; under c.mu.
+func (c *CA) evictOldest() {
+	oldest := ""
+	for h, l := range c.leaves {
+		if oldest == "" || l.used < c.leaves[oldest].used {
+			oldest = h
+		}
+	}
+	delete(c.leaves, oldest)
+}
+
+// cached is the number of leaves in the cache.
+func (c *CA) cached() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.leaves)
+}
+
+// mint signs a new leaf for host, a TLS server certificate.
+func (c *CA) mint(host string) (*tls.Certificate, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		NotBefore:    time.Now().Add(-time.Hour),
@@ -206,9 +287,7 @@ func (c *CA) Leaf(host string) (*tls.Certificate, error) {
 		return nil, err
 	}
 	leaf, _ := x509.ParseCertificate(der)
-	l := &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: c.leafKey, Leaf: leaf}
-	c.leaves[host] = l
-	return l, nil
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: c.leafKey, Leaf: leaf}, nil
 }
 
 // writeFileAtomic writes data to a temporary file with perm, syncs it, and

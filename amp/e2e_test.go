@@ -41,20 +41,28 @@ type testProxy struct {
 
 func startProxy(t testing.TB, hosts HostList, upstream *x509.CertPool) *testProxy {
 	t.Helper()
-	ca, _, err := LoadCA(t.TempDir(), hosts.Scope(netip.Addr{}))
+	return startProxyWith(t, ProxyConfig{ACME: hosts, Upstream: upstream})
+}
+
+// startProxyWith starts a proxy with cfg, serving loopback clients, with
+// a root for cfg.ACME, logging nowhere and recording the exchanges.
+func startProxyWith(t testing.TB, cfg ProxyConfig) *testProxy {
+	t.Helper()
+	ca, _, err := LoadCA(t.TempDir(), cfg.ACME.Scope(netip.Addr{}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	tp := &testProxy{CA: ca, Roots: x509.NewCertPool()}
 	tp.Roots.AddCert(ca.Root())
 	tracker := NewTracker(1000)
-	p := NewProxy(ProxyConfig{ACME: hosts, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Upstream: upstream,
-		Log: zerolog.Nop(), Observe: func(x Exchange) {
-			tp.mu.Lock()
-			defer tp.mu.Unlock()
-			tp.exchanges = append(tp.exchanges, x)
-			tp.events = append(tp.events, tracker.Observe(x)...)
-		}}, ca)
+	cfg.Allow, cfg.Log = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, zerolog.Nop()
+	cfg.Observe = func(x Exchange) {
+		tp.mu.Lock()
+		defer tp.mu.Unlock()
+		tp.exchanges = append(tp.exchanges, x)
+		tp.events = append(tp.events, tracker.Observe(x)...)
+	}
+	p := NewProxy(cfg, ca)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

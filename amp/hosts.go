@@ -36,7 +36,7 @@ func ParseHostList(entries []string) (HostList, error) {
 			}
 			host, port = h, n
 		}
-		host = strings.ToLower(strings.TrimSuffix(host, "."))
+		host = canonicalHost(host)
 		if host == "" || strings.ContainsAny(host, "/ *") {
 			return nil, fmt.Errorf("acme host %q: not a host name", e)
 		}
@@ -45,9 +45,10 @@ func ParseHostList(entries []string) (HostList, error) {
 	return l, nil
 }
 
-// Has says whether host:port is on the list.
+// Has says whether host:port is on the list; the host's case and
+// trailing dots do not matter.
 func (l HostList) Has(host string, port int) bool {
-	for _, p := range l[strings.ToLower(host)] {
+	for _, p := range l[canonicalHost(host)] {
 		if p == port {
 			return true
 		}
@@ -55,10 +56,17 @@ func (l HostList) Has(host string, port int) bool {
 	return false
 }
 
-// HasName says whether host is on the list with any port.
+// HasName says whether host is on the list with any port; the host's
+// case and trailing dots do not matter.
 func (l HostList) HasName(host string) bool {
-	_, ok := l[strings.ToLower(host)]
+	_, ok := l[canonicalHost(host)]
 	return ok
+}
+
+// canonicalHost is a host name as the list keeps it: lowercase, without
+// trailing dots (a fully qualified "name." is the same host as "name").
+func canonicalHost(host string) string {
+	return strings.TrimRight(strings.ToLower(host), ".")
 }
 
 // Scope is what the root must permit: the ACME hosts, the names the proxy

@@ -7,12 +7,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	stdlog "log"
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +37,8 @@ type ProxyConfig struct {
 	Upstream *x509.CertPool // roots for ACME servers
 	Observe  func(Exchange) // called with every intercepted exchange
 	Log      zerolog.Logger
+	Tunnel   TunnelPolicy // CONNECTs off the ACME list; the zero policy tunnels none
+	Resolver Resolver     // every name the proxy looks up; nil: the system's
 }
 
 // Proxy is the forward proxy. It serves plain and TLS clients on one port.
@@ -48,6 +48,7 @@ type Proxy struct {
 	inner *http.Server  // serves intercepted connections
 	conns *chanListener // feeds inner
 	relay *relay
+	acme  *acmeAddrs // the ACME hosts' addresses, refused as CONNECT targets
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -58,7 +59,11 @@ type Proxy struct {
 
 // NewProxy returns a proxy that mints its leaves with ca.
 func NewProxy(cfg ProxyConfig, ca *CA) *Proxy {
+	if cfg.Resolver == nil {
+		cfg.Resolver = net.DefaultResolver
+	}
 	p := &Proxy{cfg: cfg, ca: ca, conns: newChanListener(), active: map[net.Conn]struct{}{}}
+	p.acme = newACMEAddrs(cfg.Resolver, cfg.ACME)
 	p.relay = newRelay(cfg)
 	p.inner = &http.Server{Handler: p.relay, ReadHeaderTimeout: connectTimeout, IdleTimeout: 2 * time.Minute,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
@@ -180,109 +185,6 @@ func (p *Proxy) handle(c net.Conn) {
 	}
 	c.SetDeadline(time.Time{})
 	p.route(&peekedConn{Conn: c, r: br}, req, client)
-}
-
-// route answers a proxy request: CONNECT (intercepted or tunnelled), or
-// the root's PEM.
-func (p *Proxy) route(c net.Conn, req *http.Request, client netip.Addr) {
-	if req.Method != http.MethodConnect {
-		defer c.Close()
-		host := strings.ToLower(req.URL.Hostname())
-		if (req.Method == http.MethodGet || req.Method == http.MethodHead) && isRootHost(host) {
-			reply(c, http.StatusOK, "application/x-pem-file", p.ca.PEM())
-			return
-		}
-		refuse(c, http.StatusMethodNotAllowed, "keychest-amp: only CONNECT is proxied (and GET http://amp.keychest.invalid/ gives the root certificate)")
-		return
-	}
-	host, portText, err := net.SplitHostPort(req.Host)
-	port, perr := strconv.Atoi(portText)
-	if err != nil || perr != nil || host == "" || port <= 0 || port > 65535 {
-		refuse(c, http.StatusBadRequest, "keychest-amp: CONNECT needs host:port")
-		c.Close()
-		return
-	}
-	info := connInfo{client: client, target: net.JoinHostPort(strings.ToLower(host), portText), host: strings.ToLower(host)}
-	switch {
-	case p.cfg.ACME.Has(host, port):
-		p.intercept(c, info)
-	case p.cfg.ACME.HasName(host):
-		p.cfg.Log.Warn().Str("code", logcode.AMPPortRefused).Time("event_time", time.Now()).Str("remote", client.String()).Str("target", info.target).Msg("CONNECT to an unlisted port of an ACME host refused")
-		refuse(c, http.StatusForbidden, fmt.Sprintf("keychest-amp: port %d of ACME host %s is not on the list (--acme-host %s:%d adds it)", port, host, host, port))
-		c.Close()
-	default:
-		p.tunnel(c, info)
-	}
-}
-
-// proxyCert is the proxy's own certificate for an https:// proxy URL: for
-// the name the client asked for, or else the address it connected to.
-func (p *Proxy) proxyCert(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if hello.ServerName != "" {
-		return p.ca.Leaf(hello.ServerName)
-	}
-	return p.ca.Leaf(remoteIPOf(hello.Conn.LocalAddr()).String())
-}
-
-// intercept terminates the client's TLS with a minted leaf and hands the
-// connection to the relay's HTTP server.
-func (p *Proxy) intercept(c net.Conn, info connInfo) {
-	if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
-		c.Close()
-		return
-	}
-	leaf, err := p.ca.Leaf(info.host)
-	if err != nil {
-		p.cfg.Log.Error().Str("code", logcode.AMPMintFailed).Time("event_time", time.Now()).Str("target", info.target).Err(err).Msg("cannot mint a leaf")
-		c.Close()
-		return
-	}
-	tc := tls.Server(&interceptedConn{Conn: c, info: info}, &tls.Config{Certificates: []tls.Certificate{*leaf}, NextProtos: []string{"http/1.1"}})
-	if !p.conns.push(tc) {
-		c.Close()
-	}
-}
-
-// tunnel copies bytes both ways between the client and target, untouched.
-func (p *Proxy) tunnel(c net.Conn, info connInfo) {
-	defer c.Close()
-	up, err := net.DialTimeout("tcp", info.target, dialTimeout)
-	if err != nil {
-		refuse(c, http.StatusBadGateway, fmt.Sprintf("keychest-amp: cannot reach %s: %v", info.target, err))
-		return
-	}
-	defer up.Close()
-	if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
-		return
-	}
-	p.mu.Lock()
-	p.active[up] = struct{}{}
-	p.mu.Unlock()
-	defer p.untrack(up)
-	if pc, ok := c.(*peekedConn); ok && pc.r.Buffered() == 0 {
-		c = pc.Conn // plain TCP both ways: the kernel splices, no buffers here
-	}
-	done := make(chan struct{})
-	go func() {
-		io.Copy(up, c)
-		closeWrite(up)
-		close(done)
-	}()
-	io.Copy(c, up)
-	closeWrite(c)
-	<-done
-}
-
-func closeWrite(c net.Conn) {
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
-		return
-	}
-	if pc, ok := c.(*peekedConn); ok {
-		closeWrite(pc.Conn)
-		return
-	}
-	c.Close()
 }
 
 func isRootHost(host string) bool {

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -88,7 +89,10 @@ func TestOtherHostsAreTunnelled(t *testing.T) {
 		fmt.Fprintf(w, "echo %s", body)
 	}))
 	defer up.Close()
-	tp := startProxy(t, HostList{"localhost": {1}}, x509.NewCertPool())
+	_, port, _ := net.SplitHostPort(up.Listener.Addr().String())
+	upPort, _ := strconv.Atoi(port)
+	tp := startProxyWith(t, ProxyConfig{ACME: HostList{"localhost": {1}}, Upstream: x509.NewCertPool(),
+		Resolver: fakeResolver{"localhost": {netip.MustParseAddr("127.0.0.2")}}, Tunnel: TunnelPolicy{Ports: []int{upPort}, Nets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}})
 	roots := x509.NewCertPool()
 	roots.AddCert(up.Certificate())
 	for _, scheme := range []string{"http", "https"} {

@@ -35,6 +35,7 @@ func newRelay(cfg ProxyConfig) *relay {
 	r := &relay{cfg: cfg}
 	r.transport = &http.Transport{
 		Proxy:                 nil, // never the environment's proxy
+		DialContext:           relayDial(cfg.Resolver),
 		TLSClientConfig:       &tls.Config{RootCAs: cfg.Upstream},
 		DisableCompression:    true, // bodies pass as they are
 		ForceAttemptHTTP2:     true,

@@ -113,6 +113,9 @@ func TestGuard(t *testing.T) {
 		"203.0.113.5": false, "224.0.0.1": false, "0.0.0.0": false, "255.255.255.255": false,
 		"::1": false, "::": false, "fe80::1": false, "fd00::1": false, "ff02::1": false, "2001:db8::1": false,
 		"::ffff:127.0.0.1": false, "::ffff:10.0.0.1": false, "64:ff9b::a9fe:a9fe": false,
+		// special IPv6 ranges (issue 20): only 2000::/3 minus the IANA special-purpose ranges passes
+		"::7f00:1": false, "::a9fe:a9fe": false, "::ffff:0:7f00:1": false, "2001::1": false, "2001:1ff::1": false,
+		"3fff::1": false, "5f00::1": false, "2620:4f:8000::1": false, "4000::1": false,
 		"93.184.215.14": true, "1.1.1.1": true, "2606:4700::1111": true, "::ffff:8.8.8.8": true,
 	} {
 		if got := g.Allowed(netip.MustParseAddr(addr)); got != want {

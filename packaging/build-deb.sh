@@ -42,7 +42,7 @@ DEB_VERSION=$(debian_version "$version")
 DEB_ARCH=$(go env GOARCH)
 GLIBC_MIN=$(objdump -T "$out"/bin/* | grep -o 'GLIBC_[0-9.]*' | cut -d_ -f2 | sort -uV | tail -n 1)
 export DEB_VERSION DEB_ARCH GLIBC_MIN
-cp README.md docs/operations.md docs/protocol.md docs/log-codes.md packaging/copyright "$out/doc/"
+cp README.md docs/operations.md docs/protocol.md docs/log-codes.md docs/amp.md packaging/copyright "$out/doc/"
 printf '%s\n' \
 	"keychest-lined ($DEB_VERSION) unstable; urgency=medium" "" \
 	"  * Built from $version; see the project's git history." "" \

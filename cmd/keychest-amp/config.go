@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/keychest/keychest-lined/amp"
 )
 
 // envPrefix is the prefix of the environment variables keychest-amp reads;
@@ -21,22 +23,25 @@ const defaultAuditFile = "/var/log/keychestamp/audit.json"
 
 // Config is keychest-amp's configuration.
 type Config struct {
-	Addr       string        `envconfig:"ADDR" default:"127.0.0.1" desc:"-a, --addr: address the proxy listens on"`
-	Port       int           `envconfig:"PORT" default:"8443" desc:"-p, --port: port the proxy listens on"`
-	Etc        string        `envconfig:"ETC" default:"/etc/keychestamp" desc:"-e, --etc: folder of the root CA, the API key and the queue"`
-	File       string        `envconfig:"FILE" desc:"-f, --file: local JSON lines log (with -n: /var/log/keychestamp/audit.json)"`
-	NoAPI      bool          `envconfig:"NOAPI" desc:"-n, --noapi: no reporting to keychest-lined; log to the local file only"`
-	Level      string        `envconfig:"LEVEL" default:"info" desc:"-l, --level: DEBUG, INFO, WARNING, ERROR or CRITICAL (the operational log)"`
-	CA         bool          `ignored:"true"`
-	Help       bool          `ignored:"true"`
-	ACMEHosts  []string      `envconfig:"ACME_HOSTS" desc:"--acme-host HOST[:PORT] (repeatable): more ACME servers to intercept (port 443 when left out)"`
-	UpstreamCA string        `envconfig:"UPSTREAM_CA" desc:"--upstream-ca FILE: PEM roots trusted for ACME servers besides the system's"`
-	Allow      []string      `envconfig:"ALLOW" default:"127.0.0.0/8,::1/128" desc:"--allow NET (repeatable): client networks served"`
-	Lined      string        `envconfig:"LINED" desc:"--lined HOST:PORT: keychest-lined's line protocol (for the API key)"`
-	API        string        `envconfig:"API" desc:"--api URL: base URL of keychest-lined's web listener (events go to /api/v1/acme/events)"`
-	Email      string        `envconfig:"EMAIL" desc:"--email E: claim the proxy's API key for this address"`
-	QueueMax   int           `envconfig:"QUEUE_MAX" default:"100000" desc:"--queue-max N: events kept while keychest-lined is unreachable; past it the oldest are dropped"`
-	Drain      time.Duration `envconfig:"DRAIN" default:"10s" desc:"--drain D: how long SIGTERM waits for connections in flight"`
+	Addr        string        `envconfig:"ADDR" default:"127.0.0.1" desc:"-a, --addr: address the proxy listens on"`
+	Port        int           `envconfig:"PORT" default:"8443" desc:"-p, --port: port the proxy listens on"`
+	Etc         string        `envconfig:"ETC" default:"/etc/keychestamp" desc:"-e, --etc: folder of the root CA, the API key and the queue"`
+	File        string        `envconfig:"FILE" desc:"-f, --file: local JSON lines log (with -n: /var/log/keychestamp/audit.json)"`
+	NoAPI       bool          `envconfig:"NOAPI" desc:"-n, --noapi: no reporting to keychest-lined; log to the local file only"`
+	Level       string        `envconfig:"LEVEL" default:"info" desc:"-l, --level: DEBUG, INFO, WARNING, ERROR or CRITICAL (the operational log)"`
+	CA          bool          `ignored:"true"`
+	Help        bool          `ignored:"true"`
+	ACMEHosts   []string      `envconfig:"ACME_HOSTS" desc:"--acme-host HOST[:PORT] (repeatable): more ACME servers to intercept (port 443 when left out)"`
+	UpstreamCA  string        `envconfig:"UPSTREAM_CA" desc:"--upstream-ca FILE: PEM roots trusted for ACME servers besides the system's"`
+	Allow       []string      `envconfig:"ALLOW" default:"127.0.0.0/8,::1/128" desc:"--allow NET (repeatable): client networks served"`
+	Lined       string        `envconfig:"LINED" desc:"--lined HOST:PORT: keychest-lined's line protocol (for the API key)"`
+	API         string        `envconfig:"API" desc:"--api URL: base URL of keychest-lined's web listener (events go to /api/v1/acme/events)"`
+	Email       string        `envconfig:"EMAIL" desc:"--email E: claim the proxy's API key for this address"`
+	QueueMax    int           `envconfig:"QUEUE_MAX" default:"100000" desc:"--queue-max N: events kept while keychest-lined is unreachable; past it the oldest are dropped"`
+	Drain       time.Duration `envconfig:"DRAIN" default:"10s" desc:"--drain D: how long SIGTERM waits for connections in flight"`
+	TunnelPorts []string      `envconfig:"TUNNEL_PORTS" default:"443" desc:"--tunnel-ports PORT (repeatable) or none: ports a CONNECT off the ACME list is tunnelled to; none refuses every such CONNECT"`
+	TunnelNets  []string      `envconfig:"TUNNEL_NETS" desc:"--tunnel-nets NET (repeatable): networks tunnels may reach besides public addresses (loopback, private, link-local, metadata and reserved ones are refused)"`
+	Resolver    string        `envconfig:"RESOLVER" desc:"--resolver HOST:PORT: the only DNS server asked for the names the proxy looks up (default: the system's)"`
 }
 
 // list is a repeatable flag.
@@ -99,6 +104,9 @@ func loadConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.Email, "email", c.Email, "")
 	fs.IntVar(&c.QueueMax, "queue-max", c.QueueMax, "")
 	fs.DurationVar(&c.Drain, "drain", c.Drain, "")
+	fs.Var(&list{vals: &c.TunnelPorts}, "tunnel-ports", "")
+	fs.Var(&list{vals: &c.TunnelNets}, "tunnel-nets", "")
+	fs.StringVar(&c.Resolver, "resolver", c.Resolver, "")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -122,19 +130,35 @@ func (c Config) check() error {
 	case !c.NoAPI && (c.Lined == "" || c.API == ""):
 		return fmt.Errorf("reporting needs --lined HOST:PORT and --api URL (%s_LINED, %s_API); -n turns it off", envPrefix, envPrefix)
 	}
-	_, err := c.allowNets()
+	if _, err := c.allowNets(); err != nil {
+		return err
+	}
+	_, err := c.tunnel()
 	return err
 }
 
 // allowNets parses --allow.
-func (c Config) allowNets() ([]netip.Prefix, error) {
+func (c Config) allowNets() ([]netip.Prefix, error) { return parseNets("--allow", c.Allow) }
+
+// tunnel parses --tunnel-ports and --tunnel-nets.
+func (c Config) tunnel() (amp.TunnelPolicy, error) {
+	ports, err := amp.ParseTunnelPorts(c.TunnelPorts)
+	if err != nil {
+		return amp.TunnelPolicy{}, err
+	}
+	nets, err := parseNets("--tunnel-nets", c.TunnelNets)
+	return amp.TunnelPolicy{Ports: ports, Nets: nets}, err
+}
+
+// parseNets reads networks (CIDR) or single addresses.
+func parseNets(flagName string, list []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
-	for _, a := range c.Allow {
+	for _, a := range list {
 		p, err := netip.ParsePrefix(a)
 		if err != nil {
 			ip, err2 := netip.ParseAddr(a)
 			if err2 != nil {
-				return nil, fmt.Errorf("--allow %q: %v", a, err)
+				return nil, fmt.Errorf("%s %q: %v", flagName, a, err)
 			}
 			p = netip.PrefixFrom(ip, ip.BitLen())
 		}

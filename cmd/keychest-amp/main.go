@@ -88,9 +88,11 @@ func serve(cfg Config, hosts amp.HostList, ca *amp.CA, log zerolog.Logger) int {
 		return fail(log, err)
 	}
 	allow, _ := cfg.allowNets()
+	tunnel, _ := cfg.tunnel()
 	tracker := amp.NewTracker(100000)
 	tracker.DefaultEmail = cfg.Email
 	proxy := amp.NewProxy(amp.ProxyConfig{ACME: hosts, Allow: allow, Upstream: upstream, Log: log,
+		Tunnel: tunnel, Resolver: amp.NewResolver(cfg.Resolver),
 		Observe: func(x amp.Exchange) { record(journal, tracker, x, log) }}, ca)
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Addr, strconv.Itoa(cfg.Port)))
 	if err != nil {

@@ -5,7 +5,10 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"io"
+	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -32,8 +35,26 @@ func TestFlagsWinOverEnvironment(t *testing.T) {
 	}
 }
 
+func TestTunnelSettings(t *testing.T) {
+	c, err := loadConfig([]string{"-n"}, io.Discard)
+	if tp, _ := c.tunnel(); err != nil || len(tp.Ports) != 1 || tp.Ports[0] != 443 || len(tp.Nets) != 0 {
+		t.Errorf("defaults: %+v %v", tp, err)
+	}
+	t.Setenv("KEYCHESTAMP_TUNNEL_PORTS", "443,8443")
+	t.Setenv("KEYCHESTAMP_TUNNEL_NETS", "10.0.0.0/8,192.168.1.7")
+	c, err = loadConfig([]string{"-n"}, io.Discard)
+	if tp, _ := c.tunnel(); err != nil || len(tp.Ports) != 2 || tp.Ports[1] != 8443 || len(tp.Nets) != 2 || tp.Nets[1].String() != "192.168.1.7/32" {
+		t.Errorf("environment: %+v %v", tp, err)
+	}
+	c, err = loadConfig([]string{"-n", "--tunnel-ports", "none", "--tunnel-nets", "127.0.0.0/8"}, io.Discard)
+	if tp, _ := c.tunnel(); err != nil || tp.Ports != nil || len(tp.Nets) != 1 {
+		t.Errorf("flags: %+v %v", tp, err)
+	}
+}
+
 func TestConfigRefusals(t *testing.T) {
-	for _, args := range [][]string{{"--allow", "not-a-net"}, {"-p", "70000"}, {"extra"}, {"--bogus"}, {}} {
+	for _, args := range [][]string{{"--allow", "not-a-net"}, {"-p", "70000"}, {"extra"}, {"--bogus"}, {},
+		{"-n", "--tunnel-ports", "0"}, {"-n", "--tunnel-ports", "none,443"}, {"-n", "--tunnel-nets", "10.0.0.0/33"}} {
 		if _, err := loadConfig(args, io.Discard); err == nil {
 			t.Errorf("%v accepted", args)
 		}
@@ -62,5 +83,41 @@ func TestCAFlagPrintsTheRoot(t *testing.T) {
 	}
 	if code := run([]string{"-h"}, &out, &errs); code != 0 {
 		t.Errorf("-h: exit %d", code)
+	}
+}
+
+// The package's /etc/default/keychest-amp shows every setting, each with
+// its default (KEYCHESTAMP_ETC with the unit's folder).
+func TestPackagedDefaultsListEverySetting(t *testing.T) {
+	text, err := os.ReadFile("../../packaging/keychest-amp.default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^#KEYCHESTAMP_([A-Z_]+)=(.*)$`).FindAllStringSubmatch(string(text), -1) {
+		shown[m[1]] = m[2]
+	}
+	ct := reflect.TypeOf(Config{})
+	for i := 0; i < ct.NumField(); i++ {
+		f := ct.Field(i)
+		name := f.Tag.Get("envconfig")
+		if f.Tag.Get("ignored") == "true" || name == "" {
+			continue
+		}
+		want := f.Tag.Get("default")
+		if f.Type.Kind() == reflect.Bool && want == "" {
+			want = "false"
+		}
+		if name == "ETC" {
+			want = "/var/lib/keychestamp"
+		}
+		got, ok := shown[name]
+		if !ok || got != want {
+			t.Errorf("KEYCHESTAMP_%s: shown %q (%v), want %q", name, got, ok, want)
+		}
+		delete(shown, name)
+	}
+	for name := range shown {
+		t.Errorf("KEYCHESTAMP_%s is no setting", name)
 	}
 }

@@ -30,6 +30,12 @@ const (
 	AMPOutsideAllow = "AMP0403"
 	// AMPPortRefused (AMP0405): a CONNECT to an unlisted port of an ACME host was refused.
 	AMPPortRefused = "AMP0405"
+	// AMPTunnelRefused (AMP0406): a tunnel was refused: its port is not in --tunnel-ports, or its address is not public and not in --tunnel-nets.
+	AMPTunnelRefused = "AMP0406"
+	// AMPACMEAddress (AMP0407): a CONNECT to an address of an ACME host, not its name, was refused.
+	AMPACMEAddress = "AMP0407"
+	// AMPNameOutOfScope (AMP0408): the TLS of an https:// proxy URL asked for a name the proxy does not answer to.
+	AMPNameOutOfScope = "AMP0408"
 	// AMPMintFailed (AMP0500): a leaf could not be minted.
 	AMPMintFailed = "AMP0500"
 	// AMPJournalFailed (AMP0501): a journal line could not be written.

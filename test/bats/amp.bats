@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # keychest-amp, the ACME proxy, with Debian's real certbot: through it to
 # Pebble with https:// and http:// proxy URLs, a failing challenge, a
-# tunnelled host, keychest-lined down and back, and SIGTERM.
+# tunnelled host and the tunnels refused, keychest-lined down and back, and
+# SIGTERM.
 
 load helpers
 
@@ -53,11 +54,15 @@ setup_file() {
 	WEB=$(grep -o '"http":"[^"]*"' "$SERVER_LOG" | head -n 1 | cut -d'"' -f4)
 	pebble_for OK 1
 	pebble_for BAD 0
+	tls_server_on_127_0_0_2
 	export AMP_PORT AMP_ETC=$BATS_FILE_TMPDIR/etc AMP_LOG=$BATS_FILE_TMPDIR/audit.json AMP_OPS=$BATS_FILE_TMPDIR/amp.log
 	AMP_PORT=$(free_port)
+	# Tunnels: to 443 and two loopback ports, on loopback only; names are
+	# looked up in /etc/hosts and then a loopback port where nothing answers.
 	KEYCHESTAMP_LINED=$HOST:$PORT KEYCHESTAMP_API=http://$WEB \
 		"$ROOT/bin/keychest-amp" -p "$AMP_PORT" -e "$AMP_ETC" -f "$AMP_LOG" -l debug --email amp-owner@example.org \
-		--acme-host "localhost:$OK_PORT" --acme-host "localhost:$BAD_PORT" --upstream-ca "$PEBBLE_CA" >"$AMP_OPS" 2>&1 3>&- &
+		--acme-host "localhost:$OK_PORT" --acme-host "localhost:$BAD_PORT" --upstream-ca "$PEBBLE_CA" \
+		--tunnel-ports "443,$OK_PORT,$TUN_PORT" --tunnel-nets 127.0.0.0/8 --resolver "127.0.0.1:$(free_port)" >"$AMP_OPS" 2>&1 3>&- &
 	export AMP_PID=$!
 	wait_port "$AMP_PORT"
 	# The root, as the seed fetches it: a plain GET through the proxy.
@@ -66,6 +71,24 @@ setup_file() {
 	printf 'GET http://amp.keychest.invalid/ HTTP/1.1\r\nHost: amp.keychest.invalid\r\n\r\n' >&5
 	sed -n '/BEGIN CERTIFICATE/,/END CERTIFICATE/p' <&5 >"$AMP_ROOT"
 	exec 5<&-
+}
+
+# tls_server_on_127_0_0_2 starts an openssl s_server with Pebble's
+# localhost certificate on 127.0.0.2 (a loopback address that is no ACME
+# host's), and sets TUN_PORT and TUN_PID.
+tls_server_on_127_0_0_2() {
+	local certs
+	certs=$(go env GOMODCACHE)/github.com/letsencrypt/pebble/v2@v2.10.1/test/certs
+	export TUN_PORT TUN_PID
+	TUN_PORT=$(free_port)
+	openssl s_server -quiet -accept "127.0.0.2:$TUN_PORT" -cert "$certs/localhost/cert.pem" -key "$certs/localhost/key.pem" \
+		</dev/null >/dev/null 2>&1 3>&- &
+	TUN_PID=$!
+	for _ in $(seq 1 200); do
+		(exec 9<>"/dev/tcp/127.0.0.2/$TUN_PORT") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
 }
 
 # stop_pid PID sends SIGTERM to a process of setup_file (not a child of the
@@ -80,7 +103,7 @@ stop_pid() {
 }
 
 teardown_file() {
-	kill "$AMP_PID" "$OK_PID" "$BAD_PID" 2>/dev/null || true
+	kill "$AMP_PID" "$OK_PID" "$BAD_PID" "$TUN_PID" 2>/dev/null || true
 	stop_pid "$(cat "$BATS_FILE_TMPDIR/lined.pid" 2>/dev/null || echo "$SERVER_PID")" || true
 	psql -q "$KEYCHEST_TEST_DATABASE_URL" -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)"
 }
@@ -202,13 +225,47 @@ PY
 }
 
 @test "amp: a host off the ACME list is tunnelled: its certificate is the upstream's" {
-	# 127.0.0.1:OK_PORT is Pebble, but only localhost:OK_PORT is on the list.
-	run bash -c "openssl s_client -proxy 127.0.0.1:$AMP_PORT -connect 127.0.0.1:$OK_PORT -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -issuer"
+	# 127.0.0.2 is no ACME host's address; TUN_PORT is in --tunnel-ports and
+	# 127.0.0.0/8 in --tunnel-nets.
+	run bash -c "openssl s_client -proxy 127.0.0.1:$AMP_PORT -connect 127.0.0.2:$TUN_PORT -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -issuer"
 	echo "$output"
 	[[ $output == *"minica root ca"* ]]
-	# On the list: the proxy's own leaf.
-	run bash -c "openssl s_client -proxy 127.0.0.1:$AMP_PORT -connect localhost:$OK_PORT -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -issuer"
-	[[ $output == *"keychest-amp root"* ]]
+	# On the list, with or without the trailing dot: the proxy's own leaf.
+	for host in localhost localhost. LOCALHOST.; do
+		run bash -c "openssl s_client -proxy 127.0.0.1:$AMP_PORT -connect $host:$OK_PORT -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -issuer"
+		echo "$host: $output"
+		[[ $output == *"keychest-amp root"* ]]
+	done
+}
+
+# connect_status TARGET prints the status line and text of the proxy's
+# answer to CONNECT TARGET.
+connect_status() {
+	exec 5<>"/dev/tcp/127.0.0.1/$AMP_PORT"
+	printf 'CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n' "$1" "$1" >&5
+	timeout 5 cat <&5 | tr -d '\r' | sed -n '1p;$p'
+	exec 5<&-
+}
+
+@test "amp: tunnels are refused to an ACME host's address, to ports off --tunnel-ports and to addresses off --tunnel-nets" {
+	# 127.0.0.1:OK_PORT is Pebble, but only localhost:OK_PORT is on the list:
+	# tunnelled, its traffic would pass unseen.
+	run connect_status "127.0.0.1:$OK_PORT"
+	echo "$output"
+	[[ ${lines[0]} == "HTTP/1.1 403 Forbidden" && ${lines[1]} == *"address of ACME host localhost"* ]]
+	# keychest-lined's web port: not in --tunnel-ports.
+	run connect_status "$WEB"
+	echo "$output"
+	[[ ${lines[0]} == "HTTP/1.1 403 Forbidden" && ${lines[1]} == *"port not in --tunnel-ports"* ]]
+	# The metadata address and a private one, on 443: not in --tunnel-nets
+	# (refused before any dial).
+	for target in 169.254.169.254:443 10.0.0.1:443 '[::ffff:169.254.169.254]:443' '[fe80::1]:443'; do
+		run connect_status "$target"
+		echo "$target: $output"
+		[[ ${lines[0]} == "HTTP/1.1 403 Forbidden" && ${lines[1]} == *"not a public address"* ]]
+	done
+	grep -q '"code":"AMP0406"' "$AMP_OPS"
+	grep -q '"code":"AMP0407"' "$AMP_OPS"
 }
 
 @test "amp: keychest-lined down during certbot: issuance succeeds, the backlog grows, and every event arrives once when it is back" {

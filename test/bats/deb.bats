@@ -1,9 +1,10 @@
 #!/usr/bin/env bats
 # The Debian package: make deb, dpkg -i on this machine, the files, the
-# user and the permissions, systemd-analyze on the units, the installed
-# binary run by hand as the package's user against the test PostgreSQL,
-# and dpkg --purge, which leaves the machine as it was. Needs root; skipped
-# when the package or the user keychest is already on the machine.
+# users and the permissions, systemd-analyze on the units, the installed
+# binaries run by hand as the package's users (keychest-lined against the
+# test PostgreSQL, keychest-amp printing its root), and dpkg --purge, which
+# leaves the machine as it was. Needs root; skipped when the package or the
+# user keychest or keychestamp is already on the machine.
 
 load helpers
 
@@ -11,6 +12,7 @@ setup_file() {
 	[ "$(id -u)" -eq 0 ] || return 0
 	dpkg -s keychest-lined >/dev/null 2>&1 && return 0
 	getent passwd keychest >/dev/null && return 0
+	getent passwd keychestamp >/dev/null && return 0
 	export STAMP=$(git -C "$ROOT" describe --tags --always --dirty)
 	export DEB=$ROOT/$(make -s -C "$ROOT" deb VERSION="$STAMP" | tail -n 1)
 	export DEB_READY=1
@@ -38,12 +40,16 @@ mode_owner() {
 	[ "$status" -eq 0 ]
 }
 
-@test "dpkg -i: files, permissions, the user keychest, services left disabled" {
+@test "dpkg -i: files, permissions, the users keychest and keychestamp, services left disabled" {
 	dpkg -i "$DEB"
 	[ "$(mode_owner /usr/bin/keychest-lined)" = "755 root:root" ]
 	[ "$(mode_owner /etc/default/keychest-lined)" = "600 root:root" ]
 	[ "$(mode_owner /lib/systemd/system/keychest-lined.service)" = "644 root:root" ]
 	[ "$(mode_owner /lib/systemd/system/keychest-lined-monitor.service)" = "644 root:root" ]
+	[ "$(mode_owner /usr/bin/keychest-amp)" = "755 root:root" ]
+	[ "$(mode_owner /lib/systemd/system/keychest-amp.service)" = "644 root:root" ]
+	[ "$(mode_owner /etc/default/keychest-amp)" = "644 root:root" ]
+	[ -s /usr/share/doc/keychest-lined/amp.md ]
 	[ "$(mode_owner /usr/share/keychest/hooks/certbot/keychest)" = "755 root:root" ]
 	[ "$(readlink /usr/share/keychest/hooks/container/keychest-register)" = ../certbot/keychest ]
 	cmp "$ROOT/hooks/certbot/keychest" /usr/share/keychest/hooks/certbot/keychest
@@ -55,6 +61,11 @@ mode_owner() {
 	IFS=: read -r _ _ uid _ _ home shell < <(getent passwd keychest)
 	[ "$uid" -lt 1000 ] && [ "$home" = /nonexistent ] && [ "$shell" = /usr/sbin/nologin ]
 	getent group keychest
+	IFS=: read -r _ _ uid _ _ home shell < <(getent passwd keychestamp)
+	[ "$uid" -lt 1000 ] && [ "$home" = /nonexistent ] && [ "$shell" = /usr/sbin/nologin ]
+	getent group keychestamp
+	[ "$(id -G keychestamp)" = "$(getent group keychestamp | cut -d: -f3)" ] # in no group of keychest's
+	grep -q '^User=keychestamp$' /lib/systemd/system/keychest-amp.service
 
 	# every setting, commented; the service is not enabled
 	[ -z "$(grep -v '^#' /etc/default/keychest-lined | grep -v '^$' || true)" ]
@@ -63,12 +74,15 @@ mode_owner() {
 }
 
 @test "the units pass systemd-analyze verify; the file limit fits KEYCHEST_MAX_CONNS" {
-	run systemd-analyze verify /lib/systemd/system/keychest-lined.service /lib/systemd/system/keychest-lined-monitor.service
+	run systemd-analyze verify /lib/systemd/system/keychest-lined.service /lib/systemd/system/keychest-lined-monitor.service \
+		/lib/systemd/system/keychest-amp.service
 	echo "$output"
 	[ "$status" -eq 0 ]
-	run systemd-analyze security --offline=yes /lib/systemd/system/keychest-lined.service
-	echo "${lines[-1]}"
-	[[ ${lines[-1]} == *"Overall exposure level for keychest-lined.service: "[01].*OK* ]]
+	for unit in keychest-lined keychest-amp; do
+		run systemd-analyze security --offline=yes "/lib/systemd/system/$unit.service"
+		echo "${lines[-1]}"
+		[[ ${lines[-1]} == *"Overall exposure level for $unit.service: "[01].*OK* ]]
+	done
 	setting() { sed -n "s/^#KEYCHEST_$1=//p" /etc/default/keychest-lined; }
 	nofile=$(sed -n 's/^LimitNOFILE=//p' /lib/systemd/system/keychest-lined.service)
 	echo "LimitNOFILE=$nofile MAX_CONNS=$(setting MAX_CONNS) DB_CONNS=$(setting DB_CONNS)"
@@ -94,12 +108,31 @@ mode_owner() {
 	psql -q "$KEYCHEST_TEST_DATABASE_URL" -c "DROP DATABASE $name WITH (FORCE)"
 }
 
-@test "dpkg --purge removes the files and the user" {
+@test "the installed keychest-amp, run as keychestamp with the unit's settings, makes its root in a folder of its own and prints it" {
+	# a folder keychestamp can reach: the test's own lies under root's 0700 one
+	dir=$(mktemp -d /tmp/keychest-amp-deb.XXXXXX)
+	chown keychestamp:keychestamp "$dir"
+	# what the unit does: the settings file, then the binary as keychestamp
+	run bash -c 'set -a; . /etc/default/keychest-amp; KEYCHESTAMP_ETC=$1
+		exec setpriv --reuid=keychestamp --regid=keychestamp --clear-groups /usr/bin/keychest-amp -c' _ "$dir"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ $output == *"-----BEGIN CERTIFICATE-----"* ]]
+	[ "$(mode_owner "$dir/ca.key")" = "600 keychestamp:keychestamp" ]
+	rm -rf "$dir"
+	printf '%s\n' "$output" | sed -n '/BEGIN CERTIFICATE/,/END CERTIFICATE/p' | openssl x509 -noout -text >"$BATS_TEST_TMPDIR/root.txt"
+	grep -A1 'X509v3 Extended Key Usage' "$BATS_TEST_TMPDIR/root.txt" | grep -qx ' *TLS Web Server Authentication'
+	grep -q 'email:.invalid' "$BATS_TEST_TMPDIR/root.txt"
+}
+
+@test "dpkg --purge removes the files and the users" {
 	dpkg --purge keychest-lined
 	run dpkg -s keychest-lined
 	[ "$status" -ne 0 ]
 	[ -z "$(getent passwd keychest || true)" ] && [ -z "$(getent group keychest || true)" ]
+	[ -z "$(getent passwd keychestamp || true)" ] && [ -z "$(getent group keychestamp || true)" ]
 	for f in /usr/bin/keychest-lined /etc/default/keychest-lined /lib/systemd/system/keychest-lined.service \
+		/usr/bin/keychest-amp /etc/default/keychest-amp /lib/systemd/system/keychest-amp.service \
 		/usr/share/keychest /usr/share/doc/keychest-lined; do
 		[ ! -e "$f" ]
 	done
