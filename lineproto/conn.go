@@ -30,9 +30,10 @@ type conn struct {
 
 	openedAt   time.Time
 	lastActive time.Time
-	counted    bool // admitted by the connection limits, and not yet released
-	lingers    bool // refused, and counted in Server.lingering until closed
-	proxyDone  bool // the start of the input was checked for a PROXY header (proxy.go)
+	counted    bool      // admitted by the connection limits, and not yet released
+	lingers    bool      // refused, and counted in Server.lingering until closed
+	proxyDone  bool      // the start of the input was checked for a PROXY header (proxy.go)
+	headerAt   time.Time // first byte of a trusted proxy's unfinished PROXY header
 
 	// Loop side. evio overwrites its pending output and action on every
 	// wake, so both are kept here: once Close or Detach is decided it is
@@ -116,7 +117,9 @@ func (s *Server) data(ec evio.Conn, in []byte) ([]byte, evio.Action) {
 		}
 		return nil, evio.None // still running: nothing may go to evio
 	}
-	if in == nil && c.framer.Buffered() == 0 {
+	// A wake with nothing new to answer: no input, or only part of a
+	// trusted proxy's PROXY header.
+	if in == nil && (c.framer.Buffered() == 0 || !c.proxyDone) {
 		if r, over := c.ending(now); over {
 			return c.emit(r.Bytes(), evio.Close, true)
 		}
@@ -164,7 +167,7 @@ func (c *conn) settleInflight() bool {
 // It reports wait while the header is incomplete, or the output and action
 // that end the connection when it is refused.
 func (c *conn) proxyHeader(now time.Time) ([]byte, evio.Action, bool) {
-	wait, r := c.takeProxyHeader()
+	wait, r := c.takeProxyHeader(now)
 	if r == nil {
 		c.rearm(now)
 		return nil, evio.None, wait
@@ -284,8 +287,8 @@ func (c *conn) next(flush bool) (Request, *Reply, bool) {
 }
 
 // ending returns the reply that ends the connection now, if any: the
-// server is shutting down (and no line is half received), or the lifetime
-// or idle deadline passed.
+// server is shutting down (and no line is half received), or the lifetime,
+// idle or PROXY header deadline passed.
 func (c *conn) ending(now time.Time) (Reply, bool) {
 	cfg := c.srv.cfg
 	switch {
@@ -296,7 +299,7 @@ func (c *conn) ending(now time.Time) (Reply, bool) {
 	case now.Sub(c.lastActive) >= cfg.IdleTimeout:
 		return Fail(Errorf(CodeTimeout, "idle for %s, closing", cfg.IdleTimeout)), true
 	}
-	return Reply{}, false
+	return c.headerEnding(now)
 }
 
 // nextDeadline is the earliest time at which something must happen on the
@@ -306,6 +309,9 @@ func (c *conn) nextDeadline(quiet bool) time.Time {
 	d := c.idleDeadline(c.lastActive)
 	if quiet && c.framer.Partial() {
 		d = earliest(d, c.lastActive.Add(c.srv.cfg.QuietPeriod))
+	}
+	if h, waiting := c.headerDeadline(); waiting {
+		d = earliest(d, h)
 	}
 	return d
 }
