@@ -119,7 +119,7 @@ func (s *Server) data(ec evio.Conn, in []byte) ([]byte, evio.Action) {
 	}
 	// A wake with nothing new to answer: no input, or only part of a
 	// trusted proxy's PROXY header.
-	if in == nil && (c.framer.Buffered() == 0 || !c.proxyDone) {
+	if in == nil && (c.framer.Buffered() == 0 || c.awaitsHeader()) {
 		if r, over := c.ending(now); over {
 			return c.emit(r.Bytes(), evio.Close, true)
 		}
@@ -248,7 +248,10 @@ func (c *conn) serve(req *Request, r *Reply) Reply {
 	var reply Reply
 	switch {
 	case r != nil:
-		reply, req = *r, &Request{Verb: "-"}
+		reply = *r
+		if req.Verb == "" {
+			req = &Request{Verb: "-"}
+		}
 	case c.srv.handler.Blocking(req):
 		reply = c.srv.pool.do(req)
 	default:
@@ -259,9 +262,18 @@ func (c *conn) serve(req *Request, r *Reply) Reply {
 }
 
 // next returns the next request to run, or a reply to send instead when
-// the line is malformed. With flush, an unfinished line counts as complete.
-// It reports false when no line is ready.
+// the line is malformed (or, first on a connection from a peer that is not
+// a trusted proxy, a PROXY header: untrustedStart). With flush, an
+// unfinished line counts as complete. It reports false when no line is
+// ready.
 func (c *conn) next(flush bool) (Request, *Reply, bool) {
+	if !c.proxyDone { // a trusted proxy's connection is done before any line
+		if r, wait := c.untrustedStart(flush); wait {
+			return Request{}, nil, false
+		} else if r != nil {
+			return Request{Verb: "PROXY"}, r, true
+		}
+	}
 	for {
 		line, ok, ferr := c.framer.Next()
 		if ferr != nil {

@@ -27,24 +27,20 @@ const DefaultProxyHeaderTimeout = 5 * time.Second
 // does the loop look for it, before any line. HAProxy writes it in one
 // piece, so it is normally whole in the first read; if not, the loop keeps
 // the bytes and waits for the rest, owing nothing meanwhile, until the
-// header deadline (headerEnding). From any other peer the first bytes are
-// checked once, as they come, never waited on: a whole signature is a 400
-// and a close (a proxy that should have been trusted, or a client trying
-// to pass another address); anything else, the first bytes of a signature
-// included, is read as lines like every client's input.
+// header deadline (headerEnding). The input of any other peer is framed as
+// lines from its first byte, with one check on its first bytes
+// (untrustedStart): a whole signature there is a 400 and a close (a proxy
+// that should have been trusted, or a client trying to pass another
+// address).
 
-// takeProxyHeader looks at the start of the connection for a PROXY header.
-// It reports wait when the bytes buffered, from a trusted proxy, may still
-// become one, and a reply that ends the connection when the header is
-// refused or malformed. A trusted header's source address becomes c.remote
-// (see rekey).
+// takeProxyHeader looks at the start of a trusted proxy's connection for a
+// PROXY header. It reports wait when the bytes buffered may still become
+// one, and a reply that ends the connection when the header is malformed.
+// Its source address becomes c.remote (see rekey). It leaves the input of
+// any other peer to the framing (untrustedStart).
 func (c *conn) takeProxyHeader(now time.Time) (wait bool, r *Reply) {
 	buf := c.framer.buf
 	if !c.srv.trustsProxy(c.remote) {
-		c.proxyDone = true
-		if proxySigned(buf) {
-			return false, closingReply(Errorf(CodeBadRequest, "PROXY header from %s, which is not a trusted proxy", c.remote))
-		}
 		return false, nil
 	}
 	switch {
@@ -72,6 +68,26 @@ func (c *conn) takeProxyHeader(now time.Time) (wait bool, r *Reply) {
 	return false, nil
 }
 
+// untrustedStart checks the first bytes of a connection from a peer that
+// is not a trusted proxy (conn.next calls it until it decides): a whole
+// signature gets a reply that refuses it and ends the connection. It
+// reports wait while they are none or a proper prefix of a signature: they
+// wait as the rest of an unfinished line does, until more bytes come, the
+// quiet period passes or the client half-closes (flush), and the idle
+// timeout and lifetime apply.
+func (c *conn) untrustedStart(flush bool) (r *Reply, wait bool) {
+	buf := c.framer.buf
+	switch {
+	case len(buf) == 0 || !flush && proxySignaturePrefix(buf):
+		return nil, true
+	case proxySigned(buf):
+		c.proxyDone = true
+		return closingReply(Errorf(CodeBadRequest, "PROXY header from %s, which is not a trusted proxy", c.remote)), false
+	}
+	c.proxyDone = true
+	return nil, false
+}
+
 // headerWaits starts the header's deadline at its first byte, and reports
 // true: the loop waits for the rest.
 func (c *conn) headerWaits(now time.Time) bool {
@@ -81,10 +97,14 @@ func (c *conn) headerWaits(now time.Time) bool {
 	return true
 }
 
+// awaitsHeader reports whether the loop waits for the rest of a trusted
+// proxy's PROXY header.
+func (c *conn) awaitsHeader() bool { return !c.proxyDone && !c.headerAt.IsZero() }
+
 // headerDeadline is when a trusted proxy's unfinished PROXY header must be
 // complete, and false when no header is awaited.
 func (c *conn) headerDeadline() (time.Time, bool) {
-	if c.proxyDone || c.headerAt.IsZero() {
+	if !c.awaitsHeader() {
 		return time.Time{}, false
 	}
 	timeout := c.srv.cfg.ProxyHeaderTimeout

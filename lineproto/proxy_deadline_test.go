@@ -84,6 +84,19 @@ func TestUntrustedSignaturePrefixThenEOFIsAnswered(t *testing.T) {
 	}
 }
 
+// (a) In the loop: the first bytes of a signature from a peer that is not
+// a trusted proxy are an unfinished line, which leaves the loop for a
+// session (quiet period, EOF), as any unfinished line does.
+func TestUntrustedSignaturePrefixLeavesTheLoop(t *testing.T) {
+	for _, prefix := range append(signaturePrefixes, "\r\n") {
+		s, f, c := newProxyFake(t, false)
+		out, action := s.data(f, []byte(prefix))
+		if action != evio.Detach || len(out) > 0 || c.handoffClose || len(c.handoffOut) > 0 {
+			t.Fatalf("%q: %q %v, want a detach", prefix, out, action)
+		}
+	}
+}
+
 // (b) Connections that sent the first bytes of a signature fill MaxConns
 // only until the idle timeout: an honest client is served after it.
 func TestSignaturePrefixesDoNotHoldConnectionSlots(t *testing.T) {
@@ -192,31 +205,38 @@ func TestTrustedSplitHeaderOverSocket(t *testing.T) {
 }
 
 // (e) A peer that is not a trusted proxy cannot pass another address with
-// a PROXY line, whether it comes whole or after a pause: it gets a 400,
-// and what it runs after it runs for its own address.
-func TestUntrustedProxyLineCannotSpoof(t *testing.T) {
+// a PROXY header: first on the connection, whole or in pieces (within the
+// quiet period, as a line's pieces), it is refused with a 400 and a close,
+// and nothing after it runs; later, it is a bad line like any other, and
+// what runs after it runs for the peer's own address.
+func TestUntrustedProxyHeaderCannotSpoof(t *testing.T) {
 	cfg := testConfig()
-	cfg.IdleTimeout = 300 * time.Millisecond
+	cfg.IdleTimeout, cfg.QuietPeriod = 300*time.Millisecond, 2*time.Second
 	_, addr := startServer(t, cfg, &whoamiHandler{})
+	v2 := string(proxyHeader(t, 2, "192.0.2.7:51000"))
+	const refused = "status error 400 PROXY header from 127.0.0.1, which is not a trusted proxy\n"
 	for _, parts := range [][]string{
-		{"PROXY TCP4 192.0.2.7 127.0.0.1 5555 10023\r\ncommand whoami"},
+		{"PROXY TCP4 192.0.2.7 127.0.0.1 5555 10023\r\ncommand whoami\n"},
 		{"PROX", "Y TCP4 192.0.2.7 127.0.0.1 5555 10023\r\ncommand whoami\n"},
-		{"\r\n\r\n", "\x00\r\nQUIT\n\x21\x11\x00\x0c\xc0\x00\x02\x07\x7f\x00\x00\x01\x15\xb3\x27\x27command whoami\n"},
+		{v2 + "command whoami\n"},
+		{v2[:4], v2[4:7], v2[7:] + "command whoami\n"},
 	} {
 		c := dial(t, addr)
 		c.SetNoDelay(true)
 		for _, p := range parts {
 			send(t, c, p)
 		}
-		got := readToEnd(t, c, 3*time.Second)
-		if !strings.HasPrefix(got, "status error 400 ") {
+		if got := readToEnd(t, c, 3*time.Second); got != refused {
 			t.Errorf("%q: got %q", parts, got)
 		}
-		for _, line := range strings.Split(got, "\n") {
-			if strings.HasPrefix(line, "status ok") && line != "status ok 200 127.0.0.1" {
-				t.Errorf("%q: got %q", parts, got)
-			}
-		}
+	}
+	c := dial(t, addr)
+	send(t, c, "command whoami\nPROXY TCP4 192.0.2.7 127.0.0.1 5555 10023\r\ncommand whoami\n")
+	got := readToEnd(t, c, 3*time.Second)
+	lines := strings.Split(got, "\n")
+	if len(lines) != 5 || lines[0] != "status ok 200 127.0.0.1" || !strings.HasPrefix(lines[1], "status error 400 ") ||
+		lines[2] != "status ok 200 127.0.0.1" || lines[3] != "status error 408 idle for 300ms, closing" {
+		t.Errorf("later: got %q", got)
 	}
 }
 
