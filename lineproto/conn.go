@@ -163,26 +163,6 @@ func (c *conn) settleInflight() bool {
 	return c.action == evio.None
 }
 
-// proxyHeader takes a PROXY header at the start of the input (proxy.go).
-// It reports wait while the header is incomplete, or the output and action
-// that end the connection when it is refused.
-func (c *conn) proxyHeader(now time.Time) ([]byte, evio.Action, bool) {
-	wait, r := c.takeProxyHeader(now)
-	if r == nil {
-		c.rearm(now)
-		return nil, evio.None, wait
-	}
-	c.srv.logCommand(c.remote, &Request{Verb: "PROXY"}, *r, now)
-	if !c.counted { // over a per-address limit of the carried address
-		out, action := c.refuse(*r)
-		c.rearm(now)
-		return out, action, false
-	}
-	out, action := c.emit(r.Bytes(), evio.Close, false)
-	c.rearm(now)
-	return out, action, false
-}
-
 // emit returns output and an action to evio, or hands both to a session
 // when evio could lose or stall on them: on a wake while earlier output may
 // still be pending (evio would overwrite it), or past the output budget.
@@ -268,10 +248,8 @@ func (c *conn) serve(req *Request, r *Reply) Reply {
 // ready.
 func (c *conn) next(flush bool) (Request, *Reply, bool) {
 	if !c.proxyDone { // a trusted proxy's connection is done before any line
-		if r, wait := c.untrustedStart(flush); wait {
-			return Request{}, nil, false
-		} else if r != nil {
-			return Request{Verb: "PROXY"}, r, true
+		if r, wait := c.untrustedStart(flush); wait || r != nil {
+			return Request{Verb: "PROXY"}, r, r != nil
 		}
 	}
 	for {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
+	"github.com/tidwall/evio"
 
 	"github.com/keychest/keychest-lined/internal/clientnet"
 )
@@ -32,6 +33,26 @@ const DefaultProxyHeaderTimeout = 5 * time.Second
 // (untrustedStart): a whole signature there is a 400 and a close (a proxy
 // that should have been trusted, or a client trying to pass another
 // address).
+
+// proxyHeader takes a trusted proxy's PROXY header at the start of the
+// input, in the loop. It reports wait while the header is incomplete, or
+// the output and action that end the connection when it is refused.
+func (c *conn) proxyHeader(now time.Time) ([]byte, evio.Action, bool) {
+	wait, r := c.takeProxyHeader(now)
+	if r == nil {
+		c.rearm(now)
+		return nil, evio.None, wait
+	}
+	c.srv.logCommand(c.remote, &Request{Verb: "PROXY"}, *r, now)
+	if !c.counted { // over a per-address limit of the carried address
+		out, action := c.refuse(*r)
+		c.rearm(now)
+		return out, action, false
+	}
+	out, action := c.emit(r.Bytes(), evio.Close, false)
+	c.rearm(now)
+	return out, action, false
+}
 
 // takeProxyHeader looks at the start of a trusted proxy's connection for a
 // PROXY header. It reports wait when the bytes buffered may still become
