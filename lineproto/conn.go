@@ -30,9 +30,10 @@ type conn struct {
 
 	openedAt   time.Time
 	lastActive time.Time
-	counted    bool // admitted by the connection limits, and not yet released
-	lingers    bool // refused, and counted in Server.lingering until closed
-	proxyDone  bool // the start of the input was checked for a PROXY header (proxy.go)
+	counted    bool      // admitted by the connection limits, and not yet released
+	lingers    bool      // refused, and counted in Server.lingering until closed
+	proxyDone  bool      // the start of the input was checked for a PROXY header (proxy.go)
+	headerAt   time.Time // first byte of a trusted proxy's unfinished PROXY header
 
 	// Loop side. evio overwrites its pending output and action on every
 	// wake, so both are kept here: once Close or Detach is decided it is
@@ -116,7 +117,9 @@ func (s *Server) data(ec evio.Conn, in []byte) ([]byte, evio.Action) {
 		}
 		return nil, evio.None // still running: nothing may go to evio
 	}
-	if in == nil && c.framer.Buffered() == 0 {
+	// A wake with nothing new to answer: no input, or only part of a
+	// trusted proxy's PROXY header.
+	if in == nil && (c.framer.Buffered() == 0 || c.awaitsHeader()) {
 		if r, over := c.ending(now); over {
 			return c.emit(r.Bytes(), evio.Close, true)
 		}
@@ -158,26 +161,6 @@ func (c *conn) settleInflight() bool {
 		c.action = evio.Detach
 	}
 	return c.action == evio.None
-}
-
-// proxyHeader takes a PROXY header at the start of the input (proxy.go).
-// It reports wait while the header is incomplete, or the output and action
-// that end the connection when it is refused.
-func (c *conn) proxyHeader(now time.Time) ([]byte, evio.Action, bool) {
-	wait, r := c.takeProxyHeader()
-	if r == nil {
-		c.rearm(now)
-		return nil, evio.None, wait
-	}
-	c.srv.logCommand(c.remote, &Request{Verb: "PROXY"}, *r, now)
-	if !c.counted { // over a per-address limit of the carried address
-		out, action := c.refuse(*r)
-		c.rearm(now)
-		return out, action, false
-	}
-	out, action := c.emit(r.Bytes(), evio.Close, false)
-	c.rearm(now)
-	return out, action, false
 }
 
 // emit returns output and an action to evio, or hands both to a session
@@ -245,7 +228,10 @@ func (c *conn) serve(req *Request, r *Reply) Reply {
 	var reply Reply
 	switch {
 	case r != nil:
-		reply, req = *r, &Request{Verb: "-"}
+		reply = *r
+		if req.Verb == "" {
+			req = &Request{Verb: "-"}
+		}
 	case c.srv.handler.Blocking(req):
 		reply = c.srv.pool.do(req)
 	default:
@@ -256,9 +242,16 @@ func (c *conn) serve(req *Request, r *Reply) Reply {
 }
 
 // next returns the next request to run, or a reply to send instead when
-// the line is malformed. With flush, an unfinished line counts as complete.
-// It reports false when no line is ready.
+// the line is malformed (or, first on a connection from a peer that is not
+// a trusted proxy, a PROXY header: untrustedStart). With flush, an
+// unfinished line counts as complete. It reports false when no line is
+// ready.
 func (c *conn) next(flush bool) (Request, *Reply, bool) {
+	if !c.proxyDone { // a trusted proxy's connection is done before any line
+		if r, wait := c.untrustedStart(flush); wait || r != nil {
+			return Request{Verb: "PROXY"}, r, r != nil
+		}
+	}
 	for {
 		line, ok, ferr := c.framer.Next()
 		if ferr != nil {
@@ -284,8 +277,8 @@ func (c *conn) next(flush bool) (Request, *Reply, bool) {
 }
 
 // ending returns the reply that ends the connection now, if any: the
-// server is shutting down (and no line is half received), or the lifetime
-// or idle deadline passed.
+// server is shutting down (and no line is half received), or the lifetime,
+// idle or PROXY header deadline passed.
 func (c *conn) ending(now time.Time) (Reply, bool) {
 	cfg := c.srv.cfg
 	switch {
@@ -296,7 +289,7 @@ func (c *conn) ending(now time.Time) (Reply, bool) {
 	case now.Sub(c.lastActive) >= cfg.IdleTimeout:
 		return Fail(Errorf(CodeTimeout, "idle for %s, closing", cfg.IdleTimeout)), true
 	}
-	return Reply{}, false
+	return c.headerEnding(now)
 }
 
 // nextDeadline is the earliest time at which something must happen on the
@@ -306,6 +299,9 @@ func (c *conn) nextDeadline(quiet bool) time.Time {
 	d := c.idleDeadline(c.lastActive)
 	if quiet && c.framer.Partial() {
 		d = earliest(d, c.lastActive.Add(c.srv.cfg.QuietPeriod))
+	}
+	if h, waiting := c.headerDeadline(); waiting {
+		d = earliest(d, h)
 	}
 	return d
 }

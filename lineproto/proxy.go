@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/pires/go-proxyproto"
+	"github.com/tidwall/evio"
 
 	"github.com/keychest/keychest-lined/internal/clientnet"
 )
@@ -15,32 +17,63 @@ import (
 // maxProxyV1 is the longest PROXY v1 header, CRLF included (the spec's 107).
 const maxProxyV1 = 107
 
+// DefaultProxyHeaderTimeout is how long a trusted proxy has, from the first
+// byte it sends, to finish its PROXY header (Config.ProxyHeaderTimeout).
+// HAProxy and AWS NLB write the header in one piece, so it needs no more.
+const DefaultProxyHeaderTimeout = 5 * time.Second
+
 // The PROXY protocol header (HAProxy, AWS NLB) is the first bytes of a
 // connection a load balancer opens for a client: it carries the client's
-// address. The loop takes it before any line (HAProxy writes it in one
-// piece, so it is normally whole in the first read; if not, the loop waits
-// for the rest, owing nothing meanwhile). It is believed only from the
-// addresses in Config.ProxyFrom; from anywhere else it is a 400 and a close.
+// address. Only a peer in Config.ProxyFrom may send one, and only there
+// does the loop look for it, before any line. HAProxy writes it in one
+// piece, so it is normally whole in the first read; if not, the loop keeps
+// the bytes and waits for the rest, owing nothing meanwhile, until the
+// header deadline (headerEnding). The input of any other peer is framed as
+// lines from its first byte, with one check on its first bytes
+// (untrustedStart): a whole signature there is a 400 and a close (a proxy
+// that should have been trusted, or a client trying to pass another
+// address).
 
-// takeProxyHeader looks at the start of the connection for a PROXY header.
-// It reports wait when the bytes buffered may still become one, and a reply
-// that ends the connection when the header is refused or malformed. A
-// trusted header's source address becomes c.remote (see rekey).
-func (c *conn) takeProxyHeader() (wait bool, r *Reply) {
+// proxyHeader takes a trusted proxy's PROXY header at the start of the
+// input, in the loop. It reports wait while the header is incomplete, or
+// the output and action that end the connection when it is refused.
+func (c *conn) proxyHeader(now time.Time) ([]byte, evio.Action, bool) {
+	wait, r := c.takeProxyHeader(now)
+	if r == nil {
+		c.rearm(now)
+		return nil, evio.None, wait
+	}
+	c.srv.logCommand(c.remote, &Request{Verb: "PROXY"}, *r, now)
+	if !c.counted { // over a per-address limit of the carried address
+		out, action := c.refuse(*r)
+		c.rearm(now)
+		return out, action, false
+	}
+	out, action := c.emit(r.Bytes(), evio.Close, false)
+	c.rearm(now)
+	return out, action, false
+}
+
+// takeProxyHeader looks at the start of a trusted proxy's connection for a
+// PROXY header. It reports wait when the bytes buffered may still become
+// one, and a reply that ends the connection when the header is malformed.
+// Its source address becomes c.remote (see rekey). It leaves the input of
+// any other peer to the framing (untrustedStart).
+func (c *conn) takeProxyHeader(now time.Time) (wait bool, r *Reply) {
 	buf := c.framer.buf
+	if !c.srv.trustsProxy(c.remote) {
+		return false, nil
+	}
 	switch {
 	case proxySignaturePrefix(buf):
-		return true, nil
+		return c.headerWaits(now), nil
 	case !proxySigned(buf):
 		c.proxyDone = true
 		return false, nil
-	case !c.srv.trustsProxy(c.remote):
-		c.proxyDone = true
-		return false, closingReply(Errorf(CodeBadRequest, "PROXY header from %s, which is not a trusted proxy", c.remote))
 	}
 	n := proxyHeaderLen(buf)
 	if n < 0 {
-		return true, nil
+		return c.headerWaits(now), nil
 	}
 	c.proxyDone = true
 	addr, err := parseProxyHeader(buf[:n])
@@ -54,6 +87,68 @@ func (c *conn) takeProxyHeader() (wait bool, r *Reply) {
 		}
 	}
 	return false, nil
+}
+
+// untrustedStart checks the first bytes of a connection from a peer that
+// is not a trusted proxy (conn.next calls it until it decides): a whole
+// signature gets a reply that refuses it and ends the connection. It
+// reports wait while they are none or a proper prefix of a signature: they
+// wait as the rest of an unfinished line does, until more bytes come, the
+// quiet period passes or the client half-closes (flush), and the idle
+// timeout and lifetime apply.
+func (c *conn) untrustedStart(flush bool) (r *Reply, wait bool) {
+	buf := c.framer.buf
+	switch {
+	case len(buf) == 0 || !flush && proxySignaturePrefix(buf):
+		return nil, true
+	case proxySigned(buf):
+		c.proxyDone = true
+		return closingReply(Errorf(CodeBadRequest, "PROXY header from %s, which is not a trusted proxy", c.remote)), false
+	}
+	c.proxyDone = true
+	return nil, false
+}
+
+// headerWaits starts the header's deadline at its first byte, and reports
+// true: the loop waits for the rest.
+func (c *conn) headerWaits(now time.Time) bool {
+	if c.headerAt.IsZero() {
+		c.headerAt = now
+	}
+	return true
+}
+
+// awaitsHeader reports whether the loop waits for the rest of a trusted
+// proxy's PROXY header.
+func (c *conn) awaitsHeader() bool { return !c.proxyDone && !c.headerAt.IsZero() }
+
+// headerDeadline is when a trusted proxy's unfinished PROXY header must be
+// complete, and false when no header is awaited.
+func (c *conn) headerDeadline() (time.Time, bool) {
+	if !c.awaitsHeader() {
+		return time.Time{}, false
+	}
+	timeout := c.srv.cfg.ProxyHeaderTimeout
+	if timeout <= 0 {
+		timeout = DefaultProxyHeaderTimeout
+	}
+	return c.headerAt.Add(timeout), true
+}
+
+// headerEnding returns the reply that ends a connection whose PROXY header
+// is still unfinished: the server is shutting down, or the header
+// deadline passed.
+func (c *conn) headerEnding(now time.Time) (Reply, bool) {
+	deadline, waiting := c.headerDeadline()
+	switch {
+	case !waiting:
+		return Reply{}, false
+	case c.srv.draining.Load():
+		return Fail(Errorf(CodeUnavailable, "server shutting down, retry shortly")), true
+	case !now.Before(deadline):
+		return Fail(Errorf(CodeTimeout, "PROXY header not complete within %s", deadline.Sub(c.headerAt))), true
+	}
+	return Reply{}, false
 }
 
 // trustsProxy reports whether a PROXY header from addr is believed.

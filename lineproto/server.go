@@ -37,6 +37,9 @@ type Config struct {
 	// ProxyFrom lists the networks whose PROXY protocol header (v1 or v2)
 	// is believed: it then gives the connection its client's address.
 	ProxyFrom []netip.Prefix
+	// ProxyHeaderTimeout is how long a trusted proxy has to finish a PROXY
+	// header it has begun; 0 means DefaultProxyHeaderTimeout.
+	ProxyHeaderTimeout time.Duration
 	// Observe, when set, is called once per command (for metrics).
 	Observe func(verb string, code int, took time.Duration)
 }
