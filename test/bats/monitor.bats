@@ -25,6 +25,7 @@ teardown_file() {
 setup() {
 	export KEYCHEST_MONITOR_RESOLVER=$DNS_ADDR KEYCHEST_MONITOR_CA_FILE=$FARM_DIR/ca.pem
 	export KEYCHEST_MONITOR_ALLOW_NETS=127.0.0.0/8 KEYCHEST_MONITOR_CHECK_EVERY=2s
+	export KEYCHEST_MONITOR_PORTS=1-65535 # tlsfarm serves on a high port
 	start_server
 }
 
