@@ -36,7 +36,7 @@ func TestMonitorInTheServer(t *testing.T) {
 		}
 	}
 	if !strings.HasPrefix(data, "state=warning ") || !strings.Contains(data, " days=19 issuer=Test_Root_shop.app.test addresses=1 ") ||
-		!strings.HasSuffix(data, " finding=expiry") {
+		!strings.HasSuffix(data, " finding=expiry class=-") {
 		t.Fatalf("cert: %q", data)
 	}
 	_, body := get(t, a.webURL+"/metrics")

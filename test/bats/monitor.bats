@@ -93,10 +93,10 @@ cert_until() {
 	done
 	start=$SECONDS
 	run cert_until a.farm.test "state=ok"
-	[[ ${lines[0]} =~ ^data\ state=ok\ expires=[0-9T:Z-]+\ days=60\ issuer=KeyChest_tlsfarm_CA\ addresses=1\ checked=[0-9T:Z-]+\ finding=-$ ]]
+	[[ ${lines[0]} =~ ^data\ state=ok\ expires=[0-9T:Z-]+\ days=60\ issuer=KeyChest_tlsfarm_CA\ addresses=1\ checked=[0-9T:Z-]+\ finding=-\ class=-$ ]]
 	[ "${lines[1]}" = "status ok 200 certificate of a.farm.test:$TLS_PORT" ]
 	run cert_until b.farm.test "state=warning"
-	[[ ${lines[0]} =~ ^data\ state=warning\ .*\ days=8\ .*\ finding=expiry$ ]]
+	[[ ${lines[0]} =~ ^data\ state=warning\ .*\ days=8\ .*\ finding=expiry\ class=-$ ]]
 	run cert_until c.farm.test "state=ok"
 	[[ ${lines[0]} =~ ^data\ state=ok\ .*\ days=3\ issuer= ]]
 	[ $((SECONDS - start)) -le 60 ]
@@ -113,7 +113,7 @@ cert_until() {
 	run say "command check domain a.farm.test:$TLS_PORT apikey $KEY"
 	[ "$output" = "status ok 200 check queued" ]
 	run cert_until a.farm.test "days=5 "
-	[[ ${lines[0]} =~ ^data\ state=critical\ .*\ days=5\ .*\ finding=expiry$ ]]
+	[[ ${lines[0]} =~ ^data\ state=critical\ .*\ days=5\ .*\ finding=expiry\ class=-$ ]]
 	run env KEYCHEST_DATABASE_URL=$DB_URL "$ROOT/bin/keychest-lined" findings --open
 	[[ $output == *a.farm.test:$TLS_PORT*expiry*critical* ]]
 	run say "command status apikey $KEY"
