@@ -129,3 +129,23 @@ cert_until() {
 	[[ $output == *'"class": "ok"'* && $output == *'"expiry": "warning"'* && $output == *'"issuer_cn": "KeyChest tlsfarm CA"'* ]]
 	[ "$(sql 'SELECT count(*) FROM mon_targets')" -eq 0 ]
 }
+
+@test "add of a port off KEYCHEST_MONITOR_PORTS gets 400 with the list; the default list refuses 6379" {
+	stop_server
+	KEYCHEST_MONITOR_PORTS="8443, 443" start_server
+	KEY=$(say "command apikey" | head -n 1 | cut -d' ' -f2)
+	run say "command add domain a.farm.test:$TLS_PORT apikey $KEY"
+	[ "$output" = "status error 400 port $TLS_PORT is not monitored here; allowed ports: 443,8443" ]
+	run say "command add domain a.farm.test:8443 apikey $KEY"
+	[[ $output == "status ok 200 domain a.farm.test:8443 added"* ]]
+	stop_server
+	unset KEYCHEST_MONITOR_PORTS
+	env -u KEYCHEST_MONITOR_PORTS "$ROOT/bin/keychest-lined" -h 2>&1 | grep -q "KEYCHEST_MONITOR_PORTS.*443,465,636,853,993,995,5061,6443,8443,9443"
+	KEYCHEST_MONITOR_PORTS=443,465,636,853,993,995,5061,6443,8443,9443 start_server
+	KEY=$(say "command apikey" | head -n 1 | cut -d' ' -f2)
+	run say "command add domain example.org:6379 apikey $KEY"
+	[[ $output == "status error 400 port 6379 is not monitored here; allowed ports: 443,465,636,853,993,995,5061,6443,8443,9443" ]]
+	run env KEYCHEST_DATABASE_URL=$DB_URL KEYCHEST_MONITOR_PORTS=20-10 "$ROOT/bin/keychest-lined"
+	[ "$status" -ne 0 ]
+	[[ $output == *"runs backwards"* ]]
+}
