@@ -145,6 +145,9 @@ cert_until() {
 	KEY=$(say "command apikey" | head -n 1 | cut -d' ' -f2)
 	run say "command add domain example.org:6379 apikey $KEY"
 	[[ $output == "status error 400 port 6379 is not monitored here; allowed ports: 443,465,636,853,993,995,5061,6443,8443,9443" ]]
+	run env KEYCHEST_MONITOR_PORTS=443 "$ROOT/bin/keychest-lined" probe "a.farm.test:$TLS_PORT"
+	[ "$status" -eq 1 ]
+	[[ ${lines[0]} == "a.farm.test:$TLS_PORT  not_allowed"* && ${lines[1]} == *"port $TLS_PORT is not in KEYCHEST_MONITOR_PORTS" ]]
 	run env KEYCHEST_DATABASE_URL=$DB_URL KEYCHEST_MONITOR_PORTS=20-10 "$ROOT/bin/keychest-lined"
 	[ "$status" -ne 0 ]
 	[[ $output == *"runs backwards"* ]]
