@@ -73,7 +73,7 @@ func claimArgs(req *lineproto.Request) (store.KeyRef, string, *lineproto.Error) 
 
 // add records a domain to watch for a known key.
 func (m *Mux) add(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
-	ref, d, err := domainArgs(req)
+	ref, d, err := m.addArgs(req)
 	if err != nil {
 		return lineproto.Reply{}, err
 	}
@@ -88,7 +88,7 @@ func (m *Mux) startAdd(ctx context.Context, req *lineproto.Request, done func(li
 	if m.starter == nil {
 		return false
 	}
-	ref, d, err := domainArgs(req)
+	ref, d, err := m.addArgs(req)
 	if err != nil {
 		return false // a worker answers it, with the same error
 	}
@@ -160,6 +160,17 @@ func domainArgs(req *lineproto.Request) (store.KeyRef, Domain, *lineproto.Error)
 	}
 	rawDomain, _ := req.Get("domain")
 	d, err := ParseDomain(rawDomain)
+	return ref, d, err
+}
+
+// addArgs is domainArgs for an add, which also needs a port the monitor
+// may watch. Remove, cert and check take any port, so that a domain added
+// under an older list can still be read and removed.
+func (m *Mux) addArgs(req *lineproto.Request) (store.KeyRef, Domain, *lineproto.Error) {
+	ref, d, err := domainArgs(req)
+	if err == nil {
+		err = watchable(d, m.cfg.MonitorPorts)
+	}
 	return ref, d, err
 }
 

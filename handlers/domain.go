@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/net/idna"
 
+	"github.com/keychest/keychest-lined/internal/ports"
 	"github.com/keychest/keychest-lined/lineproto"
 	"github.com/keychest/keychest-lined/store"
 )
@@ -86,6 +87,23 @@ func splitPort(s string) (string, int, *lineproto.Error) {
 		return "", 0, bad("port must be a number from 1 to 65535")
 	}
 	return host, port, nil
+}
+
+// portListMax caps the list of allowed ports quoted in a refusal, so that
+// an operator's long list cannot stretch the reply line.
+const portListMax = 200
+
+// watchable refuses a domain on a port the monitor may not watch
+// (KEYCHEST_MONITOR_PORTS), naming the ports it may.
+func watchable(d Domain, allowed ports.Set) *lineproto.Error {
+	if allowed.Allows(d.Port) {
+		return nil
+	}
+	list := allowed.String()
+	if len(list) > portListMax {
+		list = list[:strings.LastIndexByte(list[:portListMax], ',')] + ",..."
+	}
+	return lineproto.Errorf(lineproto.CodeBadRequest, "port %d is not monitored here; allowed ports: %s", d.Port, list)
 }
 
 // hostName checks and converts one host name (without wildcard or port).

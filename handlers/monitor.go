@@ -16,7 +16,10 @@ import (
 // line (docs/protocol.md):
 //
 //	state=<ok|warning|critical|pending|wildcard|unknown> expires=<RFC 3339> days=<N>
-//	issuer=<CN> addresses=<n> checked=<RFC 3339> finding=<kind,...>
+//	issuer=<CN> addresses=<n> checked=<RFC 3339> finding=<kind,...> class=<class>
+//
+// A target that has never served a certificate reads unknown, with the
+// class of its last failure (say, timeout), never ok.
 func (m *Mux) cert(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
 	ref, d, err := domainArgs(req)
 	if err != nil {
@@ -62,7 +65,7 @@ func domainError(err error, d Domain) error {
 }
 
 // CertLine renders a certificate status as the data line of "command
-// cert", with "-" for what is not known. Days are whole days left at now,
+// cert", with "-" for what is not known (class: when no address failed). Days are whole days left at now,
 // rounded down (negative once expired). Blanks and "=" in the issuer's
 // name become "_", so that the line splits on blanks.
 func CertLine(s store.CertStatus, now time.Time) string {
@@ -75,8 +78,8 @@ func CertLine(s store.CertStatus, now time.Time) string {
 		checked = s.Checked.UTC().Format(time.RFC3339)
 	}
 	findings := strings.Join(s.Findings, ",")
-	return fmt.Sprintf("state=%s expires=%s days=%s issuer=%s addresses=%d checked=%s finding=%s",
-		s.State, expires, days, orDash(wordSafe(s.IssuerCN)), s.Addresses, checked, orDash(findings))
+	return fmt.Sprintf("state=%s expires=%s days=%s issuer=%s addresses=%d checked=%s finding=%s class=%s",
+		s.State, expires, days, orDash(wordSafe(s.IssuerCN)), s.Addresses, checked, orDash(findings), orDash(wordSafe(s.Class)))
 }
 
 // wordSafe keeps a value one word: blanks, control characters and "="

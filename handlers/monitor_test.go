@@ -15,7 +15,7 @@ func TestCertAndCheck(t *testing.T) {
 	e.do(t, "command claim apikey "+key+" email owner@example.com")
 	expect(t, e.do(t, "command add domain watched.example apikey "+key), 200, "pending")
 	r := e.do(t, "command cert domain watched.example apikey "+key)
-	if r.Code != 200 || r.Data != "state=pending expires=- days=- issuer=- addresses=0 checked=- finding=-" {
+	if r.Code != 200 || r.Data != "state=pending expires=- days=- issuer=- addresses=0 checked=- finding=- class=-" {
 		t.Fatalf("pending: %d %q", r.Code, r.Data)
 	}
 	expect(t, e.do(t, "command check domain watched.example apikey "+key), 409, "pending until the account is confirmed")
@@ -59,13 +59,15 @@ func TestCertLine(t *testing.T) {
 		s    store.CertStatus
 		want string
 	}{
-		{store.CertStatus{State: "unknown"}, "state=unknown expires=- days=- issuer=- addresses=0 checked=- finding=-"},
+		{store.CertStatus{State: "unknown"}, "state=unknown expires=- days=- issuer=- addresses=0 checked=- finding=- class=-"},
+		{store.CertStatus{State: "unknown", Class: "timeout", Addresses: 1, Checked: at(0)},
+			"state=unknown expires=- days=- issuer=- addresses=1 checked=2026-11-23T12:00:00Z finding=- class=timeout"},
 		{store.CertStatus{State: "ok", Expires: at(60*24*time.Hour + time.Hour), IssuerCN: "Pebble Intermediate CA 1a2b",
 			Addresses: 2, Checked: at(-time.Minute)},
-			"state=ok expires=2027-01-22T13:00:00Z days=60 issuer=Pebble_Intermediate_CA_1a2b addresses=2 checked=2026-11-23T11:59:00Z finding=-"},
+			"state=ok expires=2027-01-22T13:00:00Z days=60 issuer=Pebble_Intermediate_CA_1a2b addresses=2 checked=2026-11-23T11:59:00Z finding=- class=-"},
 		{store.CertStatus{State: "critical", Expires: at(-time.Hour), IssuerCN: "a=b\tc", Addresses: 1, Checked: at(0),
-			Findings: []string{"expiry", "stale_endpoint"}},
-			"state=critical expires=2026-11-23T11:00:00Z days=-1 issuer=a_b_c addresses=1 checked=2026-11-23T12:00:00Z finding=expiry,stale_endpoint"},
+			Findings: []string{"expiry", "stale_endpoint"}, Class: "expired"},
+			"state=critical expires=2026-11-23T11:00:00Z days=-1 issuer=a_b_c addresses=1 checked=2026-11-23T12:00:00Z finding=expiry,stale_endpoint class=expired"},
 	} {
 		if got := CertLine(c.s, now); got != c.want {
 			t.Errorf("CertLine\n got %q\nwant %q", got, c.want)

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/keychest/keychest-lined/internal/logcode"
+	"github.com/keychest/keychest-lined/internal/ports"
 	"github.com/keychest/keychest-lined/lineproto"
 	"github.com/keychest/keychest-lined/store"
 )
@@ -36,6 +37,9 @@ type Config struct {
 	// Watch, when set, is called after an active domain was added or a
 	// check asked for: the monitor in this process looks at once.
 	Watch func()
+	// MonitorPorts are the ports "add" accepts (KEYCHEST_MONITOR_PORTS);
+	// another port gets 400 with the list. Zero: ports.Default.
+	MonitorPorts ports.Set
 }
 
 // Mux routes each request to its verb. It implements lineproto.Handler.
@@ -57,6 +61,9 @@ type verb struct {
 
 // NewMux returns the handler for every command, backed by st.
 func NewMux(st store.Store, cfg Config, log zerolog.Logger) *Mux {
+	if cfg.MonitorPorts.IsZero() {
+		cfg.MonitorPorts = ports.DefaultSet()
+	}
 	m := &Mux{store: st, cfg: cfg, log: log}
 	m.starter, _ = st.(store.AddStarter)
 	m.verbs = map[string]verb{

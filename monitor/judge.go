@@ -29,7 +29,10 @@ func clearing(kind string) string { return "clear:" + kind }
 
 // Judge compares a probe with what the target served before and returns
 // what to write: new observations, findings opened, changed or closed, a
-// renewal, the state and when to probe next. It does no I/O.
+// renewal, the state and when to probe next. A target that has never
+// served a certificate is unknown, whatever its findings: an endpoint that
+// takes TCP but never finishes a handshake must not read ok while its
+// failure waits for confirmation. It does no I/O.
 func (p Policy) Judge(prev store.MonTarget, res Result, now time.Time) store.Verdict {
 	v := store.Verdict{TargetID: prev.ID, CheckedAt: now}
 	seen := p.problems(res, now)
@@ -37,6 +40,9 @@ func (p Policy) Judge(prev store.MonTarget, res Result, now time.Time) store.Ver
 	v.Events = renewal(prev.Served, res)
 	open := p.findings(&v, prev, seen, hasCertificate(res))
 	v.State = stateOf(open)
+	if !prev.CertSeen && !hasCertificate(res) {
+		v.State = StateUnknown // never shown a certificate: nothing to call ok (nor to rank)
+	}
 	v.NextDue = p.nextDue(res, v, open, now)
 	return v
 }

@@ -35,6 +35,7 @@ func (j *judged) probe(res Result, now time.Time) store.Verdict {
 	t := &j.target
 	t.Failures, t.Suspects, t.LastChecked = v.Failures, v.Suspects, now
 	for _, o := range v.Observe {
+		t.CertSeen = t.CertSeen || o.Fingerprint != nil
 		s := store.Served{Fingerprint: o.Fingerprint, ErrorClass: o.ErrorClass}
 		for _, a := range res.Addresses {
 			if a.Address == o.Address && len(a.Chain) > 0 {

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/keychest/keychest-lined/internal/ports"
 )
 
 // Resolver looks up the addresses of a name; *net.Resolver is one.
@@ -52,6 +54,10 @@ type TLSProber struct {
 	DialTimeout      time.Duration
 	HandshakeTimeout time.Duration
 	MaxAddresses     int
+	// Ports, when set, are the only ports dialled (KEYCHEST_MONITOR_PORTS):
+	// a target on another port, left from before the list was narrowed or
+	// added around "add", gets not_allowed without a lookup or a packet.
+	Ports *ports.Set
 
 	dials *slots // every connection: KEYCHEST_MONITOR_CONCURRENCY overall
 	peers *slots // per address: DefaultPerAddress
@@ -89,6 +95,10 @@ type AddressResult struct {
 func (p *TLSProber) Probe(ctx context.Context, host string, port int) Result {
 	start := time.Now()
 	res := Result{Host: host, Port: port, Class: ClassOK}
+	if p.Ports != nil && !p.Ports.Allows(port) {
+		res.Class, res.Detail = ClassNotAllowed, fmt.Sprintf("port %d is not in KEYCHEST_MONITOR_PORTS", port)
+		return res
+	}
 	lookupCtx, cancel := context.WithTimeout(ctx, p.DialTimeout)
 	addrs, err := p.Resolver.LookupNetIP(lookupCtx, "ip", host)
 	cancel()

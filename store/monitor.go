@@ -27,6 +27,7 @@ type MonTarget struct {
 	Name        string
 	Port        int
 	LastChecked time.Time // zero before the first probe
+	CertSeen    bool      // some address served a certificate at some probe (as far as history is kept)
 	Failures    int       // consecutive probes with an unconfirmed problem
 	Suspects    []string  // finding kinds seen once, or "clear:KIND" for one seen gone once, waiting for confirmation
 	Served      map[netip.Addr]Served
@@ -57,7 +58,7 @@ type Verdict struct {
 	StartedAt time.Time // when the probe began
 	CheckedAt time.Time // when it ended
 	NextDue   time.Time
-	State     string // ok, warning or critical
+	State     string // ok, warning or critical; unknown while no certificate has ever been seen
 	Failures  int
 	Suspects  []string
 	Certs     []CertInfo    // certificates the new observations refer to

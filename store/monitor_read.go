@@ -29,6 +29,7 @@ type CertStatus struct {
 	Name      string     `json:"name"`
 	Port      int        `json:"port"`
 	State     string     `json:"state"` // ok, warning, critical, pending, wildcard, unknown
+	Class     string     `json:"class"` // the error class of the first failing address at the last probe; "" if none failed
 	Expires   *time.Time `json:"expires"`
 	IssuerCN  string     `json:"issuer"`
 	Addresses int        `json:"addresses"`
@@ -49,11 +50,17 @@ type FindingRow struct {
 	Closed   *time.Time `json:"closed"`
 }
 
-// certRowsSQL reads targets with their soonest-expiring current
-// certificate, its issuer, how many addresses they answer on, and their
-// open findings; %s is a WHERE condition on t.
+// certRowsSQL reads targets with their state (unknown before the first
+// probe, and as long as no probe has seen a certificate: the monitor's
+// judge writes it so), the error class of their first failing address,
+// their soonest-expiring current certificate, its issuer, how many
+// addresses they answer on, and their open findings; it ends with WHERE,
+// for a condition on t.
 const certRowsSQL = `
 SELECT t.name, t.port, CASE WHEN t.last_checked_at IS NULL THEN 'unknown' ELSE t.state END,
+       coalesce((SELECT o.error_class FROM mon_observations o
+                 WHERE o.target_id = t.id AND o.ended_at IS NULL AND o.error_class IS NOT NULL
+                 ORDER BY o.address LIMIT 1), ''),
        c.not_after, coalesce(c.issuer_cn, ''),
        (SELECT count(*) FROM mon_observations o WHERE o.target_id = t.id AND o.ended_at IS NULL),
        t.last_checked_at,
@@ -83,7 +90,7 @@ func certRowsOn(ctx context.Context, q querier, where string, args ...any) ([]Ce
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (CertStatus, error) {
 		var s CertStatus
-		err := row.Scan(&s.Name, &s.Port, &s.State, &s.Expires, &s.IssuerCN, &s.Addresses, &s.Checked, &s.Findings)
+		err := row.Scan(&s.Name, &s.Port, &s.State, &s.Class, &s.Expires, &s.IssuerCN, &s.Addresses, &s.Checked, &s.Findings)
 		return s, err
 	})
 	return out, classify(err)

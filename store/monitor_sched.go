@@ -43,7 +43,9 @@ func (p *Postgres) SyncTargets(ctx context.Context, since, due time.Time) (time.
 
 // leaseSQL takes up to $4 due targets nobody holds (or whose lease ran
 // out), skipping rows another monitor is taking right now. A target no
-// active domain names any more is marked inactive instead of leased.
+// active domain names any more is marked inactive instead of leased. It
+// returns, besides the target, whether any of its observations (current
+// or history) holds a certificate.
 const leaseSQL = `
 WITH due AS (
     SELECT id, name, port FROM mon_targets
@@ -62,7 +64,8 @@ UPDATE mon_targets t SET
     lease_owner = CASE WHEN live.active THEN $2 END,
     lease_until = CASE WHEN live.active THEN $3::timestamptz END
 FROM live WHERE t.id = live.id
-RETURNING t.id, t.name, t.port, t.active, coalesce(t.last_checked_at, 'epoch'), t.failures, t.suspects`
+RETURNING t.id, t.name, t.port, t.active, coalesce(t.last_checked_at, 'epoch'), t.failures, t.suspects,
+    EXISTS (SELECT 1 FROM mon_observations o WHERE o.target_id = t.id AND o.fingerprint IS NOT NULL)`
 
 // Lease gives owner up to n due targets until until, with what the judge
 // needs of their past.
@@ -77,7 +80,7 @@ func (p *Postgres) Lease(ctx context.Context, owner string, now, until time.Time
 		for rows.Next() {
 			var t MonTarget
 			var active bool
-			if err := rows.Scan(&t.ID, &t.Name, &t.Port, &active, &t.LastChecked, &t.Failures, &t.Suspects); err != nil {
+			if err := rows.Scan(&t.ID, &t.Name, &t.Port, &active, &t.LastChecked, &t.Failures, &t.Suspects, &t.CertSeen); err != nil {
 				return err
 			}
 			if t.LastChecked.Equal(time.Unix(0, 0)) {

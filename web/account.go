@@ -98,6 +98,32 @@ func accountModel(v store.AccountView, now time.Time) accountView {
 	return m
 }
 
+// stateNote explains the states that carry no certificate. An unknown
+// domain that was probed has never shown one: its last failure is named,
+// since no state can be read from it yet.
+func stateNote(s store.CertStatus) string {
+	switch {
+	case s.State == "unknown" && s.Checked != nil:
+		return "No certificate seen yet: the last check failed (" + orUnknown(s.Class) + "). The state is unknown until a check sees a certificate."
+	case s.State == "unknown":
+		return "Not probed yet: the first check follows within a minute."
+	case s.State == "pending":
+		return "Pending: nothing is watched until the account is confirmed."
+	case s.State == "wildcard":
+		return "A wildcard has no host to probe; shown is a certificate seen elsewhere that covers it."
+	}
+	return ""
+}
+
+// orUnknown names an empty class: the name did not resolve to an address
+// that could be tried.
+func orUnknown(class string) string {
+	if class == "" {
+		return "no address to try"
+	}
+	return class
+}
+
 func domainModel(d store.DomainView, now time.Time) domainRow {
 	r := domainRow{Target: fmt.Sprintf("%s:%d", d.Name, d.Port), State: d.State, Issuer: d.IssuerCN,
 		BarClass: d.State}
@@ -116,9 +142,7 @@ func domainModel(d store.DomainView, now time.Time) domainRow {
 	if d.Checked != nil {
 		r.Checked = words.Stamp(*d.Checked)
 	}
-	r.Note = map[string]string{"pending": "Pending: nothing is watched until the account is confirmed.",
-		"unknown":  "Not probed yet: the first check follows within a minute.",
-		"wildcard": "A wildcard has no host to probe; shown is a certificate seen elsewhere that covers it."}[d.State]
+	r.Note = stateNote(d.CertStatus)
 	for _, a := range d.Served {
 		what := a.ErrorClass
 		if a.NotAfter != nil {

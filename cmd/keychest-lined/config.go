@@ -12,6 +12,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/keychest/keychest-lined/internal/clientnet"
+	"github.com/keychest/keychest-lined/internal/ports"
 )
 
 // envPrefix is the prefix of every environment variable the server reads.
@@ -69,6 +70,7 @@ type MonitorConfig struct {
 	AlertBatch          time.Duration `envconfig:"ALERT_BATCH" default:"5m" desc:"an account's findings raised within this time go into one alert mail"`
 	DigestDay           weekday       `envconfig:"DIGEST_DAY" default:"monday" desc:"day of the weekly digest mail (UTC)"`
 	DigestHour          int           `envconfig:"DIGEST_HOUR" default:"7" desc:"hour of the weekly digest mail, 0-23 (UTC)"`
+	MonitorPorts        ports.Set     `envconfig:"MONITOR_PORTS" default:"443,465,636,853,993,995,5061,6443,8443,9443" desc:"ports and ranges 'add domain' accepts for a public target (1-65535: every port); another port gets 400"`
 }
 
 // weekday is a day of the week by its English name.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/keychest/keychest-lined/internal/clientnet"
 	"github.com/keychest/keychest-lined/internal/logcode"
+	"github.com/keychest/keychest-lined/internal/ports"
 	"github.com/keychest/keychest-lined/monitor"
 	"github.com/keychest/keychest-lined/store"
 )
@@ -58,7 +59,8 @@ func (c MonitorConfig) policy() monitor.Policy {
 }
 
 // prober builds the TLS prober: resolver, address guard, roots (the
-// system's plus MONITOR_CA_FILE) and revocation checks.
+// system's plus MONITOR_CA_FILE), revocation checks and the ports it may
+// dial (MONITOR_PORTS, the list "add" takes).
 func (c MonitorConfig) prober() (*monitor.TLSProber, error) {
 	nets, err := clientnet.ParseNets(c.MonitorAllowNets)
 	if err != nil {
@@ -80,6 +82,11 @@ func (c MonitorConfig) prober() (*monitor.TLSProber, error) {
 	}
 	p := monitor.NewProber(monitor.NewResolver(c.MonitorResolver), guard, roots, c.MonitorConcurrency)
 	p.Revocation = monitor.NewRevocation(guard, monitor.DefaultHandshakeTimeout, monitor.DefaultCRLMaxBytes, time.Now)
+	allowed := c.MonitorPorts
+	if allowed.IsZero() { // a Config not read from the environment
+		allowed = ports.DefaultSet()
+	}
+	p.Ports = &allowed
 	return p, nil
 }
 

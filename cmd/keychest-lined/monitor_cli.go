@@ -168,7 +168,7 @@ func listCerts(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) er
 		return orJSON(out, rows, err)
 	}
 	now := time.Now()
-	return table(out, "TARGET\tSTATE\tDAYS\tEXPIRES\tISSUER\tADDRESSES\tCHECKED\tFINDINGS", len(rows), func(i int) string {
+	return table(out, "TARGET\tSTATE\tCLASS\tDAYS\tEXPIRES\tISSUER\tADDRESSES\tCHECKED\tFINDINGS", len(rows), func(i int) string {
 		r := rows[i]
 		days, expires, checked := "-", "-", "-"
 		if r.Expires != nil {
@@ -177,7 +177,7 @@ func listCerts(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) er
 		if r.Checked != nil {
 			checked = day(*r.Checked)
 		}
-		return fmt.Sprintf("%s:%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s", r.Name, r.Port, r.State, days, expires,
+		return fmt.Sprintf("%s:%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s", r.Name, r.Port, r.State, orNone(r.Class), days, expires,
 			orNone(r.IssuerCN), r.Addresses, checked, orNone(strings.Join(r.Findings, ",")))
 	})
 }

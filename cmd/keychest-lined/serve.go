@@ -201,6 +201,8 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 		MailQueued: a.sender.Poke,
 		CheckEvery: cfg.MonitorCheckEvery,
 		Watch:      a.pokeMonitor,
+
+		MonitorPorts: cfg.MonitorPorts,
 	}, log)
 	a.lines = lineproto.NewServer(lcfg, mux, log)
 	metrics = web.NewMetrics(mux.Verbs(), a.lines.OpenConns, a.lines.QueueDepth)

@@ -25,6 +25,7 @@ teardown_file() {
 setup() {
 	export KEYCHEST_MONITOR_RESOLVER=$DNS_ADDR KEYCHEST_MONITOR_CA_FILE=$FARM_DIR/ca.pem
 	export KEYCHEST_MONITOR_ALLOW_NETS=127.0.0.0/8 KEYCHEST_MONITOR_CHECK_EVERY=2s
+	export KEYCHEST_MONITOR_PORTS=1-65535 # tlsfarm serves on a high port
 	start_server
 }
 
@@ -92,10 +93,10 @@ cert_until() {
 	done
 	start=$SECONDS
 	run cert_until a.farm.test "state=ok"
-	[[ ${lines[0]} =~ ^data\ state=ok\ expires=[0-9T:Z-]+\ days=60\ issuer=KeyChest_tlsfarm_CA\ addresses=1\ checked=[0-9T:Z-]+\ finding=-$ ]]
+	[[ ${lines[0]} =~ ^data\ state=ok\ expires=[0-9T:Z-]+\ days=60\ issuer=KeyChest_tlsfarm_CA\ addresses=1\ checked=[0-9T:Z-]+\ finding=-\ class=-$ ]]
 	[ "${lines[1]}" = "status ok 200 certificate of a.farm.test:$TLS_PORT" ]
 	run cert_until b.farm.test "state=warning"
-	[[ ${lines[0]} =~ ^data\ state=warning\ .*\ days=8\ .*\ finding=expiry$ ]]
+	[[ ${lines[0]} =~ ^data\ state=warning\ .*\ days=8\ .*\ finding=expiry\ class=-$ ]]
 	run cert_until c.farm.test "state=ok"
 	[[ ${lines[0]} =~ ^data\ state=ok\ .*\ days=3\ issuer= ]]
 	[ $((SECONDS - start)) -le 60 ]
@@ -112,7 +113,7 @@ cert_until() {
 	run say "command check domain a.farm.test:$TLS_PORT apikey $KEY"
 	[ "$output" = "status ok 200 check queued" ]
 	run cert_until a.farm.test "days=5 "
-	[[ ${lines[0]} =~ ^data\ state=critical\ .*\ days=5\ .*\ finding=expiry$ ]]
+	[[ ${lines[0]} =~ ^data\ state=critical\ .*\ days=5\ .*\ finding=expiry\ class=-$ ]]
 	run env KEYCHEST_DATABASE_URL=$DB_URL "$ROOT/bin/keychest-lined" findings --open
 	[[ $output == *a.farm.test:$TLS_PORT*expiry*critical* ]]
 	run say "command status apikey $KEY"
@@ -127,4 +128,27 @@ cert_until() {
 	[ "$status" -eq 0 ]
 	[[ $output == *'"class": "ok"'* && $output == *'"expiry": "warning"'* && $output == *'"issuer_cn": "KeyChest tlsfarm CA"'* ]]
 	[ "$(sql 'SELECT count(*) FROM mon_targets')" -eq 0 ]
+}
+
+@test "add of a port off KEYCHEST_MONITOR_PORTS gets 400 with the list; the default list refuses 6379" {
+	stop_server
+	KEYCHEST_MONITOR_PORTS="8443, 443" start_server
+	KEY=$(say "command apikey" | head -n 1 | cut -d' ' -f2)
+	run say "command add domain a.farm.test:$TLS_PORT apikey $KEY"
+	[ "$output" = "status error 400 port $TLS_PORT is not monitored here; allowed ports: 443,8443" ]
+	run say "command add domain a.farm.test:8443 apikey $KEY"
+	[[ $output == "status ok 200 domain a.farm.test:8443 added"* ]]
+	stop_server
+	unset KEYCHEST_MONITOR_PORTS
+	env -u KEYCHEST_MONITOR_PORTS "$ROOT/bin/keychest-lined" -h 2>&1 | grep -q "KEYCHEST_MONITOR_PORTS.*443,465,636,853,993,995,5061,6443,8443,9443"
+	KEYCHEST_MONITOR_PORTS=443,465,636,853,993,995,5061,6443,8443,9443 start_server
+	KEY=$(say "command apikey" | head -n 1 | cut -d' ' -f2)
+	run say "command add domain example.org:6379 apikey $KEY"
+	[[ $output == "status error 400 port 6379 is not monitored here; allowed ports: 443,465,636,853,993,995,5061,6443,8443,9443" ]]
+	run env KEYCHEST_MONITOR_PORTS=443 "$ROOT/bin/keychest-lined" probe "a.farm.test:$TLS_PORT"
+	[ "$status" -eq 1 ]
+	[[ ${lines[0]} == "a.farm.test:$TLS_PORT  not_allowed"* && ${lines[1]} == *"port $TLS_PORT is not in KEYCHEST_MONITOR_PORTS" ]]
+	run env KEYCHEST_DATABASE_URL=$DB_URL KEYCHEST_MONITOR_PORTS=20-10 "$ROOT/bin/keychest-lined"
+	[ "$status" -ne 0 ]
+	[[ $output == *"runs backwards"* ]]
 }

@@ -135,7 +135,8 @@ func start(t *testing.T, dbURL string, env ...string) *server {
 	s.cmd.Env = append(os.Environ(), "KEYCHEST_DATABASE_URL="+dbURL, "KEYCHEST_LISTEN=127.0.0.1:0",
 		"KEYCHEST_HTTP_LISTEN=127.0.0.1:0", "KEYCHEST_MAX_CONNS_PER_IP=100000",
 		"KEYCHEST_LIMIT_KEYS_PER_IP_HOUR=0", "KEYCHEST_LIMIT_CLAIMS_PER_IP_HOUR=0",
-		"KEYCHEST_LIMIT_MAILS_PER_DAY=100000000", "KEYCHEST_LIMIT_UNCONFIRMED_KEYS=100000000")
+		"KEYCHEST_LIMIT_MAILS_PER_DAY=100000000", "KEYCHEST_LIMIT_UNCONFIRMED_KEYS=100000000",
+		"KEYCHEST_MONITOR_PORTS=1-65535")
 	s.cmd.Env = append(s.cmd.Env, env...)
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	if err := s.cmd.Start(); err != nil {
