@@ -70,7 +70,7 @@ func (w *acmeWorld) ev(id int64, msg, params string) store.ACMEEvent {
 
 func (w *acmeWorld) store(events ...store.ACMEEvent) store.ACMEStored {
 	w.t.Helper()
-	res, err := w.p.StoreACMEEvents(context.Background(), w.key, ip, events)
+	res, err := w.p.StoreACMEEvents(context.Background(), store.ACMEBatch{Key: w.key, IP: ip, Events: events})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -181,6 +181,7 @@ func TestACMERateLimitedOnTheOrdersDomains(t *testing.T) {
 		t.Fatalf("rate limit: %q", got)
 	}
 	// A rate limit named only in a subproblem counts too.
+	w.exec(`INSERT INTO domains (api_key_id, name, port, wildcard) SELECT id, 'c.example', 443, false FROM api_keys`)
 	w.store(w.ev(2, "new-order", `{"problem":{"type":"urn:ietf:params:acme:error:rejectedIdentifier","detail":"no",
 		"subproblems":[{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many","identifier":{"type":"dns","value":"c.example"}}]}}`))
 	if got := w.findings(store.KindACMERateLimited); !strings.HasSuffix(got, "c.example open warning") {
