@@ -31,6 +31,10 @@ func DaysLeft(t, now time.Time) int { return int(math.Floor(t.Sub(now).Hours() /
 // Stamp writes a time for people, in UTC to the minute.
 func Stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
 
+// MaxShown is the most of one detail (a finding's, or a part of one) a
+// mail or a page shows, in runes.
+const MaxShown = 500
+
 // Clean makes text from outside (a CA's error, a proxy's report) fit for
 // one line of a mail or a page: invalid UTF-8, control characters
 // (newlines and tabs among them), line and paragraph separators and
