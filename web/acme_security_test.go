@@ -306,6 +306,9 @@ func TestACMERequestWhoseClientLeavesCommitsNothing(t *testing.T) {
 	w.waitFor(waiting, func(n int) bool { return n == 0 })
 	lock.Rollback(context.Background())
 	srv.Close() // waits for the handler
+	// ...and for any write that outlived it to finish.
+	w.waitFor(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+		AND state IN ('active', 'idle in transaction')`, func(n int) bool { return n == 0 })
 	if n := w.count(`SELECT (SELECT count(*) FROM acme_events) + (SELECT count(*) FROM domains WHERE name = 'issued.example')
 		+ (SELECT count(*) FROM acme_domains)`); n != 0 {
 		t.Fatalf("%d rows committed for a request whose client left", n)
