@@ -307,3 +307,46 @@ func TestMonitorLeavesACMEFindingsAlone(t *testing.T) {
 		t.Fatalf("findings %q", got)
 	}
 }
+
+// A second owner of a.example, whose own proxy never ordered it, is not
+// told the first owner's proxy data, and its own events change nothing of
+// the first owner's findings (issue 20).
+func TestACMEFindingsAreTheirAccountsOnly(t *testing.T) {
+	w := newACMEWorld(t)
+	other := ref("other-proxy-key-0123456789")
+	w.exec(`INSERT INTO accounts (email, confirmed_at) VALUES ('second@example.net', now())`)
+	w.exec(`INSERT INTO api_keys (key_hash, key_prefix, origin, account_id) SELECT $1, $2, 'server', id FROM accounts
+		WHERE email = 'second@example.net'`, other.Hash[:], other.Prefix)
+	w.exec(`INSERT INTO domains (api_key_id, name, port, wildcard) SELECT id, 'a.example', 443, false FROM api_keys WHERE key_prefix = $1`, other.Prefix)
+	w.at = w.at.Add(-10 * 24 * time.Hour)
+	w.store(w.ev(1, "new-order", orderA), w.ev(2, "auth", invalidA))
+	// The second owner's proxy reports a valid order for the name.
+	valid := w.ev(1, "final", validA)
+	valid.Proxy = "p2@amp.test"
+	if _, err := w.p.StoreACMEEvents(context.Background(), store.ACMEBatch{Key: other, IP: ip, Events: []store.ACMEEvent{valid}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.findings(store.KindACMEInvalid); got != "a.example open warning" {
+		t.Fatalf("the first owner's finding: %q", got)
+	}
+	now := time.Now()
+	w.enterWarning("a.example", now.Add(-store.RenewalGrace-time.Hour))
+	w.checkRenewals(now)
+	rows, _ := w.sql.Query(context.Background(), `SELECT o.to_email || ' ' || i.kind FROM alert_items i JOIN outbox o ON o.id = i.outbox_id ORDER BY i.id`)
+	mailed, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(mailed, ", "); got != "owner@example.net acme_invalid, owner@example.net acme_not_renewing, second@example.net acme_not_renewing" {
+		t.Fatalf("mailed: %q", got)
+	}
+	second, err := w.p.Findings(context.Background(), true, "second@example.net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range second {
+		if f.Kind == store.KindACMEInvalid || strings.Contains(f.Detail, "p1@amp.test") {
+			t.Fatalf("the first owner's finding shows to the second: %+v", f)
+		}
+	}
+}
