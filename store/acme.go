@@ -56,6 +56,7 @@ var (
 // when the budget covers it again.
 type BudgetError struct{ Wait time.Duration }
 
+// Error says the budget is used up, and when to retry.
 func (e *BudgetError) Error() string {
 	return ErrACMEBudget.Error() + ", retry in " + e.Wait.Round(time.Second).String()
 }

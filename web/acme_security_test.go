@@ -65,6 +65,7 @@ func (w *acmeWorld) owners() {
 	confirmedKey(w.t, w.db, w.url, keyA, "a@example.net")
 	confirmedKey(w.t, w.db, w.url, keyB, "b@example.net")
 	w.exec(`INSERT INTO domains (api_key_id, name, port, wildcard) SELECT id, 'victim.example', 443, false FROM api_keys WHERE key_prefix = $1`, keyA[:8])
+	w.exec(`UPDATE api_keys SET domain_count = 1 WHERE key_prefix = $1`, keyA[:8])
 }
 
 func (w *acmeWorld) exec(sql string, args ...any) {
@@ -348,5 +349,17 @@ func TestACMERecordsTheClientAddress(t *testing.T) {
 	w.conn.QueryRow(context.Background(), `SELECT string_agg(host(received_ip), ' ' ORDER BY id) FROM acme_events`).Scan(&got)
 	if got != "203.0.113.7 198.51.100.9" {
 		t.Fatalf("recorded %q", got)
+	}
+}
+
+func TestACMEIssuedNamesKeepTheConfiguredDomainLimit(t *testing.T) {
+	w := newACMEWorld(t, ACMELimits{MaxEvents: 10, MaxNames: 10, RowsPerKeyHour: 100, MaxDomainsPerKey: 2})
+	w.owners() // A's key holds victim.example: one more fits
+	code, body := w.post(keyA, event(proxyA, 1, "final", `{"status":"valid","identifiers":[{"type":"dns","value":"one.example"},{"type":"dns","value":"two.example"}]}`))
+	if code != 200 || !strings.Contains(body, `"domains":1`) {
+		t.Fatalf("%d %s", code, body)
+	}
+	if n := w.count(`SELECT count(*) FROM domains d JOIN api_keys k ON k.id = d.api_key_id WHERE k.key_prefix = $1`, keyA[:8]); n != 2 {
+		t.Fatalf("the key holds %d domains, want its limit of 2", n)
 	}
 }
