@@ -16,7 +16,12 @@ import (
 
 // Reporting limits.
 const (
-	batchBytes   = 1 << 20
+	batchBytes = 1 << 20
+	// batchEvents is the most events one POST carries: keychest-lined
+	// takes KEYCHEST_ACME_MAX_EVENTS (1000 by default) and answers 413
+	// past it, or past KEYCHEST_ACME_MAX_NAMES; a batch refused with 413
+	// is sent again in halves.
+	batchEvents  = 500
 	retryMin     = 500 * time.Millisecond
 	retryMax     = 30 * time.Second
 	postTimeout  = 30 * time.Second
@@ -35,6 +40,7 @@ type Reporter struct {
 	Log   zerolog.Logger
 
 	client *http.Client
+	lines  int // the most events the next batch carries; 0: batchEvents
 }
 
 // Run reports until ctx ends, then tries once more to send what waits,
@@ -99,6 +105,7 @@ func (r *Reporter) sendOne(ctx context.Context) error {
 	if err != nil || len(batch) == 0 {
 		return err
 	}
+	batch, end = firstLines(batch, end, r.maxLines())
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(r.API, "/")+EventsPath, bytes.NewReader(batch))
 	if err != nil {
 		return err
@@ -111,8 +118,47 @@ func (r *Reporter) sendOne(ctx context.Context) error {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("POST %s: %s: %s", EventsPath, resp.Status, strings.TrimSpace(string(body)))
+	switch resp.StatusCode {
+	case http.StatusOK:
+		r.lines = min(batchEvents, 2*r.maxLines())
+		return r.Queue.Ack(end)
+	case http.StatusRequestEntityTooLarge:
+		return r.tooLarge(batch, end, strings.TrimSpace(string(body)))
 	}
+	return fmt.Errorf("POST %s: %s: %s", EventsPath, resp.Status, strings.TrimSpace(string(body)))
+}
+
+// maxLines is the most events the next batch carries.
+func (r *Reporter) maxLines() int {
+	if r.lines <= 0 {
+		return batchEvents
+	}
+	return r.lines
+}
+
+// tooLarge handles a batch refused with 413: the next one carries half as
+// many events; an event refused alone can never be taken, and is dropped.
+func (r *Reporter) tooLarge(batch []byte, end int64, why string) error {
+	n := bytes.Count(batch, []byte{'\n'})
+	if n > 1 {
+		r.lines = n / 2
+		return nil
+	}
+	r.Log.Warn().Str("code", logcode.AMPEventTooLarge).Time("event_time", time.Now()).Int64("offset", end).Str("error", why).
+		Msg("keychest-lined refuses this event as too large: dropped")
 	return r.Queue.Ack(end)
+}
+
+// firstLines cuts a batch, which ends at end in the queue, to its first n
+// lines.
+func firstLines(batch []byte, end int64, n int) ([]byte, int64) {
+	cut := 0
+	for i := 0; i < n; i++ {
+		nl := bytes.IndexByte(batch[cut:], '\n')
+		if nl < 0 {
+			return batch, end
+		}
+		cut += nl + 1
+	}
+	return batch[:cut], end - int64(len(batch)-cut)
 }

@@ -113,3 +113,59 @@ func TestReporterDeliversEveryEventOnceThroughFailures(t *testing.T) {
 		t.Errorf("amp.json: %v %v", fi.Mode(), err)
 	}
 }
+
+// keychest-lined answers 413 past its limits: the reporter sends the batch
+// again in halves, and drops only an event that is refused alone.
+func TestReporterSplitsBatchesRefusedAsTooLarge(t *testing.T) {
+	lined, _ := fakeLined(t)
+	var mu sync.Mutex
+	got := map[int64]int{}
+	largest := 0
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		body, _ := io.ReadAll(r.Body)
+		lines := strings.Split(strings.TrimSpace(string(body)), "\n")
+		if len(lines) > 7 || strings.Contains(string(body), `"huge"`) {
+			http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		largest = max(largest, len(lines))
+		for _, l := range lines {
+			var e Envelope
+			json.Unmarshal([]byte(l), &e)
+			got[e.ID]++
+		}
+	}))
+	defer api.Close()
+	dir := t.TempDir()
+	st, _ := LoadState(dir)
+	q, _ := OpenQueue(filepath.Join(dir, "queue"), 1000, nil)
+	j, _ := OpenJournal(JournalConfig{StateDir: dir, Proxy: st.Proxy, Queue: q})
+	for i := range 40 {
+		params := map[string]any{}
+		if i == 20 {
+			params["huge"] = true
+		}
+		j.Write(Event{Msg: "new-nonce", Params: params})
+	}
+	rep := &Reporter{Queue: q, State: st, Lined: lined, API: api.URL, Email: "ops@example.org", Log: zerolog.Nop()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { rep.Run(ctx, time.Second); close(done) }()
+	for deadline := time.Now().Add(20 * time.Second); q.Len() > 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 39 || q.Len() != 0 || largest > 7 {
+		t.Fatalf("%d of 39 events arrived, %d wait, largest batch %d", len(got), q.Len(), largest)
+	}
+	for id, n := range got {
+		if n != 1 {
+			t.Errorf("event %d arrived %d times", id, n)
+		}
+	}
+}

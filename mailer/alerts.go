@@ -42,7 +42,7 @@ func (c Composer) alert(items []store.AlertItem) (subject, body string) {
 		fmt.Fprintf(&b, "%s  %s  %s%s, since %s\n", strings.ToUpper(it.Severity), it.Target, it.Kind,
 			map[bool]string{true: " (worse than before)", false: ""}[it.Change == "raised"], words.Stamp(it.Since))
 		for _, part := range strings.Split(it.Detail, "; ") {
-			fmt.Fprintf(&b, "    %s\n", part)
+			fmt.Fprintf(&b, "    %s\n", words.Clean(part, words.MaxShown))
 		}
 		fmt.Fprintf(&b, "    What to do: %s\n\n", advice(it))
 	}
@@ -119,7 +119,7 @@ func (c Composer) digest(d store.Digest, now time.Time) (subject, body string) {
 	for _, ch := range d.Changes {
 		fmt.Fprintf(&b, "    %s  %s  %s", words.Stamp(ch.At), ch.Target, ch.What)
 		if ch.Detail != "" {
-			fmt.Fprintf(&b, ": %s", ch.Detail)
+			fmt.Fprintf(&b, ": %s", words.Clean(ch.Detail, words.MaxShown))
 		}
 		b.WriteString("\n")
 	}

@@ -94,7 +94,7 @@ func pageDomains(ctx context.Context, tx pgx.Tx, account int64) ([]DomainView, e
 				return nil, err
 			}
 		default:
-			if err := targetView(ctx, tx, &dv); err != nil {
+			if err := targetView(ctx, tx, account, &dv); err != nil {
 				return nil, err
 			}
 		}
@@ -104,10 +104,11 @@ func pageDomains(ctx context.Context, tx pgx.Tx, account int64) ([]DomainView, e
 	return out, nil
 }
 
-// targetView fills in a domain's target: status, addresses, findings,
+// targetView fills in a domain's target for an account's page: status,
+// addresses, findings (the monitor's and the account's own ACME ones),
 // history.
-func targetView(ctx context.Context, tx pgx.Tx, dv *DomainView) error {
-	st, err := certRowsOn(ctx, tx, `t.name = $1 AND t.port = $2`, dv.Name, dv.Port)
+func targetView(ctx context.Context, tx pgx.Tx, account int64, dv *DomainView) error {
+	st, err := certRowsOn(ctx, tx, account, `t.name = $1 AND t.port = $2`, dv.Name, dv.Port)
 	if err != nil || len(st) == 0 {
 		return err
 	}
@@ -140,7 +141,8 @@ func targetView(ctx context.Context, tx pgx.Tx, dv *DomainView) error {
 	rows, err = tx.Query(ctx, `SELECT t.name, t.port, f.kind, f.severity, f.detail, f.opened_at, f.raised_at,
 			t.last_checked_at, f.closed_at
 		FROM mon_findings f JOIN mon_targets t ON t.id = f.target_id
-		WHERE t.name = $1 AND t.port = $2 AND f.closed_at IS NULL ORDER BY f.kind`, dv.Name, dv.Port)
+		WHERE t.name = $1 AND t.port = $2 AND f.closed_at IS NULL AND (f.account_id IS NULL OR f.account_id = $3)
+		ORDER BY f.kind`, dv.Name, dv.Port, account)
 	if err != nil {
 		return err
 	}

@@ -8,11 +8,15 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keychest/keychest-lined/internal/words"
 )
 
 // Finding kinds raised from keychest-amp's events. They live in
 // mon_findings beside the monitor's, on the target of the domain (port
-// 443), and go through the same alert path.
+// 443), but each belongs to the account whose key posted the events
+// (mon_findings.account_id), and goes through the alert path to that
+// account only. An account's events touch only the names it holds.
 const (
 	KindACMEInvalid        = "acme_invalid"         // an authorization or challenge went invalid
 	KindACMERateLimited    = "acme_rate_limited"    // the CA answered rateLimited
@@ -68,12 +72,13 @@ func (p *Postgres) alertBatch() time.Duration {
 // acmeFindings applies, in the transaction that stored them, what new
 // events say: the activity per domain, findings opened for failures and
 // closed by a valid order, then the account-wide counts.
-func acmeFindings(ctx context.Context, tx pgx.Tx, keyID int64, events []ACMEEvent, now time.Time, batch time.Duration) ([]ACMEChange, error) {
-	fw := &findingWriter{tx: tx, now: now, batch: batch}
+func acmeFindings(ctx context.Context, tx pgx.Tx, key acmeKey, events []ACMEEvent, now time.Time, batch time.Duration) ([]ACMEChange, error) {
+	fw := &findingWriter{tx: tx, now: now, batch: batch, account: key.account}
 	nonces, failures := map[acmeAccount]acmeFacts{}, map[acmeAccount]acmeFacts{}
 	for _, e := range events {
 		f := readFacts(e, now)
-		if err := recordActivity(ctx, tx, keyID, f); err != nil {
+		f.account.keyID = key.id
+		if err := recordActivity(ctx, fw, f); err != nil {
 			return nil, err
 		}
 		if err := fw.eventFindings(ctx, f); err != nil {
@@ -129,10 +134,10 @@ func (fw *findingWriter) eventFindings(ctx context.Context, f acmeFacts) error {
 // errors within the window reach the threshold.
 func (fw *findingWriter) storm(ctx context.Context, acct acmeAccount, last acmeFacts) error {
 	var n int
-	err := fw.tx.QueryRow(ctx, `SELECT count(*) FROM acme_events WHERE proxy = $1 AND params->>'server' = $2
+	err := fw.tx.QueryRow(ctx, `SELECT count(*) FROM acme_events WHERE api_key_id = $6 AND proxy = $1 AND params->>'server' = $2
 		AND params->>'account' = $3 AND params->'problem'->>'type' LIKE '%:badNonce'
 		AND coalesce(event_time, received_at) BETWEEN $4 AND $5`,
-		acct.proxy, acct.server, acct.id, last.at.Add(-BadNonceWindow), last.at).Scan(&n)
+		acct.proxy, acct.server, acct.id, last.at.Add(-BadNonceWindow), last.at, acct.keyID).Scan(&n)
 	if err != nil || n < BadNonceStorm {
 		return err
 	}
@@ -148,10 +153,10 @@ func (fw *findingWriter) storm(ctx context.Context, acct acmeAccount, last acmeF
 // valid order.
 const failingSQL = `
 SELECT count(*) FROM acme_events e
-WHERE e.proxy = $1 AND e.params->>'server' = $2 AND e.params->>'account' = $3
+WHERE e.api_key_id = $6 AND e.proxy = $1 AND e.params->>'server' = $2 AND e.params->>'account' = $3
   AND coalesce(e.event_time, e.received_at) BETWEEN greatest($4, (
       SELECT max(coalesce(v.event_time, v.received_at)) FROM acme_events v
-      WHERE v.proxy = $1 AND v.params->>'server' = $2 AND v.params->>'account' = $3
+      WHERE v.api_key_id = $6 AND v.proxy = $1 AND v.params->>'server' = $2 AND v.params->>'account' = $3
         AND v.msg IN ('order', 'final', 'new-order') AND v.params->>'status' = 'valid')) AND $5
   AND (e.params->'problem'->>'type' NOT LIKE '%:badNonce' OR (e.msg = 'auth' AND e.params->>'status' = 'invalid'))`
 
@@ -159,7 +164,7 @@ WHERE e.proxy = $1 AND e.params->>'server' = $2 AND e.params->>'account' = $3
 // failures reach the threshold.
 func (fw *findingWriter) failing(ctx context.Context, acct acmeAccount, last acmeFacts) error {
 	var n int
-	err := fw.tx.QueryRow(ctx, failingSQL, acct.proxy, acct.server, acct.id, last.at.Add(-AccountFailWindow), last.at).Scan(&n)
+	err := fw.tx.QueryRow(ctx, failingSQL, acct.proxy, acct.server, acct.id, last.at.Add(-AccountFailWindow), last.at, acct.keyID).Scan(&n)
 	if err != nil || n < AccountFailures {
 		return err
 	}
@@ -171,25 +176,27 @@ func (fw *findingWriter) failing(ctx context.Context, acct acmeAccount, last acm
 		acct.id, acct.server, acct.proxy, n, AccountFailWindow, last.failure()))
 }
 
-// accountDomains lists the domains an ACME account ordered recently.
+// accountDomains lists the domains an ACME account ordered recently, as
+// the posting key's events told.
 func accountDomains(ctx context.Context, tx pgx.Tx, acct acmeAccount, at time.Time) ([]string, error) {
 	if acct.id == "" {
 		return nil, nil
 	}
-	rows, err := tx.Query(ctx, `SELECT name FROM acme_domains WHERE proxy = $1 AND account = $2 AND updated_at >= $3 ORDER BY name`,
-		acct.proxy, acct.key(), at.Add(-accountDomainsAge))
+	rows, err := tx.Query(ctx, `SELECT name FROM acme_domains WHERE api_key_id = $4 AND proxy = $1 AND account = $2 AND updated_at >= $3
+		ORDER BY name`, acct.proxy, acct.key(), at.Add(-accountDomainsAge), acct.keyID)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// recordActivitySQL keeps the latest ACME activity of a domain at a proxy.
+// recordActivitySQL keeps the latest ACME activity of a domain at a
+// proxy, as one key's events tell it.
 const recordActivitySQL = `
 INSERT INTO acme_domains AS d (name, proxy, api_key_id, account, order_path, order_status, order_at, valid_at, error, error_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $7 THEN $8::timestamptz END, CASE WHEN $7 AND $6 = 'valid' THEN $8::timestamptz END,
         $9, CASE WHEN $9 <> '' THEN $8::timestamptz END, $8)
-ON CONFLICT (name, proxy) DO UPDATE SET api_key_id = EXCLUDED.api_key_id,
+ON CONFLICT (api_key_id, proxy, name) DO UPDATE SET
     account = CASE WHEN EXCLUDED.account <> '' THEN EXCLUDED.account ELSE d.account END,
     order_path = CASE WHEN $7 AND EXCLUDED.order_path <> '' THEN EXCLUDED.order_path ELSE d.order_path END,
     order_status = CASE WHEN $7 THEN EXCLUDED.order_status ELSE d.order_status END,
@@ -199,23 +206,32 @@ ON CONFLICT (name, proxy) DO UPDATE SET api_key_id = EXCLUDED.api_key_id,
     error_at = CASE WHEN EXCLUDED.error <> '' THEN EXCLUDED.error_at ELSE d.error_at END,
     updated_at = greatest(d.updated_at, EXCLUDED.updated_at)`
 
-// recordActivity updates acme_domains for every name an event gives.
-func recordActivity(ctx context.Context, tx pgx.Tx, keyID int64, f acmeFacts) error {
+// recordActivity updates acme_domains for every name an event gives
+// that the account holds.
+func recordActivity(ctx context.Context, fw *findingWriter, f acmeFacts) error {
 	status := f.status
 	if f.isOrder() && status == "" && f.problemType != "" {
 		status = "error"
 	}
-	for _, name := range f.names {
-		if _, err := tx.Exec(ctx, recordActivitySQL, name, f.account.proxy, keyID, f.account.key(), f.order, status,
-			f.isOrder(), f.at, f.failure()); err != nil {
+	names, err := fw.held(ctx, f.names)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if _, err := fw.tx.Exec(ctx, recordActivitySQL, name, f.account.proxy, f.account.keyID, f.account.key(), f.order, status,
+			f.isOrder(), f.at, words.Clean(f.failure(), MaxACMEDetail)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// acmeAccount is an ACME account as one proxy sees it.
-type acmeAccount struct{ proxy, server, id string }
+// acmeAccount is an ACME account as one proxy sees it, through the
+// events of one key.
+type acmeAccount struct {
+	proxy, server, id string
+	keyID             int64
+}
 
 // key is how acme_domains names the account.
 func (a acmeAccount) key() string {

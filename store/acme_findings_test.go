@@ -70,7 +70,7 @@ func (w *acmeWorld) ev(id int64, msg, params string) store.ACMEEvent {
 
 func (w *acmeWorld) store(events ...store.ACMEEvent) store.ACMEStored {
 	w.t.Helper()
-	res, err := w.p.StoreACMEEvents(context.Background(), w.key, ip, events)
+	res, err := w.p.StoreACMEEvents(context.Background(), store.ACMEBatch{Key: w.key, IP: ip, Events: events})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -181,6 +181,7 @@ func TestACMERateLimitedOnTheOrdersDomains(t *testing.T) {
 		t.Fatalf("rate limit: %q", got)
 	}
 	// A rate limit named only in a subproblem counts too.
+	w.exec(`INSERT INTO domains (api_key_id, name, port, wildcard) SELECT id, 'c.example', 443, false FROM api_keys`)
 	w.store(w.ev(2, "new-order", `{"problem":{"type":"urn:ietf:params:acme:error:rejectedIdentifier","detail":"no",
 		"subproblems":[{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many","identifier":{"type":"dns","value":"c.example"}}]}}`))
 	if got := w.findings(store.KindACMERateLimited); !strings.HasSuffix(got, "c.example open warning") {
@@ -304,5 +305,48 @@ func TestMonitorLeavesACMEFindingsAlone(t *testing.T) {
 	}
 	if got := fmt.Sprint(w.findings(store.KindACMEInvalid)); got != "a.example open warning" {
 		t.Fatalf("findings %q", got)
+	}
+}
+
+// A second owner of a.example, whose own proxy never ordered it, is not
+// told the first owner's proxy data, and its own events change nothing of
+// the first owner's findings (issue 20).
+func TestACMEFindingsAreTheirAccountsOnly(t *testing.T) {
+	w := newACMEWorld(t)
+	other := ref("other-proxy-key-0123456789")
+	w.exec(`INSERT INTO accounts (email, confirmed_at) VALUES ('second@example.net', now())`)
+	w.exec(`INSERT INTO api_keys (key_hash, key_prefix, origin, account_id) SELECT $1, $2, 'server', id FROM accounts
+		WHERE email = 'second@example.net'`, other.Hash[:], other.Prefix)
+	w.exec(`INSERT INTO domains (api_key_id, name, port, wildcard) SELECT id, 'a.example', 443, false FROM api_keys WHERE key_prefix = $1`, other.Prefix)
+	w.at = w.at.Add(-10 * 24 * time.Hour)
+	w.store(w.ev(1, "new-order", orderA), w.ev(2, "auth", invalidA))
+	// The second owner's proxy reports a valid order for the name.
+	valid := w.ev(1, "final", validA)
+	valid.Proxy = "p2@amp.test"
+	if _, err := w.p.StoreACMEEvents(context.Background(), store.ACMEBatch{Key: other, IP: ip, Events: []store.ACMEEvent{valid}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.findings(store.KindACMEInvalid); got != "a.example open warning" {
+		t.Fatalf("the first owner's finding: %q", got)
+	}
+	now := time.Now()
+	w.enterWarning("a.example", now.Add(-store.RenewalGrace-time.Hour))
+	w.checkRenewals(now)
+	rows, _ := w.sql.Query(context.Background(), `SELECT o.to_email || ' ' || i.kind FROM alert_items i JOIN outbox o ON o.id = i.outbox_id ORDER BY i.id`)
+	mailed, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(mailed, ", "); got != "owner@example.net acme_invalid, owner@example.net acme_not_renewing, second@example.net acme_not_renewing" {
+		t.Fatalf("mailed: %q", got)
+	}
+	second, err := w.p.Findings(context.Background(), true, "second@example.net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range second {
+		if f.Kind == store.KindACMEInvalid || strings.Contains(f.Detail, "p1@amp.test") {
+			t.Fatalf("the first owner's finding shows to the second: %+v", f)
+		}
 	}
 }

@@ -8,24 +8,26 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// notRenewingSQL finds the targets whose certificate is in its warning
-// window (an open expiry finding, opened at least $2 ago), whose name an
-// ACME order was once seen for at some proxy, and for which no order was
-// seen since the window began.
+// notRenewingSQL finds, per account, the targets whose certificate is in
+// its warning window (an open expiry finding, opened at least $2 ago),
+// whose name the account's proxies once saw an ACME order for, and for
+// which they saw no order since the window began.
 const notRenewingSQL = `
-SELECT t.id, t.name, f.severity, f.opened_at, max(d.order_at), min(d.proxy)
+SELECT t.id, t.name, k.account_id, f.severity, f.opened_at, max(d.order_at), min(d.proxy)
 FROM mon_targets t
-JOIN mon_findings f ON f.target_id = t.id AND f.kind = 'expiry' AND f.closed_at IS NULL
+JOIN mon_findings f ON f.target_id = t.id AND f.kind = 'expiry' AND f.closed_at IS NULL AND f.account_id IS NULL
 JOIN acme_domains d ON d.name = t.name AND d.order_at IS NOT NULL
+JOIN api_keys k ON k.id = d.api_key_id AND k.account_id IS NOT NULL
 WHERE t.active AND t.port = $3 AND t.state IN ('warning', 'critical') AND f.opened_at <= $1::timestamptz - $2::interval
-GROUP BY t.id, t.name, f.severity, f.opened_at
+GROUP BY t.id, t.name, k.account_id, f.severity, f.opened_at
 HAVING max(d.order_at) < f.opened_at`
 
 // CheckRenewals opens acme_not_renewing on the domains whose certificate
 // entered its warning window more than RenewalGrace ago with no ACME
 // order seen for them since, raises it with the expiry finding's
 // severity, and closes those no longer true (renewed, or the window left).
-// Alerts are queued as for the monitor's findings.
+// Each finding is the account's whose proxies saw the orders. Alerts are
+// queued as for the monitor's findings, to that account.
 func (p *Postgres) CheckRenewals(ctx context.Context, now time.Time) ([]ACMEChange, error) {
 	var changes []ACMEChange
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
@@ -35,22 +37,23 @@ func (p *Postgres) CheckRenewals(ctx context.Context, now time.Time) ([]ACMEChan
 			return err
 		}
 		type stale struct {
-			id                   int64
+			id, account          int64
 			name, severity       string
 			warnSince, lastOrder time.Time
 			proxy                string
 		}
 		due, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (stale, error) {
 			var s stale
-			err := r.Scan(&s.id, &s.name, &s.severity, &s.warnSince, &s.lastOrder, &s.proxy)
+			err := r.Scan(&s.id, &s.name, &s.account, &s.severity, &s.warnSince, &s.lastOrder, &s.proxy)
 			return s, err
 		})
 		if err != nil {
 			return err
 		}
-		keep := make([]int64, 0, len(due))
+		keep := findingKeys{}
 		for _, s := range due {
-			keep = append(keep, s.id)
+			keep.targets, keep.accounts = append(keep.targets, s.id), append(keep.accounts, s.account)
+			fw.account = s.account
 			detail := fmt.Sprintf("the certificate is in its warning window since %s and no ACME order for it was seen since (last order %s, via %s): the renewal is not even being attempted",
 				s.warnSince.UTC().Format(time.DateTime), s.lastOrder.UTC().Format(time.DateTime), s.proxy)
 			if err := fw.open(ctx, s.id, s.name, Finding{Kind: KindACMENotRenewing, Severity: s.severity, Detail: detail}); err != nil {
@@ -66,23 +69,29 @@ func (p *Postgres) CheckRenewals(ctx context.Context, now time.Time) ([]ACMEChan
 	return changes, classify(err)
 }
 
-// closeStale closes the open acme_not_renewing findings of targets other
-// than keep.
-func (fw *findingWriter) closeStale(ctx context.Context, keep []int64) error {
-	rows, err := fw.tx.Query(ctx, `SELECT t.id, t.name FROM mon_findings f JOIN mon_targets t ON t.id = f.target_id
-		WHERE f.kind = $1 AND f.closed_at IS NULL AND f.target_id <> ALL($2)`, KindACMENotRenewing, keep)
+// findingKeys are (target, account) pairs.
+type findingKeys struct{ targets, accounts []int64 }
+
+// closeStale closes the open acme_not_renewing findings other than keep's.
+func (fw *findingWriter) closeStale(ctx context.Context, keep findingKeys) error {
+	rows, err := fw.tx.Query(ctx, `SELECT t.id, t.name, f.account_id FROM mon_findings f JOIN mon_targets t ON t.id = f.target_id
+		WHERE f.kind = $1 AND f.closed_at IS NULL AND NOT EXISTS (
+			SELECT 1 FROM unnest($2::bigint[], $3::bigint[]) AS k(target_id, account_id)
+			WHERE k.target_id = f.target_id AND k.account_id = f.account_id)`, KindACMENotRenewing, keep.targets, keep.accounts)
 	if err != nil {
 		return err
 	}
 	type gone struct {
-		ID   int64
-		Name string
+		ID      int64
+		Name    string
+		Account int64
 	}
 	list, err := pgx.CollectRows(rows, pgx.RowToStructByPos[gone])
 	if err != nil {
 		return err
 	}
 	for _, g := range list {
+		fw.account = g.Account
 		if err := fw.close(ctx, g.ID, g.Name, []string{KindACMENotRenewing}, "the certificate left its warning window"); err != nil {
 			return err
 		}

@@ -7,23 +7,57 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keychest/keychest-lined/internal/words"
 )
 
 // acmePort is the port of the targets ACME findings go on: the one a
 // certificate for a domain is served on unless told otherwise.
 const acmePort = 443
 
-// findingWriter opens, changes and closes findings outside the monitor,
-// queueing their alert items as the monitor's write-back does.
+// MaxACMEDetail is the longest detail of an ACME finding, in runes: it
+// carries a CA's or a proxy's words, kept to one line (words.Clean).
+const MaxACMEDetail = 300
+
+// findingWriter opens, changes and closes the ACME findings of one
+// account, outside the monitor, queueing their alert items (to that
+// account only) as the monitor's write-back does.
 type findingWriter struct {
 	tx      pgx.Tx
 	now     time.Time
 	batch   time.Duration
+	account int64 // whose findings these are
 	changes []ACMEChange
 }
 
-// openAll opens (or updates) a finding of kind on every name's target.
+// heldSQL keeps, in order, those of the names $2 that a domain of account
+// $1 names through a key that works (a wildcard by its name without "*.").
+const heldSQL = `
+SELECT n.name FROM unnest($2::text[]) WITH ORDINALITY AS n(name, idx)
+WHERE EXISTS (SELECT 1 FROM domains d JOIN api_keys k ON k.id = d.api_key_id
+              WHERE k.account_id = $1 AND k.revoked_at IS NULL AND (d.name = n.name OR d.name = '*.' || n.name))
+ORDER BY n.idx`
+
+// held keeps those of names that the writer's account holds: its events
+// touch no other account's names.
+func (fw *findingWriter) held(ctx context.Context, names []string) ([]string, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	rows, err := fw.tx.Query(ctx, heldSQL, fw.account, names)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// openAll opens (or updates) a finding of kind on every name's target
+// that the account holds.
 func (fw *findingWriter) openAll(ctx context.Context, names []string, kind, severity, detail string) error {
+	names, err := fw.held(ctx, names)
+	if err != nil {
+		return err
+	}
 	for _, name := range names {
 		id, err := ensureTarget(ctx, fw.tx, name)
 		if err != nil {
@@ -39,15 +73,18 @@ func (fw *findingWriter) openAll(ctx context.Context, names []string, kind, seve
 // open opens f on a target, or changes the open one when its severity or
 // detail differ, and queues the alert this calls for.
 func (fw *findingWriter) open(ctx context.Context, targetID int64, name string, f Finding) error {
-	v := Verdict{TargetID: targetID, CheckedAt: fw.now}
+	v := Verdict{TargetID: targetID, CheckedAt: fw.now, Account: fw.account}
+	f.Detail = words.Clean(f.Detail, MaxACMEDetail)
 	var sev, detail string
 	err := fw.tx.QueryRow(ctx, `SELECT severity, detail FROM mon_findings
-		WHERE target_id = $1 AND kind = $2 AND closed_at IS NULL FOR UPDATE`, targetID, f.Kind).Scan(&sev, &detail)
+		WHERE target_id = $1 AND kind = $2 AND account_id = $3 AND closed_at IS NULL FOR UPDATE`,
+		targetID, f.Kind, fw.account).Scan(&sev, &detail)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		tag, err := fw.tx.Exec(ctx, `INSERT INTO mon_findings (target_id, kind, severity, detail, opened_at, raised_at)
-			VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (target_id, kind) WHERE closed_at IS NULL DO NOTHING`,
-			targetID, f.Kind, f.Severity, f.Detail, fw.now)
+		tag, err := fw.tx.Exec(ctx, `INSERT INTO mon_findings (target_id, kind, severity, detail, opened_at, raised_at, account_id)
+			VALUES ($1, $2, $3, $4, $5, $5, $6)
+			ON CONFLICT (target_id, kind, account_id) WHERE closed_at IS NULL AND account_id IS NOT NULL DO NOTHING`,
+			targetID, f.Kind, f.Severity, f.Detail, fw.now, fw.account)
 		if err != nil || tag.RowsAffected() == 0 {
 			return err // 0 rows: a concurrent transaction opened it
 		}
@@ -60,7 +97,8 @@ func (fw *findingWriter) open(ctx context.Context, targetID int64, name string, 
 		_, err := fw.tx.Exec(ctx, `UPDATE mon_findings SET detail = $3,
 				raised_at = CASE WHEN `+severityRankSQL("$4")+` > `+severityRankSQL("severity")+` THEN $5 ELSE raised_at END,
 				severity = $4
-			WHERE target_id = $1 AND kind = $2 AND closed_at IS NULL`, targetID, f.Kind, f.Detail, f.Severity, fw.now)
+			WHERE target_id = $1 AND kind = $2 AND account_id = $6 AND closed_at IS NULL`,
+			targetID, f.Kind, f.Detail, f.Severity, fw.now, fw.account)
 		if err != nil {
 			return err
 		}
@@ -74,8 +112,13 @@ func (fw *findingWriter) open(ctx context.Context, targetID int64, name string, 
 	return queueAlerts(ctx, fw.tx, []Verdict{v}, fw.batch)
 }
 
-// closeAll closes the open findings of kinds on every name's target.
+// closeAll closes the account's open findings of kinds on the target of
+// every name it holds.
 func (fw *findingWriter) closeAll(ctx context.Context, names []string, kinds []string, why string) error {
+	names, err := fw.held(ctx, names)
+	if err != nil {
+		return err
+	}
 	for _, name := range names {
 		var id int64
 		err := fw.tx.QueryRow(ctx, `SELECT id FROM mon_targets WHERE name = $1 AND port = $2`, name, acmePort).Scan(&id)
@@ -92,11 +135,12 @@ func (fw *findingWriter) closeAll(ctx context.Context, names []string, kinds []s
 	return nil
 }
 
-// close closes a target's open findings of kinds and queues the
-// "resolved" items of those that were mailed.
+// close closes the account's open findings of kinds on a target and
+// queues the "resolved" items of those that were mailed.
 func (fw *findingWriter) close(ctx context.Context, targetID int64, name string, kinds []string, why string) error {
 	rows, err := fw.tx.Query(ctx, `UPDATE mon_findings SET closed_at = $3, last_seen_at = $3
-		WHERE target_id = $1 AND kind = ANY($2) AND closed_at IS NULL RETURNING kind`, targetID, kinds, fw.now)
+		WHERE target_id = $1 AND kind = ANY($2) AND account_id = $4 AND closed_at IS NULL RETURNING kind`,
+		targetID, kinds, fw.now, fw.account)
 	if err != nil {
 		return err
 	}
@@ -107,7 +151,7 @@ func (fw *findingWriter) close(ctx context.Context, targetID int64, name string,
 	for _, k := range closed {
 		fw.changes = append(fw.changes, ACMEChange{Target: targetName(name), Kind: k, Change: "closed", Detail: why})
 	}
-	return queueAlerts(ctx, fw.tx, []Verdict{{TargetID: targetID, CheckedAt: fw.now, Close: closed}}, fw.batch)
+	return queueAlerts(ctx, fw.tx, []Verdict{{TargetID: targetID, CheckedAt: fw.now, Close: closed, Account: fw.account}}, fw.batch)
 }
 
 // ensureTarget returns the id of a name's target on port 443, creating

@@ -30,12 +30,13 @@ type AlertItem struct {
 const LinkLifetime = 365 * 24 * time.Hour
 
 // ownersSQL finds the accounts to tell about a target: confirmed, not
-// blocked, alerts on, with an active domain naming it.
+// blocked, alerts on, with an active domain naming it; only account $2
+// when it is not 0 (an ACME finding is its account's alone).
 const ownersSQL = `
 SELECT DISTINCT a.id, a.email
 FROM mon_targets t JOIN domains d ON d.name = t.name AND d.port = t.port
 JOIN api_keys k ON k.id = d.api_key_id JOIN accounts a ON a.id = k.account_id
-WHERE t.id = $1 AND ` + activeDomain + ` AND a.alerts_off_at IS NULL`
+WHERE t.id = $1 AND ` + activeDomain + ` AND a.alerts_off_at IS NULL AND ($2::bigint = 0 OR a.id = $2)`
 
 // queueAlerts writes, in the write-back's transaction, the alert items
 // verdicts call for: a finding opened, risen above what was last mailed,
@@ -79,7 +80,7 @@ func alertItems(ctx context.Context, tx pgx.Tx, v Verdict) ([]ownedItem, error) 
 	if err := tx.QueryRow(ctx, `SELECT name || ':' || port FROM mon_targets WHERE id = $1`, v.TargetID).Scan(&target); err != nil {
 		return nil, err
 	}
-	rows, err := tx.Query(ctx, ownersSQL, v.TargetID)
+	rows, err := tx.Query(ctx, ownersSQL, v.TargetID, v.Account)
 	if err != nil {
 		return nil, err
 	}
@@ -133,8 +134,9 @@ func findingItem(ctx context.Context, tx pgx.Tx, v Verdict, c alertChange, targe
 	var id int64
 	var mailed *string
 	err := tx.QueryRow(ctx, `SELECT id, severity, detail, opened_at, mailed_severity FROM mon_findings
-		WHERE target_id = $1 AND kind = $2 ORDER BY closed_at IS NULL DESC, id DESC LIMIT 1`,
-		v.TargetID, c.kind).Scan(&id, &item.Severity, &item.Detail, &item.Since, &mailed)
+		WHERE target_id = $1 AND kind = $2 AND account_id IS NOT DISTINCT FROM nullif($3::bigint, 0)
+		ORDER BY closed_at IS NULL DESC, id DESC LIMIT 1`,
+		v.TargetID, c.kind, v.Account).Scan(&id, &item.Severity, &item.Detail, &item.Since, &mailed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return item, false, nil
 	}

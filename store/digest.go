@@ -47,7 +47,8 @@ FROM audit au WHERE au.action = 'domain.remove' AND au.at >= $2
   AND au.key_prefix IN (SELECT key_prefix FROM api_keys WHERE account_id = $1)
 UNION ALL
 SELECT f.opened_at, t.name || ':' || t.port, 'new finding: ' || f.kind, f.detail
-FROM mon_findings f JOIN mon_targets t ON t.id = f.target_id JOIN mine USING (name, port) WHERE f.opened_at >= $2
+FROM mon_findings f JOIN mon_targets t ON t.id = f.target_id JOIN mine USING (name, port)
+WHERE f.opened_at >= $2 AND (f.account_id IS NULL OR f.account_id = $1)
 ORDER BY 1`
 
 // digestOf reads an account's digest: its week ends now.
@@ -57,7 +58,7 @@ func digestOf(ctx context.Context, q pgx.Tx, account int64, _ time.Duration) (Di
 		return d, err
 	}
 	var err error
-	if d.Domains, err = certRowsOn(ctx, q, accountTargets, account); err != nil {
+	if d.Domains, err = certRowsOn(ctx, q, account, accountTargets, account); err != nil {
 		return d, err
 	}
 	rows, err := q.Query(ctx, digestChangesSQL, account, d.Since)

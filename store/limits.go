@@ -112,8 +112,13 @@ func (p *Postgres) sweepLimits(interval time.Duration, stop <-chan struct{}) {
 	}
 }
 
-// sweepFullBuckets deletes the buckets whose last take is over an hour old.
+// sweepFullBuckets deletes the buckets whose last take is over an hour
+// old, and the keys' ACME budgets that are full again (acme_budget.go).
 func (p *Postgres) sweepFullBuckets(ctx context.Context) error {
-	_, err := p.pool.Exec(ctx, `DELETE FROM rate_buckets WHERE at < now() - interval '1 hour'`)
+	if _, err := p.pool.Exec(ctx, `DELETE FROM rate_buckets WHERE at < now() - interval '1 hour'`); err != nil {
+		return classify(err)
+	}
+	_, err := p.pool.Exec(ctx, `DELETE FROM key_buckets
+		WHERE at < now() - interval '1 hour' AND (tokens >= 0 OR at < now() - interval '1 day')`)
 	return classify(err)
 }

@@ -68,6 +68,9 @@ type Verdict struct {
 	Change    []Finding // open findings whose severity or detail changed
 	Close     []string  // kinds of open findings that are gone
 	Events    []Event
+	// Account is whose findings these are: an ACME finding's account,
+	// the only one told of it; 0 for the monitor's, told to every owner.
+	Account int64
 }
 
 // Observation is what one address served, as a new history row.

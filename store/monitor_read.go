@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -54,8 +56,9 @@ type FindingRow struct {
 // probe, and as long as no probe has seen a certificate: the monitor's
 // judge writes it so), the error class of their first failing address,
 // their soonest-expiring current certificate, its issuer, how many
-// addresses they answer on, and their open findings; it ends with WHERE,
-// for a condition on t.
+// addresses they answer on, and their open findings: the monitor's, and
+// the ACME ones of the viewer's account ($viewer; -1: every account's);
+// a WHERE condition on t follows.
 const certRowsSQL = `
 SELECT t.name, t.port, CASE WHEN t.last_checked_at IS NULL THEN 'unknown' ELSE t.state END,
        coalesce((SELECT o.error_class FROM mon_observations o
@@ -65,16 +68,17 @@ SELECT t.name, t.port, CASE WHEN t.last_checked_at IS NULL THEN 'unknown' ELSE t
        (SELECT count(*) FROM mon_observations o WHERE o.target_id = t.id AND o.ended_at IS NULL),
        t.last_checked_at,
        coalesce((SELECT array_agg(f.kind ORDER BY f.kind) FROM mon_findings f
-                 WHERE f.target_id = t.id AND f.closed_at IS NULL), '{}')
+                 WHERE f.target_id = t.id AND f.closed_at IS NULL
+                   AND (f.account_id IS NULL OR f.account_id = $viewer OR $viewer = -1)), '{}')
 FROM mon_targets t
 LEFT JOIN LATERAL (
     SELECT c.not_after, c.issuer_cn FROM mon_observations o JOIN mon_certs c ON c.fingerprint = o.fingerprint
     WHERE o.target_id = t.id AND o.ended_at IS NULL ORDER BY c.not_after LIMIT 1) c ON true
 WHERE `
 
-// certRows runs certRowsSQL with a condition.
-func (p *Postgres) certRows(ctx context.Context, where string, args ...any) ([]CertStatus, error) {
-	return certRowsOn(ctx, p.pool, where, args...)
+// certRows runs certRowsSQL with a condition, for a viewer.
+func (p *Postgres) certRows(ctx context.Context, viewer int64, where string, args ...any) ([]CertStatus, error) {
+	return certRowsOn(ctx, p.pool, viewer, where, args...)
 }
 
 // querier is a pool or a transaction.
@@ -82,9 +86,12 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// certRowsOn runs certRowsSQL with a condition on q.
-func certRowsOn(ctx context.Context, q querier, where string, args ...any) ([]CertStatus, error) {
-	rows, err := q.Query(ctx, certRowsSQL+where+` ORDER BY c.not_after NULLS LAST, t.name, t.port`, args...)
+// certRowsOn runs certRowsSQL with a condition on q, for the viewer: an
+// account (its ACME findings are listed), 0 (none's) or -1 (all).
+func certRowsOn(ctx context.Context, q querier, viewer int64, where string, args ...any) ([]CertStatus, error) {
+	args = append(args, viewer)
+	query := strings.ReplaceAll(certRowsSQL, "$viewer", fmt.Sprintf("$%d::bigint", len(args)))
+	rows, err := q.Query(ctx, query+where+` ORDER BY c.not_after NULLS LAST, t.name, t.port`, args...)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -100,9 +107,9 @@ func certRowsOn(ctx context.Context, q querier, where string, args ...any) ([]Ce
 // soonest expiry first.
 func (p *Postgres) Certs(ctx context.Context, email string) ([]CertStatus, error) {
 	if email == "" {
-		return p.certRows(ctx, `t.active`)
+		return p.certRows(ctx, -1, `t.active`)
 	}
-	return p.certRows(ctx, `t.active AND EXISTS (SELECT 1 FROM domains d JOIN api_keys k ON k.id = d.api_key_id
+	return p.certRows(ctx, -1, `t.active AND EXISTS (SELECT 1 FROM domains d JOIN api_keys k ON k.id = d.api_key_id
 		JOIN accounts a ON a.id = k.account_id WHERE a.email = $1 AND d.name = t.name AND d.port = t.port)`, email)
 }
 
@@ -114,7 +121,8 @@ func (p *Postgres) Findings(ctx context.Context, open bool, email string) ([]Fin
 		FROM mon_findings f JOIN mon_targets t ON t.id = f.target_id
 		WHERE (NOT $1 OR f.closed_at IS NULL)
 		  AND ($2 = '' OR EXISTS (SELECT 1 FROM domains d JOIN api_keys k ON k.id = d.api_key_id
-		      JOIN accounts a ON a.id = k.account_id WHERE a.email = $2 AND d.name = t.name AND d.port = t.port))
+		      JOIN accounts a ON a.id = k.account_id WHERE a.email = $2 AND d.name = t.name AND d.port = t.port)
+		      AND (f.account_id IS NULL OR f.account_id = (SELECT id FROM accounts WHERE email = $2)))
 		ORDER BY f.opened_at DESC, t.name, f.kind`, open, email)
 	if err != nil {
 		return nil, classify(err)
@@ -131,6 +139,7 @@ func (p *Postgres) Findings(ctx context.Context, open bool, email string) ([]Fin
 type keyDomain struct {
 	wildcard bool
 	active   bool
+	account  int64 // the key's (0: none)
 }
 
 // findKeyDomain looks up a key's domain with the errors of "remove":
@@ -138,11 +147,13 @@ type keyDomain struct {
 func (p *Postgres) findKeyDomain(ctx context.Context, k KeyRef, name string, port int) (keyDomain, error) {
 	var revoked, blocked, confirmed bool
 	var wildcard *bool
+	var account int64
 	err := p.pool.QueryRow(ctx, `SELECT k.revoked_at IS NOT NULL, coalesce(a.blocked_at IS NOT NULL, false),
 			coalesce(a.confirmed_at IS NOT NULL, false),
-			(SELECT d.wildcard FROM domains d WHERE d.api_key_id = k.id AND d.name = $2 AND d.port = $3)
+			(SELECT d.wildcard FROM domains d WHERE d.api_key_id = k.id AND d.name = $2 AND d.port = $3),
+			coalesce(k.account_id, 0)
 		FROM api_keys k LEFT JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = $1`,
-		k.Hash[:], name, port).Scan(&revoked, &blocked, &confirmed, &wildcard)
+		k.Hash[:], name, port).Scan(&revoked, &blocked, &confirmed, &wildcard, &account)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return keyDomain{}, ErrUnknownKey
@@ -155,7 +166,7 @@ func (p *Postgres) findKeyDomain(ctx context.Context, k KeyRef, name string, por
 	case wildcard == nil:
 		return keyDomain{}, ErrNotFound
 	}
-	return keyDomain{wildcard: *wildcard, active: confirmed}, nil
+	return keyDomain{wildcard: *wildcard, active: confirmed, account: account}, nil
 }
 
 // CertStatus reports the state of one domain of a key: pending while its
@@ -175,7 +186,7 @@ func (p *Postgres) CertStatus(ctx context.Context, k KeyRef, name string, port i
 	case d.wildcard:
 		return p.wildcardStatus(ctx, none)
 	}
-	rows, err := p.certRows(ctx, `t.name = $1 AND t.port = $2`, name, port)
+	rows, err := p.certRows(ctx, d.account, `t.name = $1 AND t.port = $2`, name, port)
 	if err != nil || len(rows) == 0 {
 		return none, err
 	}

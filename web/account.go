@@ -154,7 +154,8 @@ func domainModel(d store.DomainView, now time.Time) domainRow {
 		r.Addresses = append(r.Addresses, addressRow{Address: a.Address.String(), What: what, Stale: a.Stale})
 	}
 	for _, f := range d.Open {
-		r.Findings = append(r.Findings, findingRow{Kind: f.Kind, Severity: f.Severity, Since: words.Stamp(f.Opened), Detail: f.Detail})
+		r.Findings = append(r.Findings, findingRow{Kind: f.Kind, Severity: f.Severity, Since: words.Stamp(f.Opened),
+			Detail: words.Clean(f.Detail, words.MaxShown)})
 	}
 	for _, h := range d.History {
 		r.History = append(r.History, historyRow{First: words.Stamp(h.FirstSeen), Last: words.Stamp(h.LastSeen),

@@ -1,86 +1,92 @@
 package web
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"math"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
-	"github.com/keychest/keychest-lined/handlers"
 	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/store"
 )
 
-// Limits of one batch of ACME events.
+// Fixed limits of one batch of ACME events.
 const (
-	maxEventsBody  = 8 << 20
-	maxEventsBatch = 10000
-	// acmeDomainsPerKey is the domain limit for domains added from
-	// issued orders (KEYCHEST_MAX_DOMAINS_PER_KEY's default).
-	acmeDomainsPerKey = 1000
+	maxEventsBody = 8 << 20
+	// acmeTimeout bounds a batch's transaction; a client that goes away
+	// ends it sooner, and nothing of the batch is committed.
+	acmeTimeout = 20 * time.Second
 )
+
+// ACMELimits are the settings of POST /api/v1/acme/events.
+type ACMELimits struct {
+	MaxEvents        int // events per request; past it: 413 (KEYCHEST_ACME_MAX_EVENTS)
+	MaxNames         int // DNS names per request, summed over its events; past it: 413 (KEYCHEST_ACME_MAX_NAMES)
+	RowsPerKeyHour   int // rows (an event, and each name it gives) a key may post per hour; past it: 429 (0: no limit)
+	MaxDomainsPerKey int // domains issued orders may add to a key (KEYCHEST_MAX_DOMAINS_PER_KEY; 0: no limit)
+}
+
+// DefaultACMELimits are the settings' defaults.
+var DefaultACMELimits = ACMELimits{MaxEvents: 1000, MaxNames: 5000, RowsPerKeyHour: 50000, MaxDomainsPerKey: 1000}
 
 // acmeStore is what the ingestion of ACME events needs.
 type acmeStore interface {
 	store.ACMEEvents
 	KeyStatus(ctx context.Context, k store.KeyRef) (store.KeyStatus, error)
-	AddDomain(ctx context.Context, d store.NewDomain) (store.AddResult, error)
 }
 
 // acmeEvents serves POST /api/v1/acme/events: JSON lines from keychest-amp,
 // authenticated by the proxy's API key as a bearer token.
 type acmeEvents struct {
-	st  acmeStore
-	log zerolog.Logger
+	st      acmeStore
+	log     zerolog.Logger
+	limits  ACMELimits
+	proxies []netip.Prefix
 }
 
 // mountACME adds the events endpoint when the storage keeps ACME events.
-func mountACME(mux *http.ServeMux, tokens store.Tokens, log zerolog.Logger) {
+func mountACME(mux *http.ServeMux, tokens store.Tokens, log zerolog.Logger, limits ACMELimits, proxies []netip.Prefix) {
 	if st, ok := tokens.(acmeStore); ok {
-		mux.Handle("POST /api/v1/acme/events", &acmeEvents{st: st, log: log})
+		mux.Handle("POST /api/v1/acme/events", &acmeEvents{st: st, log: log, limits: limits, proxies: proxies})
 	}
 }
 
 func (h *acmeEvents) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	key, ok := h.authenticate(w, r)
+	ip := clientAddr(r, h.proxies)
+	key, ok := h.authenticate(w, r, ip)
 	if !ok {
 		return
 	}
-	events, err := parseEvents(http.MaxBytesReader(w, r.Body, maxEventsBody))
+	events, cost, err := h.parse(w, r)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		h.refuse(w, key, ip, requestCode(err), err.Error())
 		return
 	}
-	ip := peerAddr(r)
-	unseen, err := h.st.UnseenACMEEvents(r.Context(), events)
+	ctx, cancel := context.WithTimeout(r.Context(), acmeTimeout)
+	defer cancel()
+	res, err := h.st.StoreACMEEvents(ctx, store.ACMEBatch{Key: key, IP: ip, Events: events,
+		MaxDomainsPerKey: h.limits.MaxDomainsPerKey, RowsPerHour: h.limits.RowsPerKeyHour, Cost: cost})
 	if err != nil {
-		h.unavailable(w, err)
+		h.storeFailed(w, r, key, ip, err)
 		return
 	}
-	added, err := h.addIssued(r, key, unseen)
-	if err != nil {
-		h.unavailable(w, err)
-		return
-	}
-	res, err := h.st.StoreACMEEvents(r.Context(), key, ip, events)
-	if err != nil {
-		h.unavailable(w, err)
-		return
+	for _, name := range res.Refused {
+		h.log.Warn().Str("code", logcode.ACMEDomainLimit).Time("event_time", time.Now()).Str("subject", key.Prefix).Str("domain", name).Msg("issued domain not added: the key is at its domain limit")
 	}
 	h.log.Info().Str("code", logcode.ACMEEventsStored).Time("event_time", time.Now()).Str("subject", key.Prefix).Str("remote", ip.String()).
-		Int("events", len(events)).Int("stored", res.Stored).Int("domains", added).Msg("ACME events stored")
+		Int("events", len(events)).Int("stored", res.Stored).Int("domains", res.Added).Msg("ACME events stored")
 	LogACMEChanges(h.log, logcode.ACMEEventFinding, res.Findings)
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]int{"stored": res.Stored, "duplicates": len(events) - res.Stored, "domains": added})
+	json.NewEncoder(w).Encode(map[string]int{"stored": res.Stored, "duplicates": len(events) - res.Stored, "domains": res.Added})
 }
 
 // LogACMEChanges logs, under code, each finding that ACME events or the
@@ -92,9 +98,13 @@ func LogACMEChanges(log zerolog.Logger, code string, changes []store.ACMEChange)
 	}
 }
 
+// notAllowed is the answer to a key that may not post events.
+const notAllowed = "only a claimed API key of a confirmed account may post ACME events: claim the key (command claim) and confirm the account from the mail"
+
 // authenticate checks the bearer key as the line protocol does: by its
-// hash; unknown and revoked keys get 401, a blocked account 403.
-func (h *acmeEvents) authenticate(w http.ResponseWriter, r *http.Request) (store.KeyRef, bool) {
+// hash; unknown and revoked keys get 401, a blocked account 403, and so
+// does a key that is not claimed or whose account is not confirmed.
+func (h *acmeEvents) authenticate(w http.ResponseWriter, r *http.Request, ip netip.Addr) (store.KeyRef, bool) {
 	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || len(raw) < 16 || len(raw) > 64 || strings.Trim(raw, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != "" {
 		w.Header().Set("WWW-Authenticate", "Bearer")
@@ -112,101 +122,43 @@ func (h *acmeEvents) authenticate(w http.ResponseWriter, r *http.Request) (store
 		h.unavailable(w, err)
 		return key, false
 	case st.Blocked:
-		http.Error(w, "the account of this API key is blocked", http.StatusForbidden)
+		h.refuse(w, key, ip, http.StatusForbidden, "the account of this API key is blocked")
+		return key, false
+	case st.Email == "" || !st.Confirmed:
+		h.refuse(w, key, ip, http.StatusForbidden, notAllowed)
 		return key, false
 	}
 	return key, true
 }
 
+// storeFailed answers a batch the storage did not take.
+func (h *acmeEvents) storeFailed(w http.ResponseWriter, r *http.Request, key store.KeyRef, ip netip.Addr, err error) {
+	var budget *store.BudgetError
+	switch {
+	case errors.As(err, &budget):
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(budget.Wait.Seconds()))))
+		h.refuse(w, key, ip, http.StatusTooManyRequests, fmt.Sprintf("%v (%d rows an hour: one per event and one per name it gives)", err, h.limits.RowsPerKeyHour))
+	case errors.Is(err, store.ErrUnknownKey) || errors.Is(err, store.ErrKeyRevoked):
+		http.Error(w, "unknown or revoked API key", http.StatusUnauthorized)
+	case errors.Is(err, store.ErrAccountBlocked):
+		h.refuse(w, key, ip, http.StatusForbidden, "the account of this API key is blocked")
+	case errors.Is(err, store.ErrACMENotAllowed):
+		h.refuse(w, key, ip, http.StatusForbidden, notAllowed)
+	case r.Context().Err() != nil:
+		h.refuse(w, key, ip, http.StatusServiceUnavailable, "the client went away: nothing of the batch was stored")
+	default:
+		h.unavailable(w, err)
+	}
+}
+
+// refuse answers code with why, and logs it.
+func (h *acmeEvents) refuse(w http.ResponseWriter, key store.KeyRef, ip netip.Addr, code int, why string) {
+	h.log.Warn().Str("code", logcode.ACMEEventsRefused).Time("event_time", time.Now()).Str("subject", key.Prefix).
+		Str("remote", ip.String()).Int("status", code).Str("reason", why).Msg("ACME events refused")
+	http.Error(w, why, code)
+}
+
 func (h *acmeEvents) unavailable(w http.ResponseWriter, err error) {
 	h.log.Warn().Str("code", logcode.DatabaseUnavailable).Time("event_time", time.Now()).Err(err).Msg("ACME events: database unreachable")
 	http.Error(w, "database unavailable, retry later", http.StatusServiceUnavailable)
-}
-
-// addIssued adds, as domains of the key, every DNS identifier of an order
-// that reached valid. It runs before the events are stored, so a batch
-// that fails here is resent and tried again.
-func (h *acmeEvents) addIssued(r *http.Request, key store.KeyRef, events []store.ACMEEvent) (int, error) {
-	added := 0
-	for _, name := range issuedNames(events) {
-		d, perr := handlers.ParseDomain(name)
-		if perr != nil {
-			continue
-		}
-		res, err := h.st.AddDomain(r.Context(), store.NewDomain{Key: key, Name: d.Name, Port: d.Port, Wildcard: d.Wildcard,
-			IP: peerAddr(r), MaxPerKey: acmeDomainsPerKey})
-		switch {
-		case errors.Is(err, store.ErrDomainLimit):
-			h.log.Warn().Str("code", logcode.ACMEDomainLimit).Time("event_time", time.Now()).Str("subject", key.Prefix).Str("domain", d.Name).Msg("issued domain not added: the key is at its domain limit")
-		case err != nil:
-			return added, err
-		case res.Outcome == store.DomainAdded:
-			added++
-		}
-	}
-	return added, nil
-}
-
-// issuedNames returns the DNS identifiers of orders that are valid.
-func issuedNames(events []store.ACMEEvent) []string {
-	var names []string
-	for _, e := range events {
-		if e.Msg != "order" && e.Msg != "final" && e.Msg != "new-order" {
-			continue
-		}
-		var p struct {
-			Status      string `json:"status"`
-			Identifiers []struct{ Type, Value string }
-			Domains     []struct{ Type, Value string }
-		}
-		if json.Unmarshal(e.Params, &p) != nil || p.Status != "valid" {
-			continue
-		}
-		for _, id := range append(p.Identifiers, p.Domains...) {
-			if id.Type == "dns" {
-				names = append(names, id.Value)
-			}
-		}
-	}
-	return names
-}
-
-// parseEvents reads a batch of JSON lines in the seed's envelope.
-func parseEvents(r io.Reader) ([]store.ACMEEvent, error) {
-	var out []store.ACMEEvent
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), maxEventsBody)
-	for n := 1; sc.Scan(); n++ {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		var env struct {
-			Msg    string          `json:"msg"`
-			Params json.RawMessage `json:"params"`
-			Time   string          `json:"time"`
-			Proxy  string          `json:"proxy"`
-			ID     int64           `json:"id"`
-		}
-		if err := json.Unmarshal(line, &env); err != nil {
-			return nil, fmt.Errorf("line %d: not JSON: %v", n, err)
-		}
-		if env.Proxy == "" || len(env.Proxy) > 254 || env.ID <= 0 || env.Msg == "" || len(env.Msg) > 32 ||
-			len(env.Params) == 0 || env.Params[0] != '{' {
-			return nil, fmt.Errorf("line %d: proxy, a positive id, msg and a params object are required", n)
-		}
-		if len(out) == maxEventsBatch {
-			return nil, fmt.Errorf("more than %d events in one batch", maxEventsBatch)
-		}
-		t, _ := time.Parse("2006-01-02 15:04:05", env.Time)
-		out = append(out, store.ACMEEvent{Proxy: env.Proxy, ID: env.ID, Msg: env.Msg, Time: t, Params: env.Params,
-			Envelope: append(json.RawMessage(nil), line...)})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no events")
-	}
-	return out, nil
 }

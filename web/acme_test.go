@@ -31,6 +31,27 @@ func envelope(id int, msg, params string) string {
 	return fmt.Sprintf(`{"msg":%q,"params":%s,"time":"2026-11-23 10:00:00","proxy":"p1@amp.keychest.net","id":%d,"host":"h","ip":"127.0.0.1","version":"v","backlog":0,"log_time":"2026-11-23 10:00:01"}`+"\n", msg, params, id)
 }
 
+// confirmedKey makes key a key of the confirmed account of email: the
+// only keys that may post ACME events.
+func confirmedKey(t *testing.T, db *store.Postgres, url, key, email string) store.KeyRef {
+	t.Helper()
+	ref := store.KeyRef{Hash: sha256.Sum256([]byte(key)), Prefix: key[:8]}
+	if err := db.CreateKey(context.Background(), store.NewKey{Key: ref, IP: netip.MustParseAddr("127.0.0.1")}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), `WITH a AS (INSERT INTO accounts (email, confirmed_at) VALUES ($1, now())
+			ON CONFLICT (email) DO UPDATE SET confirmed_at = now() RETURNING id)
+		UPDATE api_keys SET account_id = (SELECT id FROM a) WHERE key_hash = $2`, email, ref.Hash[:]); err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
 func TestACMEEventsAreStoredOnceAndIssuedDomainsAdded(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	db, err := store.Open(context.Background(), url, 4)
@@ -39,10 +60,7 @@ func TestACMEEventsAreStoredOnceAndIssuedDomainsAdded(t *testing.T) {
 	}
 	defer db.Close()
 	const key = "aaaaaaaa-bbbbbbbb-cccccccc-dddddddd-eeeeeeee"
-	ref := store.KeyRef{Hash: sha256.Sum256([]byte(key)), Prefix: key[:8]}
-	if err := db.CreateKey(context.Background(), store.NewKey{Key: ref, IP: netip.MustParseAddr("127.0.0.1")}); err != nil {
-		t.Fatal(err)
-	}
+	confirmedKey(t, db, url, key, "owner@example.net")
 	h := New(db, NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), zerolog.Nop())
 
 	batch := envelope(1, "new-order", `{"status":"pending","domains":[{"type":"dns","value":"a.example"}]}`) +

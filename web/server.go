@@ -40,16 +40,22 @@ type Handler struct {
 	proxies []netip.Prefix
 }
 
-// New returns the HTTP handler of the web endpoints. X-Forwarded-For is
-// believed only from proxies (KEYCHEST_PROXY_FROM).
+// New returns the HTTP handler of the web endpoints, with the ACME
+// endpoint's default limits. X-Forwarded-For is believed only from proxies
+// (KEYCHEST_PROXY_FROM).
 func New(tokens store.Tokens, metrics *Metrics, log zerolog.Logger, proxies ...netip.Prefix) http.Handler {
+	return NewWithACME(tokens, metrics, log, DefaultACMELimits, proxies...)
+}
+
+// NewWithACME is New with the ACME endpoint's limits.
+func NewWithACME(tokens store.Tokens, metrics *Metrics, log zerolog.Logger, acme ACMELimits, proxies ...netip.Prefix) http.Handler {
 	h := &Handler{tokens: tokens, metrics: metrics, log: log, proxies: proxies}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", h.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{action}/{token}", h.show)
 	mux.HandleFunc("POST /{action}/{token}", h.act)
-	mountACME(mux, tokens, log)
+	mountACME(mux, tokens, log, acme, proxies)
 	mountAccount(mux, tokens, log)
 	return mux
 }

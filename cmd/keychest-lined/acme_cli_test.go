@@ -42,11 +42,11 @@ func TestCLIACMEActivityAndFindings(t *testing.T) {
 	ev := func(id int64, msg, params string) store.ACMEEvent {
 		return store.ACMEEvent{Proxy: "p@amp", ID: id, Msg: msg, Time: at.Add(time.Duration(id) * time.Minute), Params: json.RawMessage(params), Envelope: json.RawMessage(`{}`)}
 	}
-	_, err = db.StoreACMEEvents(ctx, key, netip.MustParseAddr("127.0.0.1"), []store.ACMEEvent{
+	_, err = db.StoreACMEEvents(ctx, store.ACMEBatch{Key: key, IP: netip.MustParseAddr("127.0.0.1"), Events: []store.ACMEEvent{
 		ev(1, "new-order", `{"status":"pending","order":"/order/7","server":"ca.test","account":"/acct/1","domains":[{"type":"dns","value":"www.example.com"}]}`),
 		ev(2, "auth", `{"status":"invalid","server":"ca.test","account":"/acct/1","identifier":{"type":"dns","value":"www.example.com"},
 			"error":{"type":"urn:ietf:params:acme:error:connection","detail":"Connection refused"}}`),
-	})
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,6 +50,9 @@ type Config struct {
 	MailsPerDay      int           `envconfig:"LIMIT_MAILS_PER_DAY" default:"10" desc:"mails to one address per day (0: no limit); a claim past it: 429"`
 	UnconfirmedKeys  int           `envconfig:"LIMIT_UNCONFIRMED_KEYS" default:"20" desc:"keys an unconfirmed account may hold (0: no limit); past it: 403 until confirmed"`
 	ShutdownTimeout  time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"how long SIGTERM waits for commands in flight"`
+	ACMEMaxEvents    int           `envconfig:"ACME_MAX_EVENTS" default:"1000" desc:"events in one POST /api/v1/acme/events; past it: 413"`
+	ACMEMaxNames     int           `envconfig:"ACME_MAX_NAMES" default:"5000" desc:"DNS names in one POST /api/v1/acme/events, summed over its events; past it: 413"`
+	ACMERowsPerHour  int           `envconfig:"LIMIT_ACME_ROWS_PER_KEY_HOUR" default:"50000" desc:"rows (an event, and each DNS name it gives) one key may post per hour (0: no limit); past it: 429"`
 	MonitorConfig
 }
 
@@ -122,6 +125,8 @@ func loadConfig() (Config, error) {
 		return c, fmt.Errorf("%s_PROXY_FROM must be networks (CIDR) or addresses separated by commas", envPrefix)
 	case c.MaxLine < 64:
 		return c, fmt.Errorf("%s_MAX_LINE must be at least 64", envPrefix)
+	case c.ACMEMaxEvents < 1 || c.ACMEMaxNames < 1 || c.ACMERowsPerHour < 0:
+		return c, fmt.Errorf("%s_ACME_MAX_EVENTS and %s_ACME_MAX_NAMES must be at least 1, %s_LIMIT_ACME_ROWS_PER_KEY_HOUR at least 0", envPrefix, envPrefix, envPrefix)
 	case c.QuietPeriod <= 0 || c.IdleTimeout <= 0 || c.MaxLifetime <= 0 || c.RequestTimeout <= 0 || c.MailGiveUp <= 0:
 		return c, fmt.Errorf("timeouts must be positive")
 	}

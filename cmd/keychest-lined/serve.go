@@ -220,9 +220,15 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 	}
 	a.db.AlertBatch = cfg.AlertBatch
 	a.renewals = func(ctx context.Context) { checkRenewals(ctx, a.db, log) }
-	a.web = &http.Server{Handler: web.New(a.db, metrics, log, proxies...), ReadHeaderTimeout: 10 * time.Second,
+	a.web = &http.Server{Handler: web.NewWithACME(a.db, metrics, log, acmeLimits(cfg), proxies...), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	return a, nil
+}
+
+// acmeLimits are the ACME endpoint's settings.
+func acmeLimits(c Config) web.ACMELimits {
+	return web.ACMELimits{MaxEvents: c.ACMEMaxEvents, MaxNames: c.ACMEMaxNames, RowsPerKeyHour: c.ACMERowsPerHour,
+		MaxDomainsPerKey: c.MaxDomainsPerKey}
 }
 
 // mailTransport is SMTP when configured, else the log.

@@ -50,4 +50,6 @@ const (
 	AMPClaimFailed = "AMP0505"
 	// AMPQueueFull (AMP0507): the disk queue was full: the oldest events were dropped.
 	AMPQueueFull = "AMP0507"
+	// AMPEventTooLarge (AMP0513): keychest-lined refused an event, sent alone, as too large (413): it was dropped.
+	AMPEventTooLarge = "AMP0513"
 )

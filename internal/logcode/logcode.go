@@ -86,6 +86,8 @@ const (
 	ACMEEventFinding = "WEB0202"
 	// ACMEDomainLimit (WEB0429): a name of a valid order was not added: the key is at its domain limit.
 	ACMEDomainLimit = "WEB0429"
+	// ACMEEventsRefused (WEB0403): a batch of keychest-amp events was refused: a key that may not post, a batch past the limits, the key's budget used up, or a client gone.
+	ACMEEventsRefused = "WEB0403"
 	// RenewalFinding (ACM0101): the ACME renewal check opened, changed or closed a finding.
 	RenewalFinding = "ACM0101"
 	// RenewalCheckFailed (ACM0503): the ACME renewal check failed.

@@ -19,3 +19,23 @@ func TestCount(t *testing.T) {
 		}
 	}
 }
+
+func TestCleanKeepsTextOnOneLineAndCutsIt(t *testing.T) {
+	for _, c := range []struct {
+		in    string
+		limit int
+		want  string
+	}{
+		{"connection refused", 100, "connection refused"},
+		{"refused\r\n\r\nURGENT: re-verify at https://x.test\n", 100, "refused URGENT: re-verify at https://x.test"},
+		{"a\tb\x00c\x1b[31md\u2028e\u2029f\u202eg\x7fh", 100, "a b c [31md e f g h"},
+		{"bad \xff utf-8", 100, "bad utf-8"},
+		{"héllo wörld", 5, "héllo…"},
+		{"abc def", 4, "abc…"},
+		{"  \n ", 10, ""},
+	} {
+		if got := Clean(c.in, c.limit); got != c.want {
+			t.Errorf("Clean(%q, %d) = %q, want %q", c.in, c.limit, got, c.want)
+		}
+	}
+}

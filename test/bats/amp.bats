@@ -65,6 +65,13 @@ setup_file() {
 		--tunnel-ports "443,$OK_PORT,$TUN_PORT" --tunnel-nets 127.0.0.0/8 --resolver "127.0.0.1:$(free_port)" >"$AMP_OPS" 2>&1 3>&- &
 	export AMP_PID=$!
 	wait_port "$AMP_PORT"
+	# Only a claimed key of a confirmed account may post events: the owner
+	# confirms the account the proxy's key was claimed for.
+	for _ in $(seq 1 200); do
+		[ "$(keys_of amp-owner@example.org)" = 1 ] && break
+		sleep 0.05
+	done
+	KEYCHEST_DATABASE_URL=$DB_URL "$ROOT/bin/keychest-lined" confirm --email amp-owner@example.org >/dev/null
 	# The root, as the seed fetches it: a plain GET through the proxy.
 	export AMP_ROOT=$BATS_FILE_TMPDIR/amp-root.pem
 	exec 5<>"/dev/tcp/127.0.0.1/$AMP_PORT"
@@ -194,7 +201,19 @@ amp_key() {
 	[ "$(domains_of_key "$(amp_key)")" = "one.example two.example www.one.example" ]
 }
 
+# add_domain KEY NAME registers NAME for KEY over the line protocol.
+add_domain() {
+	exec 6<>"/dev/tcp/$HOST/$PORT"
+	echo -ne "command add domain $2 apikey $1" >&6
+	dd bs=1000 count=1 <&6 2>/dev/null
+	exec 6<&-
+}
+
 @test "amp: a failing challenge gives auth and chall lines with status invalid and the CA's detail" {
+	# Events touch only the names the account holds: the owner registered
+	# this one before its first certificate.
+	run add_domain "$(amp_key)" fail.example
+	[[ $output == "status ok 200 domain fail.example:443 added"* ]]
 	run certbot_via https "$BAD_PORT" certonly --webroot -w "$BATS_FILE_TMPDIR/certbot/www" -d fail.example
 	[ "$status" -ne 0 ]
 	"$PY" - "$AMP_LOG" <<'PY'

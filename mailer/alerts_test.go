@@ -1,0 +1,31 @@
+package mailer
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keychest/keychest-lined/store"
+)
+
+// A finding's detail is text from outside (a CA's error, a proxy's
+// report): in a mail it stays on its own indented line, cut short, and
+// can never start a line of its own.
+func TestAlertAndDigestKeepOutsideTextOnOneLine(t *testing.T) {
+	at := time.Date(2026, 11, 23, 13, 4, 0, 0, time.UTC)
+	hostile := "refused\r\n\r\nURGENT: your account is suspended, re-verify at https://evil.test/\n" + strings.Repeat("x", 2000)
+	_, body := Composer{}.alert([]store.AlertItem{{Target: "victim.example:443", Kind: store.KindACMEInvalid, Change: "opened",
+		Severity: "warning", Detail: hostile, Since: at, At: at}})
+	_, digest := Composer{}.digest(store.Digest{Since: at, Changes: []store.DigestChange{{At: at, Target: "victim.example:443",
+		What: "new finding: acme_invalid", Detail: hostile}}}, at)
+	for _, text := range []string{body, digest} {
+		for _, line := range strings.Split(text, "\n") {
+			if strings.HasPrefix(line, "URGENT") || strings.Contains(line, "\r") || len(line) > 700 {
+				t.Fatalf("outside text broke out of its line: %q\nin\n%s", line, text)
+			}
+		}
+		if !strings.Contains(text, "refused URGENT: your account") {
+			t.Fatalf("the detail is gone:\n%s", text)
+		}
+	}
+}
