@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/keychest/keychest-lined/handlers"
@@ -52,7 +53,7 @@ func (h *acmeEvents) parse(w http.ResponseWriter, r *http.Request) ([]store.ACME
 }
 
 // issuedDomains are the DNS identifiers of an order that is valid, as
-// domains to add (a name that is not one is left out).
+// domains on port 443 to add (a value that is not a bare name is left out).
 func issuedDomains(e store.ACMEEvent) []store.NewDomain {
 	if e.Msg != "order" && e.Msg != "final" && e.Msg != "new-order" {
 		return nil
@@ -67,7 +68,10 @@ func issuedDomains(e store.ACMEEvent) []store.NewDomain {
 	}
 	var out []store.NewDomain
 	for _, id := range append(p.Identifiers, p.Domains...) {
-		if id.Type != "dns" {
+		// RFC 8555 section 9.7.7: a "dns" identifier's value is a bare
+		// domain name. One with a port, scheme or path is not a name an
+		// ACME server issued for, and would register another port.
+		if id.Type != "dns" || strings.ContainsAny(id.Value, ":/") {
 			continue
 		}
 		if d, err := handlers.ParseDomain(id.Value); err == nil {

@@ -105,3 +105,28 @@ func TestACMEEventsAreStoredOnceAndIssuedDomainsAdded(t *testing.T) {
 		t.Errorf("revoked key: %d", code)
 	}
 }
+
+// An identifier with a port or a scheme never registers a domain: an
+// ACME proxy's report cannot add a target on a port the line port refuses.
+func TestACMEIdentifierWithPortAddsNothing(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	db, err := store.Open(context.Background(), url, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const key = "aaaaaaaa-bbbbbbbb-cccccccc-dddddddd-eeeeeeee"
+	confirmedKey(t, db, url, key, "owner@example.net")
+	h := New(db, NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), zerolog.Nop())
+	batch := envelope(1, "final", `{"status":"valid","identifiers":[{"type":"dns","value":"victim.example:6379"},{"type":"dns","value":"https://b.example"},{"type":"dns","value":"c.example"}]}`)
+	if code, body := postEvents(h, key, batch); code != 200 {
+		t.Fatalf("post: %d %s", code, body)
+	}
+	conn, _ := pgx.Connect(context.Background(), url)
+	defer conn.Close(context.Background())
+	var domains string
+	conn.QueryRow(context.Background(), `SELECT string_agg(name || ':' || port, ' ' ORDER BY name) FROM domains`).Scan(&domains)
+	if domains != "c.example:443" {
+		t.Errorf("domains %q, want only c.example:443", domains)
+	}
+}
