@@ -18,7 +18,7 @@ func TestCertAndCheck(t *testing.T) {
 	if r.Code != 200 || r.Data != "state=pending expires=- days=- issuer=- addresses=0 checked=- finding=-" {
 		t.Fatalf("pending: %d %q", r.Code, r.Data)
 	}
-	expect(t, e.do(t, "command check domain watched.example apikey "+key), 409, "pending until the account is confirmed")
+	expect(t, e.do(t, "command check domain watched.example apikey "+key), 409, "pending until the owner confirms by mail")
 
 	if _, err := e.db.Exec(t.Context(), `UPDATE accounts SET confirmed_at = now()`); err != nil {
 		t.Fatal(err)

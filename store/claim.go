@@ -13,7 +13,9 @@ import (
 // ClaimKey binds a key to the account of an email address. A key the
 // server does not know yet is registered as one the client made. A claim
 // that binds queues its mail in the same transaction: "confirm" for an
-// unconfirmed account, "new_key" for a confirmed one. Two claims racing on
+// unconfirmed account, "new_key" for a confirmed one, whose key then waits
+// (api_keys.pending_at) until the owner approves it from that mail or the
+// operator does: until then its domains are pending. Two claims racing on
 // one new key both try to insert it; the loser sees a unique violation and
 // runs again, now finding the winner's row.
 func (p *Postgres) ClaimKey(ctx context.Context, c Claim) (ClaimOutcome, error) {
@@ -94,7 +96,8 @@ func ensureAccount(ctx context.Context, tx pgx.Tx, c Claim) (account, error) {
 	return a, err
 }
 
-// bindKey binds the key to the account, registering it if it is new.
+// bindKey binds the key to the account, registering it if it is new. A
+// key bound to a confirmed account waits for approval (pending_at).
 func bindKey(ctx context.Context, tx pgx.Tx, c Claim, a account) (int64, ClaimOutcome, error) {
 	var keyID int64
 	var owner *int64
@@ -108,9 +111,9 @@ func bindKey(ctx context.Context, tx pgx.Tx, c Claim, a account) (int64, ClaimOu
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		err = tx.QueryRow(ctx, `INSERT INTO api_keys
-			(key_hash, key_prefix, origin, account_id, created_ip, claimed_at, claimed_ip)
-			VALUES ($1, $2, 'client', $3, $4, now(), $4) RETURNING id`,
-			c.Key.Hash[:], c.Key.Prefix, a.id, inet(c.IP)).Scan(&keyID)
+			(key_hash, key_prefix, origin, account_id, created_ip, claimed_at, claimed_ip, pending_at)
+			VALUES ($1, $2, 'client', $3, $4, now(), $4, CASE WHEN $5 THEN now() END) RETURNING id`,
+			c.Key.Hash[:], c.Key.Prefix, a.id, inet(c.IP), a.confirmed).Scan(&keyID)
 		return keyID, outcome, err
 	case err != nil:
 		return 0, 0, err
@@ -121,8 +124,8 @@ func bindKey(ctx context.Context, tx pgx.Tx, c Claim, a account) (int64, ClaimOu
 	case owner != nil:
 		return 0, 0, ErrKeyClaimed
 	}
-	_, err = tx.Exec(ctx, `UPDATE api_keys SET account_id = $2, claimed_at = now(), claimed_ip = $3
-		WHERE id = $1`, keyID, a.id, inet(c.IP))
+	_, err = tx.Exec(ctx, `UPDATE api_keys SET account_id = $2, claimed_at = now(), claimed_ip = $3,
+		pending_at = CASE WHEN $4 THEN now() END WHERE id = $1`, keyID, a.id, inet(c.IP), a.confirmed)
 	return keyID, outcome, err
 }
 
@@ -161,10 +164,13 @@ func queueClaimMail(ctx context.Context, tx pgx.Tx, c Claim, a account, keyID in
 		Keys: held.keys, Domains: held.domains, Expires: now.Add(TokenLifetime)}
 	kind, tokens := "confirm", map[string]string{"confirm": c.Tokens.Confirm, "block": c.Tokens.Block}
 	if a.confirmed {
-		kind, tokens = "new_key", map[string]string{"revoke": c.Tokens.Revoke}
+		kind, tokens = "new_key", map[string]string{"approve": c.Tokens.Approve, "revoke": c.Tokens.Revoke}
 	}
 	b := &pgx.Batch{}
 	for action, raw := range tokens {
+		if raw == "" {
+			return errors.New("claim mail without a " + action + " token")
+		}
 		hash := HashToken(raw)
 		b.Queue(`INSERT INTO tokens (hash, action, account_id, api_key_id, expires_at)
 			VALUES ($1, $2, $3, $4, $5)`, hash[:], action, a.id, keyID, facts.Expires)

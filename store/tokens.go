@@ -11,11 +11,12 @@ import (
 
 // TokenInfo is what a link token stands for.
 type TokenInfo struct {
-	Action    string // "confirm", "block" or "revoke"
-	Email     string // the account's
-	KeyPrefix string // the key the claim was about
-	Domains   int    // domains the account holds
-	ExpiresAt time.Time
+	Action     string // "confirm", "block", "approve" or "revoke" (or an unsubscribe)
+	Email      string // the account's
+	KeyPrefix  string // the key the claim was about
+	Domains    int    // domains the account holds
+	KeyDomains int    // domains the claim's key holds
+	ExpiresAt  time.Time
 }
 
 // Tokens is what the web pages need: look a link up, and use it.
@@ -31,6 +32,7 @@ type Tokens interface {
 
 const tokenSQL = `SELECT t.id, t.action, a.id, a.email, coalesce(k.key_prefix, ''), t.api_key_id,
 		(SELECT count(*) FROM domains d JOIN api_keys dk ON dk.id = d.api_key_id WHERE dk.account_id = a.id),
+		coalesce(k.domain_count, 0),
 		t.expires_at, t.used_at IS NOT NULL
 	FROM tokens t JOIN accounts a ON a.id = t.account_id LEFT JOIN api_keys k ON k.id = t.api_key_id
 	WHERE t.hash = $1`
@@ -51,7 +53,7 @@ func readToken(ctx context.Context, q pgx.Tx, action, raw string, lock bool) (to
 		sql += ` FOR UPDATE OF t`
 	}
 	err := q.QueryRow(ctx, sql, hash[:]).Scan(&t.id, &t.info.Action, &t.accountID, &t.info.Email,
-		&t.info.KeyPrefix, &t.keyID, &t.info.Domains, &t.info.ExpiresAt, &t.used)
+		&t.info.KeyPrefix, &t.keyID, &t.info.Domains, &t.info.KeyDomains, &t.info.ExpiresAt, &t.used)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows), err == nil && t.info.Action != action:
 		return tokenRow{}, ErrTokenUnknown
@@ -77,7 +79,7 @@ func (p *Postgres) LookupToken(ctx context.Context, action, raw string) (TokenIn
 }
 
 // UseToken marks a link used and applies it: confirm or block its account,
-// or revoke its key.
+// or approve or revoke its key.
 func (p *Postgres) UseToken(ctx context.Context, action, raw string, ip netip.Addr) (TokenInfo, error) {
 	var info TokenInfo
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
@@ -94,7 +96,10 @@ func (p *Postgres) UseToken(ctx context.Context, action, raw string, ip netip.Ad
 	return info, classify(err)
 }
 
-// applyAction confirms or blocks an account, or revokes a key, and audits it.
+// applyAction confirms or blocks an account, or approves or revokes a key,
+// and audits it. Approving a key that waits no more (approved before, or
+// never pending) or is revoked changes nothing but is audited all the
+// same: a revoked key's names never come to light.
 func applyAction(ctx context.Context, tx pgx.Tx, action string, accountID int64, keyID *int64, ip netip.Addr, by string) error {
 	var sql, audited string
 	var arg any = accountID
@@ -105,6 +110,10 @@ func applyAction(ctx context.Context, tx pgx.Tx, action string, accountID int64,
 		sql, audited = `UPDATE accounts SET blocked_at = coalesce(blocked_at, now()) WHERE id = $1`, "account.block"
 	case "revoke":
 		sql, audited = `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1`, "key.revoke"
+		arg = keyID
+	case "approve":
+		sql, audited = `UPDATE api_keys SET pending_at = NULL, approved_at = now()
+			WHERE id = $1 AND pending_at IS NOT NULL AND revoked_at IS NULL`, "key.approve"
 		arg = keyID
 	case "alerts_off":
 		sql, audited = `UPDATE accounts SET alerts_off_at = coalesce(alerts_off_at, now()) WHERE id = $1`, "account.alerts_off"

@@ -86,6 +86,10 @@ var asks = map[string]struct {
 		"If you did not ask KeyChest to watch certificates for %[1]s, block the account: its keys stop working and it takes no new ones.",
 		"Block account", "danger",
 		"Account blocked", "%[1]s is blocked. Its keys no longer work."},
+	"approve": {"Approve this API key?",
+		"Approve the API key %[3]s... for %[1]s? It holds %[4]s, pending until you approve: then KeyChest watches them and shows them in your mails and on your account page. If you did not add this key, revoke it instead, with the other link of the mail.",
+		"Approve key", "",
+		"Key approved", "The API key %[3]s... of %[1]s is approved: KeyChest now watches its %[4]s."},
 	"revoke": {"Revoke this API key?",
 		"The API key %[3]s... of %[1]s stops working at once. Its domains stay listed.",
 		"Revoke key", "danger",
@@ -113,8 +117,7 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	render(w, http.StatusOK, page{Title: ask.title, Message: fmt.Sprintf(ask.message, info.Email, words.Count(info.Domains, "domain"), info.KeyPrefix),
-		Button: ask.button, Class: ask.class})
+	render(w, http.StatusOK, page{Title: ask.title, Message: words4(ask.message, info), Button: ask.button, Class: ask.class})
 }
 
 func (h *Handler) act(w http.ResponseWriter, r *http.Request) {
@@ -131,7 +134,14 @@ func (h *Handler) act(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info().Str("code", logcode.LinkUsed).Time("event_time", time.Now()).Str("action", action).
 		Str("subject", info.KeyPrefix).Str("remote", client.String()).Msg("link used")
-	render(w, http.StatusOK, page{Title: ask.doneTitle, Message: fmt.Sprintf(ask.doneMessage, info.Email, words.Count(info.Domains, "domain"), info.KeyPrefix)})
+	render(w, http.StatusOK, page{Title: ask.doneTitle, Message: words4(ask.doneMessage, info)})
+}
+
+// words4 fills a page's message: %[1]s the account's email, %[2]s its
+// domains, %[3]s the key's prefix, %[4]s the key's domains.
+func words4(format string, info store.TokenInfo) string {
+	return fmt.Sprintf(format, info.Email, words.Count(info.Domains, "domain"), info.KeyPrefix,
+		words.Count(info.KeyDomains, "domain"))
 }
 
 // fail shows why a link does not work.

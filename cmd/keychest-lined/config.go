@@ -150,7 +150,7 @@ func printUsage() {
 	tw.Flush()
 	fmt.Fprintf(os.Stderr, "\nOperator commands (same configuration; --json for scripts):\n\n")
 	tw = tabwriter.NewWriter(os.Stderr, 0, 4, 2, ' ', 0)
-	for _, name := range []string{"accounts", "domains", "keys", "confirm", "block", "revoke", "certs", "findings", "alerts", "digest", "rotate-links", "mails", "acme", migrateCommand} {
+	for _, name := range []string{"accounts", "domains", "keys", "confirm", "block", "revoke", "approve", "certs", "findings", "alerts", "digest", "rotate-links", "mails", "acme", migrateCommand} {
 		sub := subcommands[name]
 		flags := ""
 		if sub.needs != "" {
