@@ -1,5 +1,5 @@
 // Package web serves the links of the confirmation mails, /healthz and
-// /metrics. A GET on a link only shows what it would do; only the POST
+// /metrics (or /metrics alone, on a listener of its own: MetricsOnly). A GET on a link only shows what it would do; only the POST
 // from the page's button acts, so mail scanners that follow links change
 // nothing.
 package web
@@ -41,12 +41,16 @@ type Handler struct {
 }
 
 // New returns the HTTP handler of the web endpoints. X-Forwarded-For is
-// believed only from proxies (KEYCHEST_PROXY_FROM).
+// believed only from proxies (KEYCHEST_PROXY_FROM). With metrics nil it
+// serves no /metrics: KEYCHEST_METRICS_LISTEN serves them apart
+// (MetricsOnly).
 func New(tokens store.Tokens, metrics *Metrics, log zerolog.Logger, proxies ...netip.Prefix) http.Handler {
 	h := &Handler{tokens: tokens, metrics: metrics, log: log, proxies: proxies}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", h.healthz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	if metrics != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	}
 	mux.HandleFunc("GET /{action}/{token}", h.show)
 	mux.HandleFunc("POST /{action}/{token}", h.act)
 	mountACME(mux, tokens, log)

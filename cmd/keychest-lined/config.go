@@ -49,6 +49,7 @@ type Config struct {
 	MailsPerDay      int           `envconfig:"LIMIT_MAILS_PER_DAY" default:"10" desc:"mails to one address per day (0: no limit); a claim past it: 429"`
 	UnconfirmedKeys  int           `envconfig:"LIMIT_UNCONFIRMED_KEYS" default:"20" desc:"keys an unconfirmed account may hold (0: no limit); past it: 403 until confirmed"`
 	ShutdownTimeout  time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"10s" desc:"how long SIGTERM waits for commands in flight"`
+	MetricsListen    string        `envconfig:"METRICS_LISTEN" desc:"address of a listener of its own for /metrics (e.g. 127.0.0.1:9323), which then leaves KEYCHEST_HTTP_LISTEN; empty: /metrics is on KEYCHEST_HTTP_LISTEN"`
 	MonitorConfig
 }
 
@@ -116,6 +117,8 @@ func loadConfig() (Config, error) {
 		return c, fmt.Errorf("workers, queue size, database connections and connection limits must be at least 1")
 	case !validListen(c.Listen):
 		return c, fmt.Errorf("%s_LISTEN must be host:port addresses separated by commas", envPrefix)
+	case c.MetricsListen != "" && !validListen(c.MetricsListen) || strings.Contains(c.MetricsListen, ","):
+		return c, fmt.Errorf("%s_METRICS_LISTEN must be one host:port address, or empty", envPrefix)
 	case !validPrefixes(c.ProxyFrom):
 		return c, fmt.Errorf("%s_PROXY_FROM must be networks (CIDR) or addresses separated by commas", envPrefix)
 	case c.MaxLine < 64:
