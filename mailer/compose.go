@@ -64,7 +64,7 @@ func (c Composer) claim(kind, email string, m store.ClaimMail, tokens map[string
 	subject = "Confirm your KeyChest account"
 	fmt.Fprintf(&b, "A server asked KeyChest to watch its certificates for %s,\nand waits for you to confirm.\n\n", email)
 	c.facts(&b, m, when, holds+" (not yet confirmed)")
-	fmt.Fprintf(&b, "Confirm the account (its domains become active):\n  %s\n\n", c.link("confirm", tokens["confirm"]))
+	fmt.Fprintf(&b, "Confirm the account and this key (the key's domains become active):\n  %s\n\n", c.link("confirm", tokens["confirm"]))
 	fmt.Fprintf(&b, "This wasn't me: block this account (its keys stop working):\n  %s\n\n", c.link("block", tokens["block"]))
 	fmt.Fprintf(&b, "Both links work once, until %s. Nothing happens until you press\nthe button on the page they open.\n", until)
 	return subject, b.String()

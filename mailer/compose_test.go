@@ -27,7 +27,7 @@ and waits for you to confirm.
   When:    2026-11-23 13:04:05 UTC
   Account: owner@example.com, holding 1 key and 2 domains (not yet confirmed)
 
-Confirm the account (its domains become active):
+Confirm the account and this key (the key's domains become active):
   https://keychest.test/confirm/CT
 
 This wasn't me: block this account (its keys stop working):

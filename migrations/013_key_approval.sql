@@ -1,13 +1,19 @@
--- A key claimed onto an account that is already confirmed waits for the
--- owner's approval (the "new_key" mail's approve link, or the operator's
--- "keychest-lined approve --key-prefix P"): until then its domains are
--- pending, like those of an unconfirmed account, and appear in none of the
--- account's mails or pages. Keys claimed before this migration stay active.
+-- A claimed key waits for the owner's approval: the link of the mail its
+-- claim sent (confirm for an unconfirmed account, approve for a confirmed
+-- one), or the operator's "keychest-lined approve --key-prefix P" (or
+-- "confirm --email E", which approves every key of the account). Until
+-- then its domains are pending and appear in none of the account's mails
+-- or pages, even once someone else confirmed the account. Keys of
+-- confirmed accounts stay active; keys of unconfirmed accounts now wait
+-- for their own confirm link (their tokens name them).
 
 ALTER TABLE api_keys ADD COLUMN pending_at timestamptz;
 ALTER TABLE api_keys ADD COLUMN approved_at timestamptz;
-COMMENT ON COLUMN api_keys.pending_at IS 'set while the key waits for its owner''s approval (claimed onto a confirmed account)';
+COMMENT ON COLUMN api_keys.pending_at IS 'set while the claimed key waits for its owner''s approval (its mail''s confirm or approve link)';
 COMMENT ON COLUMN api_keys.approved_at IS 'when a pending key was approved';
+
+UPDATE api_keys k SET pending_at = coalesce(k.claimed_at, k.created_at)
+FROM accounts a WHERE a.id = k.account_id AND a.confirmed_at IS NULL AND k.revoked_at IS NULL;
 
 ALTER TABLE tokens DROP CONSTRAINT tokens_action_check;
 ALTER TABLE tokens ADD CONSTRAINT tokens_action_check

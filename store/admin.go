@@ -49,6 +49,7 @@ type Admin interface {
 	AccountDomains(ctx context.Context, email string) ([]Domain, error)
 	AccountKeys(ctx context.Context, email string) ([]Key, error)
 	// SetAccount confirms or blocks an account ("confirm" or "block").
+	// Confirming also approves every key that waits on the account.
 	SetAccount(ctx context.Context, email, action string) error
 	// RevokeKey revokes the one key whose prefix starts with prefix.
 	RevokeKey(ctx context.Context, prefix string) (Key, error)
@@ -135,7 +136,9 @@ func (p *Postgres) keys(ctx context.Context, where string, args ...any) ([]Key, 
 	return out, classify(err)
 }
 
-// SetAccount confirms or blocks an account, as its mail's links do.
+// SetAccount confirms or blocks an account, as its mail's links do; the
+// operator's confirm also approves every key that waits on the account
+// (a confirm link approves only the key its mail is about).
 func (p *Postgres) SetAccount(ctx context.Context, email, action string) error {
 	return classify(pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		id, err := accountID(ctx, tx, email)

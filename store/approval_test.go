@@ -205,3 +205,75 @@ func TestApproveKeyByPrefixAndRevokeLink(t *testing.T) {
 		t.Fatalf("before %s\nafter %s", before, got)
 	}
 }
+
+// pageNames lists the names on the account page of email (through a page
+// link made for the test) and the monitor's active targets.
+func (w *approvalWorld) pageNames(t *testing.T, email string) string {
+	t.Helper()
+	ctx := context.Background()
+	raw := "page-of-" + email
+	hash := store.HashToken(raw)
+	w.exec(t, `INSERT INTO account_links (hash, account_id) SELECT $1, id FROM accounts WHERE email = $2
+		ON CONFLICT DO NOTHING`, hash[:], email)
+	if _, err := w.p.SyncTargets(ctx, time.Time{}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	view, err := w.p.AccountPage(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range view.Domains {
+		names = append(names, d.Name)
+	}
+	rows, _ := w.db.Query(ctx, `SELECT name FROM mon_targets WHERE active ORDER BY name`)
+	targets, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "page " + strings.Join(names, ",") + "; targets " + strings.Join(targets, ",")
+}
+
+// A stranger who claims first, creating the owner's account unconfirmed,
+// gains nothing when the owner later confirms the account from the mail
+// about the owner's own key: a confirm link approves only its key. The
+// stranger's key waits for the link of its own mail; the operator's
+// confirm approves every key.
+func TestConfirmLinkApprovesOnlyItsKey(t *testing.T) {
+	w := newApprovalWorld(t)
+	ctx := context.Background()
+	strangers := claimWithTokens(t, w.p, "early-stranger-0123456789", "late@example.com")
+	if _, err := w.add("early-stranger-0123456789", "phish.example"); err != nil {
+		t.Fatal(err)
+	}
+	owners := claimWithTokens(t, w.p, "late-owner-0123456789", "late@example.com")
+	if _, err := w.add("late-owner-0123456789", "real.example"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.p.UseToken(ctx, "confirm", owners.Confirm, ip); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := w.pageNames(t, "late@example.com"), "page real.example; targets owner.example,real.example,shared.example"; got != want {
+		t.Fatalf("after the owner's confirm: %s, want %s", got, want)
+	}
+	if st, _ := w.p.KeyStatus(ctx, ref("early-stranger-0123456789")); st.Confirmed {
+		t.Fatal("the stranger's key reads confirmed")
+	}
+	if _, err := w.p.UseToken(ctx, "confirm", strangers.Confirm, ip); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.pageNames(t, "late@example.com"); !strings.Contains(got, "page phish.example,real.example") {
+		t.Fatalf("the stranger's own confirm link did not approve it: %s", got)
+	}
+
+	claimWithTokens(t, w.p, "cli-key-0123456789", "cli@example.com")
+	if _, err := w.add("cli-key-0123456789", "cli.example"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.p.SetAccount(ctx, "cli@example.com", "confirm"); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.pageNames(t, "cli@example.com"); got != "page cli.example; targets cli.example,owner.example,phish.example,real.example,shared.example" {
+		t.Fatalf("after the operator's confirm: %s", got)
+	}
+}

@@ -78,8 +78,8 @@ func (p *Postgres) LookupToken(ctx context.Context, action, raw string) (TokenIn
 	return info, classify(err)
 }
 
-// UseToken marks a link used and applies it: confirm or block its account,
-// or approve or revoke its key.
+// UseToken marks a link used and applies it: confirm its account and
+// approve its key, block its account, or approve or revoke its key.
 func (p *Postgres) UseToken(ctx context.Context, action, raw string, ip netip.Addr) (TokenInfo, error) {
 	var info TokenInfo
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
@@ -96,25 +96,36 @@ func (p *Postgres) UseToken(ctx context.Context, action, raw string, ip netip.Ad
 	return info, classify(err)
 }
 
+// confirmSQL confirms account $1 and approves its key $2, or every key of
+// the account that waits when $2 is null (the operator's confirm): a
+// key claimed onto an account is active only once a link about that
+// key, or the operator, says so.
+const confirmSQL = `WITH confirmed AS (
+    UPDATE accounts SET confirmed_at = coalesce(confirmed_at, now()) WHERE id = $1
+)
+UPDATE api_keys SET pending_at = NULL, approved_at = now()
+WHERE account_id = $1 AND ($2::bigint IS NULL OR id = $2) AND pending_at IS NOT NULL AND revoked_at IS NULL`
+
 // applyAction confirms or blocks an account, or approves or revokes a key,
 // and audits it. Approving a key that waits no more (approved before, or
 // never pending) or is revoked changes nothing but is audited all the
 // same: a revoked key's names never come to light.
 func applyAction(ctx context.Context, tx pgx.Tx, action string, accountID int64, keyID *int64, ip netip.Addr, by string) error {
 	var sql, audited string
-	var arg any = accountID
+	args := []any{accountID}
 	switch action {
 	case "confirm":
-		sql, audited = `UPDATE accounts SET confirmed_at = coalesce(confirmed_at, now()) WHERE id = $1`, "account.confirm"
+		sql, audited = confirmSQL, "account.confirm"
+		args = append(args, keyID)
 	case "block":
 		sql, audited = `UPDATE accounts SET blocked_at = coalesce(blocked_at, now()) WHERE id = $1`, "account.block"
 	case "revoke":
 		sql, audited = `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1`, "key.revoke"
-		arg = keyID
+		args = []any{keyID}
 	case "approve":
 		sql, audited = `UPDATE api_keys SET pending_at = NULL, approved_at = now()
 			WHERE id = $1 AND pending_at IS NOT NULL AND revoked_at IS NULL`, "key.approve"
-		arg = keyID
+		args = []any{keyID}
 	case "alerts_off":
 		sql, audited = `UPDATE accounts SET alerts_off_at = coalesce(alerts_off_at, now()) WHERE id = $1`, "account.alerts_off"
 	case "digest_off":
@@ -122,7 +133,7 @@ func applyAction(ctx context.Context, tx pgx.Tx, action string, accountID int64,
 	default:
 		return errors.New("unknown token action " + action)
 	}
-	if _, err := tx.Exec(ctx, sql, arg); err != nil {
+	if _, err := tx.Exec(ctx, sql, args...); err != nil {
 		return err
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO audit (remote_ip, action, key_prefix, detail)

@@ -75,9 +75,9 @@ var asks = map[string]struct {
 	doneTitle, doneMessage        string
 }{
 	"confirm": {"Confirm your KeyChest account",
-		"Confirm the account %[1]s? KeyChest then starts watching the certificates of its %[2]s.",
+		"Confirm the account %[1]s and its API key %[3]s...? KeyChest then starts watching the certificates of the key's %[4]s. Other keys claimed for this address wait for their own mail's link.",
 		"Confirm account", "",
-		"Account confirmed", "%[1]s is confirmed. KeyChest now watches the certificates of its %[2]s."},
+		"Account confirmed", "%[1]s is confirmed, with its API key %[3]s.... KeyChest now watches the certificates of the key's %[4]s."},
 	"alerts_off": {"Stop alert mails?",
 		"Stop the alert mails KeyChest sends %[1]s about certificate problems? The weekly digest and the account stay as they are.",
 		"Stop alerts", "",
