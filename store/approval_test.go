@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keychest/keychest-lined/internal/pgtest"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -275,5 +276,59 @@ func TestConfirmLinkApprovesOnlyItsKey(t *testing.T) {
 	}
 	if got := w.pageNames(t, "cli@example.com"); got != "page cli.example; targets cli.example,owner.example,phish.example,real.example,shared.example" {
 		t.Fatalf("after the operator's confirm: %s", got)
+	}
+}
+
+// Migration 013: the keys of unconfirmed accounts wait for their own
+// confirm link (which names them); those of confirmed accounts stay
+// active.
+func TestMigrationMarksKeysOfUnconfirmedAccountsPending(t *testing.T) {
+	url := pgtest.NewDatabaseAt(t, 11)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, k := range []struct {
+		key, email string
+		confirmed  bool
+	}{{"dormant-key-0123456789", "dormant@example.com", false}, {"active-key-0123456789", "active@example.com", true}} {
+		hash, token := ref(k.key).Hash, store.HashToken(k.key+"-confirm")
+		if _, err := conn.Exec(ctx, `WITH a AS (INSERT INTO accounts (email, confirmed_at) VALUES ($1, CASE WHEN $2 THEN now() END) RETURNING id),
+			key AS (INSERT INTO api_keys (key_hash, key_prefix, origin, account_id, claimed_at)
+				SELECT $3, $4, 'client', id, now() FROM a RETURNING id, account_id)
+			INSERT INTO tokens (hash, action, account_id, api_key_id, expires_at)
+			SELECT $5, 'confirm', account_id, id, now() + interval '1 day' FROM key`,
+			k.email, k.confirmed, hash[:], k.key[:8], token[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := store.Migrate(ctx, url); err != nil {
+		t.Fatal(err)
+	}
+	p, err := store.Open(ctx, url, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	res, err := p.AddDomain(ctx, store.NewDomain{Key: ref("active-key-0123456789"), Name: "a.example", Port: 443, MaxPerKey: 9})
+	if err != nil || !res.Active {
+		t.Fatalf("key of a confirmed account: %+v %v", res, err)
+	}
+	// Confirmed some other way, the account still does not vouch for the key.
+	if _, err := conn.Exec(ctx, `UPDATE accounts SET confirmed_at = now()`); err != nil {
+		t.Fatal(err)
+	}
+	res, err = p.AddDomain(ctx, store.NewDomain{Key: ref("dormant-key-0123456789"), Name: "d.example", Port: 443, MaxPerKey: 9})
+	if err != nil || res.Active {
+		t.Fatalf("key of a formerly dormant account, before its link: %+v %v", res, err)
+	}
+	if _, err := p.UseToken(ctx, "confirm", "dormant-key-0123456789-confirm", ip); err != nil {
+		t.Fatal(err)
+	}
+	res, err = p.AddDomain(ctx, store.NewDomain{Key: ref("dormant-key-0123456789"), Name: "d.example", Port: 443, MaxPerKey: 9})
+	if err != nil || !res.Active {
+		t.Fatalf("key of a dormant account, confirmed by its old link: %+v %v", res, err)
 	}
 }
