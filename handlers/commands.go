@@ -29,14 +29,17 @@ func (m *Mux) apikey(ctx context.Context, req *lineproto.Request) (lineproto.Rep
 }
 
 // claim binds a key to the account of an email address and queues the
-// confirmation (or "new key") mail.
+// confirmation (or "new key") mail. Its reply has the same words whether
+// the address had no account, an unconfirmed one or a confirmed one
+// (whose key then waits for the owner's approval): a claim is no way to
+// learn whether an address has an account.
 func (m *Mux) claim(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
 	ref, email, err := claimArgs(req)
 	if err != nil {
 		return lineproto.Reply{}, err
 	}
 	out, serr := m.store.ClaimKey(ctx, store.Claim{Key: ref, Email: email, IP: req.Remote,
-		Tokens:       store.MailTokens{Confirm: newToken(), Block: newToken(), Revoke: newToken()},
+		Tokens:       store.MailTokens{Confirm: newToken(), Block: newToken(), Revoke: newToken(), Approve: newToken()},
 		MaxPerIPHour: m.cfg.ClaimsPerIPHour, MaxMailsPerDay: m.cfg.MailsPerDay, MaxUnconfirmedKeys: m.cfg.MaxUnconfirmedKeys})
 	if serr != nil {
 		return lineproto.Reply{}, limited(serr, "too many claims from %s; retry in %s")
@@ -44,13 +47,17 @@ func (m *Mux) claim(ctx context.Context, req *lineproto.Request) (lineproto.Repl
 	if out != store.ClaimUnchanged && m.cfg.MailQueued != nil {
 		m.cfg.MailQueued()
 	}
-	text := map[store.ClaimOutcome]string{
-		store.ClaimNewAccount:      "claimed; new account " + email + " waits for confirmation: see the mail",
-		store.ClaimExistingAccount: "claimed for account " + email + "; a mail tells its owner",
-		store.ClaimUnchanged:       "already claimed by " + email,
-	}[out]
+	text := "claimed for " + email + "; its domains stay " + pendingWords
+	if out == store.ClaimUnchanged {
+		text = "already claimed by " + email
+	}
 	return lineproto.Reply{Code: lineproto.CodeOK, Text: text}, nil
 }
+
+// pendingWords say why a key's domains are not watched yet. They are the
+// same for a key of a new or unconfirmed account and for one waiting for
+// approval on a confirmed account, so that no reply tells the two apart.
+const pendingWords = "pending until the owner confirms by mail"
 
 // keyArg checks the request's apikey, and names the key's prefix as the
 // request's subject in its log entry.
@@ -129,7 +136,7 @@ func (m *Mux) added(d Domain, res store.AddResult, serr error) (lineproto.Reply,
 		text = fmt.Sprintf("domain %s:%d already registered", d.Name, d.Port)
 	}
 	if !res.Active {
-		text += " (pending until the account is confirmed)"
+		text += " (" + pendingWords + ")"
 	} else if res.Outcome == store.DomainAdded && m.cfg.Watch != nil {
 		m.cfg.Watch()
 	}

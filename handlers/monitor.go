@@ -56,7 +56,7 @@ func domainError(err error, d Domain) error {
 		return lineproto.Errorf(lineproto.CodeNotFound, "domain %s:%d is not registered for this apikey", d.Name, d.Port)
 	case errors.Is(err, store.ErrPending):
 		return lineproto.Errorf(lineproto.CodeConflict,
-			"domain %s:%d is pending until the account is confirmed: nothing is probed yet", d.Name, d.Port)
+			"domain %s:%d is %s: nothing is probed yet", d.Name, d.Port, pendingWords)
 	case errors.Is(err, store.ErrWildcardHost):
 		return lineproto.Errorf(lineproto.CodeConflict,
 			"a wildcard has no host to probe: check a name it covers")

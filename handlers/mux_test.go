@@ -102,7 +102,7 @@ func TestAPIKeyIsStoredHashed(t *testing.T) {
 func TestClaim(t *testing.T) {
 	e := newEnv(t, 1000)
 	key := e.do(t, "command apikey").Data
-	expect(t, e.do(t, "command claim apikey "+key+" email Owner@Example.COM"), 200, "new account owner@example.com")
+	expect(t, e.do(t, "command claim apikey "+key+" email Owner@Example.COM"), 200, "claimed for owner@example.com")
 	expect(t, e.do(t, "command claim email owner@example.com apikey "+key), 200, "already claimed")
 	expect(t, e.do(t, "command claim apikey "+key+" email other@example.com"), 409, "another email")
 	if n := e.count(t, `SELECT count(*) FROM accounts WHERE email = 'owner@example.com' AND confirmed_at IS NULL`); n != 1 {
@@ -112,7 +112,7 @@ func TestClaim(t *testing.T) {
 		t.Fatal("a refused claim left an account behind")
 	}
 	// A key the client made itself is registered by its claim.
-	expect(t, e.do(t, "command claim apikey My-Own-Key-0123456789 email owner@example.com"), 200, "claimed for account owner@example.com")
+	expect(t, e.do(t, "command claim apikey My-Own-Key-0123456789 email owner@example.com"), 200, "claimed for owner@example.com")
 	if n := e.count(t, `SELECT count(*) FROM api_keys WHERE origin = 'client' AND claimed_at IS NOT NULL AND claimed_ip = '192.0.2.7'`); n != 1 {
 		t.Fatal("client key not registered with its claim details")
 	}

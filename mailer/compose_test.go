@@ -27,7 +27,7 @@ and waits for you to confirm.
   When:    2026-11-23 13:04:05 UTC
   Account: owner@example.com, holding 1 key and 2 domains (not yet confirmed)
 
-Confirm the account (its domains become active):
+Confirm the account and this key (the key's domains become active):
   https://keychest.test/confirm/CT
 
 This wasn't me: block this account (its keys stop working):
@@ -38,9 +38,32 @@ the button on the page they open.
 `)
 
 	facts.IP, facts.Keys = netip.Addr{}, 3
-	newKey := store.Mail{Kind: "new_key", To: "owner@example.com", Claim: facts, Tokens: map[string]string{"revoke": "RT"}}
+	newKey := store.Mail{Kind: "new_key", To: "owner@example.com", Claim: facts, Tokens: map[string]string{"approve": "AT", "revoke": "RT"}}
 	c.Fill(&newKey)
-	expectMail(t, newKey, "New key attached to your KeyChest account", `A new API key was attached to your KeyChest account.
+	expectMail(t, newKey, "Approve the new key for your KeyChest account", `A server asked to add a new API key to your KeyChest account. The
+key waits for your approval: until then KeyChest does not watch its
+domains, and they appear in none of your mails or pages.
+
+  Key:     Ab3dEf7h... (the start of the API key)
+  From:    unknown
+  When:    2026-11-23 13:04:05 UTC
+  Account: owner@example.com, holding 3 keys and 2 domains (confirmed)
+
+If this was you, approve the key (its domains become active):
+  https://keychest.test/approve/AT
+
+If this wasn't you, revoke the key (it stops working at once):
+  https://keychest.test/revoke/RT
+
+Each link works once, until 2026-11-30 13:04 UTC. Nothing happens until you press
+the button on the page it opens. A key you neither approve nor
+revoke stays pending.
+`)
+
+	// A new_key mail queued before migration 013 has no approve link.
+	oldKey := store.Mail{Kind: "new_key", To: "owner@example.com", Claim: facts, Tokens: map[string]string{"revoke": "RT"}}
+	c.Fill(&oldKey)
+	expectMail(t, oldKey, "New key attached to your KeyChest account", `A new API key was attached to your KeyChest account.
 
   Key:     Ab3dEf7h... (the start of the API key)
   From:    unknown

@@ -66,11 +66,12 @@ func (p *Postgres) AccountPage(ctx context.Context, raw string) (AccountView, er
 	return v, classify(err)
 }
 
-// pageDomains reads each distinct domain of an account for its page.
+// pageDomains reads each distinct domain of an account for its page,
+// leaving out those of keys that wait for the owner's approval.
 func pageDomains(ctx context.Context, tx pgx.Tx, account int64) ([]DomainView, error) {
 	rows, err := tx.Query(ctx, `SELECT d.name, d.port, bool_or(d.wildcard), bool_or(`+activeDomain+`)
 		FROM domains d JOIN api_keys k ON k.id = d.api_key_id JOIN accounts a ON a.id = k.account_id
-		WHERE a.id = $1 GROUP BY d.name, d.port ORDER BY d.name, d.port`, account)
+		WHERE a.id = $1 AND `+keyApproved+` GROUP BY d.name, d.port ORDER BY d.name, d.port`, account)
 	if err != nil {
 		return nil, err
 	}

@@ -47,7 +47,7 @@ WITH input AS (
 ), keyed AS (
     SELECT i.*, k.id AS key_id, k.domain_count, k.revoked_at IS NOT NULL AS revoked,
            coalesce(a.blocked_at IS NOT NULL, false) AS blocked,
-           coalesce(a.confirmed_at IS NOT NULL, false) AS confirmed,
+           coalesce(a.confirmed_at IS NOT NULL, false) AND k.pending_at IS NULL AS confirmed,
            (SELECT true FROM domains d WHERE d.api_key_id = k.id AND d.name = i.name AND d.port = i.port
             LIMIT 1) IS NOT NULL AS stored
     FROM input i

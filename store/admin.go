@@ -28,6 +28,7 @@ type Key struct {
 	ClaimedAt *time.Time `json:"claimed_at"`
 	RevokedAt *time.Time `json:"revoked_at"`
 	Domains   int        `json:"domains"`
+	PendingAt *time.Time `json:"pending_at"` // waiting for the owner's approval since
 }
 
 // QueuedMail is one mail of the outbox as the operator sees it (never its
@@ -48,9 +49,13 @@ type Admin interface {
 	AccountDomains(ctx context.Context, email string) ([]Domain, error)
 	AccountKeys(ctx context.Context, email string) ([]Key, error)
 	// SetAccount confirms or blocks an account ("confirm" or "block").
+	// Confirming also approves every key that waits on the account.
 	SetAccount(ctx context.Context, email, action string) error
 	// RevokeKey revokes the one key whose prefix starts with prefix.
 	RevokeKey(ctx context.Context, prefix string) (Key, error)
+	// ApproveKey approves the one key whose prefix starts with prefix, as
+	// the approve link of its "new key" mail does.
+	ApproveKey(ctx context.Context, prefix string) (Key, error)
 	// Certs lists watched targets (of one account's domains when email
 	// is set), soonest expiry first.
 	Certs(ctx context.Context, email string) ([]CertStatus, error)
@@ -119,19 +124,21 @@ func (p *Postgres) AccountKeys(ctx context.Context, email string) ([]Key, error)
 
 func (p *Postgres) keys(ctx context.Context, where string, args ...any) ([]Key, error) {
 	rows, err := p.pool.Query(ctx, `SELECT key_prefix, origin, created_at, coalesce(host(created_ip), ''),
-		claimed_at, revoked_at, domain_count FROM api_keys `+where+` ORDER BY created_at, id`, args...)
+		claimed_at, revoked_at, domain_count, pending_at FROM api_keys `+where+` ORDER BY created_at, id`, args...)
 	if err != nil {
 		return nil, classify(err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Key, error) {
 		var k Key
-		err := row.Scan(&k.Prefix, &k.Origin, &k.CreatedAt, &k.CreatedIP, &k.ClaimedAt, &k.RevokedAt, &k.Domains)
+		err := row.Scan(&k.Prefix, &k.Origin, &k.CreatedAt, &k.CreatedIP, &k.ClaimedAt, &k.RevokedAt, &k.Domains, &k.PendingAt)
 		return k, err
 	})
 	return out, classify(err)
 }
 
-// SetAccount confirms or blocks an account, as its mail's links do.
+// SetAccount confirms or blocks an account, as its mail's links do; the
+// operator's confirm also approves every key that waits on the account
+// (a confirm link approves only the key its mail is about).
 func (p *Postgres) SetAccount(ctx context.Context, email, action string) error {
 	return classify(pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		id, err := accountID(ctx, tx, email)
@@ -144,6 +151,18 @@ func (p *Postgres) SetAccount(ctx context.Context, email, action string) error {
 
 // RevokeKey revokes the one key whose prefix starts with prefix.
 func (p *Postgres) RevokeKey(ctx context.Context, prefix string) (Key, error) {
+	return p.keyAction(ctx, prefix, "revoke")
+}
+
+// ApproveKey approves the one key whose prefix starts with prefix: a key
+// claimed onto a confirmed account that waits for the owner's approval.
+func (p *Postgres) ApproveKey(ctx context.Context, prefix string) (Key, error) {
+	return p.keyAction(ctx, prefix, "approve")
+}
+
+// keyAction applies action (revoke, approve) to the one key whose prefix
+// starts with prefix, and reads the key back.
+func (p *Postgres) keyAction(ctx context.Context, prefix, action string) (Key, error) {
 	var keyID int64
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		var accountID *int64
@@ -171,7 +190,7 @@ func (p *Postgres) RevokeKey(ctx context.Context, prefix string) (Key, error) {
 		if accountID != nil {
 			account = *accountID
 		}
-		return applyAction(ctx, tx, "revoke", account, &keyID, netip.Addr{}, "cli")
+		return applyAction(ctx, tx, action, account, &keyID, netip.Addr{}, "cli")
 	})
 	if err != nil {
 		return Key{}, classify(err)

@@ -13,7 +13,10 @@ import (
 // ClaimKey binds a key to the account of an email address. A key the
 // server does not know yet is registered as one the client made. A claim
 // that binds queues its mail in the same transaction: "confirm" for an
-// unconfirmed account, "new_key" for a confirmed one. Two claims racing on
+// unconfirmed account, "new_key" for a confirmed one. The key then waits
+// (api_keys.pending_at) until the owner answers that very mail (its
+// confirm or approve link) or the operator approves it: until then its
+// domains are pending, whoever else confirmed the account. Two claims racing on
 // one new key both try to insert it; the loser sees a unique violation and
 // runs again, now finding the winner's row.
 func (p *Postgres) ClaimKey(ctx context.Context, c Claim) (ClaimOutcome, error) {
@@ -94,7 +97,8 @@ func ensureAccount(ctx context.Context, tx pgx.Tx, c Claim) (account, error) {
 	return a, err
 }
 
-// bindKey binds the key to the account, registering it if it is new.
+// bindKey binds the key to the account, registering it if it is new. The
+// key waits for approval (pending_at).
 func bindKey(ctx context.Context, tx pgx.Tx, c Claim, a account) (int64, ClaimOutcome, error) {
 	var keyID int64
 	var owner *int64
@@ -108,8 +112,8 @@ func bindKey(ctx context.Context, tx pgx.Tx, c Claim, a account) (int64, ClaimOu
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		err = tx.QueryRow(ctx, `INSERT INTO api_keys
-			(key_hash, key_prefix, origin, account_id, created_ip, claimed_at, claimed_ip)
-			VALUES ($1, $2, 'client', $3, $4, now(), $4) RETURNING id`,
+			(key_hash, key_prefix, origin, account_id, created_ip, claimed_at, claimed_ip, pending_at)
+			VALUES ($1, $2, 'client', $3, $4, now(), $4, now()) RETURNING id`,
 			c.Key.Hash[:], c.Key.Prefix, a.id, inet(c.IP)).Scan(&keyID)
 		return keyID, outcome, err
 	case err != nil:
@@ -121,8 +125,8 @@ func bindKey(ctx context.Context, tx pgx.Tx, c Claim, a account) (int64, ClaimOu
 	case owner != nil:
 		return 0, 0, ErrKeyClaimed
 	}
-	_, err = tx.Exec(ctx, `UPDATE api_keys SET account_id = $2, claimed_at = now(), claimed_ip = $3
-		WHERE id = $1`, keyID, a.id, inet(c.IP))
+	_, err = tx.Exec(ctx, `UPDATE api_keys SET account_id = $2, claimed_at = now(), claimed_ip = $3,
+		pending_at = now() WHERE id = $1`, keyID, a.id, inet(c.IP))
 	return keyID, outcome, err
 }
 
@@ -161,10 +165,13 @@ func queueClaimMail(ctx context.Context, tx pgx.Tx, c Claim, a account, keyID in
 		Keys: held.keys, Domains: held.domains, Expires: now.Add(TokenLifetime)}
 	kind, tokens := "confirm", map[string]string{"confirm": c.Tokens.Confirm, "block": c.Tokens.Block}
 	if a.confirmed {
-		kind, tokens = "new_key", map[string]string{"revoke": c.Tokens.Revoke}
+		kind, tokens = "new_key", map[string]string{"approve": c.Tokens.Approve, "revoke": c.Tokens.Revoke}
 	}
 	b := &pgx.Batch{}
 	for action, raw := range tokens {
+		if raw == "" {
+			return errors.New("claim mail without a " + action + " token")
+		}
 		hash := HashToken(raw)
 		b.Queue(`INSERT INTO tokens (hash, action, account_id, api_key_id, expires_at)
 			VALUES ($1, $2, $3, $4, $5)`, hash[:], action, a.id, keyID, facts.Expires)

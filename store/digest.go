@@ -27,24 +27,26 @@ type DigestChange struct {
 // accountTargets is certRowsSQL's condition for one account's active
 // domains ($1: the account's id).
 const accountTargets = `t.active AND EXISTS (SELECT 1 FROM domains d JOIN api_keys k ON k.id = d.api_key_id
-	JOIN accounts a ON a.id = k.account_id WHERE a.id = $1 AND d.name = t.name AND d.port = t.port)`
+	JOIN accounts a ON a.id = k.account_id WHERE a.id = $1 AND ` + keyApproved + ` AND d.name = t.name AND d.port = t.port)`
 
 // digestChangesSQL lists an account's week ($1: account, $2: since):
-// renewals, domains added and removed, findings opened.
+// renewals, domains added and removed, findings opened; keys waiting for
+// approval are left out.
 const digestChangesSQL = `
 WITH mine AS (
-    SELECT DISTINCT d.name, d.port FROM domains d JOIN api_keys k ON k.id = d.api_key_id WHERE k.account_id = $1
+    SELECT DISTINCT d.name, d.port FROM domains d JOIN api_keys k ON k.id = d.api_key_id
+    WHERE k.account_id = $1 AND ` + keyApproved + `
 )
 SELECT e.at, t.name || ':' || t.port, 'renewed', e.detail
 FROM mon_events e JOIN mon_targets t ON t.id = e.target_id JOIN mine USING (name, port) WHERE e.at >= $2
 UNION ALL
 SELECT min(d.created_at), d.name || ':' || d.port, 'added', ''
-FROM domains d JOIN api_keys k ON k.id = d.api_key_id WHERE k.account_id = $1 AND d.created_at >= $2
+FROM domains d JOIN api_keys k ON k.id = d.api_key_id WHERE k.account_id = $1 AND ` + keyApproved + ` AND d.created_at >= $2
 GROUP BY d.name, d.port
 UNION ALL
 SELECT au.at, (au.detail->>'domain') || ':' || (au.detail->>'port'), 'removed', ''
 FROM audit au WHERE au.action = 'domain.remove' AND au.at >= $2
-  AND au.key_prefix IN (SELECT key_prefix FROM api_keys WHERE account_id = $1)
+  AND au.key_prefix IN (SELECT key_prefix FROM api_keys k WHERE account_id = $1 AND ` + keyApproved + `)
 UNION ALL
 SELECT f.opened_at, t.name || ':' || t.port, 'new finding: ' || f.kind, f.detail
 FROM mon_findings f JOIN mon_targets t ON t.id = f.target_id JOIN mine USING (name, port)

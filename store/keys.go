@@ -50,14 +50,16 @@ func (p *Postgres) RemoveDomain(ctx context.Context, d DomainRef) (bool, error) 
 	return removed, classify(err)
 }
 
-// KeyStatus reports a key's state.
+// KeyStatus reports a key's state. A key waiting for approval reads as
+// unconfirmed (see KeyStatus.Confirmed).
 func (p *Postgres) KeyStatus(ctx context.Context, k KeyRef) (KeyStatus, error) {
 	s := KeyStatus{Prefix: k.Prefix}
 	var email *string
-	err := p.pool.QueryRow(ctx, `SELECT a.email, coalesce(a.confirmed_at IS NOT NULL, false),
+	err := p.pool.QueryRow(ctx, `SELECT a.email, coalesce(a.confirmed_at IS NOT NULL, false) AND `+keyApproved+`,
 			coalesce(a.blocked_at IS NOT NULL, false), k.revoked_at IS NOT NULL, k.domain_count, k.created_at,
 			(SELECT count(*) FROM domains d JOIN mon_targets t ON t.name = d.name AND t.port = d.port
-			 WHERE d.api_key_id = k.id AND t.active AND t.state IN ('warning', 'critical'))
+			 WHERE d.api_key_id = k.id AND t.active AND t.state IN ('warning', 'critical')
+			   AND coalesce(`+activeDomain+`, false))
 		FROM api_keys k LEFT JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = $1`,
 		k.Hash[:]).Scan(&email, &s.Confirmed, &s.Blocked, &s.Revoked, &s.Domains, &s.CreatedAt, &s.Problems)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -88,7 +90,7 @@ type domainQuery struct {
 // the account).
 func (p *Postgres) domains(ctx context.Context, where string, args ...any) domainQuery {
 	rows, err := p.pool.Query(ctx, `SELECT d.name, d.port, d.wildcard, k.key_prefix,
-			coalesce(a.confirmed_at IS NOT NULL AND a.blocked_at IS NULL AND k.revoked_at IS NULL, false),
+			coalesce(`+activeDomain+`, false),
 			d.created_at
 		FROM domains d JOIN api_keys k ON k.id = d.api_key_id LEFT JOIN accounts a ON a.id = k.account_id
 		`+where+` ORDER BY d.created_at, d.id`, args...)

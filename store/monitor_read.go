@@ -22,7 +22,7 @@ type Watch interface {
 
 // Errors of Watch.
 var (
-	ErrPending      error = ownError("domain pending until its account is confirmed")
+	ErrPending      error = ownError("domain pending until its account is confirmed and its key approved")
 	ErrWildcardHost error = ownError("a wildcard has no host to probe")
 )
 
@@ -149,7 +149,7 @@ func (p *Postgres) findKeyDomain(ctx context.Context, k KeyRef, name string, por
 	var wildcard *bool
 	var account int64
 	err := p.pool.QueryRow(ctx, `SELECT k.revoked_at IS NOT NULL, coalesce(a.blocked_at IS NOT NULL, false),
-			coalesce(a.confirmed_at IS NOT NULL, false),
+			coalesce(a.confirmed_at IS NOT NULL, false) AND `+keyApproved+`,
 			(SELECT d.wildcard FROM domains d WHERE d.api_key_id = k.id AND d.name = $2 AND d.port = $3),
 			coalesce(k.account_id, 0)
 		FROM api_keys k LEFT JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = $1`,
@@ -170,7 +170,7 @@ func (p *Postgres) findKeyDomain(ctx context.Context, k KeyRef, name string, por
 }
 
 // CertStatus reports the state of one domain of a key: pending while its
-// account is unconfirmed; for a wildcard, the certificate seen elsewhere
+// account is unconfirmed or the key waits for approval; for a wildcard, the certificate seen elsewhere
 // that covers it, if any; else its target's, "unknown" before the first
 // probe.
 func (p *Postgres) CertStatus(ctx context.Context, k KeyRef, name string, port int) (CertStatus, error) {

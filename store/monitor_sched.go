@@ -9,11 +9,18 @@ import (
 )
 
 // activeDomain is the condition under which a domain is watched: its
-// account is confirmed and not blocked, and its key is not revoked.
-const activeDomain = `a.confirmed_at IS NOT NULL AND a.blocked_at IS NULL AND k.revoked_at IS NULL`
+// account is confirmed and not blocked, and its key is neither revoked
+// nor waiting for the owner's approval.
+const activeDomain = `a.confirmed_at IS NOT NULL AND a.blocked_at IS NULL AND k.revoked_at IS NULL AND ` + keyApproved
+
+// keyApproved is the condition under which a key of an account speaks for
+// it: a key claimed onto a confirmed account waits for the owner's
+// approval, and until then its domains appear in none of the account's
+// mails and pages.
+const keyApproved = `k.pending_at IS NULL`
 
 // syncTargetsSQL creates a target for every name and port of an active,
-// non-wildcard domain added or confirmed since $1, due at $2, and wakes a
+// non-wildcard domain added, confirmed or approved since $1, due at $2, and wakes a
 // target that had become inactive. Active targets are left out before the
 // insert: ON CONFLICT DO UPDATE would lock them (even when its WHERE is
 // false) until the sync commits, and deadlock with write-backs.
@@ -21,7 +28,7 @@ const syncTargetsSQL = `
 INSERT INTO mon_targets (name, port, next_due)
 SELECT DISTINCT d.name, d.port, $2::timestamptz
 FROM domains d JOIN api_keys k ON k.id = d.api_key_id JOIN accounts a ON a.id = k.account_id
-WHERE NOT d.wildcard AND ` + activeDomain + ` AND (d.created_at >= $1 OR a.confirmed_at >= $1)
+WHERE NOT d.wildcard AND ` + activeDomain + ` AND (d.created_at >= $1 OR a.confirmed_at >= $1 OR k.approved_at >= $1)
   AND NOT EXISTS (SELECT 1 FROM mon_targets t WHERE t.name = d.name AND t.port = d.port AND t.active)
 ON CONFLICT (name, port) DO UPDATE SET active = true, removed_at = NULL, next_due = EXCLUDED.next_due
 WHERE NOT mon_targets.active`

@@ -88,7 +88,7 @@ func TestClaimOutcomes(t *testing.T) {
 	ctx := context.Background()
 	claim := func(key, email string) (store.ClaimOutcome, error) {
 		return p.ClaimKey(ctx, store.Claim{Key: ref(key), Email: email, IP: ip,
-			Tokens:         store.MailTokens{Confirm: key + "c", Block: key + "b", Revoke: key + "r"},
+			Tokens:         store.MailTokens{Confirm: key + "c", Block: key + "b", Revoke: key + "r", Approve: key + "a"},
 			MaxMailsPerDay: 10, MaxUnconfirmedKeys: 10})
 	}
 	steps := []struct {
@@ -155,7 +155,7 @@ func TestConcurrentClaimsRespectMailLimit(t *testing.T) {
 	ctx := context.Background()
 	claim := func(key string) error {
 		_, err := p.ClaimKey(ctx, store.Claim{Key: ref(key), Email: "busy@example.com", IP: ip,
-			Tokens:         store.MailTokens{Confirm: key + "c", Block: key + "b", Revoke: key + "r"},
+			Tokens:         store.MailTokens{Confirm: key + "c", Block: key + "b", Revoke: key + "r", Approve: key + "a"},
 			MaxMailsPerDay: 3, MaxUnconfirmedKeys: 1000})
 		return err
 	}

@@ -70,9 +70,11 @@ type Claim struct {
 	MaxUnconfirmedKeys int
 }
 
-// MailTokens are the raw tokens of a claim's mail links.
+// MailTokens are the raw tokens of a claim's mail links: confirm and
+// block for an unconfirmed account's mail, approve and revoke for a
+// confirmed one's ("new_key").
 type MailTokens struct {
-	Confirm, Block, Revoke string
+	Confirm, Block, Revoke, Approve string
 }
 
 // ClaimMail is what a claim's mail reports, stored with it in the outbox
@@ -92,7 +94,8 @@ type ClaimOutcome int
 const (
 	// ClaimNewAccount bound the key to a newly created, unconfirmed account.
 	ClaimNewAccount ClaimOutcome = iota + 1
-	// ClaimExistingAccount bound the key to an account that already existed.
+	// ClaimExistingAccount bound the key to an account that already existed
+	// (pending its owner's approval when the account is confirmed).
 	ClaimExistingAccount
 	// ClaimUnchanged found the key already bound to this account.
 	ClaimUnchanged
@@ -119,7 +122,7 @@ const (
 )
 
 // AddResult is AddOutcome and whether the key's domains are active (its
-// account is confirmed) or pending.
+// account is confirmed and the key is not waiting for approval) or pending.
 type AddResult struct {
 	Outcome AddOutcome
 	Active  bool
@@ -139,14 +142,18 @@ type Domain struct {
 	Port      int
 	Wildcard  bool
 	KeyPrefix string
-	Active    bool // the key's account is confirmed and not blocked
+	Active    bool // the key's account is confirmed and not blocked, and the key approved
 	CreatedAt time.Time
 }
 
 // KeyStatus is the state of one key.
 type KeyStatus struct {
-	Prefix    string
-	Email     string // empty while unclaimed
+	Prefix string
+	Email  string // empty while unclaimed
+	// Confirmed: the account is confirmed and the key is not waiting for
+	// its owner's approval. It reads the same (no) for a key of a new
+	// account and a key pending on a confirmed one, so that a claim tells
+	// nobody whether an address has an account.
 	Confirmed bool
 	Blocked   bool
 	Revoked   bool

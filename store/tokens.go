@@ -11,11 +11,12 @@ import (
 
 // TokenInfo is what a link token stands for.
 type TokenInfo struct {
-	Action    string // "confirm", "block" or "revoke"
-	Email     string // the account's
-	KeyPrefix string // the key the claim was about
-	Domains   int    // domains the account holds
-	ExpiresAt time.Time
+	Action     string // "confirm", "block", "approve" or "revoke" (or an unsubscribe)
+	Email      string // the account's
+	KeyPrefix  string // the key the claim was about
+	Domains    int    // domains the account holds
+	KeyDomains int    // domains the claim's key holds
+	ExpiresAt  time.Time
 }
 
 // Tokens is what the web pages need: look a link up, and use it.
@@ -31,6 +32,7 @@ type Tokens interface {
 
 const tokenSQL = `SELECT t.id, t.action, a.id, a.email, coalesce(k.key_prefix, ''), t.api_key_id,
 		(SELECT count(*) FROM domains d JOIN api_keys dk ON dk.id = d.api_key_id WHERE dk.account_id = a.id),
+		coalesce(k.domain_count, 0),
 		t.expires_at, t.used_at IS NOT NULL
 	FROM tokens t JOIN accounts a ON a.id = t.account_id LEFT JOIN api_keys k ON k.id = t.api_key_id
 	WHERE t.hash = $1`
@@ -51,7 +53,7 @@ func readToken(ctx context.Context, q pgx.Tx, action, raw string, lock bool) (to
 		sql += ` FOR UPDATE OF t`
 	}
 	err := q.QueryRow(ctx, sql, hash[:]).Scan(&t.id, &t.info.Action, &t.accountID, &t.info.Email,
-		&t.info.KeyPrefix, &t.keyID, &t.info.Domains, &t.info.ExpiresAt, &t.used)
+		&t.info.KeyPrefix, &t.keyID, &t.info.Domains, &t.info.KeyDomains, &t.info.ExpiresAt, &t.used)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows), err == nil && t.info.Action != action:
 		return tokenRow{}, ErrTokenUnknown
@@ -76,8 +78,8 @@ func (p *Postgres) LookupToken(ctx context.Context, action, raw string) (TokenIn
 	return info, classify(err)
 }
 
-// UseToken marks a link used and applies it: confirm or block its account,
-// or revoke its key.
+// UseToken marks a link used and applies it: confirm its account and
+// approve its key, block its account, or approve or revoke its key.
 func (p *Postgres) UseToken(ctx context.Context, action, raw string, ip netip.Addr) (TokenInfo, error) {
 	var info TokenInfo
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
@@ -94,18 +96,36 @@ func (p *Postgres) UseToken(ctx context.Context, action, raw string, ip netip.Ad
 	return info, classify(err)
 }
 
-// applyAction confirms or blocks an account, or revokes a key, and audits it.
+// confirmSQL confirms account $1 and approves its key $2, or every key of
+// the account that waits when $2 is null (the operator's confirm): a
+// key claimed onto an account is active only once a link about that
+// key, or the operator, says so.
+const confirmSQL = `WITH confirmed AS (
+    UPDATE accounts SET confirmed_at = coalesce(confirmed_at, now()) WHERE id = $1
+)
+UPDATE api_keys SET pending_at = NULL, approved_at = now()
+WHERE account_id = $1 AND ($2::bigint IS NULL OR id = $2) AND pending_at IS NOT NULL AND revoked_at IS NULL`
+
+// applyAction confirms or blocks an account, or approves or revokes a key,
+// and audits it. Approving a key that waits no more (approved before, or
+// never pending) or is revoked changes nothing but is audited all the
+// same: a revoked key's names never come to light.
 func applyAction(ctx context.Context, tx pgx.Tx, action string, accountID int64, keyID *int64, ip netip.Addr, by string) error {
 	var sql, audited string
-	var arg any = accountID
+	args := []any{accountID}
 	switch action {
 	case "confirm":
-		sql, audited = `UPDATE accounts SET confirmed_at = coalesce(confirmed_at, now()) WHERE id = $1`, "account.confirm"
+		sql, audited = confirmSQL, "account.confirm"
+		args = append(args, keyID)
 	case "block":
 		sql, audited = `UPDATE accounts SET blocked_at = coalesce(blocked_at, now()) WHERE id = $1`, "account.block"
 	case "revoke":
 		sql, audited = `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1`, "key.revoke"
-		arg = keyID
+		args = []any{keyID}
+	case "approve":
+		sql, audited = `UPDATE api_keys SET pending_at = NULL, approved_at = now()
+			WHERE id = $1 AND pending_at IS NOT NULL AND revoked_at IS NULL`, "key.approve"
+		args = []any{keyID}
 	case "alerts_off":
 		sql, audited = `UPDATE accounts SET alerts_off_at = coalesce(alerts_off_at, now()) WHERE id = $1`, "account.alerts_off"
 	case "digest_off":
@@ -113,7 +133,7 @@ func applyAction(ctx context.Context, tx pgx.Tx, action string, accountID int64,
 	default:
 		return errors.New("unknown token action " + action)
 	}
-	if _, err := tx.Exec(ctx, sql, arg); err != nil {
+	if _, err := tx.Exec(ctx, sql, args...); err != nil {
 		return err
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO audit (remote_ip, action, key_prefix, detail)

@@ -13,7 +13,7 @@ import (
 // claimWithTokens claims a new key for email with known link tokens.
 func claimWithTokens(t *testing.T, p *store.Postgres, key, email string) store.MailTokens {
 	t.Helper()
-	tokens := store.MailTokens{Confirm: key + "-confirm", Block: key + "-block", Revoke: key + "-revoke"}
+	tokens := store.MailTokens{Confirm: key + "-confirm", Block: key + "-block", Revoke: key + "-revoke", Approve: key + "-approve"}
 	_, err := p.ClaimKey(context.Background(), store.Claim{Key: ref(key), Email: email, IP: ip, Tokens: tokens,
 		MaxMailsPerDay: 10, MaxUnconfirmedKeys: 10})
 	if err != nil {
@@ -71,7 +71,7 @@ func TestClaimLimits(t *testing.T) {
 	ctx := context.Background()
 	claim := func(key string, mails, keys int) error {
 		_, err := p.ClaimKey(ctx, store.Claim{Key: ref(key), Email: "limits@example.com", IP: ip,
-			Tokens:         store.MailTokens{Confirm: key + "c", Block: key + "b", Revoke: key + "r"},
+			Tokens:         store.MailTokens{Confirm: key + "c", Block: key + "b", Revoke: key + "r", Approve: key + "a"},
 			MaxMailsPerDay: mails, MaxUnconfirmedKeys: keys})
 		return err
 	}

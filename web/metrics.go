@@ -1,12 +1,14 @@
 package web
 
 import (
+	"net/http"
 	"runtime"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Metrics are the server's Prometheus metrics, in a registry of their own.
@@ -55,6 +57,14 @@ func NewMetrics(verbs []string, openConns, queueDepth func() int) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
+}
+
+// MetricsOnly serves reg's metrics at GET /metrics, and nothing else: the
+// handler of a listener of their own (KEYCHEST_METRICS_LISTEN).
+func MetricsOnly(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
 }
 
 // RegisterBuildInfo adds the gauge keychest_build_info{version,goversion},

@@ -1,5 +1,5 @@
 // Package web serves the links of the confirmation mails, /healthz and
-// /metrics. A GET on a link only shows what it would do; only the POST
+// /metrics (or /metrics alone, on a listener of its own: MetricsOnly). A GET on a link only shows what it would do; only the POST
 // from the page's button acts, so mail scanners that follow links change
 // nothing.
 package web
@@ -42,7 +42,8 @@ type Handler struct {
 
 // New returns the HTTP handler of the web endpoints, with the ACME
 // endpoint's default limits. X-Forwarded-For is believed only from proxies
-// (KEYCHEST_PROXY_FROM).
+// (KEYCHEST_PROXY_FROM). With metrics nil it serves no /metrics:
+// KEYCHEST_METRICS_LISTEN serves them apart (MetricsOnly).
 func New(tokens store.Tokens, metrics *Metrics, log zerolog.Logger, proxies ...netip.Prefix) http.Handler {
 	return NewWithACME(tokens, metrics, log, DefaultACMELimits, proxies...)
 }
@@ -52,7 +53,9 @@ func NewWithACME(tokens store.Tokens, metrics *Metrics, log zerolog.Logger, acme
 	h := &Handler{tokens: tokens, metrics: metrics, log: log, proxies: proxies}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", h.healthz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	if metrics != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	}
 	mux.HandleFunc("GET /{action}/{token}", h.show)
 	mux.HandleFunc("POST /{action}/{token}", h.act)
 	mountACME(mux, tokens, log, acme, proxies)
@@ -77,9 +80,9 @@ var asks = map[string]struct {
 	doneTitle, doneMessage        string
 }{
 	"confirm": {"Confirm your KeyChest account",
-		"Confirm the account %[1]s? KeyChest then starts watching the certificates of its %[2]s.",
+		"Confirm the account %[1]s and its API key %[3]s...? KeyChest then starts watching the certificates of the key's %[4]s. Other keys claimed for this address wait for their own mail's link.",
 		"Confirm account", "",
-		"Account confirmed", "%[1]s is confirmed. KeyChest now watches the certificates of its %[2]s."},
+		"Account confirmed", "%[1]s is confirmed, with its API key %[3]s.... KeyChest now watches the certificates of the key's %[4]s."},
 	"alerts_off": {"Stop alert mails?",
 		"Stop the alert mails KeyChest sends %[1]s about certificate problems? The weekly digest and the account stay as they are.",
 		"Stop alerts", "",
@@ -92,6 +95,10 @@ var asks = map[string]struct {
 		"If you did not ask KeyChest to watch certificates for %[1]s, block the account: its keys stop working and it takes no new ones.",
 		"Block account", "danger",
 		"Account blocked", "%[1]s is blocked. Its keys no longer work."},
+	"approve": {"Approve this API key?",
+		"Approve the API key %[3]s... for %[1]s? It holds %[4]s, pending until you approve: then KeyChest watches them and shows them in your mails and on your account page. If you did not add this key, revoke it instead, with the other link of the mail.",
+		"Approve key", "",
+		"Key approved", "The API key %[3]s... of %[1]s is approved: KeyChest now watches its %[4]s."},
 	"revoke": {"Revoke this API key?",
 		"The API key %[3]s... of %[1]s stops working at once. Its domains stay listed.",
 		"Revoke key", "danger",
@@ -119,8 +126,7 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	render(w, http.StatusOK, page{Title: ask.title, Message: fmt.Sprintf(ask.message, info.Email, words.Count(info.Domains, "domain"), info.KeyPrefix),
-		Button: ask.button, Class: ask.class})
+	render(w, http.StatusOK, page{Title: ask.title, Message: words4(ask.message, info), Button: ask.button, Class: ask.class})
 }
 
 func (h *Handler) act(w http.ResponseWriter, r *http.Request) {
@@ -137,7 +143,14 @@ func (h *Handler) act(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Info().Str("code", logcode.LinkUsed).Time("event_time", time.Now()).Str("action", action).
 		Str("subject", info.KeyPrefix).Str("remote", client.String()).Msg("link used")
-	render(w, http.StatusOK, page{Title: ask.doneTitle, Message: fmt.Sprintf(ask.doneMessage, info.Email, words.Count(info.Domains, "domain"), info.KeyPrefix)})
+	render(w, http.StatusOK, page{Title: ask.doneTitle, Message: words4(ask.doneMessage, info)})
+}
+
+// words4 fills a page's message: %[1]s the account's email, %[2]s its
+// domains, %[3]s the key's prefix, %[4]s the key's domains.
+func words4(format string, info store.TokenInfo) string {
+	return fmt.Sprintf(format, info.Email, words.Count(info.Domains, "domain"), info.KeyPrefix,
+		words.Count(info.KeyDomains, "domain"))
 }
 
 // fail shows why a link does not work.

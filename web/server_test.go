@@ -29,7 +29,7 @@ func (f *fakeTokens) LookupToken(_ context.Context, action, raw string) (store.T
 	if f.used > 0 {
 		return store.TokenInfo{}, store.ErrTokenUsed
 	}
-	return store.TokenInfo{Action: action, Email: "o@example.com", Domains: 1}, nil
+	return store.TokenInfo{Action: action, Email: "o@example.com", Domains: 2, KeyPrefix: "0123abcd", KeyDomains: 1}, nil
 }
 
 func (f *fakeTokens) UseToken(ctx context.Context, action, raw string, by netip.Addr) (store.TokenInfo, error) {
@@ -58,7 +58,7 @@ func TestLinkPages(t *testing.T) {
 	tokens := &fakeTokens{}
 	h := New(tokens, NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), zerolog.Nop())
 	code, body := serve(h, "GET", "/confirm/good")
-	if code != 200 || !strings.Contains(body, "the certificates of its 1 domain.") || !strings.Contains(body, `<form method="post">`) || tokens.used != 0 {
+	if code != 200 || !strings.Contains(body, "its API key 0123abcd...? KeyChest then starts watching the certificates of the key&#39;s 1 domain.") || !strings.Contains(body, `<form method="post">`) || tokens.used != 0 {
 		t.Fatalf("GET: %d used=%d\n%s", code, tokens.used, body)
 	}
 	if code, body = serve(h, "POST", "/confirm/good"); code != 200 || !strings.Contains(body, "is confirmed") || tokens.used != 1 {
@@ -72,6 +72,24 @@ func TestLinkPages(t *testing.T) {
 	// Text from the store is escaped.
 	if _, body := serve(h, "GET", "/confirm/<script>"); strings.Contains(body, "<script>") {
 		t.Error("unescaped input in a page")
+	}
+}
+
+// With metrics nil (KEYCHEST_METRICS_LISTEN serves them apart) the web
+// listener has no /metrics; MetricsOnly serves /metrics and nothing else.
+func TestMetricsApart(t *testing.T) {
+	m := NewMetrics(nil, func() int { return 0 }, func() int { return 0 })
+	if code, _ := serve(New(&fakeTokens{}, nil, zerolog.Nop()), "GET", "/metrics"); code != 404 {
+		t.Fatalf("web /metrics without metrics: %d", code)
+	}
+	apart := MetricsOnly(m.Registry)
+	if code, body := serve(apart, "GET", "/metrics"); code != 200 || !strings.Contains(body, "keychest_connections_open") {
+		t.Fatalf("MetricsOnly /metrics: %d", code)
+	}
+	for _, path := range []string{"/healthz", "/confirm/good"} {
+		if code, _ := serve(apart, "GET", path); code != 404 {
+			t.Errorf("MetricsOnly %s: %d", path, code)
+		}
 	}
 }
 

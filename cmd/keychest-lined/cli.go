@@ -38,9 +38,10 @@ var subcommands = map[string]subcommand{
 	"accounts":     {"list every account", "", listAccounts},
 	"domains":      {"list the domains of an account's keys", "email", listDomains},
 	"keys":         {"list an account's keys (prefixes only)", "email", listKeys},
-	"confirm":      {"confirm an account, as its mail's link does", "email", setAccount("confirm")},
+	"confirm":      {"confirm an account and approve every key that waits on it", "email", setAccount("confirm")},
 	"block":        {"block an account: its keys stop working", "email", setAccount("block")},
 	"revoke":       {"revoke the key with this prefix", "key-prefix", revokeKey},
+	"approve":      {"approve the key with this prefix, pending since its claim, as its mail's link does", "key-prefix", approveKey},
 	"certs":        {"every watched target: state and days left, soonest expiry first (--email: one account's)", "", listCerts},
 	"alerts":       {"recent alert mails and their outbox state (--email: one account's)", "", listAlerts},
 	"digest":       {"print the weekly digest an account would get now (--dry-run: nothing is sent)", "email", printDigest},
@@ -194,8 +195,11 @@ func listKeys(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) err
 	return table(out, "KEY\tORIGIN\tSTATUS\tDOMAINS\tCREATED\tFROM", len(rows), func(i int) string {
 		r := rows[i]
 		status := "active"
-		if r.RevokedAt != nil {
+		switch {
+		case r.RevokedAt != nil:
 			status = "revoked"
+		case r.PendingAt != nil:
+			status = "pending"
 		}
 		return fmt.Sprintf("%s...\t%s\t%s\t%d\t%s\t%s", r.Prefix, r.Origin, status, r.Domains, day(r.CreatedAt), r.CreatedIP)
 	})
@@ -239,6 +243,19 @@ func revokeKey(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) er
 		return orJSON(out, k, err)
 	}
 	_, err = fmt.Fprintf(out, "revoked key %s... (%d domains)\n", k.Prefix, k.Domains)
+	return err
+}
+
+func approveKey(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+	k, err := db.ApproveKey(ctx, a.keyPrefix)
+	if err != nil || a.json {
+		return orJSON(out, k, err)
+	}
+	if k.RevokedAt != nil {
+		_, err = fmt.Fprintf(out, "key %s... is revoked; approving it changes nothing\n", k.Prefix)
+		return err
+	}
+	_, err = fmt.Fprintf(out, "approved key %s... (%d domains)\n", k.Prefix, k.Domains)
 	return err
 }
 

@@ -40,7 +40,7 @@ func schemaOf(t *testing.T, databaseURL string) (tables int, version int32) {
 // needs.
 var readCommands = [][]string{
 	{"accounts"}, {"accounts", "--json"}, {"domains", "--email", "a@example.com"}, {"keys", "--email", "a@example.com"},
-	{"confirm", "--email", "a@example.com"}, {"block", "--email", "a@example.com"}, {"revoke", "--key-prefix", "abcd1234"},
+	{"confirm", "--email", "a@example.com"}, {"block", "--email", "a@example.com"}, {"revoke", "--key-prefix", "abcd1234"}, {"approve", "--key-prefix", "abcd1234"},
 	{"mails"}, {"mails", "--failed", "--json"}, {"certs"}, {"findings", "--open"}, {"alerts"},
 	{"digest", "--email", "a@example.com", "--dry-run"}, {"rotate-links", "--email", "a@example.com"},
 }

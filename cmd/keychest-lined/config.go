@@ -53,6 +53,7 @@ type Config struct {
 	ACMEMaxEvents    int           `envconfig:"ACME_MAX_EVENTS" default:"1000" desc:"events in one POST /api/v1/acme/events; past it: 413"`
 	ACMEMaxNames     int           `envconfig:"ACME_MAX_NAMES" default:"5000" desc:"DNS names in one POST /api/v1/acme/events, summed over its events; past it: 413"`
 	ACMERowsPerHour  int           `envconfig:"LIMIT_ACME_ROWS_PER_KEY_HOUR" default:"50000" desc:"rows (an event, and each DNS name it gives) one key may post per hour (0: no limit); past it: 429"`
+	MetricsListen    string        `envconfig:"METRICS_LISTEN" desc:"address of a listener of its own for /metrics (e.g. 127.0.0.1:9323), which then leaves KEYCHEST_HTTP_LISTEN; empty: /metrics is on KEYCHEST_HTTP_LISTEN"`
 	MonitorConfig
 }
 
@@ -121,6 +122,8 @@ func loadConfig() (Config, error) {
 		return c, fmt.Errorf("workers, queue size, database connections and connection limits must be at least 1")
 	case !validListen(c.Listen):
 		return c, fmt.Errorf("%s_LISTEN must be host:port addresses separated by commas", envPrefix)
+	case c.MetricsListen != "" && !validListen(c.MetricsListen) || strings.Contains(c.MetricsListen, ","):
+		return c, fmt.Errorf("%s_METRICS_LISTEN must be one host:port address, or empty", envPrefix)
 	case !validPrefixes(c.ProxyFrom):
 		return c, fmt.Errorf("%s_PROXY_FROM must be networks (CIDR) or addresses separated by commas", envPrefix)
 	case c.MaxLine < 64:
@@ -157,7 +160,7 @@ func printUsage() {
 	tw.Flush()
 	fmt.Fprintf(os.Stderr, "\nOperator commands (same configuration; --json for scripts):\n\n")
 	tw = tabwriter.NewWriter(os.Stderr, 0, 4, 2, ' ', 0)
-	for _, name := range []string{"accounts", "domains", "keys", "confirm", "block", "revoke", "certs", "findings", "alerts", "digest", "rotate-links", "mails", "acme", migrateCommand} {
+	for _, name := range []string{"accounts", "domains", "keys", "confirm", "block", "revoke", "approve", "certs", "findings", "alerts", "digest", "rotate-links", "mails", "acme", migrateCommand} {
 		sub := subcommands[name]
 		flags := ""
 		if sub.needs != "" {

@@ -47,7 +47,7 @@ func TestClaimMailConfirm(t *testing.T) {
 	a := startApp(t, withSMTP(mail))
 	c := a.dial(t)
 	key := c.must("command apikey", "status ok 200")
-	c.must("command claim apikey "+key+" email Owner@Example.com", "status ok 200 claimed; new account")
+	c.must("command claim apikey "+key+" email Owner@Example.com", "status ok 200 claimed for")
 	c.must("command add domain watched.example apikey "+key, "status ok 200 domain watched.example:443 added (pending")
 
 	m := mail.Wait(t, 1, 10*time.Second)[0]
@@ -149,9 +149,78 @@ func TestBlockLink(t *testing.T) {
 	c.must("command claim apikey "+other+" email victim@example.com", "status error 403 account blocked")
 }
 
-// A new key for a confirmed account sends the short mail with a revoke
-// link; revoking refuses the key.
-func TestNewKeyMailRevoke(t *testing.T) {
+// A new key for a confirmed account waits for the owner: the claim's
+// reply is the one a new account gets, its domains stay pending, and the
+// mail carries an approve and a revoke link. The approve link's GET
+// changes nothing, its POST makes the key's domains active; the revoke
+// link of another such key refuses it.
+func TestNewKeyMailApproveRevoke(t *testing.T) {
+	mail := smtptest.Start(t)
+	a := startApp(t, withSMTP(mail))
+	c := a.dial(t)
+	first := c.must("command apikey", "status ok 200")
+	reply := c.must("command claim apikey "+first+" email keeper@example.com", "status ok 200")
+	_, newAccount := c.do("command claim apikey Newcomer-Key-0123456789 email newcomer@example.com")
+	post(t, link(t, about(t, mail.Wait(t, 2, 10*time.Second), first).Body(), "confirm"))
+	c.exactly("command add domain mine.example apikey "+first, "status ok 200 domain mine.example:443 added")
+
+	second := c.must("command apikey", "status ok 200")
+	_, claimed := c.do("command claim apikey " + second + " email keeper@example.com")
+	if want := strings.ReplaceAll(newAccount, "newcomer@", "keeper@"); claimed != want || reply != "" {
+		t.Fatalf("claim onto a confirmed account: %q, onto a new one: %q", claimed, newAccount)
+	}
+	c.must("command add domain stranger.example apikey "+second, "status ok 200 domain stranger.example:443 added (pending until the owner confirms by mail)")
+	m := about(t, mail.Wait(t, 3, 10*time.Second), second)
+	if m.Header("Subject") != "Approve the new key for your KeyChest account" || !strings.Contains(m.Body(), second[:8]) {
+		t.Fatalf("third mail: %q\n%s", m.Header("Subject"), m.Body())
+	}
+	approve := link(t, m.Body(), "approve")
+	if code, page := get(t, approve); code != 200 || !strings.Contains(page, "Approve key") || !strings.Contains(page, "1 domain") {
+		t.Fatalf("GET approve: %d\n%s", code, page)
+	}
+	if data, _ := c.do("command status apikey " + second); !strings.Contains(data, "confirmed=no") {
+		t.Fatalf("a GET approved the key: %s", data)
+	}
+	if code, page := post(t, approve); code != 200 || !strings.Contains(page, "Key approved") {
+		t.Fatalf("POST approve: %d\n%s", code, page)
+	}
+	if data, _ := c.do("command status apikey " + second); !strings.Contains(data, "confirmed=yes") {
+		t.Fatalf("status after approving: %s", data)
+	}
+	c.exactly("command add domain stranger.example apikey "+second, "status ok 200 domain stranger.example:443 already registered")
+
+	third := c.must("command apikey", "status ok 200")
+	c.must("command claim apikey "+third+" email keeper@example.com", "status ok 200 claimed for keeper@example.com")
+	if code, _ := post(t, link(t, about(t, mail.Wait(t, 4, 10*time.Second), third).Body(), "revoke")); code != 200 {
+		t.Fatalf("revoke: %d", code)
+	}
+	c.must("command add domain x.example apikey "+third, "status error 403 apikey revoked")
+	c.exactly("command add domain x.example apikey "+first, "status ok 200 domain x.example:443 added")
+}
+
+// about returns the one mail of mails about key.
+func about(t *testing.T, mails []smtptest.Message, key string) smtptest.Message {
+	t.Helper()
+	for _, m := range mails {
+		if strings.Contains(m.Body(), key[:8]+"...") {
+			return m
+		}
+	}
+	t.Fatalf("no mail about %s...", key[:8])
+	return smtptest.Message{}
+}
+
+// exactly is do, failing the test unless the status is want.
+func (c *client) exactly(line, want string) {
+	c.t.Helper()
+	if _, status := c.do(line); status != want {
+		c.t.Fatalf("%q: got %q, want %q", line, status, want)
+	}
+}
+
+// keychest-lined approve --key-prefix P approves a pending key, as the
+// mail's link does.
+func TestApproveCommand(t *testing.T) {
 	mail := smtptest.Start(t)
 	a := startApp(t, withSMTP(mail))
 	c := a.dial(t)
@@ -159,16 +228,17 @@ func TestNewKeyMailRevoke(t *testing.T) {
 	c.must("command claim apikey "+first+" email keeper@example.com", "status ok 200")
 	post(t, link(t, mail.Wait(t, 1, 10*time.Second)[0].Body(), "confirm"))
 	second := c.must("command apikey", "status ok 200")
-	c.must("command claim apikey "+second+" email keeper@example.com", "status ok 200 claimed for account keeper@example.com")
-	m := mail.Wait(t, 2, 10*time.Second)[1]
-	if m.Header("Subject") != "New key attached to your KeyChest account" || !strings.Contains(m.Body(), second[:8]) {
-		t.Fatalf("second mail: %q\n%s", m.Header("Subject"), m.Body())
+	c.must("command claim apikey "+second+" email keeper@example.com", "status ok 200")
+	c.must("command add domain later.example apikey "+second, "status ok 200 domain later.example:443 added (pending")
+	if code, out, _ := cli(t, a.cfg.DatabaseURL, "keys", "--email", "keeper@example.com"); code != 0 ||
+		!strings.Contains(out, second[:8]+"...  client  pending") && !strings.Contains(out, second[:8]+"...  server  pending") {
+		t.Fatalf("keys: %d\n%s", code, out)
 	}
-	if code, _ := post(t, link(t, m.Body(), "revoke")); code != 200 {
-		t.Fatalf("revoke: %d", code)
+	code, out, errOut := cli(t, a.cfg.DatabaseURL, "approve", "--key-prefix", second[:8])
+	if code != 0 || out != "approved key "+second[:8]+"... (1 domains)\n" {
+		t.Fatalf("approve: %d %q %q", code, out, errOut)
 	}
-	c.must("command add domain x.example apikey "+second, "status error 403 apikey revoked")
-	c.must("command add domain x.example apikey "+first, "status ok 200 domain x.example:443 added")
+	c.exactly("command add domain later.example apikey "+second, "status ok 200 domain later.example:443 already registered")
 }
 
 // With no SMTP the mail goes to the log; the flow works on one machine.

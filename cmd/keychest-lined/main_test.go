@@ -46,9 +46,9 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("apikey: %q", reply)
 	}
 	steps := []struct{ send, want string }{
-		{"command claim apikey " + key + " email Admin@Example.com", "status ok 200 claimed; new account admin@example.com waits for confirmation: see the mail\n"},
-		{"command add domain keychest.net apikey " + key + "\n", "status ok 200 domain keychest.net:443 added (pending until the account is confirmed)\n"},
-		{"command add apikey " + key + " domain keychest.net\r\n", "status ok 200 domain keychest.net:443 already registered (pending until the account is confirmed)\n"},
+		{"command claim apikey " + key + " email Admin@Example.com", "status ok 200 claimed for admin@example.com; its domains stay pending until the owner confirms by mail\n"},
+		{"command add domain keychest.net apikey " + key + "\n", "status ok 200 domain keychest.net:443 added (pending until the owner confirms by mail)\n"},
+		{"command add apikey " + key + " domain keychest.net\r\n", "status ok 200 domain keychest.net:443 already registered (pending until the owner confirms by mail)\n"},
 		{"command add apikey " + key + " domain 127.0.0.1", "status error 400 IP addresses are not accepted; send a host name\n"},
 		{"command quit\n", "status ok 200 bye\n"},
 	}

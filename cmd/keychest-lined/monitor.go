@@ -23,6 +23,7 @@ import (
 	"github.com/keychest/keychest-lined/internal/ports"
 	"github.com/keychest/keychest-lined/monitor"
 	"github.com/keychest/keychest-lined/store"
+	"github.com/keychest/keychest-lined/web"
 )
 
 // check validates the monitor's settings.
@@ -103,7 +104,8 @@ func newMonitor(c MonitorConfig, db *store.Postgres, reg prometheus.Registerer, 
 
 // runMonitor is "keychest-lined monitor": the monitor alone, on the same
 // database and settings as the line servers, with /metrics and /healthz
-// on KEYCHEST_HTTP_LISTEN. --once runs one round and exits.
+// on KEYCHEST_HTTP_LISTEN (/metrics on KEYCHEST_METRICS_LISTEN instead,
+// when it is set). --once runs one round and exits.
 func runMonitor(args []string) int {
 	fs := flag.NewFlagSet("keychest-lined monitor", flag.ContinueOnError)
 	once := fs.Bool("once", false, "probe every target that is due, then exit")
@@ -143,24 +145,37 @@ func runMonitor(args []string) int {
 		fmt.Printf("probed %d targets\n", n)
 		return exitCode(err)
 	}
-	srv, err := serveMonitorHTTP(cfg.HTTPListen, reg, db)
+	closeHTTP, err := serveMonitorHTTP(cfg.HTTPListen, cfg.MetricsListen, reg, db)
 	if err != nil {
 		log.Error().Str("code", logcode.CannotListen).Time("event_time", time.Now()).Err(err).Msg("cannot listen")
 		return 1
 	}
-	defer srv.Close()
+	defer closeHTTP()
 	m.Run(ctx)
 	return 0
 }
 
-// serveMonitorHTTP serves /metrics and /healthz for a monitor process.
-func serveMonitorHTTP(addr string, reg *prometheus.Registry, db *store.Postgres) (*http.Server, error) {
+// serveMonitorHTTP serves /metrics and /healthz for a monitor process on
+// addr; /metrics on metricsAddr instead, when it is set. The function it
+// returns closes them.
+func serveMonitorHTTP(addr, metricsAddr string, reg *prometheus.Registry, db *store.Postgres) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	var apart *http.Server
+	if metricsAddr == "" {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	} else {
+		mln, err := net.Listen("tcp", metricsAddr)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		apart = &http.Server{Handler: web.MetricsOnly(reg), ReadHeaderTimeout: 10 * time.Second}
+		go apart.Serve(mln)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := db.Ping(r.Context()); err != nil {
 			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
@@ -170,7 +185,12 @@ func serveMonitorHTTP(addr string, reg *prometheus.Registry, db *store.Postgres)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
-	return srv, nil
+	return func() {
+		srv.Close()
+		if apart != nil {
+			apart.Close()
+		}
+	}, nil
 }
 
 func exitCode(err error) int {

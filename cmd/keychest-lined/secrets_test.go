@@ -98,14 +98,14 @@ func TestNoTokenAfterSend(t *testing.T) {
 	a := startApp(t, withSMTP(mail))
 	c := a.dial(t)
 	key := c.must("command apikey", "status ok 200")
-	c.must("command claim apikey "+key+" email secret@example.com", "status ok 200 claimed; new account")
+	c.must("command claim apikey "+key+" email secret@example.com", "status ok 200 claimed for")
 	confirmMail := mail.Wait(t, 1, 10*time.Second)[0]
 	waitOutbox(t, a.cfg.DatabaseURL, "sent_at IS NOT NULL")
 	if code, _ := post(t, link(t, confirmMail.Body(), "confirm")); code != 200 {
 		t.Fatalf("confirm: %d", code)
 	}
 	second := c.must("command apikey", "status ok 200")
-	c.must("command claim apikey "+second+" email secret@example.com", "status ok 200 claimed for account")
+	c.must("command claim apikey "+second+" email secret@example.com", "status ok 200 claimed for")
 	newKeyMail := mail.Wait(t, 2, 10*time.Second)[1]
 	waitOutbox(t, a.cfg.DatabaseURL, "sent_at IS NOT NULL")
 
@@ -116,8 +116,8 @@ func TestNoTokenAfterSend(t *testing.T) {
 		t.Fatalf("the search does not reach the mails' facts: key prefix found in %v", found)
 	}
 	tokens := append(tokensIn(t, confirmMail.Body()), tokensIn(t, newKeyMail.Body())...)
-	if len(tokens) != 3 {
-		t.Fatalf("tokens %v, want confirm, block and revoke", tokens)
+	if len(tokens) != 4 {
+		t.Fatalf("tokens %v, want confirm, block, approve and revoke", tokens)
 	}
 	for _, tok := range tokens {
 		if found := findText(t, a.cfg.DatabaseURL, tok); len(found) > 0 {

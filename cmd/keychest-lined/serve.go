@@ -42,7 +42,11 @@ type app struct {
 	sender *mailer.Sender
 	web    *http.Server
 	webLn  net.Listener
-	schema int32
+	// metrics serves /metrics on KEYCHEST_METRICS_LISTEN, when it is set
+	// (nil otherwise: /metrics is on the web listener).
+	metrics   *http.Server
+	metricsLn net.Listener
+	schema    int32
 
 	stopMail func()
 	mailDone chan struct{}
@@ -77,8 +81,12 @@ func serve(cfg Config, log zerolog.Logger) int {
 	select {
 	case addr := <-addrOf(a.lines):
 		all := listenAll(a.lines)
+		metricsAt := a.webLn.Addr().String()
+		if a.metricsLn != nil {
+			metricsAt = a.metricsLn.Addr().String()
+		}
 		log.Info().Str("code", logcode.Serving).Time("event_time", time.Now()).Str("listen", addr).
-			Str("http", a.webLn.Addr().String()).Strs("listen_all", all).Int32("schema", a.schema).
+			Str("http", a.webLn.Addr().String()).Str("metrics", metricsAt).Strs("listen_all", all).Int32("schema", a.schema).
 			Int("max_conns", cfg.MaxConns).Bool("smtp", cfg.SMTPURL != "").Bool("monitor", a.monitor != nil).Msg("serving")
 		notifySystemd(log, daemon.SdNotifyReady+"\nSTATUS=serving on "+strings.Join(all, ","))
 	case err := <-served:
@@ -127,6 +135,9 @@ func (a *app) launch() <-chan error {
 	served := make(chan error, 1)
 	go func() { served <- a.lines.Serve() }()
 	go a.web.Serve(a.webLn)
+	if a.metrics != nil {
+		go a.metrics.Serve(a.metricsLn)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stopMail = cancel
 	a.mailDone = make(chan struct{})
@@ -153,6 +164,9 @@ func (a *app) stop(ctx context.Context) error {
 	a.stopMonitor()
 	err := a.lines.Shutdown(ctx)
 	a.web.Shutdown(ctx)
+	if a.metrics != nil {
+		a.metrics.Shutdown(ctx)
+	}
 	select {
 	case <-a.monitorDone:
 	case <-ctx.Done():
@@ -178,14 +192,13 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 	if a.db, err = store.Open(context.Background(), cfg.DatabaseURL, cfg.DBConns); err != nil {
 		return nil, fmt.Errorf("database URL: %w", err)
 	}
-	if a.webLn, err = net.Listen("tcp", cfg.HTTPListen); err != nil {
+	if err := a.listenWeb(cfg); err != nil {
 		a.db.Close()
-		return nil, fmt.Errorf("web listener: %w", err)
+		return nil, err
 	}
 	transport, err := mailTransport(cfg, log)
 	if err != nil {
-		a.db.Close()
-		a.webLn.Close()
+		a.closeListeners()
 		return nil, err
 	}
 	var metrics *web.Metrics
@@ -213,14 +226,19 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 	proxies, _ := clientnet.ParseNets(cfg.ProxyFrom) // loadConfig checked it
 	if cfg.Monitor == "on" {
 		if a.monitor, err = newMonitor(cfg.MonitorConfig, a.db, metrics.Registry, log); err != nil {
-			a.db.Close()
-			a.webLn.Close()
+			a.closeListeners()
 			return nil, err
 		}
 	}
 	a.db.AlertBatch = cfg.AlertBatch
 	a.renewals = func(ctx context.Context) { checkRenewals(ctx, a.db, log) }
-	a.web = &http.Server{Handler: web.NewWithACME(a.db, metrics, log, acmeLimits(cfg), proxies...), ReadHeaderTimeout: 10 * time.Second,
+	webMetrics := metrics
+	if a.metricsLn != nil {
+		webMetrics = nil // served apart, and only there
+		a.metrics = &http.Server{Handler: web.MetricsOnly(metrics.Registry), ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
+	}
+	a.web = &http.Server{Handler: web.NewWithACME(a.db, webMetrics, log, acmeLimits(cfg), proxies...), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	return a, nil
 }
@@ -229,6 +247,33 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 func acmeLimits(c Config) web.ACMELimits {
 	return web.ACMELimits{MaxEvents: c.ACMEMaxEvents, MaxNames: c.ACMEMaxNames, RowsPerKeyHour: c.ACMERowsPerHour,
 		MaxDomainsPerKey: c.MaxDomainsPerKey}
+}
+
+// listenWeb opens the web listener, and the metrics listener when
+// KEYCHEST_METRICS_LISTEN is set.
+func (a *app) listenWeb(cfg Config) error {
+	var err error
+	if a.webLn, err = net.Listen("tcp", cfg.HTTPListen); err != nil {
+		return fmt.Errorf("web listener: %w", err)
+	}
+	if cfg.MetricsListen == "" {
+		return nil
+	}
+	if a.metricsLn, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+		a.webLn.Close()
+		return fmt.Errorf("metrics listener: %w", err)
+	}
+	return nil
+}
+
+// closeListeners closes the web listeners and the database pool of a
+// start that failed.
+func (a *app) closeListeners() {
+	a.db.Close()
+	a.webLn.Close()
+	if a.metricsLn != nil {
+		a.metricsLn.Close()
+	}
 }
 
 // mailTransport is SMTP when configured, else the log.

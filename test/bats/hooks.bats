@@ -57,6 +57,34 @@ teardown_file() {
 	done
 }
 
+@test "hook: a second server claiming onto a confirmed account exits 0; its names stay pending until the owner approves its key" {
+	first=$(certbot_dir first)
+	add_lineage "$first" first.example first.example
+	printf 'email = owner-two@example.com\n' >"$first/cli.ini"
+	run_hook bash "$first"
+	[ "$status" -eq 0 ]
+	KEYCHEST_DATABASE_URL=$DB_URL "$ROOT/bin/keychest-lined" confirm --email owner-two@example.com >/dev/null
+	second=$(certbot_dir second)
+	add_lineage "$second" second.example second.example
+	printf 'email = owner-two@example.com\n' >"$second/cli.ini"
+	run_hook bash "$second"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ $output == *"<- status ok 200 claimed for owner-two@example.com; its domains stay pending until the owner confirms by mail"* ]]
+	[[ $output == *"<- status ok 200 domain second.example:443 added (pending until the owner confirms by mail)"* ]]
+	[[ $output == *"done: 1 domains registered, 0 refused, key "*" claimed by owner-two@example.com; 1 pending until the owner confirms by mail"* ]]
+	[[ $output != *"command check"* ]]
+	[ "$(sql "SELECT count(*) FROM outbox WHERE kind = 'new_key' AND to_email = 'owner-two@example.com'")" = 1 ]
+	key=$(cat "$second/renewal-hooks/keychest_apikey")
+	run env KEYCHEST_DATABASE_URL=$DB_URL "$ROOT/bin/keychest-lined" approve --key-prefix "${key:0:8}"
+	[ "$output" = "approved key ${key:0:8}... (1 domains)" ]
+	run_hook bash "$second"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ $output == *"-> command check domain second.example apikey ${key:0:8}..."*"<- status ok 200 check queued"* ]]
+	[[ $output == *"claimed by owner-two@example.com" ]]
+}
+
 @test "hook: in deploy/ RENEWED_DOMAINS wins over the lineages; a refused domain does not stop the others" {
 	le=$(certbot_dir)
 	mv "$le/renewal-hooks/post" "$le/renewal-hooks/deploy"
@@ -111,7 +139,7 @@ teardown_file() {
 	[[ $claim == "exec 3<>/dev/tcp/$HOST/$PORT; "* ]]
 	run bash -c "${claim//YOU@EXAMPLE.COM/late@example.com}"
 	echo "$output"
-	[[ $output == "status ok 200 claimed; new account late@example.com"* ]]
+	[[ $output == "status ok 200 claimed for late@example.com"* ]]
 	[ "$(keys_of late@example.com)" = 1 ]
 }
 
@@ -254,7 +282,7 @@ hook_alone() {
 		echo "$sh: $output"
 		[ "$status" -eq 0 ]
 		[ "${#lines[@]}" -eq 2 ]
-		[[ ${lines[0]} == "keychest: done: 3 domains registered, 0 refused, key "*" claimed by containers@example.com" ]]
+		[[ ${lines[0]} == "keychest: done: 3 domains registered, 0 refused, key "*" claimed by containers@example.com; 3 pending until the owner confirms by mail" ]]
 		[ "${lines[1]}" = "app started" ]
 		[ "$(stat -c %a "$keyfile")" = 600 ]
 		[ "$(domains_of_key "$(cat "$keyfile")")" = "app1.example app2.example app3.example" ]

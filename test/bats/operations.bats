@@ -30,7 +30,7 @@ teardown() {
 	run in_shell bash flow.sh ops@example.com ops.example.org
 	echo "$output"
 	[[ ${lines[2]} == "status ok 200 claimed"* ]]
-	[ "${lines[3]}" = "status ok 200 domain ops.example.org:443 added (pending until the account is confirmed)" ]
+	[ "${lines[3]}" = "status ok 200 domain ops.example.org:443 added (pending until the owner confirms by mail)" ]
 	for _ in $(seq 1 100); do
 		grep -q '"code":"MAIL0200"' "$BATS_TEST_TMPDIR/server.log" && break
 		sleep 0.05 # the mail sender works in the background

@@ -44,8 +44,8 @@ KEY_RE='^data [0-9a-f]{8}(-[0-9a-f]{8}){4}$'
 		[ "$status" -eq 0 ]
 		[ "${lines[1]}" = "status ok 200 new api key" ]
 		[[ ${lines[2]} == "status ok 200 claimed"* ]]
-		[ "${lines[3]}" = "status ok 200 domain $sh.example.org:443 added (pending until the account is confirmed)" ]
-		[ "${lines[4]}" = "status ok 200 domain $sh.example.org:443 already registered (pending until the account is confirmed)" ]
+		[ "${lines[3]}" = "status ok 200 domain $sh.example.org:443 added (pending until the owner confirms by mail)" ]
+		[ "${lines[4]}" = "status ok 200 domain $sh.example.org:443 already registered (pending until the owner confirms by mail)" ]
 		key=${lines[5]#key=}
 		[ "$(sql "SELECT a.email || ' ' || d.name || ':' || d.port FROM api_keys k
 			JOIN accounts a ON a.id = k.account_id JOIN domains d ON d.api_key_id = k.id
@@ -96,7 +96,7 @@ KEY_RE='^data [0-9a-f]{8}(-[0-9a-f]{8}){4}$'
 	key=$(in_shell bash seed_apikey.sh)
 	key=${key#data }
 	run in_shell bash send_once.sh "command claim apikey $key email mailed@example.com\n"
-	[[ $output == "status ok 200 claimed; new account mailed@example.com"* ]]
+	[[ $output == "status ok 200 claimed for mailed@example.com"* ]]
 	for _ in $(seq 1 100); do
 		grep -q '"code":"MAIL0001".*"to":"mailed@example.com"' "$SERVER_LOG" && break
 		sleep 0.05 # the sender and the log are asynchronous
