@@ -136,7 +136,7 @@ func lockACMEKey(ctx context.Context, tx pgx.Tx, k KeyRef) (acmeKey, error) {
 	var account *int64
 	var revoked, blocked, confirmed bool
 	err := tx.QueryRow(ctx, `SELECT k.id, k.account_id, k.revoked_at IS NOT NULL, coalesce(a.blocked_at IS NOT NULL, false),
-			coalesce(a.confirmed_at IS NOT NULL, false)
+			coalesce(a.confirmed_at IS NOT NULL, false) AND `+keyApproved+`
 		FROM api_keys k LEFT JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = $1 FOR NO KEY UPDATE OF k`,
 		k.Hash[:]).Scan(&key.id, &account, &revoked, &blocked, &confirmed)
 	switch {

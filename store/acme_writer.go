@@ -31,11 +31,13 @@ type findingWriter struct {
 }
 
 // heldSQL keeps, in order, those of the names $2 that a domain of account
-// $1 names through a key that works (a wildcard by its name without "*.").
+// $1 names through a key that works and is approved (a wildcard by its
+// name without "*."): a key still pending approval holds nothing yet.
 const heldSQL = `
 SELECT n.name FROM unnest($2::text[]) WITH ORDINALITY AS n(name, idx)
 WHERE EXISTS (SELECT 1 FROM domains d JOIN api_keys k ON k.id = d.api_key_id
-              WHERE k.account_id = $1 AND k.revoked_at IS NULL AND (d.name = n.name OR d.name = '*.' || n.name))
+              WHERE k.account_id = $1 AND k.revoked_at IS NULL AND ` + keyApproved + `
+                AND (d.name = n.name OR d.name = '*.' || n.name))
 ORDER BY n.idx`
 
 // held keeps those of names that the writer's account holds: its events

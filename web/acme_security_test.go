@@ -363,3 +363,29 @@ func TestACMEIssuedNamesKeepTheConfiguredDomainLimit(t *testing.T) {
 		t.Fatalf("the key holds %d domains, want its limit of 2", n)
 	}
 }
+
+// A key that a stranger claimed onto A's confirmed account stays pending
+// until A approves it: it may not post, and its names are not A's until
+// then, so a pending key's domain cannot make B's events count for A.
+func TestACMEPendingKeyOnAConfirmedAccountGets403(t *testing.T) {
+	w := newACMEWorld(t)
+	w.owners()
+	const pending = "dddddddd-pending-key-000000000004"
+	confirmedKey(t, w.db, w.url, pending, "a@example.net")
+	w.exec(`UPDATE api_keys SET pending_at = now() WHERE key_prefix = 'dddddddd'`)
+	if code, body := w.post(pending, event("evil@proxy", 1, "auth", phishing)); code != http.StatusForbidden {
+		t.Fatalf("pending key: %d %s", code, body)
+	}
+	if n := w.count(`SELECT count(*) FROM acme_events`); n != 0 {
+		t.Fatalf("%d events stored for a pending key", n)
+	}
+	// The pending key's own name is not held by A: A's events for it open nothing.
+	w.exec(`INSERT INTO domains (api_key_id, name, port, wildcard) SELECT id, 'stranger.example', 443, false FROM api_keys WHERE key_prefix = 'dddddddd'`)
+	strangerV := strings.ReplaceAll(invalidV, "victim.example", "stranger.example")
+	if code, body := w.post(keyA, event(proxyA, 1, "auth", strangerV)); code != 200 {
+		t.Fatalf("owner's event: %d %s", code, body)
+	}
+	if n := w.count(`SELECT count(*) FROM mon_findings`); n != 0 {
+		t.Fatalf("%d findings on a pending key's name", n)
+	}
+}
