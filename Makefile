@@ -7,6 +7,7 @@ LDFLAGS := -X main.version=$(VERSION)
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/keychest-lined ./cmd/keychest-lined
 	go build -ldflags "$(LDFLAGS)" -o bin/keychest-amp ./cmd/keychest-amp
+	CGO_ENABLED=0 go build -ldflags "$(LDFLAGS)" -o bin/keychest-agent ./cmd/keychest-agent
 
 run: build
 	scripts/run.sh

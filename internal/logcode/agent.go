@@ -1,0 +1,33 @@
+package logcode
+
+// Codes of keychest-agent's log (docs/agent.md).
+const (
+	// AgentStarted (AGT0001): the agent started.
+	AgentStarted = "AGT0001"
+	// AgentRegistered (AGT0002): the agent registered and saved its identity.
+	AgentRegistered = "AGT0002"
+	// AgentClaimed (AGT0003): the server says an account claimed the agent.
+	AgentClaimed = "AGT0003"
+	// AgentClaimCode (AGT0004): a claim code was made (the code itself is not logged).
+	AgentClaimCode = "AGT0004"
+	// AgentStopping (AGT0010): a signal asked the agent to stop.
+	AgentStopping = "AGT0010"
+	// AgentOnceDone (AGT0011): "once" finished its pass.
+	AgentOnceDone = "AGT0011"
+	// AgentServerBack (AGT0201): the server is reachable again.
+	AgentServerBack = "AGT0201"
+	// AgentDialRefused (AGT0403): a connection was refused by allow.conf; no packet was sent.
+	AgentDialRefused = "AGT0403"
+	// AgentInsecureFiles (AGT0501): DIR or allow.conf is writable by others: the agent refuses to start.
+	AgentInsecureFiles = "AGT0501"
+	// AgentBadAllow (AGT0502): allow.conf does not parse: the agent refuses to start.
+	AgentBadAllow = "AGT0502"
+	// AgentServerDown (AGT0503): the server could not be reached or failed; retried with back-off.
+	AgentServerDown = "AGT0503"
+	// AgentCannotRun (AGT0504): bad settings or identity file: the agent exits 1.
+	AgentCannotRun = "AGT0504"
+	// AgentRejected (AGT0505): the server refused the agent's key (unknown or revoked).
+	AgentRejected = "AGT0505"
+	// AgentSpoolFull (AGT0507): the log spool was full: entries were not kept for the server.
+	AgentSpoolFull = "AGT0507"
+)
