@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
@@ -92,4 +93,15 @@ func LoadAllow(dir string) (Allow, error) {
 		return Allow{}, err
 	}
 	return ParseAllow(string(raw))
+}
+
+// ClaimCodeHash normalises a claim code as a person may type it (any
+// case, with or without the hyphen, O for 0, I and L for 1) and returns
+// the SHA-256 hash the server keeps; false when it is no claim code.
+func ClaimCodeHash(raw string) ([32]byte, bool) {
+	s := strings.NewReplacer("-", "", "O", "0", "I", "1", "L", "1").Replace(strings.ToUpper(raw))
+	if len(s) != 10 || strings.Trim(s, codeAlphabet) != "" {
+		return [32]byte{}, false
+	}
+	return sha256.Sum256([]byte(s[:5] + "-" + s[5:])), true
 }

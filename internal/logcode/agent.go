@@ -31,3 +31,13 @@ const (
 	// AgentSpoolFull (AGT0507): the log spool was full: entries were not kept for the server.
 	AgentSpoolFull = "AGT0507"
 )
+
+// Codes of keychest-lined's agent API (/api/v1/agent/).
+const (
+	// AgentAPIRegistered (WEB0210): an agent registered.
+	AgentAPIRegistered = "WEB0210"
+	// AgentAPILogs (WEB0211): a batch of an agent's log entries was stored.
+	AgentAPILogs = "WEB0211"
+	// AgentAPIRefused (WEB0410): a call of the agent API was refused.
+	AgentAPIRefused = "WEB0410"
+)
