@@ -40,6 +40,9 @@ type Config struct {
 	// MonitorPorts are the ports "add" accepts (KEYCHEST_MONITOR_PORTS);
 	// another port gets 400 with the list. Zero: ports.Default.
 	MonitorPorts ports.Set
+	// AgentSilentAfter is when "agents" shows an agent as silent
+	// (KEYCHEST_AGENT_SILENT_AFTER; zero: 15 minutes).
+	AgentSilentAfter time.Duration
 }
 
 // Mux routes each request to its verb. It implements lineproto.Handler.
@@ -80,6 +83,7 @@ func NewMux(st store.Store, cfg Config, log zerolog.Logger) *Mux {
 		"help":    {run: m.help},
 		"quit":    {run: m.quit},
 	}
+	m.addAgentVerbs()
 	return m
 }
 
@@ -95,7 +99,7 @@ func (m *Mux) Verbs() []string {
 // Blocking reports whether req will reach the store. Requests that fail
 // validation are answered on the event loop.
 func (m *Mux) Blocking(req *lineproto.Request) bool {
-	v, ok := m.verbs[req.Verb]
+	v, ok := m.verbOf(req)
 	return ok && v.blocking && checkArgs(req, v.args) == nil
 }
 
@@ -115,7 +119,7 @@ func (m *Mux) Start(ctx context.Context, req *lineproto.Request, done func(linep
 // Serve answers req. Errors become their status line; an unexpected one
 // is logged with its detail and reported as 500.
 func (m *Mux) Serve(ctx context.Context, req *lineproto.Request) lineproto.Reply {
-	v, ok := m.verbs[req.Verb]
+	v, ok := m.verbOf(req)
 	if !ok {
 		return lineproto.Fail(lineproto.Errorf(lineproto.CodeBadRequest,
 			"unknown command %q: send \"command help\"", req.Verb))

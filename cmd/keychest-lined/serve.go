@@ -215,7 +215,8 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 		CheckEvery: cfg.MonitorCheckEvery,
 		Watch:      a.pokeMonitor,
 
-		MonitorPorts: cfg.MonitorPorts,
+		MonitorPorts:     cfg.MonitorPorts,
+		AgentSilentAfter: cfg.AgentSilentAfter,
 	}, log)
 	a.lines = lineproto.NewServer(lcfg, mux, log)
 	metrics = web.NewMetrics(mux.Verbs(), a.lines.OpenConns, a.lines.QueueDepth)
