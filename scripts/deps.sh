@@ -7,7 +7,8 @@
 #                          openssl, certbot, lintian and systemd (for
 #                          systemd-analyze; the package's test), Chromium
 #                          (the account page's browser test), haproxy (the
-#                          PROXY protocol's test), and Pebble
+#                          PROXY protocol's test), tinyproxy (the
+#                          agent's HTTP CONNECT test), and Pebble
 #                          (the ACME test server, built with go install
 #                          into .local/bin)
 set -euo pipefail
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 want=(postgresql)
 case ${1:-run} in
-test) want+=(bats ksh busybox shellcheck openssl certbot lintian systemd chromium haproxy) ;;
+test) want+=(bats ksh busybox shellcheck openssl certbot lintian systemd chromium haproxy tinyproxy) ;;
 bench) want+=(redis-server redis-tools) ;;
 esac
 
