@@ -30,6 +30,8 @@ type Config struct {
 	// RetryBase is the first back-off step after a failed contact (2s;
 	// tests shorten it). Steps double up to 5 minutes.
 	RetryBase time.Duration
+	// Stderr hears what cannot go to the log (nil: os.Stderr).
+	Stderr io.Writer
 	// UID is the agent's own user, which may own DIR and allow.conf
 	// besides root (os.Getuid()).
 	UID int
@@ -68,6 +70,18 @@ func Open(cfg Config) (*Agent, error) {
 	}
 	if err := EnsureDir(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("DIR %s: %w", cfg.Dir, err)
+	}
+	// Nothing is opened in an untrusted DIR (a planted symbolic link
+	// could turn the log into a write elsewhere): its refusal goes to stderr.
+	if err := checkOwner(cfg.Dir, cfg.UID, true); err != nil {
+		stderr := cfg.Stderr
+		if stderr == nil {
+			stderr = os.Stderr
+		}
+		l := NewLogger(stderr, nil, cfg.Version)
+		l.Error().Str("code", logcode.AgentInsecureFiles).Time("event_time", time.Now()).Str("path", cfg.Dir).Err(err).
+			Msg("refusing to start: DIR or allow.conf is writable by others")
+		return nil, err
 	}
 	out, err := OpenLog(cfg.Dir, cfg.Log)
 	if err != nil {

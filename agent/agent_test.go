@@ -275,3 +275,34 @@ func TestStatus(t *testing.T) {
 		}
 	}
 }
+
+// A DIR writable by others: nothing is opened in it (a planted link
+// cannot redirect the log), and the refusal goes to stderr with its code.
+func TestOpenRefusesLooseDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keychest-agent")
+	os.Mkdir(dir, 0o700)
+	os.Chmod(dir, 0o777)
+	victim := filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(victim, nil, 0o600)
+	os.Symlink(victim, filepath.Join(dir, LogFile))
+	var stderr strings.Builder
+	_, err := Open(Config{Dir: dir, Server: "http://127.0.0.1:1", UID: os.Getuid(), Stderr: &stderr})
+	var oe *OwnershipError
+	if !errors.As(err, &oe) || oe.Path != dir {
+		t.Fatalf("Open: %v", err)
+	}
+	if seen, err := logcode.CheckEntries([]byte(stderr.String())); err != nil || seen[logcode.AgentInsecureFiles] != 1 {
+		t.Fatalf("stderr %q: %v", stderr.String(), err)
+	}
+	if raw, _ := os.ReadFile(victim); len(raw) != 0 {
+		t.Fatalf("the link's target was written: %s", raw)
+	}
+	// A trusted DIR with a planted link as agent.log: the log is not opened through it.
+	os.Chmod(dir, 0o700)
+	if _, err := Open(Config{Dir: dir, Server: "http://127.0.0.1:1", UID: os.Getuid()}); err == nil {
+		t.Fatal("opened agent.log through a symbolic link")
+	}
+	if raw, _ := os.ReadFile(victim); len(raw) != 0 {
+		t.Fatalf("the link's target was written: %s", raw)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -47,7 +48,7 @@ func OpenLog(dir, dest string) (io.WriteCloser, error) {
 	case "":
 		dest = filepath.Join(dir, LogFile)
 	}
-	return os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, fileMode)
+	return os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, fileMode)
 }
 
 type nopCloser struct{ io.Writer }
@@ -81,7 +82,7 @@ func NewSpool(dir string) *Spool { return &Spool{path: filepath.Join(dir, SpoolF
 func (s *Spool) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, fileMode)
+	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, fileMode)
 	if err != nil {
 		return len(p), nil // the local log is what matters
 	}
