@@ -47,6 +47,35 @@ CREATE TABLE agent_logs (
 CREATE INDEX agent_logs_agent ON agent_logs (agent_id, id);
 CREATE INDEX agent_logs_received_at ON agent_logs (received_at);
 
+-- Audit jobs for a site's agents: queued for (account, site), taken by one
+-- agent of that site (bound to its key from then on), relayed once per
+-- address with the job's token, finished once, and void after expires_at
+-- (KEYCHEST_AGENT_JOB_TTL). The token is stored as its hash.
+CREATE TABLE agent_jobs (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    account_id bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    site       text NOT NULL,
+    name       text NOT NULL CHECK (length(name) <= 253),
+    port       integer NOT NULL CHECK (port BETWEEN 1 AND 65535),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL,
+    taken_by   bigint REFERENCES agents (id) ON DELETE SET NULL,
+    taken_at   timestamptz,
+    token_hash bytea UNIQUE CHECK (length(token_hash) = 32),
+    done_at    timestamptz,
+    outcome    text CHECK (outcome IN ('ok', 'refused', 'unavailable', 'timeout', 'error')),
+    result     jsonb,
+    CHECK ((taken_at IS NULL) = (token_hash IS NULL))
+);
+CREATE INDEX agent_jobs_waiting ON agent_jobs (account_id, site, id) WHERE taken_at IS NULL;
+
+CREATE TABLE agent_job_relays (
+    job_id     bigint NOT NULL REFERENCES agent_jobs (id) ON DELETE CASCADE,
+    address    inet NOT NULL,
+    opened_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (job_id, address)
+);
+
 -- Registrations and claim attempts per client address are limited like
 -- new keys and claims.
 ALTER TABLE rate_buckets DROP CONSTRAINT rate_buckets_kind_check;
@@ -58,6 +87,8 @@ ALTER TABLE rate_buckets ADD CONSTRAINT rate_buckets_kind_check
 DELETE FROM rate_buckets WHERE kind IN ('agent', 'agent_claim');
 ALTER TABLE rate_buckets DROP CONSTRAINT rate_buckets_kind_check;
 ALTER TABLE rate_buckets ADD CONSTRAINT rate_buckets_kind_check CHECK (kind IN ('apikey', 'claim'));
+DROP TABLE agent_job_relays;
+DROP TABLE agent_jobs;
 DROP TABLE agent_logs;
 DROP TABLE agent_claim_codes;
 DROP TABLE agents;

@@ -1,0 +1,122 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// AgentJobs is the queue of audit jobs for sites' agents. A job is taken
+// by one agent of its site (bound to that agent's key from then on, with
+// a fresh token), relayed at most once per address, finished once, and
+// void once expired.
+type AgentJobs interface {
+	// QueueAgentJob queues a job to probe name:port for the account's site.
+	QueueAgentJob(ctx context.Context, account int64, site, name string, port int, ttl time.Duration) (int64, error)
+	// TakeAgentJobs gives the agent up to len(tokens) waiting jobs of its
+	// site, job i bound to the hash tokens[i].
+	TakeAgentJobs(ctx context.Context, agentKey KeyRef, tokens [][32]byte) ([]AgentJob, error)
+	// OpenRelay records the relay of a job to one address; ErrJobRefused
+	// unless the agent holds the job, the token is its, it is neither done
+	// nor expired, and that address was not relayed before.
+	OpenRelay(ctx context.Context, agentKey KeyRef, job int64, token [32]byte, addr netip.Addr) (AgentJob, error)
+	// FinishAgentJob records a job's outcome, once, under the same rules.
+	FinishAgentJob(ctx context.Context, agentKey KeyRef, job int64, token [32]byte, outcome string, result []byte) error
+}
+
+var _ AgentJobs = (*Postgres)(nil)
+
+// AgentJob is a job as its agent sees it.
+type AgentJob struct {
+	ID      int64
+	Site    string
+	Name    string
+	Port    int
+	Expires time.Time
+}
+
+// ErrJobRefused is a job call that does not match a live job of the agent.
+var ErrJobRefused error = ownError("no such live job for this agent and token (another agent's, expired, finished or replayed)")
+
+// QueueAgentJob queues a job for the account's site.
+func (p *Postgres) QueueAgentJob(ctx context.Context, account int64, site, name string, port int, ttl time.Duration) (int64, error) {
+	var id int64
+	err := p.pool.QueryRow(ctx, `INSERT INTO agent_jobs (account_id, site, name, port, expires_at)
+		VALUES ($1, $2, $3, $4, now() + $5::interval) RETURNING id`, account, site, name, port, ttl).Scan(&id)
+	return id, classify(err)
+}
+
+// TakeAgentJobs takes waiting, live jobs of the agent's account and site,
+// oldest first; jobs another agent is taking are skipped, not waited for.
+func (p *Postgres) TakeAgentJobs(ctx context.Context, agentKey KeyRef, tokens [][32]byte) ([]AgentJob, error) {
+	var out []AgentJob
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		var agent int64
+		var account *int64
+		var site string
+		err := tx.QueryRow(ctx, `SELECT id, account_id, site FROM agents WHERE key_hash = $1`, agentKey.Hash[:]).
+			Scan(&agent, &account, &site)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return ErrAgentUnknown
+		case err != nil:
+			return err
+		case account == nil:
+			return ErrAgentNotClaimed
+		}
+		rows, err := tx.Query(ctx, `SELECT id FROM agent_jobs WHERE account_id = $1 AND site = $2
+			AND taken_at IS NULL AND expires_at > now() ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED`,
+			*account, site, len(tokens))
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		hashes := make([][]byte, len(ids))
+		for i := range ids {
+			hashes[i] = tokens[i][:]
+		}
+		rows, err = tx.Query(ctx, `UPDATE agent_jobs j SET taken_by = $1, taken_at = now(), token_hash = t.h
+			FROM unnest($2::bigint[], $3::bytea[]) AS t(id, h) WHERE j.id = t.id
+			RETURNING j.id, j.site, j.name, j.port, j.expires_at`, agent, ids, hashes)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, pgx.RowToStructByPos[AgentJob])
+		return err
+	})
+	return out, classify(err)
+}
+
+// liveJobSQL selects the job $2 held by the agent of key $1 with token
+// hash $3, live and not finished.
+const liveJobSQL = `SELECT j.id, j.site, j.name, j.port, j.expires_at FROM agent_jobs j JOIN agents g ON g.id = j.taken_by
+	WHERE g.key_hash = $1 AND j.id = $2 AND j.token_hash = $3 AND j.done_at IS NULL AND j.expires_at > now()`
+
+// OpenRelay records the relay of a live job of the agent to addr, once.
+func (p *Postgres) OpenRelay(ctx context.Context, agentKey KeyRef, job int64, token [32]byte, addr netip.Addr) (AgentJob, error) {
+	var j AgentJob
+	err := p.pool.QueryRow(ctx, `WITH j AS (`+liveJobSQL+`), ins AS (
+			INSERT INTO agent_job_relays (job_id, address) SELECT id, $4 FROM j ON CONFLICT DO NOTHING RETURNING job_id
+		) SELECT j.* FROM j JOIN ins ON ins.job_id = j.id`, agentKey.Hash[:], job, token[:], addr).
+		Scan(&j.ID, &j.Site, &j.Name, &j.Port, &j.Expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return j, ErrJobRefused
+	}
+	return j, classify(err)
+}
+
+// FinishAgentJob records the outcome of a live job of the agent, once.
+func (p *Postgres) FinishAgentJob(ctx context.Context, agentKey KeyRef, job int64, token [32]byte, outcome string, result []byte) error {
+	tag, err := p.pool.Exec(ctx, `UPDATE agent_jobs SET done_at = now(), outcome = $4, result = $5
+		WHERE id = (SELECT id FROM (`+liveJobSQL+`) l)`, agentKey.Hash[:], job, token[:], outcome, result)
+	if err == nil && tag.RowsAffected() == 0 {
+		return ErrJobRefused
+	}
+	return classify(err)
+}
