@@ -119,6 +119,9 @@ func (a *Agent) load() error {
 	return nil
 }
 
+// Config is the agent's settings, defaults applied.
+func (a *Agent) Config() Config { return a.cfg }
+
 // Close closes the log.
 func (a *Agent) Close() error { return a.logOut.Close() }
 

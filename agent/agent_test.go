@@ -58,6 +58,8 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		json.Unmarshal(body, &c)
 		f.codes = append(f.codes, c.Code)
 		json.NewEncoder(w).Encode(ClaimCodeReply{Expires: time.Now().Add(time.Hour)})
+	case PathJobs:
+		json.NewEncoder(w).Encode(JobsReply{})
 	case PathLogs:
 		sc := bufio.NewScanner(strings.NewReader(string(body)))
 		for sc.Scan() {

@@ -23,6 +23,8 @@ import (
 type Client struct {
 	base *url.URL
 	http *http.Client
+	// relayHTTP speaks HTTP/1.1 only: a relay is an upgrade.
+	relayHTTP *http.Client
 	// Key is the agent's API key, sent as a bearer token once registered.
 	Key string
 }
@@ -85,8 +87,14 @@ func NewClient(server, caFile string) (*Client, error) {
 		ForceAttemptHTTP2:   true,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	return &Client{base: u, http: &http.Client{Transport: tr, Timeout: 60 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}, nil
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	h1 := tr.Clone()
+	h1.ForceAttemptHTTP2 = false
+	h1.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	h1.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	h1.DisableKeepAlives = true
+	return &Client{base: u, http: &http.Client{Transport: tr, Timeout: 60 * time.Second, CheckRedirect: noRedirect},
+		relayHTTP: &http.Client{Transport: h1, CheckRedirect: noRedirect}}, nil
 }
 
 // maxAnswer bounds what the agent reads of an answer.

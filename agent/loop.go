@@ -132,6 +132,15 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 			if beat.HeartbeatSeconds > 0 {
 				wait = Jitter(time.Duration(beat.HeartbeatSeconds)*time.Second, 0.1)
 			}
+			if beat.Claimed {
+				// The long-poll for jobs is the wait until the next heartbeat.
+				if err := a.jobRound(ctx, min(wait, 25*time.Second)); err != nil && ctx.Err() == nil {
+					failing, wait = true, b.Next()
+					a.event(a.Log.Warn(), logcode.AgentServerDown).Err(err).Dur("retry_in", wait).Msg("taking jobs failed; retrying")
+				} else {
+					wait = 0
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -141,8 +150,8 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 	}
 }
 
-// Once is one pass for cron: register or heartbeat, take the jobs that
-// wait (none: jobs are not built yet), post the logs, within --for.
+// Once is one pass for cron: register or heartbeat, take and run the
+// jobs that wait, post the logs, within --for.
 func (a *Agent) Once(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.For)
 	defer cancel()
@@ -155,6 +164,34 @@ func (a *Agent) Once(ctx context.Context) error {
 		a.event(a.Log.Warn(), code).Err(err).Msg("once: no contact with the server")
 		return err
 	}
-	a.event(a.Log.Info(), logcode.AgentOnceDone).Bool("claimed", beat.Claimed).Msg("once: pass done")
+	jobs := 0
+	for beat.Claimed && ctx.Err() == nil {
+		taken, err := a.TakeJobs(ctx, 0)
+		if err != nil {
+			a.event(a.Log.Warn(), logcode.AgentServerDown).Err(err).Msg("once: taking jobs failed")
+			return err
+		}
+		if len(taken) == 0 {
+			break
+		}
+		a.RunJobs(ctx, taken)
+		jobs += len(taken)
+	}
+	if beat.Claimed {
+		if err := a.postLogs(ctx); err != nil {
+			return err
+		}
+	}
+	a.event(a.Log.Info(), logcode.AgentOnceDone).Bool("claimed", beat.Claimed).Int("jobs", jobs).Msg("once: pass done")
+	return nil
+}
+
+// jobRound long-polls for jobs for at most wait and runs those it gets.
+func (a *Agent) jobRound(ctx context.Context, wait time.Duration) error {
+	jobs, err := a.TakeJobs(ctx, wait)
+	if err != nil {
+		return err
+	}
+	a.RunJobs(ctx, jobs)
 	return nil
 }

@@ -56,3 +56,61 @@ type ClaimCodeReply struct {
 type LogsReply struct {
 	Stored int `json:"stored"`
 }
+
+// The job and relay calls (jobs: long-poll; relay: an HTTP/1.1 upgrade to
+// "keychest-relay", after which the connection carries the target's bytes).
+const (
+	PathJobs      = "/api/v1/agent/jobs"
+	PathJobResult = "/api/v1/agent/jobs/result"
+	PathRelay     = "/api/v1/agent/relay"
+	// RelayProtocol is the Upgrade token of a relay.
+	RelayProtocol = "keychest-relay"
+	// HeaderJobToken carries a job's token on a relay.
+	HeaderJobToken = "X-Keychest-Job-Token"
+)
+
+// JobsRequest asks for waiting jobs, waiting at most WaitSeconds for one.
+type JobsRequest struct {
+	Max         int `json:"max"`
+	WaitSeconds int `json:"wait_seconds"`
+}
+
+// Job is one audit job: probe every address of Name:Port that allow.conf
+// permits, each through a relay. Token proves the job on its relays and
+// result; the job is void after Expires.
+type Job struct {
+	ID      int64     `json:"id"`
+	Token   string    `json:"token"`
+	Name    string    `json:"name"`
+	Port    int       `json:"port"`
+	Expires time.Time `json:"expires"`
+}
+
+// JobsReply carries the jobs taken (none when the wait ended without one).
+type JobsReply struct {
+	Jobs []Job `json:"jobs"`
+}
+
+// Outcomes of an address and of a job.
+const (
+	OutcomeRelayed     = "relayed"     // an address: dialled and relayed
+	OutcomeRefused     = "refused"     // allow.conf refused it: no packet sent
+	OutcomeUnreachable = "unreachable" // the dial or the relay failed
+	OutcomeOK          = "ok"          // a job: at least one address relayed
+	OutcomeUnavailable = "unavailable" // a job: no address could be probed
+)
+
+// AddressOutcome is what the agent did with one address of a job.
+type AddressOutcome struct {
+	Address string `json:"address"`
+	Outcome string `json:"outcome"`
+	Detail  string `json:"detail,omitempty"`
+}
+
+// JobResult reports a job's end.
+type JobResult struct {
+	ID        int64            `json:"id"`
+	Token     string           `json:"token"`
+	Outcome   string           `json:"outcome"` // ok, refused or unavailable
+	Addresses []AddressOutcome `json:"addresses"`
+}

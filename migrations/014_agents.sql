@@ -73,6 +73,7 @@ CREATE TABLE agent_job_relays (
     job_id     bigint NOT NULL REFERENCES agent_jobs (id) ON DELETE CASCADE,
     address    inet NOT NULL,
     opened_at  timestamptz NOT NULL DEFAULT now(),
+    result     jsonb,                  -- what the monitor's probe through the relay saw
     PRIMARY KEY (job_id, address)
 );
 

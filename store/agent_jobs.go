@@ -22,7 +22,9 @@ type AgentJobs interface {
 	// OpenRelay records the relay of a job to one address; ErrJobRefused
 	// unless the agent holds the job, the token is its, it is neither done
 	// nor expired, and that address was not relayed before.
-	OpenRelay(ctx context.Context, agentKey KeyRef, job int64, token [32]byte, addr netip.Addr) (AgentJob, error)
+	OpenRelay(ctx context.Context, agentKey KeyRef, job int64, token [32]byte, addr netip.Addr) (AgentRelay, error)
+	// RelayResult records what the probe through a relay saw.
+	RelayResult(ctx context.Context, job int64, addr netip.Addr, result []byte) error
 	// FinishAgentJob records a job's outcome, once, under the same rules.
 	FinishAgentJob(ctx context.Context, agentKey KeyRef, job int64, token [32]byte, outcome string, result []byte) error
 }
@@ -36,6 +38,13 @@ type AgentJob struct {
 	Name    string
 	Port    int
 	Expires time.Time
+}
+
+// AgentRelay is an opened relay: its job, and the internal CAs (PEM) the
+// relaying agent pushed for its site.
+type AgentRelay struct {
+	Job     AgentJob
+	SiteCAs []string
 }
 
 // ErrJobRefused is a job call that does not match a live job of the agent.
@@ -95,20 +104,28 @@ func (p *Postgres) TakeAgentJobs(ctx context.Context, agentKey KeyRef, tokens []
 
 // liveJobSQL selects the job $2 held by the agent of key $1 with token
 // hash $3, live and not finished.
-const liveJobSQL = `SELECT j.id, j.site, j.name, j.port, j.expires_at FROM agent_jobs j JOIN agents g ON g.id = j.taken_by
+const liveJobSQL = `SELECT j.id, j.site, j.name, j.port, j.expires_at,
+		coalesce(g.summary->'site_cas', '[]'::jsonb) AS site_cas FROM agent_jobs j JOIN agents g ON g.id = j.taken_by
 	WHERE g.key_hash = $1 AND j.id = $2 AND j.token_hash = $3 AND j.done_at IS NULL AND j.expires_at > now()`
 
 // OpenRelay records the relay of a live job of the agent to addr, once.
-func (p *Postgres) OpenRelay(ctx context.Context, agentKey KeyRef, job int64, token [32]byte, addr netip.Addr) (AgentJob, error) {
-	var j AgentJob
+func (p *Postgres) OpenRelay(ctx context.Context, agentKey KeyRef, job int64, token [32]byte, addr netip.Addr) (AgentRelay, error) {
+	var r AgentRelay
+	j := &r.Job
 	err := p.pool.QueryRow(ctx, `WITH j AS (`+liveJobSQL+`), ins AS (
 			INSERT INTO agent_job_relays (job_id, address) SELECT id, $4 FROM j ON CONFLICT DO NOTHING RETURNING job_id
 		) SELECT j.* FROM j JOIN ins ON ins.job_id = j.id`, agentKey.Hash[:], job, token[:], addr).
-		Scan(&j.ID, &j.Site, &j.Name, &j.Port, &j.Expires)
+		Scan(&j.ID, &j.Site, &j.Name, &j.Port, &j.Expires, &r.SiteCAs)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return j, ErrJobRefused
+		return r, ErrJobRefused
 	}
-	return j, classify(err)
+	return r, classify(err)
+}
+
+// RelayResult records what the probe through a relay saw.
+func (p *Postgres) RelayResult(ctx context.Context, job int64, addr netip.Addr, result []byte) error {
+	_, err := p.pool.Exec(ctx, `UPDATE agent_job_relays SET result = $3 WHERE job_id = $1 AND address = $2`, job, addr, result)
+	return classify(err)
 }
 
 // FinishAgentJob records the outcome of a live job of the agent, once.

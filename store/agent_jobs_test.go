@@ -114,8 +114,8 @@ func TestAgentJobRelayAndFinishRefusals(t *testing.T) {
 			t.Errorf("finish with %s: %v", r.what, err)
 		}
 	}
-	if j, err := w.p.OpenRelay(ctx, a, id, tok[0], addr1); err != nil || j.Port != 636 {
-		t.Fatalf("relay: %+v %v", j, err)
+	if r, err := w.p.OpenRelay(ctx, a, id, tok[0], addr1); err != nil || r.Job.Port != 636 || len(r.SiteCAs) != 0 {
+		t.Fatalf("relay: %+v %v", r, err)
 	}
 	if _, err := w.p.OpenRelay(ctx, a, id, tok[0], addr1); !errors.Is(err, store.ErrJobRefused) {
 		t.Fatalf("the same address replayed: %v", err)

@@ -55,6 +55,7 @@ func mountAgent(mux *http.ServeMux, tokens store.Tokens, log zerolog.Logger, lim
 	mux.HandleFunc("POST "+agent.PathHeartbeat, h.heartbeat)
 	mux.HandleFunc("POST "+agent.PathClaimCode, h.claimCode)
 	mux.HandleFunc("POST "+agent.PathLogs, h.logs)
+	mountAgentJobs(mux, h, tokens)
 }
 
 func (h *agentAPI) register(w http.ResponseWriter, r *http.Request) {

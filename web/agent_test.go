@@ -26,6 +26,7 @@ import (
 // agentSide is keychest-lined's web listener and line commands on a
 // fresh database, with two confirmed accounts' keys.
 type agentSide struct {
+	st  *store.Postgres
 	srv *httptest.Server
 	mux *handlers.Mux
 	db  *pgx.Conn
@@ -48,7 +49,7 @@ func newAgentSide(t *testing.T) *agentSide {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close(context.Background()) })
-	return &agentSide{srv: srv, mux: handlers.NewMux(st, handlers.Config{Version: "test"}, zerolog.Nop()), db: db}
+	return &agentSide{st: st, srv: srv, mux: handlers.NewMux(st, handlers.Config{Version: "test"}, zerolog.Nop()), db: db}
 }
 
 // line sends one line command.

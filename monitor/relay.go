@@ -1,0 +1,59 @@
+package monitor
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"net/netip"
+)
+
+// ProbeConn makes the probe of one address of host over raw, a connection
+// that already reaches the target: a keychest-agent's relay, which copies
+// bytes between raw and the address ap it dialled. The handshake, the
+// verification and the classes are the monitor's own, as for a public
+// target; roots, when not nil, are the site's internal CAs, trusted for
+// this probe besides p.Roots. The caller closes raw (the relay), once it
+// has recorded the result.
+func (p *TLSProber) ProbeConn(ctx context.Context, raw net.Conn, host string, ap netip.AddrPort, roots []*x509.Certificate) AddressResult {
+	res := AddressResult{Address: ap.Addr()}
+	hctx, cancel := context.WithTimeout(ctx, p.HandshakeTimeout)
+	defer cancel()
+	conn := tls.Client(raw, &tls.Config{ServerName: host, InsecureSkipVerify: true, MinVersion: tls.VersionTLS10,
+		CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384}})
+	if err := conn.HandshakeContext(hctx); err != nil {
+		return res.failed(handshakeError{err})
+	}
+	state := conn.ConnectionState()
+	res.Chain, res.TLSVersion = state.PeerCertificates, tls.VersionName(state.Version)
+	if len(res.Chain) == 0 {
+		res.Class, res.Detail = ClassTLSError, "no certificate"
+		return res
+	}
+	site := *p
+	if len(roots) > 0 {
+		site.Roots = withRoots(p.Roots, roots)
+	}
+	res.Problems, res.Detail = site.verify(ctx, host, res.Chain)
+	res.Class = ClassOK
+	if len(res.Problems) > 0 {
+		res.Class = res.Problems[0]
+	}
+	return res
+}
+
+// withRoots is base (nil: the system's roots) and the certificates extra.
+func withRoots(base *x509.CertPool, extra []*x509.Certificate) *x509.CertPool {
+	var out *x509.CertPool
+	if base != nil {
+		out = base.Clone()
+	} else if sys, err := x509.SystemCertPool(); err == nil {
+		out = sys
+	} else {
+		out = x509.NewCertPool()
+	}
+	for _, c := range extra {
+		out.AddCert(c)
+	}
+	return out
+}

@@ -1,0 +1,232 @@
+package web
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/keychest/keychest-lined/agent"
+	"github.com/keychest/keychest-lined/internal/logcode"
+	"github.com/keychest/keychest-lined/monitor"
+	"github.com/keychest/keychest-lined/store"
+)
+
+// Bounds of the job calls.
+const (
+	maxJobsPerTake = 32
+	maxJobWait     = 25 * time.Second
+	jobPoll        = 500 * time.Millisecond
+)
+
+// agentJobs serves the job and relay calls: the process that accepts a
+// relay runs the monitor's probe through it and writes the result.
+type agentJobs struct {
+	*agentAPI
+	jobs   store.AgentJobs
+	prober *monitor.TLSProber
+}
+
+// mountAgentJobs adds the job calls when the storage keeps jobs.
+func mountAgentJobs(mux *http.ServeMux, api *agentAPI, tokens store.Tokens) {
+	jobs, ok := tokens.(store.AgentJobs)
+	if !ok {
+		return
+	}
+	h := &agentJobs{agentAPI: api, jobs: jobs,
+		prober: &monitor.TLSProber{Now: time.Now, HandshakeTimeout: monitor.DefaultHandshakeTimeout}}
+	mux.HandleFunc("POST "+agent.PathJobs, h.take)
+	mux.HandleFunc("POST "+agent.PathJobResult, h.result)
+	mux.HandleFunc("POST "+agent.PathRelay, h.relay)
+}
+
+// take long-polls for the agent's jobs: it answers as soon as jobs wait,
+// or empty after the wait asked for (at most 25 s).
+func (h *agentJobs) take(w http.ResponseWriter, r *http.Request) {
+	ip := clientAddr(r, h.proxies)
+	ref, ok := h.bearer(w, r, ip)
+	if !ok {
+		return
+	}
+	var req agent.JobsRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
+		h.refuse(w, ref.Prefix, ip, http.StatusBadRequest, "want {\"max\": N, \"wait_seconds\": S}")
+		return
+	}
+	n := min(max(req.Max, 1), maxJobsPerTake)
+	deadline := time.Now().Add(min(time.Duration(max(req.WaitSeconds, 0))*time.Second, maxJobWait))
+	for {
+		raw, hashes := jobTokens(n)
+		ctx, cancel := context.WithTimeout(r.Context(), agentTimeout)
+		taken, err := h.jobs.TakeAgentJobs(ctx, ref, hashes)
+		cancel()
+		if err != nil {
+			h.storeFailed(w, ref.Prefix, ip, err)
+			return
+		}
+		if len(taken) > 0 || !time.Now().Before(deadline) {
+			writeJSON(w, agent.JobsReply{Jobs: wireJobs(taken, raw)})
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(jobPoll):
+		}
+	}
+}
+
+// jobTokens returns n fresh job tokens and their hashes.
+func jobTokens(n int) ([]string, [][32]byte) {
+	raw, hashes := make([]string, n), make([][32]byte, n)
+	for i := range raw {
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			panic("crypto/rand failed: " + err.Error())
+		}
+		raw[i] = hex.EncodeToString(b[:])
+		hashes[i] = sha256.Sum256([]byte(raw[i]))
+	}
+	return raw, hashes
+}
+
+func wireJobs(taken []store.AgentJob, tokens []string) []agent.Job {
+	out := make([]agent.Job, len(taken))
+	for i, j := range taken {
+		out[i] = agent.Job{ID: j.ID, Token: tokens[i], Name: j.Name, Port: j.Port, Expires: j.Expires}
+	}
+	return out
+}
+
+// result records a job's end, as its agent reports it.
+func (h *agentJobs) result(w http.ResponseWriter, r *http.Request) {
+	ip := clientAddr(r, h.proxies)
+	ref, ok := h.bearer(w, r, ip)
+	if !ok {
+		return
+	}
+	var res agent.JobResult
+	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&res)
+	if err != nil || (res.Outcome != agent.OutcomeOK && res.Outcome != agent.OutcomeRefused && res.Outcome != agent.OutcomeUnavailable) {
+		h.refuse(w, ref.Prefix, ip, http.StatusBadRequest, "want a job result: id, token, outcome ok|refused|unavailable, addresses")
+		return
+	}
+	for i := range res.Addresses {
+		res.Addresses[i].Detail = cleanText(res.Addresses[i].Detail, maxItemLen)
+	}
+	raw, _ := json.Marshal(res.Addresses)
+	ctx, cancel := context.WithTimeout(r.Context(), agentTimeout)
+	defer cancel()
+	if err := h.jobs.FinishAgentJob(ctx, ref, res.ID, sha256.Sum256([]byte(res.Token)), res.Outcome, raw); err != nil {
+		h.jobFailed(w, ref.Prefix, ip, err)
+		return
+	}
+	writeJSON(w, map[string]bool{"recorded": true})
+}
+
+// jobFailed answers a job call the store refused: 403 for a job that is
+// not the agent's live one (another agent's, forged, expired, finished or
+// replayed).
+func (h *agentJobs) jobFailed(w http.ResponseWriter, prefix string, ip netip.Addr, err error) {
+	if errors.Is(err, store.ErrJobRefused) {
+		h.refuse(w, prefix, ip, http.StatusForbidden, err.Error())
+		return
+	}
+	h.storeFailed(w, prefix, ip, err)
+}
+
+// relay takes an agent's relay of one address of a job: once the job
+// checks out, the connection is upgraded and carries the target's bytes,
+// and the monitor's own probe makes the TLS handshake through it.
+func (h *agentJobs) relay(w http.ResponseWriter, r *http.Request) {
+	ip := clientAddr(r, h.proxies)
+	ref, ok := h.bearer(w, r, ip)
+	if !ok {
+		return
+	}
+	job, err1 := strconv.ParseInt(r.URL.Query().Get("job"), 10, 64)
+	addr, err2 := netip.ParseAddr(r.URL.Query().Get("address"))
+	if err1 != nil || err2 != nil || addr.Zone() != "" || r.Header.Get("Upgrade") != agent.RelayProtocol {
+		h.refuse(w, ref.Prefix, ip, http.StatusBadRequest, "want ?job=ID&address=IP with Upgrade: "+agent.RelayProtocol)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), agentTimeout)
+	rel, err := h.jobs.OpenRelay(ctx, ref, job, sha256.Sum256([]byte(r.Header.Get(agent.HeaderJobToken))), addr.Unmap())
+	cancel()
+	if err != nil {
+		h.jobFailed(w, ref.Prefix, ip, err)
+		return
+	}
+	conn, err := upgrade(w)
+	if err != nil {
+		return
+	}
+	defer conn.Close() // after the result is stored: the agent finishes the job once its relays closed
+	ap := netip.AddrPortFrom(addr.Unmap(), uint16(rel.Job.Port))
+	res := h.prober.ProbeConn(context.Background(), conn, rel.Job.Name, ap, parseCAs(rel.SiteCAs))
+	raw, _ := json.Marshal(relayOutcome(res, time.Now()))
+	ctx, cancel = context.WithTimeout(context.Background(), agentTimeout)
+	defer cancel()
+	if err := h.jobs.RelayResult(ctx, rel.Job.ID, ap.Addr(), raw); err != nil {
+		h.log.Warn().Str("code", logcode.DatabaseUnavailable).Time("event_time", time.Now()).Err(err).Msg("relay result not stored")
+	}
+}
+
+// upgrade answers 101 and takes the connection over; reads go through
+// what the server had buffered.
+func upgrade(w http.ResponseWriter) (net.Conn, error) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, "a relay needs HTTP/1.1", http.StatusHTTPVersionNotSupported)
+		return nil, err
+	}
+	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + agent.RelayProtocol + "\r\nConnection: Upgrade\r\n\r\n")
+	if err := brw.Flush(); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return &bufferedConn{Conn: conn, r: brw.Reader}, nil
+}
+
+// bufferedConn reads through r, which may hold bytes read ahead.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// parseCAs parses the PEM certificates an agent pushed for its site.
+func parseCAs(pems []string) []*x509.Certificate {
+	var out []*x509.Certificate
+	for _, p := range pems {
+		if b, _ := pem.Decode([]byte(p)); b != nil {
+			if c, err := x509.ParseCertificate(b.Bytes); err == nil && c.IsCA {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// relayOutcome is what is stored of a probe through a relay.
+func relayOutcome(res monitor.AddressResult, now time.Time) map[string]any {
+	out := map[string]any{"class": string(res.Class), "detail": res.Detail, "tls": res.TLSVersion}
+	if len(res.Chain) > 0 {
+		leaf := res.Chain[0]
+		out["not_after"] = leaf.NotAfter.UTC()
+		out["days"] = int(leaf.NotAfter.Sub(now).Hours() / 24)
+		out["issuer"] = leaf.Issuer.CommonName
+	}
+	return out
+}
