@@ -27,10 +27,18 @@ func (m *Mux) addAgentVerbs() {
 }
 
 // verbOf is the verb that serves req: "claim" with "agent" is the claim
-// of an agent, every other verb is the table's.
+// of an agent, "add" with "site" puts a name behind a site, "cert" also
+// knows targets behind sites; every other verb is the table's.
 func (m *Mux) verbOf(req *lineproto.Request) (verb, bool) {
-	if _, ok := req.Get("agent"); ok && req.Verb == "claim" {
+	_, agentArg := req.Get("agent")
+	_, siteArg := req.Get("site")
+	switch {
+	case req.Verb == "claim" && agentArg:
 		return verb{args: claimAgentArgs, blocking: true, run: m.claimAgent}, true
+	case req.Verb == "add" && siteArg:
+		return verb{args: addSiteArgs, blocking: true, run: m.addSite}, true
+	case req.Verb == "cert":
+		return verb{args: certArgs, blocking: true, run: m.certSite}, true
 	}
 	v, ok := m.verbs[req.Verb]
 	return v, ok
@@ -123,12 +131,8 @@ func (m *Mux) agentLine(a store.Agent, now time.Time) string {
 // agentState is ok, silent (no call for KEYCHEST_AGENT_SILENT_AFTER) or
 // refusing (its allow.conf refused a connection since the heartbeat before).
 func (m *Mux) agentState(a store.Agent, now time.Time) string {
-	silent := m.cfg.AgentSilentAfter
-	if silent <= 0 {
-		silent = DefaultAgentSilentAfter
-	}
 	switch {
-	case now.Sub(a.LastSeen) > silent:
+	case now.Sub(a.LastSeen) > m.silentAfter():
 		return "silent"
 	case a.Refusing:
 		return "refusing"

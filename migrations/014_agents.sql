@@ -47,6 +47,30 @@ CREATE TABLE agent_logs (
 CREATE INDEX agent_logs_agent ON agent_logs (agent_id, id);
 CREATE INDEX agent_logs_received_at ON agent_logs (received_at);
 
+-- Targets behind a site ("add domain D apikey K site S"): never in
+-- domains or mon_targets, so the central monitor never dials them. A job
+-- is queued for a due target when an agent of its site asks for jobs.
+CREATE TABLE agent_targets (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    account_id bigint NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    api_key_id bigint NOT NULL REFERENCES api_keys (id) ON DELETE CASCADE,
+    site       text NOT NULL CHECK (site ~ '^[a-z0-9][a-z0-9._-]{0,62}$'),
+    name       text NOT NULL CHECK (length(name) <= 253),
+    port       integer NOT NULL CHECK (port BETWEEN 1 AND 65535),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    created_ip inet,
+    next_due   timestamptz NOT NULL DEFAULT now(),
+    checked_at timestamptz,
+    state      text NOT NULL DEFAULT 'pending' CHECK (state IN ('ok', 'warning', 'critical', 'pending', 'unknown')),
+    class      text,
+    detail     text,
+    not_after  timestamptz,
+    issuer     text,
+    addresses  integer NOT NULL DEFAULT 0,
+    UNIQUE (api_key_id, name, port)
+);
+CREATE INDEX agent_targets_due ON agent_targets (account_id, site, next_due);
+
 -- Audit jobs for a site's agents: queued for (account, site), taken by one
 -- agent of that site (bound to its key from then on), relayed once per
 -- address with the job's token, finished once, and void after expires_at
@@ -65,6 +89,7 @@ CREATE TABLE agent_jobs (
     done_at    timestamptz,
     outcome    text CHECK (outcome IN ('ok', 'refused', 'unavailable', 'timeout', 'error')),
     result     jsonb,
+    target_id  bigint REFERENCES agent_targets (id) ON DELETE CASCADE,
     CHECK ((taken_at IS NULL) = (token_hash IS NULL))
 );
 CREATE INDEX agent_jobs_waiting ON agent_jobs (account_id, site, id) WHERE taken_at IS NULL;
@@ -90,6 +115,7 @@ ALTER TABLE rate_buckets DROP CONSTRAINT rate_buckets_kind_check;
 ALTER TABLE rate_buckets ADD CONSTRAINT rate_buckets_kind_check CHECK (kind IN ('apikey', 'claim'));
 DROP TABLE agent_job_relays;
 DROP TABLE agent_jobs;
+DROP TABLE agent_targets;
 DROP TABLE agent_logs;
 DROP TABLE agent_claim_codes;
 DROP TABLE agents;

@@ -57,3 +57,11 @@ func withRoots(base *x509.CertPool, extra []*x509.Certificate) *x509.CertPool {
 	}
 	return out
 }
+
+// Classes of targets behind a site (keychest-agent).
+const (
+	// ClassAgentRefused: the site's agent refused the address (its allow.conf); no packet was sent.
+	ClassAgentRefused Class = "agent_refused"
+	// ClassAgentUnavailable: no agent of the site called in lately; the target was not probed.
+	ClassAgentUnavailable Class = "agent_unavailable"
+)

@@ -25,11 +25,13 @@ type AgentLimits struct {
 	ClaimCodeTTL       time.Duration // how long a claim code works
 	LogKeep            time.Duration // how long agents' logs are kept (KEYCHEST_AGENT_LOG_DAYS)
 	Heartbeat          time.Duration // the heartbeat interval agents are told
+	JobTTL             time.Duration // how long a job lives (KEYCHEST_AGENT_JOB_TTL)
+	ProbeEvery         time.Duration // between probes of a target behind a site
 }
 
 // DefaultAgentLimits are the agent API's defaults.
 var DefaultAgentLimits = AgentLimits{RegistersPerIPHour: 20, ClaimCodeTTL: time.Hour,
-	LogKeep: 30 * 24 * time.Hour, Heartbeat: time.Minute}
+	LogKeep: 30 * 24 * time.Hour, Heartbeat: time.Minute, JobTTL: time.Minute, ProbeEvery: 6 * time.Hour}
 
 // agentAPI serves /api/v1/agent/: registration, heartbeats, claim codes
 // and logs. Every call but register is authenticated by the agent's own

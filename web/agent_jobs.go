@@ -33,8 +33,9 @@ const (
 // relay runs the monitor's probe through it and writes the result.
 type agentJobs struct {
 	*agentAPI
-	jobs   store.AgentJobs
-	prober *monitor.TLSProber
+	jobs    store.AgentJobs
+	targets store.SiteTargets // nil: no targets behind sites
+	prober  *monitor.TLSProber
 }
 
 // mountAgentJobs adds the job calls when the storage keeps jobs.
@@ -43,7 +44,8 @@ func mountAgentJobs(mux *http.ServeMux, api *agentAPI, tokens store.Tokens) {
 	if !ok {
 		return
 	}
-	h := &agentJobs{agentAPI: api, jobs: jobs,
+	targets, _ := tokens.(store.SiteTargets)
+	h := &agentJobs{agentAPI: api, jobs: jobs, targets: targets,
 		prober: &monitor.TLSProber{Now: time.Now, HandshakeTimeout: monitor.DefaultHandshakeTimeout}}
 	mux.HandleFunc("POST "+agent.PathJobs, h.take)
 	mux.HandleFunc("POST "+agent.PathJobResult, h.result)
@@ -68,7 +70,7 @@ func (h *agentJobs) take(w http.ResponseWriter, r *http.Request) {
 	for {
 		raw, hashes := jobTokens(n)
 		ctx, cancel := context.WithTimeout(r.Context(), agentTimeout)
-		taken, err := h.jobs.TakeAgentJobs(ctx, ref, hashes)
+		taken, err := h.queueAndTake(ctx, ref, hashes)
 		cancel()
 		if err != nil {
 			h.storeFailed(w, ref.Prefix, ip, err)
@@ -84,6 +86,16 @@ func (h *agentJobs) take(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(jobPoll):
 		}
 	}
+}
+
+// queueAndTake queues the due targets of the agent's site, then takes jobs.
+func (h *agentJobs) queueAndTake(ctx context.Context, ref store.KeyRef, hashes [][32]byte) ([]store.AgentJob, error) {
+	if h.targets != nil {
+		if _, err := h.targets.QueueDueJobs(ctx, ref, h.limits.ProbeEvery, h.limits.JobTTL); err != nil {
+			return nil, err
+		}
+	}
+	return h.jobs.TakeAgentJobs(ctx, ref, hashes)
 }
 
 // jobTokens returns n fresh job tokens and their hashes.
@@ -131,7 +143,23 @@ func (h *agentJobs) result(w http.ResponseWriter, r *http.Request) {
 		h.jobFailed(w, ref.Prefix, ip, err)
 		return
 	}
+	if err := h.judge(ctx, res); err != nil {
+		h.storeFailed(w, ref.Prefix, ip, err)
+		return
+	}
 	writeJSON(w, map[string]bool{"recorded": true})
+}
+
+// judge records the finished job's verdict on its target, if it has one.
+func (h *agentJobs) judge(ctx context.Context, res agent.JobResult) error {
+	if h.targets == nil {
+		return nil
+	}
+	stored, err := h.targets.JobRelayResults(ctx, res.ID)
+	if err != nil {
+		return err
+	}
+	return h.targets.SetSiteTargetResult(ctx, res.ID, siteVerdict(res, stored, time.Now()))
 }
 
 // jobFailed answers a job call the store refused: 403 for a job that is
@@ -225,6 +253,7 @@ func relayOutcome(res monitor.AddressResult, now time.Time) map[string]any {
 	if len(res.Chain) > 0 {
 		leaf := res.Chain[0]
 		out["not_after"] = leaf.NotAfter.UTC()
+		out["not_before"] = leaf.NotBefore.UTC()
 		out["days"] = int(leaf.NotAfter.Sub(now).Hours() / 24)
 		out["issuer"] = leaf.Issuer.CommonName
 	}

@@ -228,3 +228,64 @@ func TestRelayReplayRefused(t *testing.T) {
 		t.Fatalf("relays opened: %d", n)
 	}
 }
+
+// The owner puts names behind the site with line commands; the agent's
+// pass probes them through its relays; "cert" shows state, days, class
+// and site=S. Nothing of it reaches the central monitor's tables.
+func TestSiteTargetsThroughTheLineProtocol(t *testing.T) {
+	w := newRelayWorld(t, 3*24*time.Hour) // 3 days left of 90: critical
+	w.dns.Set("ldap.corp.example", netip.MustParseAddr("127.0.0.50"))
+	w.dns.Set("blocked.corp.example", netip.MustParseAddr("127.0.0.51"))
+	port := strconv.Itoa(w.target.Port())
+	for line, want := range map[string]int{
+		"command add domain ldap.corp.example:" + port + " apikey owner-key-0123456789 site office":    lineproto.CodeOK,
+		"command add domain blocked.corp.example:" + port + " apikey owner-key-0123456789 site office": lineproto.CodeOK,
+		"command add domain x.corp.example:" + port + " apikey owner-key-0123456789 site nowhere":      lineproto.CodeNotFound,
+		"command add domain x.corp.example:" + port + " apikey stranger-key-0123456 site office":       lineproto.CodeNotFound,
+		"command add domain *.corp.example:" + port + " apikey owner-key-0123456789 site office":       lineproto.CodeBadRequest,
+		"command add domain x.corp.example:" + port + " apikey owner-key-0123456789 site Bad!":         lineproto.CodeBadRequest,
+	} {
+		if r := w.line(t, line); r.Code != want {
+			t.Errorf("%s: %+v, want %d", line, r, want)
+		}
+	}
+	cert := func(name string) string {
+		r := w.line(t, "command cert domain "+name+":"+port+" apikey owner-key-0123456789")
+		if r.Code != lineproto.CodeOK {
+			t.Fatalf("cert %s: %+v", name, r)
+		}
+		return r.Data
+	}
+	if got := cert("ldap.corp.example"); !strings.HasPrefix(got, "state=pending ") || !strings.HasSuffix(got, " site=office") {
+		t.Fatalf("before a probe: %s", got)
+	}
+	if err := w.a.Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := cert("ldap.corp.example"); !strings.HasPrefix(got, "state=critical ") || !strings.Contains(got, " days=2 ") ||
+		!strings.Contains(got, " issuer=Corp_Internal_CA addresses=1 ") || !strings.HasSuffix(got, " class=- site=office") {
+		t.Fatalf("relayed: %s", got)
+	}
+	if got := cert("blocked.corp.example"); !strings.HasPrefix(got, "state=unknown ") || !strings.HasSuffix(got, " class=agent_refused site=office") {
+		t.Fatalf("refused: %s", got)
+	}
+	// A second pass right away queues nothing: each target once per round.
+	if err := w.a.Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.count(t, `SELECT count(*) FROM agent_jobs`); n != 2 {
+		t.Fatalf("jobs after two passes: %d", n)
+	}
+	if n := w.count(t, `SELECT (SELECT count(*) FROM domains) + (SELECT count(*) FROM mon_targets)`); n != 0 {
+		t.Fatalf("site targets reached the central monitor's tables: %d rows", n)
+	}
+	// The site's agent silent: agent_unavailable, not a certificate finding.
+	w.db.Exec(context.Background(), `UPDATE agents SET last_seen_at = now() - interval '1 hour'`)
+	if got := cert("ldap.corp.example"); !strings.HasPrefix(got, "state=unknown ") || !strings.HasSuffix(got, " class=agent_unavailable site=office") {
+		t.Fatalf("silent site: %s", got)
+	}
+	// A stranger's key does not see the owner's site targets.
+	if r := w.line(t, "command cert domain ldap.corp.example:"+port+" apikey stranger-key-0123456"); r.Code != lineproto.CodeNotFound {
+		t.Fatalf("the stranger's cert: %+v", r)
+	}
+}

@@ -1,0 +1,139 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// SiteTargets keeps the targets behind a site: added by an account's key,
+// probed only through the site's agents.
+type SiteTargets interface {
+	// AddSiteTarget records name:port behind site for the key's account;
+	// ErrNoSite unless a claimed agent of the account serves the site.
+	AddSiteTarget(ctx context.Context, t NewSiteTarget) (AddOutcome, error)
+	// SiteTargetStatus reads one target of the key behind a site, with how
+	// many agents of its site called in within silentAfter; ErrNotFound
+	// when the key has no such target.
+	SiteTargetStatus(ctx context.Context, k KeyRef, name string, port int, silentAfter time.Duration) (SiteTargetStatus, error)
+	// QueueDueJobs queues a job for each due target of the agent's site
+	// (one live job per target at most) and pushes its next due time.
+	QueueDueJobs(ctx context.Context, agentKey KeyRef, every, ttl time.Duration) (int, error)
+	// JobRelayResults lists what the probes through a job's relays saw.
+	JobRelayResults(ctx context.Context, job int64) ([][]byte, error)
+	// SetSiteTargetResult records a job's verdict on its target.
+	SetSiteTargetResult(ctx context.Context, job int64, r SiteTargetResult) error
+}
+
+var _ SiteTargets = (*Postgres)(nil)
+
+// NewSiteTarget asks to watch Name:Port behind Site for Key.
+type NewSiteTarget struct {
+	Key  KeyRef
+	Site string
+	Name string
+	Port int
+	IP   netip.Addr
+}
+
+// SiteTargetResult is a job's verdict on its target.
+type SiteTargetResult struct {
+	State, Class, Detail, Issuer string
+	NotAfter                     *time.Time
+	Addresses                    int
+}
+
+// SiteTargetStatus is a target behind a site as "cert" shows it.
+type SiteTargetStatus struct {
+	Site       string
+	LiveAgents int
+	Status     CertStatus
+}
+
+// ErrNoSite is an add behind a site that no claimed agent of the account serves.
+var ErrNoSite error = ownError("no claimed agent of this account serves this site")
+
+// AddSiteTarget records a target behind a site.
+func (p *Postgres) AddSiteTarget(ctx context.Context, t NewSiteTarget) (AddOutcome, error) {
+	var out AddOutcome
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		account, err := ownerAccount(ctx, tx, t.Key)
+		if err != nil {
+			return err
+		}
+		var inserted bool
+		err = tx.QueryRow(ctx, `INSERT INTO agent_targets (account_id, api_key_id, site, name, port, created_ip)
+			SELECT $1, k.id, $3, $4, $5, $6 FROM api_keys k
+			WHERE k.key_hash = $2 AND EXISTS (SELECT 1 FROM agents WHERE account_id = $1 AND site = $3)
+			ON CONFLICT (api_key_id, name, port) DO UPDATE SET site = excluded.site
+			RETURNING xmax = 0`, account, t.Key.Hash[:], t.Site, t.Name, t.Port, inet(t.IP)).Scan(&inserted)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNoSite
+		}
+		out = map[bool]AddOutcome{true: DomainAdded, false: DomainExists}[inserted]
+		return err
+	})
+	return out, classify(err)
+}
+
+// SiteTargetStatus reads one target of the key behind a site.
+func (p *Postgres) SiteTargetStatus(ctx context.Context, k KeyRef, name string, port int, silentAfter time.Duration) (SiteTargetStatus, error) {
+	s := SiteTargetStatus{Status: CertStatus{Name: name, Port: port}}
+	var class, issuer *string
+	c := &s.Status
+	err := p.pool.QueryRow(ctx, `SELECT t.site, t.state, t.class, t.not_after, t.issuer, t.addresses, t.checked_at,
+			(SELECT count(*) FROM agents g WHERE g.account_id = t.account_id AND g.site = t.site
+			 AND g.last_seen_at > now() - $4::interval)
+		FROM agent_targets t JOIN api_keys k ON k.id = t.api_key_id
+		WHERE k.key_hash = $1 AND t.name = $2 AND t.port = $3`, k.Hash[:], name, port, silentAfter).
+		Scan(&s.Site, &c.State, &class, &c.Expires, &issuer, &c.Addresses, &c.Checked, &s.LiveAgents)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s, ErrNotFound
+	}
+	if class != nil {
+		c.Class = *class
+	}
+	if issuer != nil {
+		c.IssuerCN = *issuer
+	}
+	return s, classify(err)
+}
+
+// QueueDueJobs queues the due targets of the agent's site. Agents asking
+// together each lock the rows they push, so a target is queued once.
+func (p *Postgres) QueueDueJobs(ctx context.Context, agentKey KeyRef, every, ttl time.Duration) (int, error) {
+	tag, err := p.pool.Exec(ctx, `WITH g AS (
+			SELECT account_id, site FROM agents WHERE key_hash = $1 AND account_id IS NOT NULL
+		), due AS (
+			UPDATE agent_targets t SET next_due = now() + $2::interval FROM g
+			WHERE t.account_id = g.account_id AND t.site = g.site AND t.next_due <= now()
+			  AND NOT EXISTS (SELECT 1 FROM agent_jobs j WHERE j.target_id = t.id AND j.done_at IS NULL AND j.expires_at > now())
+			RETURNING t.id, t.account_id, t.site, t.name, t.port
+		)
+		INSERT INTO agent_jobs (account_id, site, name, port, expires_at, target_id)
+		SELECT account_id, site, name, port, now() + $3::interval, id FROM due`, agentKey.Hash[:], every, ttl)
+	return int(tag.RowsAffected()), classify(err)
+}
+
+// JobRelayResults lists the stored results of a job's relays.
+func (p *Postgres) JobRelayResults(ctx context.Context, job int64) ([][]byte, error) {
+	rows, err := p.pool.Query(ctx, `SELECT result FROM agent_job_relays WHERE job_id = $1 AND result IS NOT NULL ORDER BY address`, job)
+	if err != nil {
+		return nil, classify(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	return out, classify(err)
+}
+
+// SetSiteTargetResult records a job's verdict on its target (none for a
+// job without one).
+func (p *Postgres) SetSiteTargetResult(ctx context.Context, job int64, r SiteTargetResult) error {
+	_, err := p.pool.Exec(ctx, `UPDATE agent_targets t SET checked_at = now(), state = $2, class = $3, detail = $4,
+			issuer = $5, not_after = $6, addresses = $7
+		FROM agent_jobs j WHERE j.id = $1 AND t.id = j.target_id`,
+		job, r.State, r.Class, r.Detail, r.Issuer, r.NotAfter, r.Addresses)
+	return classify(err)
+}
