@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -97,6 +99,9 @@ func (p *Postgres) TakeAgentJobs(ctx context.Context, agentKey KeyRef, tokens []
 			return err
 		}
 		out, err = pgx.CollectRows(rows, pgx.RowToStructByPos[AgentJob])
+		// Job i was given tokens[i]: put them back in the order of ids
+		// (ascending), whatever order RETURNING chose.
+		slices.SortFunc(out, func(a, b AgentJob) int { return cmp.Compare(a.ID, b.ID) })
 		return err
 	})
 	return out, classify(err)

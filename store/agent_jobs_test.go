@@ -76,6 +76,20 @@ func TestAgentJobsTakenOnceBySite(t *testing.T) {
 			seen[j.ID] = take.key.Prefix
 		}
 	}
+	// Job i of a take is bound to tokens[i], whatever order the UPDATE returned.
+	for i := range 20 {
+		w.p.QueueAgentJob(ctx, owner, "office", "u"+string(rune('a'+i))+".corp.example", 443, time.Minute)
+	}
+	toks := tokens(20, "bound")
+	jobs, err := w.p.TakeAgentJobs(ctx, a, toks)
+	if err != nil || len(jobs) != 20 {
+		t.Fatalf("take 20: %d %v", len(jobs), err)
+	}
+	for i, j := range jobs {
+		if _, err := w.p.OpenRelay(ctx, a, j.ID, toks[i], netip.MustParseAddr("10.0.0.1")); err != nil {
+			t.Fatalf("job %d (%d of the take) with its token: %v", j.ID, i, err)
+		}
+	}
 	if _, err := w.p.TakeAgentJobs(ctx, w.agent, tokens(1, "x")); !errors.Is(err, store.ErrAgentNotClaimed) {
 		t.Fatalf("an unclaimed agent takes: %v", err)
 	}

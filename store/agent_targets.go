@@ -20,8 +20,9 @@ type SiteTargets interface {
 	// when the key has no such target.
 	SiteTargetStatus(ctx context.Context, k KeyRef, name string, port int, silentAfter time.Duration) (SiteTargetStatus, error)
 	// QueueDueJobs queues a job for each due target of the agent's site
-	// (one live job per target at most) and pushes its next due time.
-	QueueDueJobs(ctx context.Context, agentKey KeyRef, every, ttl time.Duration) (int, error)
+	// (one live job per target at most); the target is due again once the
+	// job expired, unless its result comes first.
+	QueueDueJobs(ctx context.Context, agentKey KeyRef, ttl time.Duration) (int, error)
 	// JobRelayResults lists what the probes through a job's relays saw.
 	JobRelayResults(ctx context.Context, job int64) ([][]byte, error)
 	// SetSiteTargetResult records a job's verdict on its target.
@@ -44,6 +45,7 @@ type SiteTargetResult struct {
 	State, Class, Detail, Issuer string
 	NotAfter                     *time.Time
 	Addresses                    int
+	Next                         time.Duration // until the target's next probe
 }
 
 // SiteTargetStatus is a target behind a site as "cert" shows it.
@@ -103,8 +105,9 @@ func (p *Postgres) SiteTargetStatus(ctx context.Context, k KeyRef, name string, 
 }
 
 // QueueDueJobs queues the due targets of the agent's site. Agents asking
-// together each lock the rows they push, so a target is queued once.
-func (p *Postgres) QueueDueJobs(ctx context.Context, agentKey KeyRef, every, ttl time.Duration) (int, error) {
+// together each lock the rows they push, so a target is queued once; a
+// job whose agent died leaves its target due again when it expires.
+func (p *Postgres) QueueDueJobs(ctx context.Context, agentKey KeyRef, ttl time.Duration) (int, error) {
 	tag, err := p.pool.Exec(ctx, `WITH g AS (
 			SELECT account_id, site FROM agents WHERE key_hash = $1 AND account_id IS NOT NULL
 		), due AS (
@@ -114,7 +117,7 @@ func (p *Postgres) QueueDueJobs(ctx context.Context, agentKey KeyRef, every, ttl
 			RETURNING t.id, t.account_id, t.site, t.name, t.port
 		)
 		INSERT INTO agent_jobs (account_id, site, name, port, expires_at, target_id)
-		SELECT account_id, site, name, port, now() + $3::interval, id FROM due`, agentKey.Hash[:], every, ttl)
+		SELECT account_id, site, name, port, now() + $2::interval, id FROM due`, agentKey.Hash[:], ttl)
 	return int(tag.RowsAffected()), classify(err)
 }
 
@@ -132,8 +135,8 @@ func (p *Postgres) JobRelayResults(ctx context.Context, job int64) ([][]byte, er
 // job without one).
 func (p *Postgres) SetSiteTargetResult(ctx context.Context, job int64, r SiteTargetResult) error {
 	_, err := p.pool.Exec(ctx, `UPDATE agent_targets t SET checked_at = now(), state = $2, class = $3, detail = $4,
-			issuer = $5, not_after = $6, addresses = $7
+			issuer = $5, not_after = $6, addresses = $7, next_due = now() + $8::interval
 		FROM agent_jobs j WHERE j.id = $1 AND t.id = j.target_id`,
-		job, r.State, r.Class, r.Detail, r.Issuer, r.NotAfter, r.Addresses)
+		job, r.State, r.Class, r.Detail, r.Issuer, r.NotAfter, r.Addresses, r.Next)
 	return classify(err)
 }

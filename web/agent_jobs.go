@@ -91,7 +91,7 @@ func (h *agentJobs) take(w http.ResponseWriter, r *http.Request) {
 // queueAndTake queues the due targets of the agent's site, then takes jobs.
 func (h *agentJobs) queueAndTake(ctx context.Context, ref store.KeyRef, hashes [][32]byte) ([]store.AgentJob, error) {
 	if h.targets != nil {
-		if _, err := h.targets.QueueDueJobs(ctx, ref, h.limits.ProbeEvery, h.limits.JobTTL); err != nil {
+		if _, err := h.targets.QueueDueJobs(ctx, ref, h.limits.JobTTL); err != nil {
 			return nil, err
 		}
 	}
@@ -159,7 +159,9 @@ func (h *agentJobs) judge(ctx context.Context, res agent.JobResult) error {
 	if err != nil {
 		return err
 	}
-	return h.targets.SetSiteTargetResult(ctx, res.ID, siteVerdict(res, stored, time.Now()))
+	v := siteVerdict(res, stored, time.Now())
+	v.Next = h.limits.ProbeEvery
+	return h.targets.SetSiteTargetResult(ctx, res.ID, v)
 }
 
 // jobFailed answers a job call the store refused: 403 for a job that is

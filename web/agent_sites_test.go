@@ -1,0 +1,134 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keychest/keychest-lined/agent"
+	"github.com/keychest/keychest-lined/lineproto"
+)
+
+// secondAgent opens and claims another agent of the world's site, with
+// the same allow-list, CA and resolver.
+func (w *relayWorld) secondAgent(t *testing.T) *agent.Agent {
+	t.Helper()
+	first := w.a.Config()
+	dir := filepath.Join(t.TempDir(), "keychest-agent")
+	os.Mkdir(dir, 0o700)
+	raw, _ := os.ReadFile(filepath.Join(first.Dir, "allow.conf"))
+	os.WriteFile(filepath.Join(dir, "allow.conf"), raw, 0o600)
+	cfg := first
+	cfg.Dir, cfg.Log = dir, ""
+	b, err := agent.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	code, _, err := b.ClaimCode(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := w.line(t, "command claim agent "+code+" apikey owner-key-0123456789"); r.Code != lineproto.CodeOK {
+		t.Fatalf("claim: %+v", r)
+	}
+	return b
+}
+
+// Two agents of one site, 200 targets: each target is probed exactly once
+// a round. Then one agent dies holding jobs (one of them mid-relay): its
+// jobs give no verdict, and once they expire the other agent probes them.
+func TestTwoAgentsShareASite(t *testing.T) {
+	w := newRelayWorld(t, 60*24*time.Hour)
+	b := w.secondAgent(t)
+	port := strconv.Itoa(w.target.Port())
+	const n = 200
+	for i := range n {
+		name := "t" + strconv.Itoa(i) + ".corp.example"
+		w.dns.Set(name, netip.MustParseAddr("127.0.0.50"))
+		if r := w.line(t, "command add domain "+name+":"+port+" apikey owner-key-0123456789 site office"); r.Code != lineproto.CodeOK {
+			t.Fatalf("add: %+v", r)
+		}
+	}
+	var wg sync.WaitGroup
+	for _, a := range []*agent.Agent{w.a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.Once(context.Background()); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := w.count(t, `SELECT count(*) FROM agent_targets WHERE checked_at IS NOT NULL AND addresses = 1
+		AND (SELECT count(*) FROM agent_jobs j WHERE j.target_id = agent_targets.id) = 1`); got != n {
+		t.Fatalf("targets probed exactly once: %d of %d", got, n)
+	}
+	if got := w.target.Handshakes.Load(); got != n {
+		t.Fatalf("handshakes at the target: %d, want %d", got, n)
+	}
+	t.Logf("round 1: jobs taken by %d agents", w.count(t, `SELECT count(DISTINCT taken_by) FROM agent_jobs`))
+
+	// Round 2: the first agent takes 8 jobs, relays one halfway, and dies.
+	w.db.Exec(context.Background(), `UPDATE agent_targets SET next_due = now()`)
+	start2 := time.Now()
+	id, _ := agent.LoadIdentity(w.a.Config().Dir)
+	req, _ := http.NewRequest(http.MethodPost, w.srv.URL+agent.PathJobs, strings.NewReader(`{"max":8,"wait_seconds":0}`))
+	req.Header.Set("Authorization", "Bearer "+id.APIKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dead agent.JobsReply
+	decodeJSON(t, res, &dead)
+	if len(dead.Jobs) != 8 {
+		t.Fatalf("the dying agent took %d jobs", len(dead.Jobs))
+	}
+	relay, _ := http.NewRequest(http.MethodPost, w.srv.URL+agent.PathRelay+"?job="+strconv.FormatInt(dead.Jobs[0].ID, 10)+"&address=127.0.0.50", nil)
+	relay.Header.Set("Authorization", "Bearer "+id.APIKey)
+	relay.Header.Set(agent.HeaderJobToken, dead.Jobs[0].Token)
+	relay.Header.Set("Connection", "Upgrade")
+	relay.Header.Set("Upgrade", agent.RelayProtocol)
+	if res, err := http.DefaultClient.Do(relay); err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("relay: %v %v", res, err)
+	} else {
+		res.Body.Close() // killed mid-relay: the service's handshake gets EOF
+	}
+	round2 := time.Now()
+	if err := b.Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.count(t, `SELECT count(*) FROM agent_targets WHERE checked_at >= $1`, round2); got != n-8 {
+		raw, _ := os.ReadFile(filepath.Join(b.Config().Dir, "agent.log"))
+		for _, l := range strings.Split(string(raw), "\n") {
+			if strings.Contains(l, `"warn"`) || strings.Contains(l, `"error"`) {
+				t.Log(l)
+			}
+		}
+		t.Fatalf("checked by the survivor while the dead agent's jobs live: %d, want %d", got, n-8)
+	}
+	// The dead agent's jobs expire: their targets are due again.
+	w.db.Exec(context.Background(), `UPDATE agent_jobs SET expires_at = now() - interval '1 second' WHERE done_at IS NULL`)
+	w.db.Exec(context.Background(), `UPDATE agent_targets SET next_due = now() WHERE checked_at < $1`, round2)
+	if err := b.Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Every target has the survivor's verdict (a name mismatch: the server's
+	// certificate names ldap.corp.example), none a verdict of the dead jobs.
+	if got := w.count(t, `SELECT count(*) FROM agent_targets WHERE checked_at >= $1 AND state = 'critical'
+		AND class = 'name_mismatch' AND addresses = 1`, round2); got != n {
+		t.Fatalf("checked in round 2: %d of %d", got, n)
+	}
+	if got := w.count(t, `SELECT count(*) FROM agent_jobs j JOIN agents g ON g.id = j.taken_by
+		WHERE g.agent_id = $1 AND j.taken_at >= $2 AND j.done_at IS NOT NULL`, id.ID, start2); got != 0 {
+		t.Fatalf("the dead agent's jobs finished: %d", got)
+	}
+}
