@@ -4,8 +4,9 @@
 // claims it, and obeys a local allow-list (allow.conf) that the service
 // can never change. See docs/agent.md.
 //
-// What is built: the allow-list and its dial-time check, the ownership
-// rule for DIR and allow.conf, the identity file, JSON logs, jittered
-// back-off, registration, heartbeats, claim codes and the log upload. Jobs
-// and the relay of the monitor's probes are not built yet.
+// Once claimed, it long-polls for its site's jobs, resolves each job's
+// name itself, dials the addresses allow.conf permits (checked at dial
+// time), and relays each to the service, which probes through it with the
+// monitor's own code: the agent holds no audit logic and sees only
+// ciphertext.
 package agent

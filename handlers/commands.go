@@ -16,7 +16,7 @@ import (
 // helpText lists the verbs on one data line.
 const helpText = "apikey | claim apikey K email E | add domain D apikey K | remove domain D apikey K | " +
 	"status apikey K | list apikey K | cert domain D apikey K | check domain D apikey K | " +
-	"claim agent CODE apikey K | agents apikey K | ping | version | help | quit"
+	"claim agent CODE apikey K | agents apikey K | add domain D apikey K site S | ping | version | help | quit"
 
 // apikey issues a new random key and stores its hash.
 func (m *Mux) apikey(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {

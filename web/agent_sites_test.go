@@ -132,3 +132,33 @@ func TestTwoAgentsShareASite(t *testing.T) {
 		t.Fatalf("the dead agent's jobs finished: %d", got)
 	}
 }
+
+// "run" long-polls for jobs once claimed: a target added while it runs is
+// probed through it without a restart.
+func TestRunProbesNewTargets(t *testing.T) {
+	w := newRelayWorld(t, 60*24*time.Hour)
+	w.dns.Set("ldap.corp.example", netip.MustParseAddr("127.0.0.50"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.a.Run(ctx, nil) }()
+	port := strconv.Itoa(w.target.Port())
+	if r := w.line(t, "command add domain ldap.corp.example:"+port+" apikey owner-key-0123456789 site office"); r.Code != lineproto.CodeOK {
+		t.Fatalf("add: %+v", r)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	var data string
+	for time.Now().Before(deadline) {
+		data = w.line(t, "command cert domain ldap.corp.example:"+port+" apikey owner-key-0123456789").Data
+		if !strings.HasPrefix(data, "state=pending") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(data, "state=ok ") || !strings.HasSuffix(data, " class=- site=office") {
+		t.Fatalf("cert while run runs: %s", data)
+	}
+}
