@@ -33,6 +33,9 @@ type ACMELimits struct {
 	MaxNames         int // DNS names per request, summed over its events; past it: 413 (KEYCHEST_ACME_MAX_NAMES)
 	RowsPerKeyHour   int // rows (an event, and each name it gives) a key may post per hour; past it: 429 (0: no limit)
 	MaxDomainsPerKey int // domains issued orders may add to a key (KEYCHEST_MAX_DOMAINS_PER_KEY; 0: no limit)
+	// Agent holds the agent API's settings (web/agent.go); its zero
+	// fields take DefaultAgentLimits'.
+	Agent AgentLimits
 }
 
 // DefaultACMELimits are the settings' defaults.

@@ -33,6 +33,23 @@ type AgentLimits struct {
 var DefaultAgentLimits = AgentLimits{RegistersPerIPHour: 20, ClaimCodeTTL: time.Hour,
 	LogKeep: 30 * 24 * time.Hour, Heartbeat: time.Minute, JobTTL: time.Minute, ProbeEvery: 6 * time.Hour}
 
+// orDefaults is l with DefaultAgentLimits' value for each zero field.
+func (l AgentLimits) orDefaults() AgentLimits {
+	d := DefaultAgentLimits
+	pick := func(v, def time.Duration) time.Duration {
+		if v > 0 {
+			return v
+		}
+		return def
+	}
+	if l.RegistersPerIPHour > 0 {
+		d.RegistersPerIPHour = l.RegistersPerIPHour
+	}
+	d.ClaimCodeTTL, d.LogKeep = pick(l.ClaimCodeTTL, d.ClaimCodeTTL), pick(l.LogKeep, d.LogKeep)
+	d.Heartbeat, d.JobTTL, d.ProbeEvery = pick(l.Heartbeat, d.Heartbeat), pick(l.JobTTL, d.JobTTL), pick(l.ProbeEvery, d.ProbeEvery)
+	return d
+}
+
 // agentAPI serves /api/v1/agent/: registration, heartbeats, claim codes
 // and logs. Every call but register is authenticated by the agent's own
 // key as a bearer token, which no line command accepts.

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/keychest/keychest-lined/agent"
 	"github.com/keychest/keychest-lined/lineproto"
@@ -160,5 +163,34 @@ func TestRunProbesNewTargets(t *testing.T) {
 	}
 	if !strings.HasPrefix(data, "state=ok ") || !strings.HasSuffix(data, " class=- site=office") {
 		t.Fatalf("cert while run runs: %s", data)
+	}
+}
+
+// KEYCHEST_AGENT_JOB_TTL reaches the jobs (through ACMELimits.Agent), and
+// zero settings take the defaults.
+func TestAgentJobTTLSetting(t *testing.T) {
+	if d := (AgentLimits{}).orDefaults(); d != DefaultAgentLimits {
+		t.Fatalf("zero settings: %+v", d)
+	}
+	w := newRelayWorld(t, 60*24*time.Hour)
+	srv := httptest.NewServer(NewWithACME(w.st, nil, zerolog.Nop(), ACMELimits{Agent: AgentLimits{JobTTL: 7 * time.Second}}))
+	defer srv.Close()
+	if r := w.line(t, "command add domain ldap.corp.example:443 apikey owner-key-0123456789 site office"); r.Code != lineproto.CodeOK {
+		t.Fatalf("add: %+v", r)
+	}
+	id, _ := agent.LoadIdentity(w.a.Config().Dir)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+agent.PathJobs, strings.NewReader(`{"max":1}`))
+	req.Header.Set("Authorization", "Bearer "+id.APIKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got agent.JobsReply
+	decodeJSON(t, res, &got)
+	if len(got.Jobs) != 1 {
+		t.Fatalf("jobs: %+v", got)
+	}
+	if left := time.Until(got.Jobs[0].Expires); left < 5*time.Second || left > 8*time.Second {
+		t.Fatalf("the job lives %v, want about 7s", left)
 	}
 }

@@ -60,7 +60,7 @@ func NewWithACME(tokens store.Tokens, metrics *Metrics, log zerolog.Logger, acme
 	mux.HandleFunc("POST /{action}/{token}", h.act)
 	mountACME(mux, tokens, log, acme, proxies)
 	mountAccount(mux, tokens, log)
-	mountAgent(mux, tokens, log, DefaultAgentLimits, proxies)
+	mountAgent(mux, tokens, log, acme.Agent.orDefaults(), proxies)
 	return mux
 }
 

@@ -247,7 +247,8 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 // acmeLimits are the ACME endpoint's settings.
 func acmeLimits(c Config) web.ACMELimits {
 	return web.ACMELimits{MaxEvents: c.ACMEMaxEvents, MaxNames: c.ACMEMaxNames, RowsPerKeyHour: c.ACMERowsPerHour,
-		MaxDomainsPerKey: c.MaxDomainsPerKey}
+		MaxDomainsPerKey: c.MaxDomainsPerKey,
+		Agent:            web.AgentLimits{JobTTL: c.AgentJobTTL, LogKeep: time.Duration(c.AgentLogDays) * 24 * time.Hour}}
 }
 
 // listenWeb opens the web listener, and the metrics listener when
