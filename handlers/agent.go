@@ -125,14 +125,15 @@ func (m *Mux) agents(ctx context.Context, req *lineproto.Request) (lineproto.Rep
 func (m *Mux) agentLine(a store.Agent, now time.Time) string {
 	return fmt.Sprintf("id=%s site=%s host=%s version=%s claimed=%s last_seen=%s state=%s",
 		a.ID, a.Site, orDash(wordOf(a.Host)), orDash(wordOf(a.Version)), yesNo(a.Claimed),
-		a.LastSeen.UTC().Format(time.RFC3339), m.agentState(a, now))
+		a.LastSeen.UTC().Format(time.RFC3339), AgentState(a, now, m.silentAfter()))
 }
 
-// agentState is ok, silent (no call for KEYCHEST_AGENT_SILENT_AFTER) or
-// refusing (its allow.conf refused a connection since the heartbeat before).
-func (m *Mux) agentState(a store.Agent, now time.Time) string {
+// AgentState is ok, silent (no call for silentAfter,
+// KEYCHEST_AGENT_SILENT_AFTER) or refusing (its allow.conf refused a
+// connection since the heartbeat before).
+func AgentState(a store.Agent, now time.Time, silentAfter time.Duration) string {
 	switch {
-	case now.Sub(a.LastSeen) > m.silentAfter():
+	case now.Sub(a.LastSeen) > silentAfter:
 		return "silent"
 	case a.Refusing:
 		return "refusing"

@@ -32,6 +32,7 @@ const migrateCommand = "migrate"
 type cliArgs struct {
 	email, keyPrefix           string
 	json, open, failed, dryRun bool
+	agent                      string // agent-logs: the agent's id
 }
 
 var subcommands = map[string]subcommand{
@@ -69,6 +70,7 @@ func runCLI(sub subcommand, args []string, out, errOut io.Writer) int {
 	fs.BoolVar(&a.open, "open", false, "findings: only the open ones")
 	fs.BoolVar(&a.dryRun, "dry-run", false, "digest: print it, send nothing")
 	fs.BoolVar(&a.failed, "failed", false, "mails: only those failed for good")
+	fs.StringVar(&a.agent, "agent", "", "agent-logs: the agent's id")
 	fs.SetOutput(errOut)
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/keychest/keychest-lined/handlers"
+	"github.com/keychest/keychest-lined/store"
+)
+
+// The operator's commands about keychest-agents (docs/agent.md).
+func init() {
+	subcommands["agents"] = subcommand{"every keychest-agent: id, account, site, host, version, last seen, state", "", listAgents}
+	subcommands["agent-logs"] = subcommand{"the last 1000 log entries a keychest-agent posted (--agent ID; --json: as posted)", "", agentLogs}
+}
+
+// agentLogLimit is how many entries agent-logs prints.
+const agentLogLimit = 1000
+
+func agentAdmin(db store.Admin) (store.AgentAdmin, error) {
+	if a, ok := db.(store.AgentAdmin); ok {
+		return a, nil
+	}
+	return nil, errors.New("this storage keeps no agents")
+}
+
+func listAgents(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+	st, err := agentAdmin(db)
+	if err != nil {
+		return err
+	}
+	rows, err := st.AllAgents(ctx)
+	if err != nil || a.json {
+		return orJSON(out, rows, err)
+	}
+	silent := handlers.DefaultAgentSilentAfter
+	if cfg, err := loadConfig(); err == nil && cfg.AgentSilentAfter > 0 {
+		silent = cfg.AgentSilentAfter
+	}
+	now := time.Now()
+	return table(out, "AGENT\tACCOUNT\tSITE\tHOST\tVERSION\tLAST SEEN\tSTATE", len(rows), func(i int) string {
+		r := rows[i]
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", r.ID, orNone(r.Email), r.Site, orNone(r.Host), orNone(r.Version),
+			day(r.LastSeen), handlers.AgentState(r.Agent, now, silent))
+	})
+}
+
+func agentLogs(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+	if a.agent == "" {
+		return errors.New("--agent is required (its id, as \"keychest-lined agents\" shows it)")
+	}
+	st, err := agentAdmin(db)
+	if err != nil {
+		return err
+	}
+	rows, err := st.AgentLogs(ctx, a.agent, agentLogLimit)
+	if errors.Is(err, store.ErrNotFound) {
+		return errors.New("no agent " + a.agent)
+	}
+	if err != nil {
+		return err
+	}
+	if a.json {
+		for _, r := range rows {
+			fmt.Fprintf(out, "%s\n", r.Entry)
+		}
+		return nil
+	}
+	return table(out, "TIME\tCODE\tLEVEL\tMESSAGE", len(rows), func(i int) string {
+		r := rows[i]
+		var e struct {
+			Message string `json:"message"`
+		}
+		json.Unmarshal(r.Entry, &e)
+		at := r.ReceivedAt
+		if r.EventTime != nil {
+			at = *r.EventTime
+		}
+		return fmt.Sprintf("%s\t%s\t%s\t%s", at.UTC().Format(time.RFC3339), r.Code, orNone(r.Level), e.Message)
+	})
+}
