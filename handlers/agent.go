@@ -27,8 +27,9 @@ func (m *Mux) addAgentVerbs() {
 }
 
 // verbOf is the verb that serves req: "claim" with "agent" is the claim
-// of an agent, "add" with "site" puts a name behind a site, "cert" also
-// knows targets behind sites; every other verb is the table's.
+// of an agent, "add" with "site" puts a name behind a site, "cert",
+// "remove" and "check" also know targets behind sites; every other verb
+// is the table's.
 func (m *Mux) verbOf(req *lineproto.Request) (verb, bool) {
 	_, agentArg := req.Get("agent")
 	_, siteArg := req.Get("site")
@@ -39,6 +40,10 @@ func (m *Mux) verbOf(req *lineproto.Request) (verb, bool) {
 		return verb{args: addSiteArgs, blocking: true, run: m.addSite}, true
 	case req.Verb == "cert":
 		return verb{args: certArgs, blocking: true, run: m.certSite}, true
+	case req.Verb == "remove":
+		return verb{args: certArgs, blocking: true, run: m.siteOr(store.SiteTargets.RemoveSiteTarget, removedWords, m.remove)}, true
+	case req.Verb == "check":
+		return verb{args: certArgs, blocking: true, run: m.siteOr(store.SiteTargets.CheckSiteTarget, checkWords, m.check)}, true
 	}
 	v, ok := m.verbs[req.Verb]
 	return v, ok

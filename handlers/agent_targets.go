@@ -93,3 +93,32 @@ func (m *Mux) silentAfter() time.Duration {
 	}
 	return DefaultAgentSilentAfter
 }
+
+// siteOr is a command on a domain that applies op to the key's target
+// behind a site when it has one (answering done), else runs public, the
+// command for the monitor's domains.
+func (m *Mux) siteOr(op func(store.SiteTargets, context.Context, store.KeyRef, string, int) (bool, error), done func(Domain) string,
+	public func(context.Context, *lineproto.Request) (lineproto.Reply, error)) func(context.Context, *lineproto.Request) (lineproto.Reply, error) {
+	return func(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
+		st, ok := m.store.(store.SiteTargets)
+		if !ok {
+			return public(ctx, req)
+		}
+		ref, d, err := domainArgs(req)
+		if err != nil {
+			return lineproto.Reply{}, err
+		}
+		found, serr := op(st, ctx, ref, d.Name, d.Port)
+		switch {
+		case serr != nil:
+			return lineproto.Reply{}, serr
+		case !found:
+			return public(ctx, req)
+		}
+		return lineproto.OK(done(d)), nil
+	}
+}
+
+// removedWords and checkWords are the replies of remove and check.
+func removedWords(d Domain) string { return fmt.Sprintf("domain %s:%d removed", d.Name, d.Port) }
+func checkWords(Domain) string     { return "check queued" }

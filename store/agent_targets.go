@@ -27,6 +27,10 @@ type SiteTargets interface {
 	JobRelayResults(ctx context.Context, job int64) ([][]byte, error)
 	// SetSiteTargetResult records a job's verdict on its target.
 	SetSiteTargetResult(ctx context.Context, job int64, r SiteTargetResult) error
+	// RemoveSiteTarget and CheckSiteTarget remove a target of the key
+	// behind a site, or make it due now; false when the key has none such.
+	RemoveSiteTarget(ctx context.Context, k KeyRef, name string, port int) (bool, error)
+	CheckSiteTarget(ctx context.Context, k KeyRef, name string, port int) (bool, error)
 }
 
 var _ SiteTargets = (*Postgres)(nil)
@@ -139,4 +143,22 @@ func (p *Postgres) SetSiteTargetResult(ctx context.Context, job int64, r SiteTar
 		FROM agent_jobs j WHERE j.id = $1 AND t.id = j.target_id`,
 		job, r.State, r.Class, r.Detail, r.Issuer, r.NotAfter, r.Addresses, r.Next)
 	return classify(err)
+}
+
+// RemoveSiteTarget deletes a target of the key behind a site; false when
+// the key has none such.
+func (p *Postgres) RemoveSiteTarget(ctx context.Context, k KeyRef, name string, port int) (bool, error) {
+	tag, err := p.pool.Exec(ctx, `DELETE FROM agent_targets t USING api_keys k
+		WHERE k.id = t.api_key_id AND k.key_hash = $1 AND k.revoked_at IS NULL AND t.name = $2 AND t.port = $3`,
+		k.Hash[:], name, port)
+	return err == nil && tag.RowsAffected() > 0, classify(err)
+}
+
+// CheckSiteTarget makes a target of the key behind a site due now; false
+// when the key has none such.
+func (p *Postgres) CheckSiteTarget(ctx context.Context, k KeyRef, name string, port int) (bool, error) {
+	tag, err := p.pool.Exec(ctx, `UPDATE agent_targets t SET next_due = least(next_due, now()) FROM api_keys k
+		WHERE k.id = t.api_key_id AND k.key_hash = $1 AND k.revoked_at IS NULL AND t.name = $2 AND t.port = $3`,
+		k.Hash[:], name, port)
+	return err == nil && tag.RowsAffected() > 0, classify(err)
 }

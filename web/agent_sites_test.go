@@ -194,3 +194,37 @@ func TestAgentJobTTLSetting(t *testing.T) {
 		t.Fatalf("the job lives %v, want about 7s", left)
 	}
 }
+
+// check and remove know targets behind a site; a stranger's key does
+// neither to the owner's.
+func TestCheckAndRemoveSiteTargets(t *testing.T) {
+	w := newRelayWorld(t, 60*24*time.Hour)
+	w.dns.Set("ldap.corp.example", netip.MustParseAddr("127.0.0.50"))
+	port := strconv.Itoa(w.target.Port())
+	domain := "ldap.corp.example:" + port
+	w.line(t, "command add domain "+domain+" apikey owner-key-0123456789 site office")
+	if err := w.a.Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"command check domain " + domain + " apikey stranger-key-0123456",
+		"command remove domain " + domain + " apikey stranger-key-0123456"} {
+		if r := w.line(t, line); r.Code != lineproto.CodeNotFound {
+			t.Fatalf("%s: %+v", line, r)
+		}
+	}
+	if r := w.line(t, "command check domain "+domain+" apikey owner-key-0123456789"); r.Code != lineproto.CodeOK || r.Text != "check queued" {
+		t.Fatalf("check: %+v", r)
+	}
+	if err := w.a.Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.count(t, `SELECT count(*) FROM agent_jobs WHERE done_at IS NOT NULL`); n != 2 {
+		t.Fatalf("jobs done after a check: %d, want 2", n)
+	}
+	if r := w.line(t, "command remove domain "+domain+" apikey owner-key-0123456789"); r.Code != lineproto.CodeOK || r.Text != "domain "+domain+" removed" {
+		t.Fatalf("remove: %+v", r)
+	}
+	if r := w.line(t, "command cert domain "+domain+" apikey owner-key-0123456789"); r.Code != lineproto.CodeNotFound {
+		t.Fatalf("cert after remove: %+v", r)
+	}
+}
