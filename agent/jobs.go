@@ -17,7 +17,7 @@ import (
 )
 
 // maxJobsAtOnce bounds the jobs an agent takes and runs together.
-const maxJobsAtOnce = 8
+const maxJobsAtOnce = 32
 
 // TakeJobs asks for waiting jobs, waiting up to wait for one.
 func (a *Agent) TakeJobs(ctx context.Context, wait time.Duration) ([]Job, error) {

@@ -29,7 +29,7 @@ type relayWorld struct {
 	account int64
 }
 
-func newRelayWorld(t *testing.T, left time.Duration) *relayWorld {
+func newRelayWorld(t testing.TB, left time.Duration) *relayWorld {
 	t.Helper()
 	s := newAgentSide(t)
 	now := time.Now()
@@ -80,7 +80,7 @@ func newRelayWorld(t *testing.T, left time.Duration) *relayWorld {
 	return w
 }
 
-func (w *relayWorld) queue(t *testing.T, name string, port int) int64 {
+func (w *relayWorld) queue(t testing.TB, name string, port int) int64 {
 	t.Helper()
 	id, err := w.st.QueueAgentJob(context.Background(), w.account, "office", name, port, time.Minute)
 	if err != nil {

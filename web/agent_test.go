@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -32,7 +33,7 @@ type agentSide struct {
 	db  *pgx.Conn
 }
 
-func newAgentSide(t *testing.T) *agentSide {
+func newAgentSide(t testing.TB) *agentSide {
 	t.Helper()
 	url := pgtest.NewDatabase(t)
 	st, err := store.Open(context.Background(), url, 4)
@@ -40,8 +41,8 @@ func newAgentSide(t *testing.T) *agentSide {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	confirmedKey(t, st, url, "owner-key-0123456789", "owner@example.com")
-	confirmedKey(t, st, url, "stranger-key-0123456", "stranger@example.com")
+	accountKey(t, st, url, "owner-key-0123456789", "owner@example.com")
+	accountKey(t, st, url, "stranger-key-0123456", "stranger@example.com")
 	srv := httptest.NewServer(New(st, nil, zerolog.Nop()))
 	t.Cleanup(srv.Close)
 	db, err := pgx.Connect(context.Background(), url)
@@ -53,7 +54,7 @@ func newAgentSide(t *testing.T) *agentSide {
 }
 
 // line sends one line command.
-func (s *agentSide) line(t *testing.T, text string) lineproto.Reply {
+func (s *agentSide) line(t testing.TB, text string) lineproto.Reply {
 	t.Helper()
 	req, perr := lineproto.ParseLine([]byte(text))
 	if perr != nil {
@@ -63,7 +64,7 @@ func (s *agentSide) line(t *testing.T, text string) lineproto.Reply {
 	return s.mux.Serve(context.Background(), &req)
 }
 
-func (s *agentSide) count(t *testing.T, sql string, args ...any) int {
+func (s *agentSide) count(t testing.TB, sql string, args ...any) int {
 	t.Helper()
 	var n int
 	if err := s.db.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
@@ -215,6 +216,25 @@ func decodeJSON(t *testing.T, res *http.Response, v any) {
 	t.Helper()
 	defer res.Body.Close()
 	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// accountKey makes key a key of the confirmed account of email.
+func accountKey(t testing.TB, db *store.Postgres, url, key, email string) {
+	t.Helper()
+	ref := store.KeyRef{Hash: sha256.Sum256([]byte(key)), Prefix: key[:8]}
+	if err := db.CreateKey(context.Background(), store.NewKey{Key: ref, IP: netip.MustParseAddr("127.0.0.1")}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), `WITH a AS (INSERT INTO accounts (email, confirmed_at) VALUES ($1, now())
+			ON CONFLICT (email) DO UPDATE SET confirmed_at = now() RETURNING id)
+		UPDATE api_keys SET account_id = (SELECT id FROM a) WHERE key_hash = $2`, email, ref.Hash[:]); err != nil {
 		t.Fatal(err)
 	}
 }
