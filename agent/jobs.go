@@ -19,6 +19,10 @@ import (
 // maxJobsAtOnce bounds the jobs an agent takes and runs together.
 const maxJobsAtOnce = 32
 
+// maxAddresses is how many addresses of a name a job probes, as the
+// monitor does (the service relays no more: store.MaxRelaysPerJob).
+const maxAddresses = 16
+
 // TakeJobs asks for waiting jobs, waiting up to wait for one.
 func (a *Agent) TakeJobs(ctx context.Context, wait time.Duration) ([]Job, error) {
 	var ans JobsReply
@@ -55,6 +59,9 @@ func (a *Agent) RunJob(ctx context.Context, j Job) JobResult {
 	if err != nil {
 		res.Addresses = []AddressOutcome{{Outcome: OutcomeUnreachable, Detail: err.Error()}}
 		return res
+	}
+	if len(addrs) > maxAddresses {
+		addrs = addrs[:maxAddresses]
 	}
 	refused := 0
 	for _, addr := range addrs {

@@ -23,7 +23,8 @@ type AgentJobs interface {
 	TakeAgentJobs(ctx context.Context, agentKey KeyRef, tokens [][32]byte) ([]AgentJob, error)
 	// OpenRelay records the relay of a job to one address; ErrJobRefused
 	// unless the agent holds the job, the token is its, it is neither done
-	// nor expired, and that address was not relayed before.
+	// nor expired, that address was not relayed before, and the job has
+	// fewer than MaxRelaysPerJob relays.
 	OpenRelay(ctx context.Context, agentKey KeyRef, job int64, token [32]byte, addr netip.Addr) (AgentRelay, error)
 	// RelayResult records what the probe through a relay saw.
 	RelayResult(ctx context.Context, job int64, addr netip.Addr, result []byte) error
@@ -48,6 +49,10 @@ type AgentRelay struct {
 	Job     AgentJob
 	SiteCAs []string
 }
+
+// MaxRelaysPerJob bounds the addresses one job may be relayed to (the
+// monitor probes at most 16 addresses of a name too).
+const MaxRelaysPerJob = 16
 
 // ErrJobRefused is a job call that does not match a live job of the agent.
 var ErrJobRefused error = ownError("no such live job for this agent and token (another agent's, expired, finished or replayed)")
@@ -118,8 +123,10 @@ func (p *Postgres) OpenRelay(ctx context.Context, agentKey KeyRef, job int64, to
 	var r AgentRelay
 	j := &r.Job
 	err := p.pool.QueryRow(ctx, `WITH j AS (`+liveJobSQL+`), ins AS (
-			INSERT INTO agent_job_relays (job_id, address) SELECT id, $4 FROM j ON CONFLICT DO NOTHING RETURNING job_id
-		) SELECT j.* FROM j JOIN ins ON ins.job_id = j.id`, agentKey.Hash[:], job, token[:], addr).
+			INSERT INTO agent_job_relays (job_id, address) SELECT id, $4 FROM j
+			WHERE (SELECT count(*) FROM agent_job_relays r WHERE r.job_id = j.id) < $5
+			ON CONFLICT DO NOTHING RETURNING job_id
+		) SELECT j.* FROM j JOIN ins ON ins.job_id = j.id`, agentKey.Hash[:], job, token[:], addr, MaxRelaysPerJob).
 		Scan(&j.ID, &j.Site, &j.Name, &j.Port, &j.Expires, &r.SiteCAs)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, ErrJobRefused

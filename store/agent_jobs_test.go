@@ -146,6 +146,16 @@ func TestAgentJobRelayAndFinishRefusals(t *testing.T) {
 	if _, err := w.p.OpenRelay(ctx, a, id, tok[0], netip.MustParseAddr("10.20.0.7")); !errors.Is(err, store.ErrJobRefused) {
 		t.Fatalf("relay after the finish: %v", err)
 	}
+	// At most MaxRelaysPerJob addresses a job.
+	id3, _ := w.p.QueueAgentJob(ctx, owner, "office", "many.corp.example", 443, time.Minute)
+	tok3 := tokens(1, "job3")
+	w.p.TakeAgentJobs(ctx, a, tok3)
+	for i := range store.MaxRelaysPerJob + 1 {
+		_, err := w.p.OpenRelay(ctx, a, id3, tok3[0], netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}))
+		if (i < store.MaxRelaysPerJob) != (err == nil) {
+			t.Fatalf("relay %d of a job: %v", i, err)
+		}
+	}
 	// Expired between the take and the relay.
 	id2, _ := w.p.QueueAgentJob(ctx, owner, "office", "web.corp.example", 443, time.Minute)
 	tok2 := tokens(1, "job2")
