@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keychest/keychest-lined/finding"
 	"github.com/keychest/keychest-lined/internal/words"
 )
 
@@ -44,8 +45,6 @@ const (
 	// accountDomainsAge: the domains an ACME account ordered this
 	// recently get its account-wide findings.
 	accountDomainsAge = 30 * 24 * time.Hour
-	// DefaultAlertBatch is KEYCHEST_ALERT_BATCH's default.
-	DefaultAlertBatch = 5 * time.Minute
 )
 
 // acmeKinds are the kinds a valid order for a domain closes.
@@ -66,7 +65,7 @@ func (p *Postgres) alertBatch() time.Duration {
 	if p.AlertBatch > 0 {
 		return p.AlertBatch
 	}
-	return DefaultAlertBatch
+	return finding.DefaultAlertBatch
 }
 
 // acmeFindings applies, in the transaction that stored them, what new

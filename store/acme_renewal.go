@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keychest/keychest-lined/finding"
 )
 
 // notRenewingSQL finds, per account, the targets whose certificate is in
@@ -56,7 +58,7 @@ func (p *Postgres) CheckRenewals(ctx context.Context, now time.Time) ([]ACMEChan
 			fw.account = s.account
 			detail := fmt.Sprintf("the certificate is in its warning window since %s and no ACME order for it was seen since (last order %s, via %s): the renewal is not even being attempted",
 				s.warnSince.UTC().Format(time.DateTime), s.lastOrder.UTC().Format(time.DateTime), s.proxy)
-			if err := fw.open(ctx, s.id, s.name, Finding{Kind: KindACMENotRenewing, Severity: s.severity, Detail: detail}); err != nil {
+			if err := fw.open(ctx, s.id, s.name, finding.Finding{Kind: KindACMENotRenewing, Severity: s.severity, Detail: detail}); err != nil {
 				return err
 			}
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keychest/keychest-lined/finding"
 	"github.com/keychest/keychest-lined/internal/words"
 )
 
@@ -65,7 +66,7 @@ func (fw *findingWriter) openAll(ctx context.Context, names []string, kind, seve
 		if err != nil {
 			return err
 		}
-		if err := fw.open(ctx, id, name, Finding{Kind: kind, Severity: severity, Detail: detail}); err != nil {
+		if err := fw.open(ctx, id, name, finding.Finding{Kind: kind, Severity: severity, Detail: detail}); err != nil {
 			return err
 		}
 	}
@@ -74,8 +75,8 @@ func (fw *findingWriter) openAll(ctx context.Context, names []string, kind, seve
 
 // open opens f on a target, or changes the open one when its severity or
 // detail differ, and queues the alert this calls for.
-func (fw *findingWriter) open(ctx context.Context, targetID int64, name string, f Finding) error {
-	v := Verdict{TargetID: targetID, CheckedAt: fw.now, Account: fw.account}
+func (fw *findingWriter) open(ctx context.Context, targetID int64, name string, f finding.Finding) error {
+	v := finding.Verdict{TargetID: targetID, CheckedAt: fw.now, Account: fw.account}
 	f.Detail = words.Clean(f.Detail, MaxACMEDetail)
 	var sev, detail string
 	err := fw.tx.QueryRow(ctx, `SELECT severity, detail FROM mon_findings
@@ -90,28 +91,28 @@ func (fw *findingWriter) open(ctx context.Context, targetID int64, name string, 
 		if err != nil || tag.RowsAffected() == 0 {
 			return err // 0 rows: a concurrent transaction opened it
 		}
-		v.Open = []Finding{f}
+		v.Open = []finding.Finding{f}
 	case err != nil:
 		return err
 	case sev == f.Severity && detail == f.Detail:
 		return nil
 	default:
 		_, err := fw.tx.Exec(ctx, `UPDATE mon_findings SET detail = $3,
-				raised_at = CASE WHEN `+severityRankSQL("$4")+` > `+severityRankSQL("severity")+` THEN $5 ELSE raised_at END,
+				raised_at = CASE WHEN `+finding.RankSQL("$4")+` > `+finding.RankSQL("severity")+` THEN $5 ELSE raised_at END,
 				severity = $4
 			WHERE target_id = $1 AND kind = $2 AND account_id = $6 AND closed_at IS NULL`,
 			targetID, f.Kind, f.Detail, f.Severity, fw.now, fw.account)
 		if err != nil {
 			return err
 		}
-		v.Change = []Finding{f}
+		v.Change = []finding.Finding{f}
 	}
 	change := "opened"
 	if v.Change != nil {
 		change = "changed"
 	}
 	fw.changes = append(fw.changes, ACMEChange{Target: targetName(name), Kind: f.Kind, Change: change, Severity: f.Severity, Detail: f.Detail})
-	return queueAlerts(ctx, fw.tx, []Verdict{v}, fw.batch)
+	return queueAlerts(ctx, fw.tx, []finding.Verdict{v}, fw.batch)
 }
 
 // closeAll closes the account's open findings of kinds on the target of
@@ -153,7 +154,7 @@ func (fw *findingWriter) close(ctx context.Context, targetID int64, name string,
 	for _, k := range closed {
 		fw.changes = append(fw.changes, ACMEChange{Target: targetName(name), Kind: k, Change: "closed", Detail: why})
 	}
-	return queueAlerts(ctx, fw.tx, []Verdict{{TargetID: targetID, CheckedAt: fw.now, Close: closed, Account: fw.account}}, fw.batch)
+	return queueAlerts(ctx, fw.tx, []finding.Verdict{{TargetID: targetID, CheckedAt: fw.now, Close: closed, Account: fw.account}}, fw.batch)
 }
 
 // ensureTarget returns the id of a name's target on port 443, creating

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keychest/keychest-lined/finding"
 )
 
 // Mail is one queued mail.
@@ -21,10 +23,10 @@ type Mail struct {
 	// before migration 011): the raw link tokens by name, and what the mail
 	// reports. The composer fills in Subject, Body and ListUnsubscribe.
 	Tokens          map[string]string
-	Claim           *ClaimMail  // confirm, new_key: the claim's facts
-	Items           []AlertItem // alert: the findings, in the order they came
-	Digest          *Digest     // digest: the account's week
-	ListUnsubscribe string      // the List-Unsubscribe link, if any
+	Claim           *ClaimMail          // confirm, new_key: the claim's facts
+	Items           []finding.AlertItem // alert: the findings, in the order they came
+	Digest          *Digest             // digest: the account's week
+	ListUnsubscribe string              // the List-Unsubscribe link, if any
 }
 
 // Attempt is what became of one try at a mail.
@@ -110,7 +112,7 @@ func loadContent(ctx context.Context, tx pgx.Tx, m *Mail, account *int64) error 
 		if err != nil {
 			return err
 		}
-		m.Items, err = pgx.CollectRows(rows, pgx.RowToStructByPos[AlertItem])
+		m.Items, err = pgx.CollectRows(rows, pgx.RowToStructByPos[finding.AlertItem])
 		return err
 	case m.Kind == "digest" && account != nil:
 		d, err := digestOf(ctx, tx, *account, m.Age)

@@ -23,7 +23,7 @@ type Postgres struct {
 	stop   chan struct{} // closed by Close: ends the sweep of rate_buckets
 
 	// AlertBatch is how long the alert mail of findings raised outside
-	// the monitor (from ACME events) gathers; 0: DefaultAlertBatch.
+	// the monitor (from ACME events) gathers; 0: finding.DefaultAlertBatch.
 	AlertBatch time.Duration
 }
 

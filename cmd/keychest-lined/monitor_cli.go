@@ -14,6 +14,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/keychest/keychest-lined/finding"
 	"github.com/keychest/keychest-lined/handlers"
 	"github.com/keychest/keychest-lined/internal/words"
 	"github.com/keychest/keychest-lined/mailer"
@@ -83,7 +84,7 @@ type addressJSON struct {
 
 type certJSON struct {
 	Fingerprint string `json:"sha256"`
-	store.CertInfo
+	finding.CertInfo
 	DaysLeft int `json:"days_left"`
 }
 
@@ -100,20 +101,12 @@ func probeReport(res monitor.Result, pol monitor.Policy, now time.Time) probeJSO
 			aj.Chain = append(aj.Chain, certJSON{Fingerprint: hex.EncodeToString(fp[:]), CertInfo: monitor.CertInfo(c),
 				DaysLeft: words.DaysLeft(c.NotAfter, now)})
 			if i == 0 {
-				r.Expiry = worse(r.Expiry, pol.ExpirySeverity(c.NotBefore, c.NotAfter, now))
+				r.Expiry = finding.Worse(r.Expiry, pol.ExpirySeverity(c.NotBefore, c.NotAfter, now))
 			}
 		}
 		r.Addresses = append(r.Addresses, aj)
 	}
 	return r
-}
-
-func worse(a, b string) string {
-	rank := map[string]int{"": 0, monitor.SevWarning: 1, monitor.SevCritical: 2, monitor.SevExpired: 3}
-	if rank[b] > rank[a] {
-		return b
-	}
-	return a
 }
 
 func printProbe(out io.Writer, r probeJSON) error {
