@@ -8,17 +8,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keychest/keychest-lined/acme"
 	"github.com/keychest/keychest-lined/finding"
 	"github.com/keychest/keychest-lined/internal/words"
 )
-
-// acmePort is the port of the targets ACME findings go on: the one a
-// certificate for a domain is served on unless told otherwise.
-const acmePort = 443
-
-// MaxACMEDetail is the longest detail of an ACME finding, in runes: it
-// carries a CA's or a proxy's words, kept to one line (words.Clean).
-const MaxACMEDetail = 300
 
 // findingWriter opens, changes and closes the ACME findings of one
 // account, outside the monitor, queueing their alert items (to that
@@ -54,9 +47,9 @@ func (fw *findingWriter) held(ctx context.Context, names []string) ([]string, er
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// openAll opens (or updates) a finding of kind on every name's target
-// that the account holds.
-func (fw *findingWriter) openAll(ctx context.Context, names []string, kind, severity, detail string) error {
+// openAll opens (or updates) f on every name's target that the account
+// holds.
+func (fw *findingWriter) openAll(ctx context.Context, names []string, f finding.Finding) error {
 	names, err := fw.held(ctx, names)
 	if err != nil {
 		return err
@@ -66,7 +59,7 @@ func (fw *findingWriter) openAll(ctx context.Context, names []string, kind, seve
 		if err != nil {
 			return err
 		}
-		if err := fw.open(ctx, id, name, finding.Finding{Kind: kind, Severity: severity, Detail: detail}); err != nil {
+		if err := fw.open(ctx, id, name, f); err != nil {
 			return err
 		}
 	}
@@ -77,7 +70,7 @@ func (fw *findingWriter) openAll(ctx context.Context, names []string, kind, seve
 // detail differ, and queues the alert this calls for.
 func (fw *findingWriter) open(ctx context.Context, targetID int64, name string, f finding.Finding) error {
 	v := finding.Verdict{TargetID: targetID, CheckedAt: fw.now, Account: fw.account}
-	f.Detail = words.Clean(f.Detail, MaxACMEDetail)
+	f.Detail = words.Clean(f.Detail, acme.MaxDetail)
 	var sev, detail string
 	err := fw.tx.QueryRow(ctx, `SELECT severity, detail FROM mon_findings
 		WHERE target_id = $1 AND kind = $2 AND account_id = $3 AND closed_at IS NULL FOR UPDATE`,
@@ -124,7 +117,7 @@ func (fw *findingWriter) closeAll(ctx context.Context, names []string, kinds []s
 	}
 	for _, name := range names {
 		var id int64
-		err := fw.tx.QueryRow(ctx, `SELECT id FROM mon_targets WHERE name = $1 AND port = $2`, name, acmePort).Scan(&id)
+		err := fw.tx.QueryRow(ctx, `SELECT id FROM mon_targets WHERE name = $1 AND port = $2`, name, acme.Port).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue
 		}
@@ -163,11 +156,11 @@ func (fw *findingWriter) close(ctx context.Context, targetID int64, name string,
 func ensureTarget(ctx context.Context, tx pgx.Tx, name string) (int64, error) {
 	var id int64
 	err := tx.QueryRow(ctx, `INSERT INTO mon_targets (name, port) VALUES ($1, $2)
-		ON CONFLICT (name, port) DO NOTHING RETURNING id`, name, acmePort).Scan(&id)
+		ON CONFLICT (name, port) DO NOTHING RETURNING id`, name, acme.Port).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) { // it exists: read it without locking the monitor out of it
-		err = tx.QueryRow(ctx, `SELECT id FROM mon_targets WHERE name = $1 AND port = $2`, name, acmePort).Scan(&id)
+		err = tx.QueryRow(ctx, `SELECT id FROM mon_targets WHERE name = $1 AND port = $2`, name, acme.Port).Scan(&id)
 	}
 	return id, err
 }
 
-func targetName(name string) string { return name + ":" + strconv.Itoa(acmePort) }
+func targetName(name string) string { return name + ":" + strconv.Itoa(acme.Port) }
