@@ -27,6 +27,10 @@ type Store interface {
 	Overview(ctx context.Context, now time.Time) (store.MonitorOverview, error)
 }
 
+// The database is the monitor's store; a signature that drifts fails the
+// build.
+var _ Store = (*store.Postgres)(nil)
+
 // Config is how a monitor runs.
 type Config struct {
 	Owner       string        // this monitor's name in leases (default: host, pid and a random part)

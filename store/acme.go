@@ -32,14 +32,6 @@ type ACMEBatch struct {
 	RowsPerHour, Cost int
 }
 
-// ACMEEvents stores what keychest-amp proxies report.
-type ACMEEvents interface {
-	// StoreACMEEvents stores a batch in one transaction, skipping the
-	// events its key stored already, with the domains and findings the
-	// new ones call for.
-	StoreACMEEvents(ctx context.Context, b ACMEBatch) (ACMEStored, error)
-}
-
 // Errors of ACME reports.
 var (
 	// ErrACMENotAllowed: the key is not claimed, or its account is not

@@ -70,6 +70,8 @@ type Admin interface {
 	// Mails lists the outbox, oldest first; only the mails failed for
 	// good if failedOnly.
 	Mails(ctx context.Context, failedOnly bool) ([]QueuedMail, error)
+	// ACMEActivities lists the ACME activity per domain, latest first.
+	ACMEActivities(ctx context.Context, email string) ([]ACMEActivity, error)
 }
 
 // Accounts lists every account, oldest first.

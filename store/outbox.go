@@ -36,15 +36,10 @@ type Attempt struct {
 	RetryIn time.Duration // with Err and not Failed: when to try again
 }
 
-// Outbox is what the mail sender needs.
-type Outbox interface {
-	// SendNext takes the oldest mail that is due, calls send with it, and
-	// records what send reports: sent, failed for good, or due again
-	// later. It reports false when no mail was due.
-	SendNext(ctx context.Context, send func(Mail) Attempt) (bool, error)
-}
-
-// SendNext holds the mail's row lock while send runs, so that servers
+// SendNext takes the oldest mail that is due, calls send with it, and
+// records what send reports: sent, failed for good, or due again later
+// (mailer.Outbox). It reports false when no mail was due.
+// It holds the mail's row lock while send runs, so that servers
 // sharing the database never send one mail twice; SKIP LOCKED lets them
 // send different mails side by side. A mail sent or failed for good loses
 // its link tokens in the transaction that records it.

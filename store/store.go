@@ -1,5 +1,3 @@
-// Package store keeps accounts, API keys and domains in PostgreSQL.
-// It knows SQL and nothing of sockets or the line protocol.
 package store
 
 import (

@@ -40,7 +40,10 @@ var DefaultACMELimits = ACMELimits{MaxEvents: 1000, MaxNames: 5000, RowsPerKeyHo
 
 // acmeStore is what the ingestion of ACME events needs.
 type acmeStore interface {
-	store.ACMEEvents
+	// StoreACMEEvents stores a batch in one transaction, skipping the
+	// events its key stored already, with the domains and findings the
+	// new ones call for.
+	StoreACMEEvents(ctx context.Context, b store.ACMEBatch) (store.ACMEStored, error)
 	KeyStatus(ctx context.Context, k store.KeyRef) (store.KeyStatus, error)
 }
 

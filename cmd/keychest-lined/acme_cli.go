@@ -2,18 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/keychest/keychest-lined/store"
 )
-
-// acmeActivities is the store's view that "acme" prints.
-type acmeActivities interface {
-	ACMEActivities(ctx context.Context, email string) ([]store.ACMEActivity, error)
-}
 
 // listACME is "keychest-lined acme [--email E] [--json]": per domain and
 // proxy, the last order keychest-amp reported, its status, the last
@@ -22,11 +16,7 @@ func listACME(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) err
 	if err := optionalEmail(&a); err != nil {
 		return err
 	}
-	st, ok := db.(acmeActivities)
-	if !ok {
-		return errors.New("this storage keeps no ACME activity")
-	}
-	rows, err := st.ACMEActivities(ctx, a.email)
+	rows, err := db.ACMEActivities(ctx, a.email)
 	if err != nil || a.json {
 		if rows == nil && err == nil {
 			rows = []store.ACMEActivity{}
