@@ -53,7 +53,7 @@ func TestMailed(t *testing.T) {
 }
 
 func TestEveryKindHasAdvice(t *testing.T) {
-	for _, k := range append([]string{KindExpiry, KindUntrusted, KindMismatch, KindRevoked, KindUnreach, KindStale, KindWeak}, ACMEKinds...) {
+	for _, k := range Kinds() {
 		if _, ok := advice[k]; !ok {
 			t.Errorf("kind %s has no advice", k)
 		}

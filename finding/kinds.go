@@ -21,9 +21,17 @@ const (
 	KindACMENotRenewing    = "acme_not_renewing"    // in the warning window and no order seen since
 )
 
+// MonitorKinds are the kinds the monitor's probes raise (and close).
+var MonitorKinds = []string{KindExpiry, KindUntrusted, KindMismatch, KindRevoked, KindUnreach, KindStale, KindWeak}
+
 // ACMEKinds are the kinds raised from ACME events: a valid order for a
 // domain closes them all.
 var ACMEKinds = []string{KindACMEInvalid, KindACMERateLimited, KindACMEBadNonce, KindACMEAccountFailing, KindACMENotRenewing}
+
+// Kinds are all the kinds. The schema's CHECK mon_findings_kind_check
+// holds the same list (store's TestFindingKindsRule proves they agree):
+// a new kind needs a migration that widens it.
+func Kinds() []string { return append(append([]string(nil), MonitorKinds...), ACMEKinds...) }
 
 // Advice says what an owner should do about a finding of kind at
 // severity, in one line of an alert mail.

@@ -100,7 +100,7 @@ func (fw *findingWriter) open(ctx context.Context, targetID int64, name string, 
 		}
 		v.Change = []finding.Finding{f}
 	}
-	change := "opened"
+	change := finding.Opened
 	if v.Change != nil {
 		change = "changed"
 	}
