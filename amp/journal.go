@@ -96,10 +96,9 @@ func repairTail(f *os.File) ([]byte, error) {
 	return whole[prev:], nil
 }
 
+// lastID is the id of a journal line (0 when it has none).
 func lastID(line []byte) int64 {
-	var e struct {
-		ID int64 `json:"id"`
-	}
+	var e acme.Envelope
 	json.Unmarshal(line, &e)
 	return e.ID
 }
