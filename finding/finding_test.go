@@ -3,6 +3,7 @@ package finding
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRankOrdersSeverities(t *testing.T) {
@@ -57,5 +58,18 @@ func TestEveryKindHasAdvice(t *testing.T) {
 		if _, ok := advice[k]; !ok {
 			t.Errorf("kind %s has no advice", k)
 		}
+	}
+}
+
+func TestDigestMoment(t *testing.T) {
+	wed := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC) // a Wednesday of ISO week 48
+	if got := DigestMoment(wed, time.Monday, 7); !got.Equal(time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC)) {
+		t.Errorf("Monday 7:00 of the week: %s", got)
+	}
+	if got := DigestMoment(wed, time.Sunday, 23); !got.Equal(time.Date(2026, 11, 29, 23, 0, 0, 0, time.UTC)) {
+		t.Errorf("Sunday ends the week: %s", got)
+	}
+	if DigestWeek(wed) != "2026-W48" {
+		t.Errorf("week %s", DigestWeek(wed))
 	}
 }

@@ -343,10 +343,10 @@ func (m *Monitor) maintain(ctx context.Context) {
 			m.log.Warn().Str("code", logcode.LeaseFailed).Time("event_time", time.Now()).Err(err).Msg("cannot sync targets")
 		}
 	}
-	if week := store.DigestWeek(now); wall.Sub(m.digestAt) >= time.Minute && week != m.digestWeek {
+	if week := finding.DigestWeek(now); wall.Sub(m.digestAt) >= time.Minute && week != m.digestWeek {
 		m.digestAt = wall
 		n, err := m.store.QueueDigests(ctx, now, m.cfg.DigestDay, m.cfg.DigestHour)
-		if err == nil && !now.Before(store.DigestMoment(now, m.cfg.DigestDay, m.cfg.DigestHour)) {
+		if err == nil && !now.Before(finding.DigestMoment(now, m.cfg.DigestDay, m.cfg.DigestHour)) {
 			m.digestWeek = week // this week's are queued (by us or another monitor): done until next week
 		}
 		if n > 0 {

@@ -124,7 +124,7 @@ func fetch(t *testing.T, method, url string) (int, string) {
 func zerologTo(w io.Writer) zerolog.Logger { return zerolog.New(w) }
 
 // digestNotDue returns a digest day and hour whose moment this week
-// (store.DigestMoment, weeks start on Monday) is still to come at now:
+// (finding.DigestMoment, weeks start on Monday) is still to come at now:
 // tomorrow, or late on Sunday when today is Sunday.
 func digestNotDue(now time.Time) (weekday, int) {
 	now = now.UTC()
