@@ -117,7 +117,7 @@ func (c *conn) Data(in []byte) ([]byte, evloop.Action) {
 	}
 	out := c.answerInline(nil)
 	if c.action == evloop.None && c.inflight == nil && c.framer.Partial() {
-		// the loop closes at once when it reads EOF, so a line the client ends
+		// The loop closes at once when it reads EOF, so a line the client ends
 		// by half-closing (or by a quiet period) is finished by a session.
 		c.action = evloop.Detach
 	}
