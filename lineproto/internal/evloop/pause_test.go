@@ -46,3 +46,72 @@ func TestWriteReplyDoesNotWaitForTheClient(t *testing.T) {
 		t.Fatal("written never called")
 	}
 }
+
+// pausedPair returns a paused connection on one end of a socket pair, out
+// of a real epoll set (as Pause leaves it), on a loop whose wakes go to the
+// fake's channel.
+func pausedPair(t *testing.T) (*paused, *fakeConn) {
+	t.Helper()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll, err := syscall.EpollCreate1(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup, err := syscall.Dup(fds[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fds[0]); syscall.Close(fds[1]); syscall.Close(poll) })
+	_, f, _ := newFake(t)
+	return &paused{c: f.ctx.(*conn), fd: dup, sock: fds[0], poll: poll}, f
+}
+
+// A reply the loop has not looked for yet: the answerer puts the socket
+// back itself and wakes nobody; the loop settles at its next event.
+func TestPausedReplyPutsSocketBackWithoutWake(t *testing.T) {
+	p, f := pausedPair(t)
+	if !p.finish(false) {
+		t.Fatal("the answerer did not put the socket back")
+	}
+	if done, closing := p.Settle(); !done || closing {
+		t.Fatalf("settle: done=%v closing=%v", done, closing)
+	}
+	if len(f.wakes) != 0 {
+		t.Fatal("woken")
+	}
+}
+
+// A reply the loop already looked for (a timer woke it meanwhile), or one
+// that closes: the answerer leaves the socket to the loop and wakes it;
+// the loop puts it back itself when it settles.
+func TestPausedReplyLookedForWakesTheLoop(t *testing.T) {
+	for _, looked := range []bool{true, false} {
+		p, _ := pausedPair(t)
+		if looked {
+			if done, _ := p.Settle(); done {
+				t.Fatal("done before the reply")
+			}
+		}
+		if p.finish(!looked) {
+			t.Fatalf("looked=%v: the answerer put the socket back", looked)
+		}
+		if done, closing := p.Settle(); !done || closing == looked {
+			t.Fatalf("looked=%v: settle done=%v closing=%v", looked, done, closing)
+		}
+		if p.c.lost {
+			t.Fatalf("looked=%v: lost", looked)
+		}
+	}
+}
+
+// Once the loops stop, the answerer no longer touches their epoll sets.
+func TestPausedReplyAfterStopLeavesSocketToLoop(t *testing.T) {
+	p, _ := pausedPair(t)
+	p.c.loop.Stop()
+	if p.finish(false) {
+		t.Fatal("the answerer put the socket back after Stop")
+	}
+}
