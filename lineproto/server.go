@@ -15,7 +15,7 @@ import (
 
 // Config holds the server's limits and timings.
 type Config struct {
-	Addr           string        // listen addresses, host:port, comma-separated (an IPv4 or IPv6 address listens on that family only)
+	Addr           string        // listen addresses, host:port, comma-separated (see evloop.listenURLs)
 	Loops          int           // event loops; 0 means one per CPU
 	MaxLine        int           // longest accepted line in bytes
 	QuietPeriod    time.Duration // silence after which a line without newline is taken as complete
