@@ -8,11 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/keychest/keychest-lined/handlers"
+	"github.com/keychest/keychest-lined/names"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -127,17 +126,17 @@ func (a *cliArgs) check(needs string, extra int) error {
 	}
 	switch needs {
 	case "email":
-		email, perr := handlers.ParseEmail(a.email)
+		email, perr := names.ParseEmail(a.email)
 		if a.email == "" {
 			return errors.New("--email is required")
 		}
 		if perr != nil {
-			return fmt.Errorf("--email: %s", perr.Text)
+			return fmt.Errorf("--email: %s", perr)
 		}
 		a.email = email
 	case "key-prefix":
 		p := a.keyPrefix
-		if len(p) < 4 || len(p) > 8 || strings.Trim(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != "" {
+		if len(p) < 4 || len(p) > names.PrefixLen || !names.KeyChars(p) {
 			return errors.New("--key-prefix needs 4 to 8 characters of the key's start")
 		}
 	}

@@ -14,10 +14,10 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
-	"github.com/keychest/keychest-lined/handlers"
 	"github.com/keychest/keychest-lined/internal/words"
 	"github.com/keychest/keychest-lined/mailer"
 	"github.com/keychest/keychest-lined/monitor"
+	"github.com/keychest/keychest-lined/names"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -150,9 +150,9 @@ func optionalEmail(a *cliArgs) error {
 	if a.email == "" {
 		return nil
 	}
-	email, perr := handlers.ParseEmail(a.email)
+	email, perr := names.ParseEmail(a.email)
 	if perr != nil {
-		return fmt.Errorf("--email: %s", perr.Text)
+		return fmt.Errorf("--email: %s", perr)
 	}
 	a.email = email
 	return nil
