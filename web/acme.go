@@ -38,26 +38,13 @@ type ACMELimits struct {
 // DefaultACMELimits are the settings' defaults.
 var DefaultACMELimits = ACMELimits{MaxEvents: 1000, MaxNames: 5000, RowsPerKeyHour: 50000, MaxDomainsPerKey: 1000}
 
-// acmeStore is what the ingestion of ACME events needs.
-type acmeStore interface {
-	store.ACMEEvents
-	KeyStatus(ctx context.Context, k store.KeyRef) (store.KeyStatus, error)
-}
-
 // acmeEvents serves POST /api/v1/acme/events: JSON lines from keychest-amp,
 // authenticated by the proxy's API key as a bearer token.
 type acmeEvents struct {
-	st      acmeStore
+	st      ACMEStore
 	log     zerolog.Logger
 	limits  ACMELimits
 	proxies []netip.Prefix
-}
-
-// mountACME adds the events endpoint when the storage keeps ACME events.
-func mountACME(mux *http.ServeMux, tokens store.Tokens, log zerolog.Logger, limits ACMELimits, proxies []netip.Prefix) {
-	if st, ok := tokens.(acmeStore); ok {
-		mux.Handle("POST /api/v1/acme/events", &acmeEvents{st: st, log: log, limits: limits, proxies: proxies})
-	}
 }
 
 func (h *acmeEvents) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -21,7 +21,7 @@ import (
 type subcommand struct {
 	summary string
 	needs   string // "email", "key-prefix" or ""
-	run     func(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error
+	run     func(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error
 }
 
 // migrateCommand is the name of the subcommand that applies migrations.
@@ -160,7 +160,7 @@ func explain(err error, a cliArgs) string {
 	return err.Error()
 }
 
-func listAccounts(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func listAccounts(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	rows, err := db.Accounts(ctx)
 	if err != nil || a.json {
 		return orJSON(out, rows, err)
@@ -171,7 +171,7 @@ func listAccounts(ctx context.Context, db store.Admin, a cliArgs, out io.Writer)
 	})
 }
 
-func listDomains(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func listDomains(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	rows, err := db.AccountDomains(ctx, a.email)
 	if err != nil || a.json {
 		return orJSON(out, rows, err)
@@ -186,7 +186,7 @@ func listDomains(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) 
 	})
 }
 
-func listKeys(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func listKeys(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	rows, err := db.AccountKeys(ctx, a.email)
 	if err != nil || a.json {
 		return orJSON(out, rows, err)
@@ -204,7 +204,7 @@ func listKeys(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) err
 	})
 }
 
-func listMails(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func listMails(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	rows, err := db.Mails(ctx, a.failed)
 	if err != nil || a.json {
 		return orJSON(out, rows, err)
@@ -222,8 +222,8 @@ func orNone(s string) string {
 	return s
 }
 
-func setAccount(action string) func(context.Context, store.Admin, cliArgs, io.Writer) error {
-	return func(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func setAccount(action string) func(context.Context, operatorStore, cliArgs, io.Writer) error {
+	return func(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 		if err := db.SetAccount(ctx, a.email, action); err != nil {
 			return err
 		}
@@ -236,7 +236,7 @@ func setAccount(action string) func(context.Context, store.Admin, cliArgs, io.Wr
 	}
 }
 
-func revokeKey(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func revokeKey(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	k, err := db.RevokeKey(ctx, a.keyPrefix)
 	if err != nil || a.json {
 		return orJSON(out, k, err)
@@ -245,7 +245,7 @@ func revokeKey(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) er
 	return err
 }
 
-func approveKey(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func approveKey(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	k, err := db.ApproveKey(ctx, a.keyPrefix)
 	if err != nil || a.json {
 		return orJSON(out, k, err)

@@ -238,10 +238,19 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 		a.metrics = &http.Server{Handler: web.MetricsOnly(metrics.Registry), ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	}
-	a.web = &http.Server{Handler: web.NewWithACME(a.db, webMetrics, log, acmeLimits(cfg), proxies...), ReadHeaderTimeout: 10 * time.Second,
+	a.web = &http.Server{Handler: web.New(web.Deps{Tokens: a.db, Accounts: a.db, ACME: a.db, ACMELimits: acmeLimits(cfg),
+		Metrics: webMetrics, Proxies: proxies, Log: log}), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	return a, nil
 }
+
+// The database is every store the web endpoints use: a method whose
+// signature drifts fails the build here instead of leaving a route out.
+var (
+	_ web.Tokens    = (*store.Postgres)(nil)
+	_ web.Accounts  = (*store.Postgres)(nil)
+	_ web.ACMEStore = (*store.Postgres)(nil)
+)
 
 // acmeLimits are the ACME endpoint's settings.
 func acmeLimits(c Config) web.ACMELimits {
