@@ -22,10 +22,18 @@ type Postgres struct {
 	writes *groupCommitter
 	stop   chan struct{} // closed by Close: ends the sweep of rate_buckets
 
-	// AlertBatch is how long the alert mail of findings raised outside
+	// alertBatchSet is how long the alert mail of findings raised outside
 	// the monitor (from ACME events) gathers; 0: DefaultAlertBatch.
-	AlertBatch time.Duration
+	alertBatchSet time.Duration
 }
+
+// Option is a setting of Open.
+type Option func(*Postgres)
+
+// WithAlertBatch sets how long the alert mail of findings raised outside
+// the monitor (from ACME events and the renewal check) gathers; 0 or
+// unset: DefaultAlertBatch.
+func WithAlertBatch(d time.Duration) Option { return func(p *Postgres) { p.alertBatchSet = d } }
 
 // Group commit: batch writers, and the most commands in one transaction.
 // One writer: while its batch is in PostgreSQL the next one gathers, so a
@@ -41,7 +49,7 @@ const (
 // Open connects a pool of at most maxConns connections to databaseURL.
 // It does not wait for the database: a database that is down at start is
 // reported by the first command as ErrUnavailable.
-func Open(ctx context.Context, databaseURL string, maxConns int) (*Postgres, error) {
+func Open(ctx context.Context, databaseURL string, maxConns int, opts ...Option) (*Postgres, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, err
@@ -52,6 +60,9 @@ func Open(ctx context.Context, databaseURL string, maxConns int) (*Postgres, err
 		return nil, err
 	}
 	p := &Postgres{pool: pool, writes: newGroupCommitter(pool, batchWriters, maxBatch), stop: make(chan struct{})}
+	for _, o := range opts {
+		o(p)
+	}
 	go p.sweepLimits(10*time.Minute, p.stop)
 	return p, nil
 }
