@@ -39,8 +39,7 @@ func WithAlertBatch(d time.Duration) Option { return func(p *Postgres) { p.alert
 // One writer: while its batch is in PostgreSQL the next one gathers, so a
 // batch grows with the time a round trip takes, by itself. A second writer
 // halves the batches for no more throughput on the bench, and costs
-// PostgreSQL more CPU per write (measured at C=64: 70 us per add with one
-// writer, 102 us with two, 120 us with four; docs/add-path.md).
+// PostgreSQL more CPU per write (docs/add-path.md has the figures).
 const (
 	batchWriters = 1
 	maxBatch     = 512

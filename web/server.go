@@ -1,7 +1,3 @@
-// Package web serves the links of the confirmation mails, /healthz and
-// /metrics (or /metrics alone, on a listener of its own: MetricsOnly). A GET on a link only shows what it would do; only the POST
-// from the page's button acts, so mail scanners that follow links change
-// nothing.
 package web
 
 import (
