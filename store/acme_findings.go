@@ -63,8 +63,8 @@ type ACMEChange struct {
 
 // alertBatch is AlertBatch or its default.
 func (p *Postgres) alertBatch() time.Duration {
-	if p.AlertBatch > 0 {
-		return p.AlertBatch
+	if p.alertBatchSet > 0 {
+		return p.alertBatchSet
 	}
 	return DefaultAlertBatch
 }

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keychest/keychest-lined/handlers"
+	"github.com/keychest/keychest-lined/names"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -74,7 +74,7 @@ func issuedDomains(e store.ACMEEvent) []store.NewDomain {
 		if id.Type != "dns" || strings.ContainsAny(id.Value, ":/") {
 			continue
 		}
-		if d, err := handlers.ParseDomain(id.Value); err == nil {
+		if d, err := names.ParseDomain(id.Value); err == nil {
 			out = append(out, store.NewDomain{Name: d.Name, Port: d.Port, Wildcard: d.Wildcard})
 		}
 	}
