@@ -21,10 +21,10 @@ type ACMEChange struct {
 	Detail   string
 }
 
-// alertBatch is AlertBatch or its default.
+// alertBatch is the batch WithAlertBatch set, or its default.
 func (p *Postgres) alertBatch() time.Duration {
-	if p.AlertBatch > 0 {
-		return p.AlertBatch
+	if p.alertBatchSet > 0 {
+		return p.alertBatchSet
 	}
 	return finding.DefaultAlertBatch
 }

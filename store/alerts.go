@@ -3,8 +3,6 @@ package store
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keychest/keychest-lined/finding"
+	"github.com/keychest/keychest-lined/names"
 )
 
 // LinkLifetime is how long the links an alert or digest mail carries
@@ -159,7 +158,7 @@ func openBatch(ctx context.Context, tx pgx.Tx, o owner, key string, due time.Tim
 // queueLinkedMail inserts a mail for an account, unless one with its
 // dedup key exists, with fresh account-page and unsubscribe links.
 func queueLinkedMail(ctx context.Context, tx pgx.Tx, o owner, kind, key string, due time.Time, unsubscribe string) (int64, error) {
-	page, unsub := randomToken(), randomToken()
+	page, unsub := names.NewToken(), names.NewToken()
 	var id int64
 	err := tx.QueryRow(ctx, `INSERT INTO outbox (kind, to_email, subject, body, account_id, dedup_key, next_try_at, link_tokens)
 		VALUES ($1, $2, '', '', $3, $4, $5, $6) ON CONFLICT (dedup_key) DO NOTHING RETURNING id`,
@@ -177,15 +176,6 @@ func queueLinkedMail(ctx context.Context, tx pgx.Tx, o owner, kind, key string, 
 	_, err = tx.Exec(ctx, `INSERT INTO tokens (hash, action, account_id, expires_at) VALUES ($1, $2, $3, now() + $4::interval)`,
 		unsubHash[:], unsubscribe, o.ID, LinkLifetime)
 	return id, err
-}
-
-// randomToken is 256 random bits, URL-safe.
-func randomToken() string {
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		panic("crypto/rand failed: " + err.Error())
-	}
-	return base64.RawURLEncoding.EncodeToString(raw[:])
 }
 
 // AlertMail is one alert mail as the operator sees it.

@@ -9,7 +9,7 @@
 // thresholds and wording are package acme's, whose judge store asks and
 // whose changes it writes; what the monitor judges is package monitor's.
 // The interfaces its callers need are declared by those callers (the
-// monitor's Store, the mailer's Outbox, web's ACME store); *Postgres
-// implements them, and the monitor and the mailer assert so at compile
-// time.
+// monitor's Store, the mailer's Outbox, web's Deps, the operator's
+// command line); *Postgres implements them, and each caller asserts so
+// at compile time.
 package store

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/keychest/keychest-lined/acme"
-	"github.com/keychest/keychest-lined/handlers"
+	"github.com/keychest/keychest-lined/names"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -57,7 +57,7 @@ func (h *acmeEvents) parse(w http.ResponseWriter, r *http.Request) ([]store.ACME
 func issuedDomains(f acme.Facts) []store.NewDomain {
 	var out []store.NewDomain
 	for _, name := range f.Issued() {
-		if d, err := handlers.ParseDomain(name); err == nil {
+		if d, err := names.ParseDomain(name); err == nil {
 			out = append(out, store.NewDomain{Name: d.Name, Port: d.Port, Wildcard: d.Wildcard})
 		}
 	}

@@ -61,7 +61,7 @@ func TestACMEEventsAreStoredOnceAndIssuedDomainsAdded(t *testing.T) {
 	defer db.Close()
 	const key = "aaaaaaaa-bbbbbbbb-cccccccc-dddddddd-eeeeeeee"
 	confirmedKey(t, db, url, key, "owner@example.net")
-	h := New(db, NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), zerolog.Nop())
+	h := New(Deps{Tokens: db, Accounts: db, ACME: db, ACMELimits: DefaultACMELimits, Metrics: NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), Log: zerolog.Nop()})
 
 	batch := envelope(1, "new-order", `{"status":"pending","domains":[{"type":"dns","value":"a.example"}]}`) +
 		envelope(2, "chall", `{"status":"invalid","error":{"type":"urn:ietf:params:acme:error:connection","detail":"refused"}}`) +
@@ -117,7 +117,7 @@ func TestACMEIdentifierWithPortAddsNothing(t *testing.T) {
 	defer db.Close()
 	const key = "aaaaaaaa-bbbbbbbb-cccccccc-dddddddd-eeeeeeee"
 	confirmedKey(t, db, url, key, "owner@example.net")
-	h := New(db, NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), zerolog.Nop())
+	h := New(Deps{Tokens: db, Accounts: db, ACME: db, ACMELimits: DefaultACMELimits, Metrics: NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), Log: zerolog.Nop()})
 	batch := envelope(1, "final", `{"status":"valid","identifiers":[{"type":"dns","value":"victim.example:6379"},{"type":"dns","value":"https://b.example"},{"type":"dns","value":"c.example"}]}`)
 	if code, body := postEvents(h, key, batch); code != 200 {
 		t.Fatalf("post: %d %s", code, body)

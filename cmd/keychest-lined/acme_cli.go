@@ -12,7 +12,7 @@ import (
 // listACME is "keychest-lined acme [--email E] [--json]": per domain and
 // proxy, the last order keychest-amp reported, its status, the last
 // error and when; latest activity first.
-func listACME(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func listACME(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	if err := optionalEmail(&a); err != nil {
 		return err
 	}

@@ -32,6 +32,22 @@ type testApp struct {
 // test run on a Monday after 07:00 UTC did).
 func startApp(t *testing.T, change func(*Config)) *testApp {
 	t.Helper()
+	a, cfg := wireApp(t, change)
+	a.launch()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return &testApp{app: a, cfg: cfg, lineAddr: a.lines.Addr().String(), webURL: "http://" + a.webLn.Addr().String()}
+}
+
+// wireApp wires the server as main does, on a database of its own, and
+// leaves it to the test to launch; its database pool closes at the end.
+func wireApp(t *testing.T, change func(*Config)) (*app, Config) {
+	t.Helper()
 	var cfg Config
 	if err := envconfig.Process("KEYCHEST_TEST_UNSET", &cfg); err != nil { // defaults only
 		t.Fatal(err)
@@ -46,16 +62,8 @@ func startApp(t *testing.T, change func(*Config)) *testApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.launch()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := a.stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-		a.db.Close()
-	})
-	return &testApp{app: a, cfg: cfg, lineAddr: a.lines.Addr().String(), webURL: "http://" + a.webLn.Addr().String()}
+	t.Cleanup(a.db.Close)
+	return a, cfg
 }
 
 // client is one line-protocol connection.

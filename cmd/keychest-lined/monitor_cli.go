@@ -15,10 +15,10 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/keychest/keychest-lined/finding"
-	"github.com/keychest/keychest-lined/handlers"
 	"github.com/keychest/keychest-lined/internal/words"
 	"github.com/keychest/keychest-lined/mailer"
 	"github.com/keychest/keychest-lined/monitor"
+	"github.com/keychest/keychest-lined/names"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -143,16 +143,16 @@ func optionalEmail(a *cliArgs) error {
 	if a.email == "" {
 		return nil
 	}
-	email, perr := handlers.ParseEmail(a.email)
+	email, perr := names.ParseEmail(a.email)
 	if perr != nil {
-		return fmt.Errorf("--email: %s", perr.Text)
+		return fmt.Errorf("--email: %s", perr)
 	}
 	a.email = email
 	return nil
 }
 
 // listCerts is "keychest-lined certs": every target, soonest expiry first.
-func listCerts(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func listCerts(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	if err := optionalEmail(&a); err != nil {
 		return err
 	}
@@ -176,7 +176,7 @@ func listCerts(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) er
 }
 
 // listFindings is "keychest-lined findings": newest first.
-func listFindings(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func listFindings(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	if err := optionalEmail(&a); err != nil {
 		return err
 	}
@@ -195,7 +195,7 @@ func listFindings(ctx context.Context, db store.Admin, a cliArgs, out io.Writer)
 }
 
 // listAlerts is "keychest-lined alerts": recent alert mails, newest first.
-func listAlerts(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func listAlerts(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	if err := optionalEmail(&a); err != nil {
 		return err
 	}
@@ -212,7 +212,7 @@ func listAlerts(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) e
 
 // printDigest is "keychest-lined digest --email E --dry-run": the digest
 // the account would get now, with stand-ins for its links.
-func printDigest(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func printDigest(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	if !a.dryRun {
 		return errors.New("digest only prints (--dry-run); the monitor sends digests on KEYCHEST_DIGEST_DAY at KEYCHEST_DIGEST_HOUR")
 	}
@@ -231,7 +231,7 @@ func printDigest(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) 
 }
 
 // rotateLinks is "keychest-lined rotate-links --email E".
-func rotateLinks(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func rotateLinks(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	n, err := db.RotateAccountLinks(ctx, a.email)
 	if err != nil {
 		return err

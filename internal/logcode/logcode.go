@@ -98,7 +98,8 @@ const (
 const (
 	// CannotStart (ERR0001): migrations failed or the database URL is bad.
 	CannotStart = "ERR0001"
-	// CannotListen (ERR0002): cannot listen, or the event loop stopped unasked.
+	// CannotListen (ERR0002): cannot listen, or the event loop or a web
+	// listener stopped unasked.
 	CannotListen = "ERR0002"
 	// Internal (ERR0500): a handler failed unexpectedly or panicked; the client got 500.
 	Internal = "ERR0500"

@@ -1,4 +1,4 @@
-package lineproto
+package evloop
 
 import (
 	"errors"
