@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package acme holds the rules about ACME events: the journal line
 // keychest-amp writes and keychest-lined reads (Envelope, Params), what an
 // event says (Facts), and the judge that turns facts and counts into

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package finding holds the rules about findings that every other package
 // follows: the kinds of finding, the severities and their one order (in Go
 // and as SQL), what a probe or an ACME event changes (Verdict), the line

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package finding
 
 // Kinds of finding, as stored (mon_findings.kind) and shown by the line

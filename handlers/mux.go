@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package handlers says what each command of the line protocol means:
 // it validates and normalises the arguments (with the rules of package
 // names, whose refusals it answers with 400), calls the store, and words

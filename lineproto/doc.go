@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package lineproto is keychest-lined's line-protocol server: it knows
 // bytes and framing, and nothing of what commands mean (package handlers)
 // or of SQL (package store).

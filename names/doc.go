@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package names holds the rules for what clients name: a domain to watch
 // (ParseDomain), an e-mail address (ParseEmail), an API key (NewAPIKey,
 // ParseAPIKey, HashAPIKey) and a link token (NewToken). It knows no

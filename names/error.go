@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package names
 
 // Error is why a name was refused. Its text is the reason as the client

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # make test: every test, from a fresh clone. Installs what is missing
 # (scripts/deps.sh test), starts a private PostgreSQL for the tests under
 # .local/pgtest, then runs go vet, the Go tests (unit and integration,

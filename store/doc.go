@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package store is the SQL: it keeps accounts, API keys, domains, the
 // monitor's targets, observations and findings, ACME events and the
 // outbox in PostgreSQL, each write in one transaction that commits before

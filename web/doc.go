@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package web serves keychest-lined's HTTP endpoints:
 //
 //   - the links of the mails (confirm, block, approve, revoke, alerts_off,

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command keychest-lined is the KeyChest line-protocol server: certbot
 // hooks and containers register API keys and domains over one-line TCP
 // commands on port 10023, stored in PostgreSQL. Beside the line server it

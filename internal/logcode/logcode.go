@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package logcode names every event code of the JSON logs, in one place.
 // docs/log-codes.md describes each code, its level and its fields; a test
 // keeps the two lists equal. Every entry carries its code in "code" and the

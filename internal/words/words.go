@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package words words what people read, the same on every page, mail and
 // line reply: counts ("1 domain", "2 domains"), times (Stamp, in UTC),
 // days left before a moment (DaysLeft), and text from outside cut to a

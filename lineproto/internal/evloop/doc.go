@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package evloop runs lineproto's connections on evio (github.com/tidwall/evio
 // v1.0.8), the event loop the design chose, and keeps everything that
 // depends on evio here: its callbacks and actions, the workarounds for its
