@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package agent is keychest-agent: a small program that an owner runs
 // inside a private network to extend the monitor's reach there. It
 // registers with keychest-lined over HTTPS, heartbeats until its owner

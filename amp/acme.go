@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package amp
 
 import (
@@ -8,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/keychest/keychest-lined/acme"
 )
 
 // Exchange is one intercepted request and its response.
@@ -27,7 +31,7 @@ type Exchange struct {
 type Event struct {
 	Msg    string
 	Time   time.Time
-	Params map[string]any
+	Params acme.Params
 }
 
 // Kinds of URL the tracker learns. The directory's names are ACME's.
@@ -94,22 +98,20 @@ func (t *Tracker) Observe(x Exchange) []Event {
 	msg := "directory"
 	if kind != "directory" {
 		msg = msgOf[kind]
-		params["account"] = pathOf(kid(jws))
+		params.Account = acme.Str(pathOf(kid(jws)))
 	}
-	t.describe(kind, x, resp, payload, params)
-	if p := problemOf(x.Header, resp); p != nil {
-		params["problem"] = p
-	}
+	t.describe(kind, x, resp, payload, &params)
+	params.Problem = problemOf(x.Header, resp)
 	events := []Event{{Msg: msg, Time: x.Time, Params: params}}
 	if kind == kindAuthz {
-		events = append(events, t.settledChallenges(x, resp, params["account"])...)
+		events = append(events, t.settledChallenges(x, resp, params.Account)...)
 	}
 	return events
 }
 
 // settledChallenges returns a chall event for each challenge of an
 // authorization that is valid or invalid and was not seen so before.
-func (t *Tracker) settledChallenges(x Exchange, authz map[string]any, account any) []Event {
+func (t *Tracker) settledChallenges(x Exchange, authz map[string]any, account *string) []Event {
 	var out []Event
 	chs, _ := authz["challenges"].([]any)
 	for _, c := range chs {
@@ -119,10 +121,10 @@ func (t *Tracker) settledChallenges(x Exchange, authz map[string]any, account an
 			continue
 		}
 		params := baseParams(x)
-		params["account"], params["chall"], params["status"], params["type"] = account, pathOf(str(m, "url")), st, str(m, "type")
-		params["via"], params["identifier"] = "authz", orEmpty(authz["identifier"])
+		params.Account, params.Chall, params.Status, params.Type = account, acme.Str(pathOf(str(m, "url"))), acme.Str(st), acme.Str(str(m, "type"))
+		params.Via, params.Identifier = acme.Str("authz"), orEmpty(authz["identifier"])
 		if e, ok := m["error"].(map[string]any); ok {
-			params["error"] = problemFields(e)
+			params.Error = problemFields(e)
 		}
 		out = append(out, Event{Msg: "chall", Time: x.Time, Params: params})
 	}
@@ -143,24 +145,24 @@ func (t *Tracker) challStatus(u, status string) bool {
 }
 
 // describe fills params for the kind and learns the URLs the response names.
-func (t *Tracker) describe(kind string, x Exchange, resp, payload map[string]any, params map[string]any) {
+func (t *Tracker) describe(kind string, x Exchange, resp, payload map[string]any, params *acme.Params) {
 	location := x.Header.Get("Location")
 	switch kind {
 	case "directory":
 		for _, k := range []string{kindNonce, kindAccount, kindOrder, kindRevoke, kindKey} {
 			t.learn(str(resp, k), k)
 		}
-		delete(params, "account")
+		params.Account = nil
 	case kindNonce:
-		delete(params, "account")
+		params.Account = nil
 	case kindAccount:
 		t.learn(location, kindAcct)
 		contact := list(payload, "contact")
 		if len(contact) == 0 {
 			contact = list(resp, "contact")
 		}
-		params["contact"], params["email"] = contact, t.email(contact)
-		params["account"], params["source"], params["status"] = pathOf(location), str(resp, "initialIp"), str(resp, "status")
+		params.Contact, params.Email = contact, acme.Str(t.email(contact))
+		params.Account, params.Source, params.Status = acme.Str(pathOf(location)), acme.Str(str(resp, "initialIp")), acme.Str(str(resp, "status"))
 	case kindOrder:
 		t.learn(location, kindOrderURL)
 		t.learnOrder(resp)
@@ -168,30 +170,28 @@ func (t *Tracker) describe(kind string, x Exchange, resp, payload map[string]any
 		if ids == nil {
 			ids = payload["identifiers"]
 		}
-		params["domains"], params["order"] = orEmpty(ids), pathOf(location)
-		params["authz"], params["finalize"], params["status"] = paths(list(resp, "authorizations")), pathOf(str(resp, "finalize")), str(resp, "status")
+		params.Domains, params.Order = orEmpty(ids), acme.Str(pathOf(location))
+		params.Authz, params.Finalize, params.Status = paths(list(resp, "authorizations")), acme.Str(pathOf(str(resp, "finalize"))), acme.Str(str(resp, "status"))
 	case kindAuthz:
 		t.learnAuthz(resp)
-		params["authz"], params["status"], params["expires"] = pathOf(x.URL), str(resp, "status"), str(resp, "expires")
-		params["identifier"] = orEmpty(resp["identifier"])
-		if e := challengeError(resp); e != nil {
-			params["error"] = e
-		}
+		params.Authz, params.Status, params.Expires = pathOf(x.URL), acme.Str(str(resp, "status")), acme.Str(str(resp, "expires"))
+		params.Identifier = orEmpty(resp["identifier"])
+		params.Error = challengeError(resp)
 	case kindChall:
 		t.challStatus(x.URL, str(resp, "status"))
-		params["chall"], params["status"], params["type"] = pathOf(x.URL), str(resp, "status"), str(resp, "type")
+		params.Chall, params.Status, params.Type = acme.Str(pathOf(x.URL)), acme.Str(str(resp, "status")), acme.Str(str(resp, "type"))
 		if e, ok := resp["error"].(map[string]any); ok {
-			params["error"] = problemFields(e)
+			params.Error = problemFields(e)
 		}
 	case kindOrderURL, kindFinalize:
 		t.learnOrder(resp)
-		params["status"], params["certificate"] = str(resp, "status"), pathOf(str(resp, "certificate"))
-		params["identifiers"] = orEmpty(resp["identifiers"])
+		params.Status, params.Certificate = acme.Str(str(resp, "status")), acme.Str(pathOf(str(resp, "certificate")))
+		params.Identifiers = orEmpty(resp["identifiers"])
 		if kind == kindOrderURL {
-			params["order"], params["chall"] = pathOf(x.URL), pathOf(x.URL)
-			params["finalize"] = pathOf(str(resp, "finalize"))
+			params.Order, params.Chall = acme.Str(pathOf(x.URL)), acme.Str(pathOf(x.URL))
+			params.Finalize = acme.Str(pathOf(str(resp, "finalize")))
 		} else {
-			params["order"] = pathOf(location)
+			params.Order = acme.Str(pathOf(location))
 		}
 	}
 }
@@ -258,9 +258,9 @@ func shapeKind(x Exchange, resp map[string]any) string {
 	return ""
 }
 
-func baseParams(x Exchange) map[string]any {
-	return map[string]any{"epoch": x.Time.Unix(), "client": x.Client, "server": strings.TrimSuffix(x.Server, ":443"),
-		"agent": x.Agent, "code": x.Status}
+func baseParams(x Exchange) acme.Params {
+	return acme.Params{Epoch: x.Time.Unix(), Client: x.Client, Server: strings.TrimSuffix(x.Server, ":443"),
+		Agent: x.Agent, Code: x.Status}
 }
 
 // urlKey is an absolute URL without its scheme, default port or query, host lowercased.
@@ -311,7 +311,7 @@ func jsonObject(h http.Header, body []byte) map[string]any {
 }
 
 // problemOf returns the problem document of an error response.
-func problemOf(h http.Header, resp map[string]any) map[string]any {
+func problemOf(h http.Header, resp map[string]any) *acme.Problem {
 	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
 	if mt != "application/problem+json" {
 		return nil
@@ -320,26 +320,26 @@ func problemOf(h http.Header, resp map[string]any) map[string]any {
 }
 
 // problemFields keeps a problem's type, detail and subproblems.
-func problemFields(p map[string]any) map[string]any {
-	out := map[string]any{"type": str(p, "type"), "detail": str(p, "detail")}
+func problemFields(p map[string]any) *acme.Problem {
+	out := &acme.Problem{Type: str(p, "type"), Detail: str(p, "detail")}
 	if subs, ok := p["subproblems"].([]any); ok {
-		var list []map[string]any
+		var list []acme.Problem
 		for _, s := range subs {
 			if m, ok := s.(map[string]any); ok {
 				sp := problemFields(m)
 				if id, ok := m["identifier"]; ok {
-					sp["identifier"] = id
+					sp.Identifier = asJSON(id)
 				}
-				list = append(list, sp)
+				list = append(list, *sp)
 			}
 		}
-		out["subproblems"] = list
+		out.Subproblems = &list
 	}
 	return out
 }
 
 // challengeError returns the error of the first failed challenge of an authz.
-func challengeError(authz map[string]any) map[string]any {
+func challengeError(authz map[string]any) *acme.Problem {
 	chs, _ := authz["challenges"].([]any)
 	for _, c := range chs {
 		if m, ok := c.(map[string]any); ok {
@@ -367,9 +367,16 @@ func list(m map[string]any, k string) []string {
 	return out
 }
 
-func orEmpty(v any) any {
+// orEmpty is a value the CA sent, as JSON; an empty list when it sent none.
+func orEmpty(v any) json.RawMessage {
 	if v == nil {
-		return []any{}
+		return json.RawMessage(`[]`)
 	}
-	return v
+	return asJSON(v)
+}
+
+// asJSON is a value the CA sent, decoded, as JSON again.
+func asJSON(v any) json.RawMessage {
+	raw, _ := json.Marshal(v)
+	return raw
 }

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package amp
 
 import (
@@ -46,7 +48,7 @@ func replay(xs []Exchange) []Event {
 func trace(evs []Event) []string {
 	var out []string
 	for _, e := range evs {
-		out = append(out, fmt.Sprintf("%s:%v", e.Msg, e.Params["status"]))
+		out = append(out, fmt.Sprintf("%s:%v", e.Msg, pm(e)["status"]))
 	}
 	return out
 }
@@ -80,23 +82,23 @@ func TestRecordedExchangesFromPebble(t *testing.T) {
 		{"final", "identifiers", `[{"type":"ip","value":"127.0.0.1"}]`},
 		{"revoke-cert", "code", `200`},
 		{"key-change", "code", `200`},
-		{"directory", "server", `"localhost:` + strings.Split(events[0].Params["server"].(string), ":")[1] + `"`},
+		{"directory", "server", `"localhost:` + strings.Split(pm(events[0])["server"].(string), ":")[1] + `"`},
 	}
 	for _, c := range cases {
-		got, _ := json.Marshal(byMsg[c.msg][0].Params[c.param])
+		got, _ := json.Marshal(pm(byMsg[c.msg][0])[c.param])
 		if string(got) != c.want {
 			t.Errorf("first %s: %s = %s, want %s", c.msg, c.param, got, c.want)
 		}
 	}
 	// The account is the path of the new-acct's Location, on every later message.
-	acct := byMsg["new-acct"][0].Params["account"].(string)
-	if !strings.HasPrefix(acct, "/") || byMsg["new-order"][0].Params["account"] != acct || byMsg["auth"][0].Params["account"] != acct {
+	acct := pm(byMsg["new-acct"][0])["account"].(string)
+	if !strings.HasPrefix(acct, "/") || pm(byMsg["new-order"][0])["account"] != acct || pm(byMsg["auth"][0])["account"] != acct {
 		t.Errorf("account %q not carried on", acct)
 	}
 	// An order reaches valid with its certificate.
 	var valid bool
 	for _, ev := range byMsg["order"] {
-		valid = valid || ev.Params["status"] == "valid" && ev.Params["certificate"] != ""
+		valid = valid || pm(ev)["status"] == "valid" && pm(ev)["certificate"] != ""
 	}
 	if !valid {
 		t.Error("no valid order with a certificate")
@@ -162,11 +164,19 @@ func TestProblemDocuments(t *testing.T) {
 	if len(evs) != 1 || evs[0].Msg != "new-order" {
 		t.Fatalf("events: %+v", evs)
 	}
-	got, _ := json.Marshal(evs[0].Params["problem"])
+	got, _ := json.Marshal(pm(evs[0])["problem"])
 	want := `{"detail":"Error creating new order","subproblems":[{"detail":"too many","identifier":{"type":"dns","value":"a.example"},"type":"urn:ietf:params:acme:error:rateLimited"}],"type":"urn:ietf:params:acme:error:rejectedIdentifier"}`
 	if string(got) != want {
 		t.Errorf("problem:\n%s\nwant\n%s", got, want)
 	}
+}
+
+// pm is an event's params as the journal writes them, read back as JSON.
+func pm(e Event) map[string]any {
+	raw, _ := json.Marshal(e.Params)
+	var m map[string]any
+	json.Unmarshal(raw, &m)
+	return m
 }
 
 func jsonHeader(ct string) http.Header { return http.Header{"Content-Type": {ct}} }

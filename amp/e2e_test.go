@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package amp
 
 import (
@@ -233,7 +235,7 @@ func TestACMEClientThroughProxyToPebble(t *testing.T) {
 func checkSeedFields(t *testing.T, ev Event) {
 	t.Helper()
 	for _, k := range append([]string{"epoch", "client", "server", "agent", "code"}, seedFields[ev.Msg]...) {
-		v, ok := ev.Params[k]
+		v, ok := pm(ev)[k]
 		empty := !ok || v == "" || v == nil
 		if k == "certificate" || k == "source" { // empty until issued; Pebble does not report initialIp
 			empty = !ok
@@ -242,8 +244,8 @@ func checkSeedFields(t *testing.T, ev Event) {
 			t.Errorf("%s: param %s missing or empty: %v", ev.Msg, k, ev.Params)
 		}
 	}
-	if ev.Params["agent"] != nil && !strings.Contains(ev.Params["agent"].(string), "amp-test") {
-		t.Errorf("%s: agent %v", ev.Msg, ev.Params["agent"])
+	if pm(ev)["agent"] != nil && !strings.Contains(pm(ev)["agent"].(string), "amp-test") {
+		t.Errorf("%s: agent %v", ev.Msg, pm(ev)["agent"])
 	}
 }
 
@@ -253,16 +255,16 @@ func checkFailure(t *testing.T, events []Event) {
 	t.Helper()
 	var auth, chall bool
 	for _, ev := range events {
-		if ev.Params["status"] != "invalid" {
+		if pm(ev)["status"] != "invalid" {
 			continue
 		}
-		e, _ := ev.Params["error"].(map[string]any)
+		e, _ := pm(ev)["error"].(map[string]any)
 		if e == nil || !strings.HasPrefix(e["type"].(string), "urn:ietf:params:acme:error:") || e["detail"] == "" {
 			t.Errorf("%s invalid without the CA's error: %v", ev.Msg, ev.Params)
 		}
 		switch ev.Msg {
 		case "auth":
-			auth = auth || ev.Params["identifier"].(map[string]any)["value"] == "fail.example"
+			auth = auth || pm(ev)["identifier"].(map[string]any)["value"] == "fail.example"
 		case "chall":
 			chall = true
 		}

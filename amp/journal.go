@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package amp
 
 import (
@@ -12,28 +14,13 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
 
-// TimeFormat is the seed's format of time and log_time (UTC).
-const TimeFormat = "2006-01-02 15:04:05"
+	"github.com/keychest/keychest-lined/acme"
+)
 
 // idBlock is how many ids are reserved on disk at a time: a restart skips
 // at most this many, and ids stay strictly increasing.
 const idBlock = 1000
-
-// Envelope is one line of the journal, as the seed defines it.
-type Envelope struct {
-	Msg     string         `json:"msg"`
-	Params  map[string]any `json:"params"`
-	Time    string         `json:"time"`
-	Proxy   string         `json:"proxy"`
-	ID      int64          `json:"id"`
-	Host    string         `json:"host"`
-	IP      string         `json:"ip"`
-	Version string         `json:"version"`
-	Backlog int            `json:"backlog"`
-	LogTime string         `json:"log_time"`
-}
 
 // JournalConfig says where the journal writes and what it stamps.
 type JournalConfig struct {
@@ -111,24 +98,23 @@ func repairTail(f *os.File) ([]byte, error) {
 	return whole[prev:], nil
 }
 
+// lastID is the id of a journal line (0 when it has none).
 func lastID(line []byte) int64 {
-	var e struct {
-		ID int64 `json:"id"`
-	}
+	var e acme.Envelope
 	json.Unmarshal(line, &e)
 	return e.ID
 }
 
 // Write journals one event: it takes the next id, writes the whole line
 // with one append, and queues it for reporting.
-func (j *Journal) Write(ev Event) (Envelope, error) {
+func (j *Journal) Write(ev Event) (acme.Envelope, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if err := j.reserve(); err != nil {
-		return Envelope{}, err
+		return acme.Envelope{}, err
 	}
-	env := Envelope{Msg: ev.Msg, Params: ev.Params, Time: ev.Time.UTC().Format(TimeFormat), Proxy: j.cfg.Proxy,
-		ID: j.next, Host: j.cfg.Host, IP: j.cfg.IP, Version: j.cfg.Version, LogTime: time.Now().UTC().Format(TimeFormat)}
+	env := acme.Envelope{Msg: ev.Msg, Params: ev.Params, Time: ev.Time.UTC().Format(acme.TimeFormat), Proxy: j.cfg.Proxy,
+		ID: j.next, Host: j.cfg.Host, IP: j.cfg.IP, Version: j.cfg.Version, LogTime: time.Now().UTC().Format(acme.TimeFormat)}
 	if j.cfg.Queue != nil {
 		env.Backlog = j.cfg.Queue.Len()
 	}

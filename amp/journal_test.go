@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package amp
 
 import (
@@ -8,19 +10,21 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keychest/keychest-lined/acme"
 )
 
-func readEnvelopes(t *testing.T, path string) []Envelope {
+func readEnvelopes(t *testing.T, path string) []acme.Envelope {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var out []Envelope
+	var out []acme.Envelope
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		var e Envelope
+		var e acme.Envelope
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			t.Fatalf("line %q: %v", sc.Text(), err)
 		}
@@ -33,7 +37,7 @@ func TestJournalIDsIncreaseAcrossRestartsAndTornLinesAreCut(t *testing.T) {
 	dir := t.TempDir()
 	cfg := JournalConfig{File: filepath.Join(dir, "log", "audit.json"), StateDir: dir, Proxy: "p@amp.keychest.net",
 		Host: "h", IP: "127.0.0.1", Version: "v"}
-	ev := Event{Msg: "new-nonce", Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Params: map[string]any{"code": 200}}
+	ev := Event{Msg: "new-nonce", Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Params: acme.Params{Code: 200}}
 	j, err := OpenJournal(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +74,7 @@ func TestJournalIDsIncreaseAcrossRestartsAndTornLinesAreCut(t *testing.T) {
 	}
 	e := got[0]
 	if e.Msg != "new-nonce" || e.Time != "2026-01-02 03:04:05" || e.Proxy != cfg.Proxy || e.Host != "h" || e.IP != "127.0.0.1" ||
-		e.Version != "v" || e.LogTime == "" || e.Params["code"] != float64(200) {
+		e.Version != "v" || e.LogTime == "" || e.Params.Code != 200 {
 		t.Errorf("envelope: %+v", e)
 	}
 }
@@ -89,7 +93,7 @@ func TestJournalKeepsOrderInFileAndQueue(t *testing.T) {
 	batch, _, _ := q.Peek(1 << 20)
 	lines := strings.Split(strings.TrimSpace(string(batch)), "\n")
 	for i, l := range lines {
-		var e Envelope
+		var e acme.Envelope
 		json.Unmarshal([]byte(l), &e)
 		if e.ID != file[i].ID || e.Backlog != i || (i > 0 && e.ID != file[i-1].ID+1) {
 			t.Errorf("line %d: queue %+v, file %+v", i, e, file[i])

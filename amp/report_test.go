@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package amp
 
 import (
@@ -16,6 +18,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/keychest/keychest-lined/acme"
 )
 
 // fakeLined answers the line protocol's apikey and claim commands.
@@ -71,7 +75,7 @@ func TestReporterDeliversEveryEventOnceThroughFailures(t *testing.T) {
 		}
 		body, _ := io.ReadAll(r.Body)
 		for _, l := range strings.Split(strings.TrimSpace(string(body)), "\n") {
-			var e Envelope
+			var e acme.Envelope
 			json.Unmarshal([]byte(l), &e)
 			got[e.ID]++
 		}
@@ -86,7 +90,7 @@ func TestReporterDeliversEveryEventOnceThroughFailures(t *testing.T) {
 	done := make(chan struct{})
 	go func() { rep.Run(ctx, time.Second); close(done) }()
 	for range 50 {
-		j.Write(Event{Msg: "new-nonce", Params: map[string]any{}})
+		j.Write(Event{Msg: "new-nonce", Params: acme.Params{}})
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for q.Len() > 0 && time.Now().Before(deadline) {
@@ -132,7 +136,7 @@ func TestReporterSplitsBatchesRefusedAsTooLarge(t *testing.T) {
 		}
 		largest = max(largest, len(lines))
 		for _, l := range lines {
-			var e Envelope
+			var e acme.Envelope
 			json.Unmarshal([]byte(l), &e)
 			got[e.ID]++
 		}
@@ -143,9 +147,9 @@ func TestReporterSplitsBatchesRefusedAsTooLarge(t *testing.T) {
 	q, _ := OpenQueue(filepath.Join(dir, "queue"), 1000, nil)
 	j, _ := OpenJournal(JournalConfig{StateDir: dir, Proxy: st.Proxy, Queue: q})
 	for i := range 40 {
-		params := map[string]any{}
+		params := acme.Params{}
 		if i == 20 {
-			params["huge"] = true
+			params.Agent = "huge"
 		}
 		j.Write(Event{Msg: "new-nonce", Params: params})
 	}

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package handlers
 
 import (
@@ -8,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keychest/keychest-lined/lineproto"
+	"github.com/keychest/keychest-lined/names"
 	"github.com/keychest/keychest-lined/monitor"
 	"github.com/keychest/keychest-lined/store"
 )
@@ -97,7 +100,7 @@ func (m *Mux) silentAfter() time.Duration {
 // siteOr is a command on a domain that applies op to the key's target
 // behind a site when it has one (answering done), else runs public, the
 // command for the monitor's domains.
-func (m *Mux) siteOr(op func(store.SiteTargets, context.Context, store.KeyRef, string, int) (bool, error), done func(Domain) string,
+func (m *Mux) siteOr(op func(store.SiteTargets, context.Context, store.KeyRef, string, int) (bool, error), done func(names.Domain) string,
 	public func(context.Context, *lineproto.Request) (lineproto.Reply, error)) func(context.Context, *lineproto.Request) (lineproto.Reply, error) {
 	return func(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
 		st, ok := m.store.(store.SiteTargets)
@@ -120,5 +123,5 @@ func (m *Mux) siteOr(op func(store.SiteTargets, context.Context, store.KeyRef, s
 }
 
 // removedWords and checkWords are the replies of remove and check.
-func removedWords(d Domain) string { return fmt.Sprintf("domain %s:%d removed", d.Name, d.Port) }
-func checkWords(Domain) string     { return "check queued" }
+func removedWords(d names.Domain) string { return fmt.Sprintf("domain %s:%d removed", d.Name, d.Port) }
+func checkWords(names.Domain) string     { return "check queued" }

@@ -1,15 +1,16 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package handlers
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/keychest/keychest-lined/internal/words"
 	"github.com/keychest/keychest-lined/lineproto"
+	"github.com/keychest/keychest-lined/names"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -20,8 +21,8 @@ const helpText = "apikey | claim apikey K email E | add domain D apikey K | remo
 
 // apikey issues a new random key and stores its hash.
 func (m *Mux) apikey(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
-	key := NewAPIKey()
-	ref := keyRef(key)
+	key := names.NewAPIKey()
+	ref := names.HashAPIKey(key)
 	req.Subject = ref.Prefix
 	if err := m.store.CreateKey(ctx, store.NewKey{Key: ref, IP: req.Remote, MaxPerIPHour: m.cfg.KeysPerIPHour}); err != nil {
 		return lineproto.Reply{}, limited(err, "too many new keys from %s; retry in %s")
@@ -40,7 +41,7 @@ func (m *Mux) claim(ctx context.Context, req *lineproto.Request) (lineproto.Repl
 		return lineproto.Reply{}, err
 	}
 	out, serr := m.store.ClaimKey(ctx, store.Claim{Key: ref, Email: email, IP: req.Remote,
-		Tokens:       store.MailTokens{Confirm: newToken(), Block: newToken(), Revoke: newToken(), Approve: newToken()},
+		Tokens:       store.MailTokens{Confirm: names.NewToken(), Block: names.NewToken(), Revoke: names.NewToken(), Approve: names.NewToken()},
 		MaxPerIPHour: m.cfg.ClaimsPerIPHour, MaxMailsPerDay: m.cfg.MailsPerDay, MaxUnconfirmedKeys: m.cfg.MaxUnconfirmedKeys})
 	if serr != nil {
 		return lineproto.Reply{}, limited(serr, "too many claims from %s; retry in %s")
@@ -75,7 +76,7 @@ func claimArgs(req *lineproto.Request) (store.KeyRef, string, *lineproto.Error) 
 		return ref, "", err
 	}
 	rawEmail, _ := req.Get("email")
-	email, err := ParseEmail(rawEmail)
+	email, err := parseEmail(rawEmail)
 	return ref, email, err
 }
 
@@ -108,7 +109,7 @@ func (m *Mux) startAdd(ctx context.Context, req *lineproto.Request, done func(li
 // addedSafely is the wire reply to an add that the store answered, for an
 // add Start began. It runs on the store's writer, where a panic would stop
 // every write: one is logged and becomes this command's 500.
-func (m *Mux) addedSafely(req *lineproto.Request, d Domain, res store.AddResult, serr error) (reply lineproto.Reply) {
+func (m *Mux) addedSafely(req *lineproto.Request, d names.Domain, res store.AddResult, serr error) (reply lineproto.Reply) {
 	defer func() {
 		if v := recover(); v != nil {
 			reply = lineproto.Recovered(m.log, req, v)
@@ -122,13 +123,13 @@ func (m *Mux) addedSafely(req *lineproto.Request, d Domain, res store.AddResult,
 }
 
 // newDomain is the add that req asks for.
-func (m *Mux) newDomain(req *lineproto.Request, ref store.KeyRef, d Domain) store.NewDomain {
+func (m *Mux) newDomain(req *lineproto.Request, ref store.KeyRef, d names.Domain) store.NewDomain {
 	return store.NewDomain{Key: ref, Name: d.Name, Port: d.Port,
 		Wildcard: d.Wildcard, IP: req.Remote, MaxPerKey: m.cfg.MaxDomainsPerKey}
 }
 
 // added is the reply to an add of d that the store answered with res or serr.
-func (m *Mux) added(d Domain, res store.AddResult, serr error) (lineproto.Reply, error) {
+func (m *Mux) added(d names.Domain, res store.AddResult, serr error) (lineproto.Reply, error) {
 	if serr != nil {
 		return lineproto.Reply{}, serr
 	}
@@ -161,20 +162,20 @@ func (m *Mux) remove(ctx context.Context, req *lineproto.Request) (lineproto.Rep
 	return lineproto.Reply{Code: lineproto.CodeOK, Text: fmt.Sprintf("domain %s:%d removed", d.Name, d.Port)}, nil
 }
 
-func domainArgs(req *lineproto.Request) (store.KeyRef, Domain, *lineproto.Error) {
+func domainArgs(req *lineproto.Request) (store.KeyRef, names.Domain, *lineproto.Error) {
 	ref, err := keyArg(req)
 	if err != nil {
-		return ref, Domain{}, err
+		return ref, names.Domain{}, err
 	}
 	rawDomain, _ := req.Get("domain")
-	d, err := ParseDomain(rawDomain)
+	d, err := parseDomain(rawDomain)
 	return ref, d, err
 }
 
 // addArgs is domainArgs for an add, which also needs a port the monitor
 // may watch. Remove, cert and check take any port, so that a domain added
 // under an older list can still be read and removed.
-func (m *Mux) addArgs(req *lineproto.Request) (store.KeyRef, Domain, *lineproto.Error) {
+func (m *Mux) addArgs(req *lineproto.Request) (store.KeyRef, names.Domain, *lineproto.Error) {
 	ref, d, err := domainArgs(req)
 	if err == nil {
 		err = watchable(d, m.cfg.MonitorPorts)
@@ -251,15 +252,6 @@ func (m *Mux) help(context.Context, *lineproto.Request) (lineproto.Reply, error)
 
 func (m *Mux) quit(context.Context, *lineproto.Request) (lineproto.Reply, error) {
 	return lineproto.Bye("bye"), nil
-}
-
-// newToken returns a random link token: 256 bits, URL-safe.
-func newToken() string {
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		panic("crypto/rand failed: " + err.Error())
-	}
-	return base64.RawURLEncoding.EncodeToString(raw[:])
 }
 
 func yesNo(b bool) string {

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package handlers
 
 import (
@@ -38,7 +40,7 @@ func TestDomainLengthRule(t *testing.T) {
 			if len(raw) != n {
 				t.Fatalf("dnsName(%d) has %d characters", n, len(raw))
 			}
-			d, err := ParseDomain(raw)
+			d, err := parseDomain(raw)
 			switch {
 			case n <= store.MaxDomainName && (err != nil || d.Name != raw):
 				t.Errorf("%d characters (wildcard %v): %+v, %v", n, wildcard, d, err)

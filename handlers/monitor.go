@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package handlers
 
 import (
@@ -9,6 +11,7 @@ import (
 
 	"github.com/keychest/keychest-lined/internal/words"
 	"github.com/keychest/keychest-lined/lineproto"
+	"github.com/keychest/keychest-lined/names"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -50,7 +53,7 @@ func (m *Mux) check(ctx context.Context, req *lineproto.Request) (lineproto.Repl
 
 // domainError words the errors about one domain of a key; the others go
 // on to wireError.
-func domainError(err error, d Domain) error {
+func domainError(err error, d names.Domain) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return lineproto.Errorf(lineproto.CodeNotFound, "domain %s:%d is not registered for this apikey", d.Name, d.Port)

@@ -1,5 +1,8 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package handlers says what each command of the line protocol means:
-// it validates and normalises the arguments, calls the store, and words
+// it validates and normalises the arguments (with the rules of package
+// names, whose refusals it answers with 400), calls the store, and words
 // the reply. It knows nothing of sockets.
 package handlers
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package handlers
 
 import (
@@ -5,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/keychest/keychest-lined/internal/ports"
+	"github.com/keychest/keychest-lined/names"
 )
 
 // "add" takes only the ports the monitor may watch (KEYCHEST_MONITOR_PORTS,
@@ -60,7 +63,7 @@ func TestPortRefusalIsShort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	perr := watchable(Domain{Name: "example.org", Port: 1}, s)
+	perr := watchable(names.Domain{Name: "example.org", Port: 1}, s)
 	if perr == nil || len(perr.Text) > portListMax+80 || perr.Text[len(perr.Text)-4:] != ",..." {
 		t.Fatalf("refusal: %v", perr)
 	}

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package lineproto
 
 import (
@@ -5,18 +7,9 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/tidwall/evio"
-)
-
-// rewakeAfter is how long a wake may go unanswered before it is sent again.
-// evio can lose a wake that lands while its loop drains the wake queue; the
-// loop would then only see it at its 100 ms epoll timeout.
-const (
-	rewakeAfter = 2 * time.Millisecond
-	maxRewakes  = 50
+	"github.com/keychest/keychest-lined/lineproto/internal/evloop"
 )
 
 // conn is the state of one connection. While the connection is in the
@@ -24,7 +17,7 @@ const (
 // marked otherwise; once detached, only its session goroutine does.
 type conn struct {
 	srv    *Server
-	ec     evio.Conn
+	loop   evloop.Conn
 	remote netip.Addr
 	framer Framer
 
@@ -35,36 +28,39 @@ type conn struct {
 	proxyDone  bool      // the start of the input was checked for a PROXY header (proxy.go)
 	headerAt   time.Time // first byte of a trusted proxy's unfinished PROXY header
 
-	// Loop side. evio overwrites its pending output and action on every
-	// wake, so both are kept here: once Close or Detach is decided it is
-	// returned again on every later callback.
-	action       evio.Action
-	outPending   bool      // output returned to evio that it may not have written yet
-	loopOut      int       // bytes the loop has written on this connection
-	handoffOut   []byte    // output for the session to write first
-	handoff      *Request  // the blocking request that made the loop detach
-	handoffClose bool      // close once handoffOut is written
-	inflight     *inflight // the blocking request a worker answers for the loop
-	lost         bool      // out of evio's epoll set for good (see watchAgain)
+	// Loop side. Once Close or Detach is decided the loop does not call
+	// Data again.
+	action       evloop.Action
+	loopOut      int           // bytes the loop has written on this connection
+	handoffOut   []byte        // output for the session to write first
+	handoff      *Request      // the blocking request that made the loop detach
+	handoffClose bool          // close once handoffOut is written
+	inflight     evloop.Paused // the blocking request answered straight to the socket (async.go)
 	timer        *time.Timer
-
-	wakePending atomic.Bool // a wake was sent and Data(nil) has not run since
-	gone        atomic.Bool // the loop no longer has the connection: no more wakes
 
 	mu sync.Mutex // guards nc
 	nc net.Conn   // set once detached
 }
 
-func (s *Server) opened(ec evio.Conn) ([]byte, evio.Options, evio.Action) {
-	now := time.Now()
-	c := &conn{srv: s, ec: ec, remote: remoteAddr(ec.RemoteAddr()), openedAt: now, lastActive: now}
+// loopSide is the Server as the event loop's evloop.Handler.
+type loopSide struct{ s *Server }
+
+// Serving implements evloop.Handler.
+func (h loopSide) Serving(addrs []net.Addr) {
+	h.s.addrs = addrs
+	h.s.addr <- addrs[0]
+}
+
+// Open implements evloop.Handler: the connection limits admit or refuse
+// it, and its timer starts.
+func (h loopSide) Open(lc evloop.Conn, addr net.Addr) (evloop.Session, []byte, evloop.Action) {
+	s, now := h.s, time.Now()
+	c := &conn{srv: s, loop: lc, remote: remoteAddr(addr), openedAt: now, lastActive: now}
 	c.framer.max = s.cfg.MaxLine
-	ec.SetContext(c)
-	opts := evio.Options{ReuseInputBuffer: true}
 	if err := s.limits.acquire(c); err != nil {
 		s.logRefused(c.remote, err.Text, now)
 		out, action := c.refuse(Fail(err))
-		return out, opts, action
+		return c, out, action
 	}
 	c.counted = true
 	// Checked after acquire: a Shutdown that began before this line sees
@@ -72,115 +68,97 @@ func (s *Server) opened(ec evio.Conn) ([]byte, evio.Options, evio.Action) {
 	if s.draining.Load() {
 		s.release(c)
 		out, action := c.refuse(Fail(Errorf(CodeUnavailable, "server shutting down, retry shortly")))
-		return out, opts, action
+		return c, out, action
 	}
-	c.timer = time.AfterFunc(s.cfg.IdleTimeout, c.fire)
-	return nil, opts, evio.None
+	c.timer = time.AfterFunc(s.cfg.IdleTimeout, c.loop.Wake)
+	return c, nil, evloop.None
 }
 
 // refuse answers a connection the server does not admit with r and closes
 // it, through a session that closes gracefully (see closeGracefully) while
 // fewer than Config.LingeringRefusals do so. Refused connections are not
 // counted by the limits, so beyond that the loop closes them at once: the
-// descriptors must not run out (evio stops on EMFILE).
-func (c *conn) refuse(r Reply) ([]byte, evio.Action) {
+// descriptors must not run out (the loop stops on EMFILE: evio defect 4).
+func (c *conn) refuse(r Reply) ([]byte, evloop.Action) {
 	if c.srv.lingering.Add(1) <= int32(c.srv.cfg.LingeringRefusals) {
 		c.lingers = true
 		c.handoffOut, c.handoffClose = r.Bytes(), true
-		c.action = evio.Detach
-		return nil, evio.Detach
+		c.action = evloop.Detach
+		return nil, evloop.Detach
 	}
 	c.srv.lingering.Add(-1)
-	c.action = evio.Close
-	return r.Bytes(), evio.Close
+	c.action = evloop.Close
+	return r.Bytes(), evloop.Close
 }
 
-// data is evio's Data callback: in holds bytes read from the client, or is
-// nil when the connection was woken by its timer or by the worker that
-// answered its request in flight (async.go).
-func (s *Server) data(ec evio.Conn, in []byte) ([]byte, evio.Action) {
-	c := ec.Context().(*conn)
-	if c.action != evio.None || c.lost {
-		return nil, c.action
-	}
+// Data implements evloop.Session: in holds bytes read from the client, or
+// is nil when the connection was woken by its timer, by a shutdown, or by
+// whoever answered its request in flight (async.go).
+func (c *conn) Data(in []byte) ([]byte, evloop.Action) {
 	now := time.Now()
-	if in == nil {
-		c.wakePending.Store(false)
-	} else {
-		c.outPending = false // evio reads only once it has written all output
+	if in != nil {
 		c.lastActive = now
 		c.framer.Write(in)
 	}
 	if c.inflight != nil && !c.settleInflight() {
-		if c.action == evio.Detach {
-			return nil, evio.Detach // its reply ends the connection
-		}
-		return nil, evio.None // still running: nothing may go to evio
+		return nil, c.action // still running (None), or its reply ends the connection (Detach)
 	}
 	// A wake with nothing new to answer: no input, or only part of a
 	// trusted proxy's PROXY header.
 	if in == nil && (c.framer.Buffered() == 0 || c.awaitsHeader()) {
-		if r, over := c.ending(now); over {
-			return c.emit(r.Bytes(), evio.Close, true)
+		if r, over := c.mustEnd(now); over {
+			return c.emit(r.Bytes(), evloop.Close, true)
 		}
 		c.rearm(now)
-		return nil, evio.None
+		return nil, evloop.None
 	}
 	if !c.proxyDone {
-		if out, action, wait := c.proxyHeader(now); wait || action != evio.None {
+		if out, action, wait := c.proxyHeader(now); wait || action != evloop.None {
 			return out, action
 		}
 	}
 	out := c.answerInline(nil)
-	if c.action == evio.None && c.inflight == nil && c.framer.Partial() {
-		// evio closes at once when it reads EOF, so a line the client ends
+	if c.action == evloop.None && c.inflight == nil && c.framer.Partial() {
+		// The loop closes at once when it reads EOF, so a line the client ends
 		// by half-closing (or by a quiet period) is finished by a session.
-		c.action = evio.Detach
+		c.action = evloop.Detach
 	}
 	c.rearm(now)
 	return c.emit(out, c.action, in == nil)
 }
 
 // settleInflight reports whether the request in flight is answered and
-// the connection back in evio's epoll set (async.go), and forgets the
+// the connection reading again (evloop.Paused.Settle), and forgets the
 // request if so. A reply that ends the connection closes it through a
 // session (closeGracefully).
 func (c *conn) settleInflight() bool {
-	f := c.inflight
-	done, closing, watched := f.over()
+	done, closing := c.inflight.Settle()
 	if !done {
 		return false
 	}
 	c.inflight = nil
-	if !watched && !c.watchAgain(f) {
-		c.lost = true // evio would fail on the descriptor: it closes it when it stops
-		return false
-	}
 	if closing {
 		c.handoffClose = true
-		c.action = evio.Detach
+		c.action = evloop.Detach
 	}
-	return c.action == evio.None
+	return c.action == evloop.None
 }
 
-// emit returns output and an action to evio, or hands both to a session
-// when evio could lose or stall on them: on a wake while earlier output may
-// still be pending (evio would overwrite it), or past the output budget.
-// Output followed by a close always goes to a session: evio closes at once,
-// and a close with unread input sends a reset that can destroy the reply
-// (see closeGracefully).
-func (c *conn) emit(out []byte, action evio.Action, onWake bool) ([]byte, evio.Action) {
-	if len(out) > 0 && (action == evio.Close || (onWake && c.outPending) || c.loopOut+len(out) > loopOutputBudget) {
+// emit returns output and an action to the loop, or hands both to a
+// session when the loop could lose or stall on them: on a wake while
+// earlier output may still be queued (evloop.Conn.OutputQueued), or past
+// the output budget. Output followed by a close always goes to a session:
+// the loop closes at once, and a close with unread input sends a reset
+// that can destroy the reply (see closeGracefully).
+func (c *conn) emit(out []byte, action evloop.Action, onWake bool) ([]byte, evloop.Action) {
+	if len(out) > 0 && (action == evloop.Close || (onWake && c.loop.OutputQueued()) || c.loopOut+len(out) > loopOutputBudget) {
 		c.handoffOut = append(c.handoffOut, out...)
-		c.handoffClose = action == evio.Close
-		c.action = evio.Detach
-		return nil, evio.Detach
+		c.handoffClose = action == evloop.Close
+		c.action = evloop.Detach
+		return nil, evloop.Detach
 	}
 	c.action = action
-	if len(out) > 0 {
-		c.outPending = true
-		c.loopOut += len(out)
-	}
+	c.loopOut += len(out)
 	return out, action
 }
 
@@ -192,9 +170,9 @@ func (c *conn) emit(out []byte, action evio.Action, onWake bool) ([]byte, evio.A
 // client that pipelines without reading makes the server hold at most the
 // budget and one reply of output, never the replies to all it sent.
 func (c *conn) answerInline(out []byte) []byte {
-	for c.action == evio.None {
+	for c.action == evloop.None {
 		if c.loopOut+len(out) >= loopOutputBudget && c.framer.Buffered() > 0 {
-			c.action = evio.Detach
+			c.action = evloop.Detach
 			break
 		}
 		req, r, ok := c.next(false)
@@ -206,14 +184,14 @@ func (c *conn) answerInline(out []byte) []byte {
 				break
 			}
 			c.handoff = &req
-			c.action = evio.Detach
+			c.action = evloop.Detach
 			break
 		}
 		reply := c.serve(&req, r)
 		r = &reply
 		out = r.AppendTo(out)
 		if r.close {
-			c.action = evio.Close
+			c.action = evloop.Close
 		}
 	}
 	return out
@@ -276,81 +254,6 @@ func (c *conn) next(flush bool) (Request, *Reply, bool) {
 	}
 }
 
-// ending returns the reply that ends the connection now, if any: the
-// server is shutting down (and no line is half received), or the lifetime,
-// idle or PROXY header deadline passed.
-func (c *conn) ending(now time.Time) (Reply, bool) {
-	cfg := c.srv.cfg
-	switch {
-	case c.srv.draining.Load() && !c.framer.Partial():
-		return Fail(Errorf(CodeUnavailable, "server shutting down, retry shortly")), true
-	case now.Sub(c.openedAt) >= cfg.MaxLifetime:
-		return Fail(Errorf(CodeTimeout, "connection open longer than %s", cfg.MaxLifetime)), true
-	case now.Sub(c.lastActive) >= cfg.IdleTimeout:
-		return Fail(Errorf(CodeTimeout, "idle for %s, closing", cfg.IdleTimeout)), true
-	}
-	return c.headerEnding(now)
-}
-
-// nextDeadline is the earliest time at which something must happen on the
-// connection if the client sends nothing more. With quiet, that includes
-// the end of the quiet period after an unfinished line.
-func (c *conn) nextDeadline(quiet bool) time.Time {
-	d := c.idleDeadline(c.lastActive)
-	if quiet && c.framer.Partial() {
-		d = earliest(d, c.lastActive.Add(c.srv.cfg.QuietPeriod))
-	}
-	if h, waiting := c.headerDeadline(); waiting {
-		d = earliest(d, h)
-	}
-	return d
-}
-
-// idleDeadline is when the connection ends if nothing happens after from:
-// the idle timeout later, and never past its lifetime.
-func (c *conn) idleDeadline(from time.Time) time.Time {
-	return earliest(from.Add(c.srv.cfg.IdleTimeout), c.openedAt.Add(c.srv.cfg.MaxLifetime))
-}
-
-func earliest(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
-
-// rearm points the connection's timer at its next deadline.
-func (c *conn) rearm(now time.Time) {
-	if c.action != evio.None {
-		c.timer.Stop()
-		return
-	}
-	c.timer.Reset(c.nextDeadline(false).Sub(now))
-}
-
-// fire runs on the timer's goroutine and wakes the loop for this conn.
-func (c *conn) fire() {
-	if c.gone.Load() {
-		return
-	}
-	c.wakePending.Store(true)
-	c.srv.wake(c.ec)
-	c.rewake(maxRewakes)
-}
-
-// rewake sends a wake again while the loop has not answered the last one,
-// at most tries more times: by then evio's own epoll timeout has passed.
-func (c *conn) rewake(tries int) {
-	if tries > 0 {
-		time.AfterFunc(rewakeAfter, func() {
-			if c.wakePending.Load() && !c.gone.Load() {
-				c.srv.wake(c.ec)
-				c.rewake(tries - 1)
-			}
-		})
-	}
-}
-
 // interrupt makes the connection notice that the server is shutting down.
 func (c *conn) interrupt() {
 	c.mu.Lock()
@@ -360,37 +263,18 @@ func (c *conn) interrupt() {
 		nc.SetReadDeadline(time.Now())
 		return
 	}
-	c.fire()
+	c.loop.Wake()
 }
 
 // closeSession closes a detached connection's socket, which ends its
 // session at its next read or write. Connections in the loop are left to
-// evio, which closes them when it stops.
+// the loop, which closes them when it stops.
 func (c *conn) closeSession() {
 	c.mu.Lock()
 	nc := c.nc
 	c.mu.Unlock()
 	if nc != nil {
 		nc.Close()
-	}
-}
-
-func (s *Server) closed(ec evio.Conn, err error) evio.Action {
-	c, _ := ec.Context().(*conn)
-	if c == nil {
-		return evio.None
-	}
-	c.leftLoop()
-	s.release(c)
-	return evio.None
-}
-
-// leftLoop stops everything that would wake the loop for this connection.
-func (c *conn) leftLoop() {
-	c.gone.Store(true)
-	c.wakePending.Store(false)
-	if c.timer != nil {
-		c.timer.Stop()
 	}
 }
 

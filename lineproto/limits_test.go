@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package lineproto
 
 import (
@@ -26,18 +28,5 @@ func TestConnLimitsShareA64(t *testing.T) {
 	}
 	if l.open() != 4 {
 		t.Fatalf("open %d", l.open())
-	}
-}
-
-func TestListenURLs(t *testing.T) {
-	got := listenURLs("0.0.0.0:10023, [::]:10023,:10023,localhost:1,[::ffff:127.0.0.1]:2")
-	want := []string{"tcp4://0.0.0.0:10023", "tcp6://[::]:10023", "tcp://:10023", "tcp://localhost:1", "tcp6://[::ffff:127.0.0.1]:2"}
-	if len(got) != len(want) {
-		t.Fatalf("%q", got)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("%d: %q, want %q", i, got[i], want[i])
-		}
 	}
 }

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package lineproto
 
 import (
@@ -9,9 +11,9 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
-	"github.com/tidwall/evio"
 
 	"github.com/keychest/keychest-lined/internal/clientnet"
+	"github.com/keychest/keychest-lined/lineproto/internal/evloop"
 )
 
 // maxProxyV1 is the longest PROXY v1 header, CRLF included (the spec's 107).
@@ -28,7 +30,7 @@ const DefaultProxyHeaderTimeout = 5 * time.Second
 // does the loop look for it, before any line. HAProxy writes it in one
 // piece, so it is normally whole in the first read; if not, the loop keeps
 // the bytes and waits for the rest, owing nothing meanwhile, until the
-// header deadline (headerEnding). The input of any other peer is framed as
+// header deadline (headerMustEnd). The input of any other peer is framed as
 // lines from its first byte, with one check on its first bytes
 // (untrustedStart): a whole signature there is a 400 and a close (a proxy
 // that should have been trusted, or a client trying to pass another
@@ -37,11 +39,11 @@ const DefaultProxyHeaderTimeout = 5 * time.Second
 // proxyHeader takes a trusted proxy's PROXY header at the start of the
 // input, in the loop. It reports wait while the header is incomplete, or
 // the output and action that end the connection when it is refused.
-func (c *conn) proxyHeader(now time.Time) ([]byte, evio.Action, bool) {
+func (c *conn) proxyHeader(now time.Time) ([]byte, evloop.Action, bool) {
 	wait, r := c.takeProxyHeader(now)
 	if r == nil {
 		c.rearm(now)
-		return nil, evio.None, wait
+		return nil, evloop.None, wait
 	}
 	c.srv.logCommand(c.remote, &Request{Verb: "PROXY"}, *r, now)
 	if !c.counted { // over a per-address limit of the carried address
@@ -49,7 +51,7 @@ func (c *conn) proxyHeader(now time.Time) ([]byte, evio.Action, bool) {
 		c.rearm(now)
 		return out, action, false
 	}
-	out, action := c.emit(r.Bytes(), evio.Close, false)
+	out, action := c.emit(r.Bytes(), evloop.Close, false)
 	c.rearm(now)
 	return out, action, false
 }
@@ -135,10 +137,10 @@ func (c *conn) headerDeadline() (time.Time, bool) {
 	return c.headerAt.Add(timeout), true
 }
 
-// headerEnding returns the reply that ends a connection whose PROXY header
-// is still unfinished: the server is shutting down, or the header
-// deadline passed.
-func (c *conn) headerEnding(now time.Time) (Reply, bool) {
+// headerMustEnd reports whether a connection whose PROXY header is still
+// unfinished must end now, and the reply that ends it: the server is
+// shutting down, or the header deadline passed.
+func (c *conn) headerMustEnd(now time.Time) (Reply, bool) {
 	deadline, waiting := c.headerDeadline()
 	switch {
 	case !waiting:

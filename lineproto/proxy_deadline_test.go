@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package lineproto
 
 import (
@@ -12,7 +14,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/tidwall/evio"
+
+	"github.com/keychest/keychest-lined/lineproto/internal/evloop"
 )
 
 // Issue 20, defect 4: the first bytes of a PROXY signature held a
@@ -89,9 +92,9 @@ func TestUntrustedSignaturePrefixThenEOFIsAnswered(t *testing.T) {
 // session (quiet period, EOF), as any unfinished line does.
 func TestUntrustedSignaturePrefixLeavesTheLoop(t *testing.T) {
 	for _, prefix := range append(signaturePrefixes, "\r\n") {
-		s, f, c := newProxyFake(t, false)
-		out, action := s.data(f, []byte(prefix))
-		if action != evio.Detach || len(out) > 0 || c.handoffClose || len(c.handoffOut) > 0 {
+		_, f, c := newProxyFake(t, false)
+		out, action := f.data(c, []byte(prefix))
+		if action != evloop.Detach || len(out) > 0 || c.handoffClose || len(c.handoffOut) > 0 {
 			t.Fatalf("%q: %q %v, want a detach", prefix, out, action)
 		}
 	}
@@ -164,12 +167,12 @@ func TestTrustedPartialHeaderClosedAtDeadline(t *testing.T) {
 // counts from the header's first byte. A fake connection: the test holds
 // the clock of the header.
 func TestTrustedHeaderDeadlineCountsFromFirstByte(t *testing.T) {
-	s, f, c := newProxyFake(t, true)
-	if out, action := s.data(f, []byte("PROX")); action != evio.None || len(out) > 0 {
+	_, f, c := newProxyFake(t, true)
+	if out, action := f.data(c, []byte("PROX")); action != evloop.None || len(out) > 0 {
 		t.Fatalf("first bytes: %q %v", out, action)
 	}
 	c.headerAt = c.headerAt.Add(-DefaultProxyHeaderTimeout)
-	if out, action := s.data(f, []byte("Y TCP4 192.0.2.7 ")); action != evio.None || len(out) > 0 {
+	if out, action := f.data(c, []byte("Y TCP4 192.0.2.7 ")); action != evloop.None || len(out) > 0 {
 		t.Fatalf("more bytes: %q %v", out, action)
 	}
 	select { // the timer points at the deadline, which has passed
@@ -177,7 +180,7 @@ func TestTrustedHeaderDeadlineCountsFromFirstByte(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("no wake at the header deadline")
 	}
-	if _, action := s.data(f, nil); action != evio.Detach || !c.handoffClose {
+	if _, action := f.data(c, nil); action != evloop.Detach || !c.handoffClose {
 		t.Fatalf("action %v, want a detach that closes", action)
 	}
 	if got := string(c.handoffOut); got != "status error 408 PROXY header not complete within 5s\n" {

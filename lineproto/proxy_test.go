@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package lineproto
 
 import (
@@ -11,10 +13,10 @@ import (
 
 	"github.com/pires/go-proxyproto"
 	"github.com/rs/zerolog"
-	"github.com/tidwall/evio"
 
 	"github.com/keychest/keychest-lined/internal/clientnet"
 	"github.com/keychest/keychest-lined/internal/logcode"
+	"github.com/keychest/keychest-lined/lineproto/internal/evloop"
 )
 
 // proxyHeader formats a PROXY header of the given version that carries
@@ -31,18 +33,13 @@ func proxyHeader(t *testing.T, version byte, client string) []byte {
 }
 
 // newProxyFake is newFake with the fake's address (127.0.0.1) trusted or not.
-func newProxyFake(t *testing.T, trusted bool) (*Server, *fakeConn, *conn) {
+func newProxyFake(t *testing.T, trusted bool) (*Server, *fakeLoop, *conn) {
 	t.Helper()
 	cfg := testConfig()
 	if trusted {
 		cfg.ProxyFrom = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/30")}
 	}
-	s := NewServer(cfg, &testHandler{}, zerolog.Nop())
-	t.Cleanup(s.pool.close)
-	f := &fakeConn{wakes: make(chan struct{}, 1000)}
-	c := f.opened(s)
-	t.Cleanup(func() { s.closed(f, nil) })
-	return s, f, c
+	return newFakeWith(t, cfg, &testHandler{})
 }
 
 // A trusted header, whole or split at any byte, gives the connection the
@@ -62,14 +59,14 @@ func TestProxyHeaderSplitAtEveryByte(t *testing.T) {
 		hdr := proxyHeader(t, tc.version, tc.client)
 		input := append(hdr, "command ping\n"...)
 		for split := 0; split <= len(hdr); split++ {
-			s, f, c := newProxyFake(t, true)
+			_, f, c := newProxyFake(t, true)
 			var out []byte
 			for _, part := range [][]byte{input[:split], input[split:]} {
 				if len(part) == 0 {
 					continue
 				}
-				o, action := s.data(f, part)
-				if action != evio.None {
+				o, action := f.data(c, part)
+				if action != evloop.None {
 					t.Fatalf("v%d split %d: action %v, output %q", tc.version, split, action, o)
 				}
 				out = append(out, o...)
@@ -92,8 +89,8 @@ func TestProxyLocalAndNoHeaderKeepSocketAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, input := range [][]byte{append(local, "command ping\n"...), []byte("command ping\n")} {
-		s, f, c := newProxyFake(t, true)
-		out, _ := s.data(f, input)
+		_, f, c := newProxyFake(t, true)
+		out, _ := f.data(c, input)
 		if string(out) != "status ok 200 pong\n" || c.remote.String() != "127.0.0.1" {
 			t.Fatalf("%q: output %q, remote %s", input, out, c.remote)
 		}
@@ -113,9 +110,9 @@ func TestProxyHeaderRefused(t *testing.T) {
 		{true, []byte("PROXY " + strings.Repeat("x", 120))},
 	}
 	for _, tc := range cases {
-		s, f, c := newProxyFake(t, tc.trusted)
-		out, action := s.data(f, append(tc.input, "command ping"...))
-		if action != evio.Detach || len(out) != 0 || !c.handoffClose {
+		_, f, c := newProxyFake(t, tc.trusted)
+		out, action := f.data(c, append(tc.input, "command ping"...))
+		if action != evloop.Detach || len(out) != 0 || !c.handoffClose {
 			t.Fatalf("%q: %q %v, want a detach that closes", tc.input, out, action)
 		}
 		if got := string(c.handoffOut); !strings.HasPrefix(got, "status error 400 ") {
@@ -130,7 +127,7 @@ func TestProxyHeaderRefused(t *testing.T) {
 // The per-address connection limit counts the carried address.
 func TestProxyHeaderCountsCarriedAddress(t *testing.T) {
 	s, f, c := newProxyFake(t, true)
-	s.data(f, proxyHeader(t, 2, "192.0.2.7:51000"))
+	f.data(c, proxyHeader(t, 2, "192.0.2.7:51000"))
 	if got := s.limits.perIP[clientnet.Of(c.remote)]; got != 1 {
 		t.Fatalf("192.0.2.7 counted %d times, want 1", got)
 	}

@@ -1,24 +1,23 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package lineproto
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/tidwall/evio"
 
 	"github.com/keychest/keychest-lined/internal/logcode"
+	"github.com/keychest/keychest-lined/lineproto/internal/evloop"
 )
 
 // Config holds the server's limits and timings.
 type Config struct {
-	Addr           string        // listen addresses, host:port, comma-separated (see listenURLs)
+	Addr           string        // listen addresses, host:port, comma-separated (see evloop.listenURLs)
 	Loops          int           // event loops; 0 means one per CPU
 	MaxLine        int           // longest accepted line in bytes
 	QuietPeriod    time.Duration // silence after which a line without newline is taken as complete
@@ -46,17 +45,20 @@ type Config struct {
 
 // loopOutputBudget bounds what the event loop writes on one connection over
 // its life. evio keeps one pending output per connection and overwrites it
-// on a wake; writes this small always fit in a fresh socket's send buffer,
-// so they never stall the loop. Larger conversations are detached.
+// on a wake (evloop.Conn.OutputQueued); writes this small always fit in a
+// fresh socket's send buffer, so they never stall the loop. Larger
+// conversations are detached. It also bounds what a client that pipelines
+// without reading makes the server hold (answerInline).
 const loopOutputBudget = 4096
 
-// Server is the line-protocol server: an evio event loop that frames and
-// parses lines and answers cheap commands itself, and hands connections
-// with blocking work to goroutines (see docs/architecture.md).
+// Server is the line-protocol server: an event loop (evloop) that frames
+// and parses lines and answers cheap commands itself, and hands
+// connections with blocking work to goroutines (see docs/architecture.md).
 type Server struct {
 	cfg     Config
 	handler Handler
 	log     zerolog.Logger
+	loop    *evloop.Loop
 	pool    *workerPool
 	limits  *connLimits // every open connection, in the loop or detached
 	logs    *logLimiter // for the entries a client causes at will
@@ -64,9 +66,6 @@ type Server struct {
 	draining  atomic.Bool  // Shutdown began: refuse new connections
 	lingering atomic.Int32 // refused connections closing gracefully
 	detaches  atomic.Int64 // connections that left the loop for a session
-	stopping  atomic.Bool  // the loops may stop: Tick returns Shutdown
-	wakeMu    sync.RWMutex // held for reading around every Wake
-	loopsOff  bool         // under wakeMu: evio's pollers are gone, Wake no more
 
 	addr   chan net.Addr
 	addrs  []net.Addr // every listener's address, set before addr is sent
@@ -75,7 +74,7 @@ type Server struct {
 
 // NewServer returns a server that answers with h. Call Serve to run it.
 func NewServer(cfg Config, h Handler, log zerolog.Logger) *Server {
-	return &Server{
+	s := &Server{
 		cfg:     cfg,
 		handler: h,
 		log:     log,
@@ -85,6 +84,8 @@ func NewServer(cfg Config, h Handler, log zerolog.Logger) *Server {
 		addr:    make(chan net.Addr, 1),
 		served:  make(chan error, 1),
 	}
+	s.loop = evloop.New(loopSide{s}, log)
+	return s
 }
 
 // Addr waits until the server listens and returns its address.
@@ -101,54 +102,11 @@ func (s *Server) Addrs() []net.Addr {
 	return s.addrs
 }
 
-// listenURLs turns the comma-separated listen list into evio's addresses.
-// An IPv4 address listens on IPv4 only ("tcp4"), an IPv6 address on IPv6
-// only ("tcp6"), so "0.0.0.0:10023,[::]:10023" opens two sockets; an empty
-// host (":10023") or a name is left to Go ("tcp"), which opens one socket
-// for IPv4 and IPv6, or IPv4 only when the kernel has no IPv6.
-func listenURLs(list string) []string {
-	var urls []string
-	for _, addr := range strings.Split(list, ",") {
-		addr = strings.TrimSpace(addr)
-		network := "tcp"
-		if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().Is4() {
-			network = "tcp4"
-		} else if err == nil {
-			network = "tcp6"
-		}
-		urls = append(urls, network+"://"+addr)
-	}
-	return urls
-}
-
 // Serve listens and serves until Shutdown. It returns an error if the
 // event loop stops for any other reason (evio stops on accept errors other
 // than EAGAIN), which the caller must treat as fatal.
 func (s *Server) Serve() error {
-	loops := s.cfg.Loops
-	if loops == 0 {
-		loops = -1 // evio: one per CPU
-	}
-	ev := evio.Events{
-		NumLoops: loops,
-		Serving: func(srv evio.Server) evio.Action {
-			s.addrs = srv.Addrs
-			s.addr <- srv.Addrs[0]
-			return evio.None
-		},
-		Opened:   s.opened,
-		Data:     s.data,
-		Closed:   s.closed,
-		Detached: s.detached,
-		Tick:     s.tick,
-	}
-	err := evio.Serve(ev, listenURLs(s.cfg.Addr)...)
-	s.wakeMu.Lock()
-	s.loopsOff = true // also when the loop stopped by itself
-	s.wakeMu.Unlock()
-	if err == nil && !s.stopping.Load() {
-		err = errors.New("event loop stopped without a shutdown request")
-	}
+	err := s.loop.Serve(s.cfg.Addr, s.cfg.Loops)
 	s.served <- err
 	return err
 }
@@ -168,10 +126,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.waitForConns(grace)
 		cancel()
 	}
-	s.wakeMu.Lock()
-	s.loopsOff = true // evio closes its pollers once Tick says Shutdown
-	s.wakeMu.Unlock()
-	s.stopping.Store(true)
+	s.loop.Stop()
 	if serveErr := <-s.served; serveErr != nil && err == nil {
 		err = serveErr
 	}
@@ -193,28 +148,10 @@ func (s *Server) waitForConns(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) tick() (time.Duration, evio.Action) {
-	if s.stopping.Load() {
-		// evio's ticker sleeps this long before its next wake; by then the
-		// process is gone, so it never writes to the closed poller.
-		return time.Hour, evio.Shutdown
-	}
-	return 20 * time.Millisecond, evio.None
-}
-
 func (s *Server) forEachConn(f func(*conn)) {
 	for _, c := range s.limits.all() {
 		f(c)
 	}
-}
-
-// wake asks the loop to call Data(c, nil) soon, unless the loop is gone.
-func (s *Server) wake(ec evio.Conn) {
-	s.wakeMu.RLock()
-	if !s.loopsOff {
-		ec.Wake()
-	}
-	s.wakeMu.RUnlock()
 }
 
 // OpenConns returns the number of open connections.
@@ -268,7 +205,7 @@ func (s *Server) logRefused(remote netip.Addr, reason string, now time.Time) {
 		Str("reason", reason).Msg("connection refused")
 }
 
-// remoteAddr extracts the client's address from evio's net.Addr.
+// remoteAddr extracts the client's address from the loop's net.Addr.
 func remoteAddr(a net.Addr) netip.Addr {
 	if ta, ok := a.(*net.TCPAddr); ok {
 		if ip, ok := netip.AddrFromSlice(ta.IP); ok {

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package lineproto
 
 import (
@@ -8,32 +10,41 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tidwall/evio"
-
 	"github.com/keychest/keychest-lined/internal/logcode"
 )
 
-// detached is evio's Detached callback. The connection leaves the loop for
-// a goroutine that finishes it with Go's blocking I/O and deadlines. This is
-// how blocking requests are answered: evio closes a connection as soon as
-// it reads EOF, which would drop the reply to a command a half-closing
-// client (busybox nc, nc -N) already sent; a detached connection is never
-// read by evio again.
-func (s *Server) detached(ec evio.Conn, rwc io.ReadWriteCloser) evio.Action {
-	c := ec.Context().(*conn)
-	c.leftLoop()
-	s.detaches.Add(1)
-	nc, err := netConnFromDetached(rwc)
+// Detached implements evloop.Session: the connection has left the loop
+// for a goroutine that finishes it with Go's blocking I/O and deadlines.
+// This is how blocking requests that cannot stay in flight are answered:
+// the loop closes a connection as soon as it reads EOF, which would drop the
+// reply to a command a half-closing client (busybox nc, nc -N) already
+// sent; a detached connection is never read by the loop again.
+func (c *conn) Detached(nc net.Conn, err error) {
+	c.stopTimer()
+	c.srv.detaches.Add(1)
 	if err != nil {
-		s.log.Error().Str("code", logcode.DetachFailed).Time("event_time", time.Now()).Err(err).Msg("cannot take over detached connection")
-		c.ended()
-		return evio.None
+		c.srv.log.Error().Str("code", logcode.DetachFailed).Time("event_time", time.Now()).Err(err).Msg("cannot take over detached connection")
+		c.uncount()
+		return
 	}
 	c.mu.Lock()
 	c.nc = nc
 	c.mu.Unlock()
 	go c.serveDetached(nc)
-	return evio.None
+}
+
+// Closed implements evloop.Session: the loop closed the connection.
+func (c *conn) Closed() {
+	c.stopTimer()
+	c.srv.release(c)
+}
+
+// stopTimer stops the connection's timer, if it has one: the loop has
+// let the connection go, and must not be woken for it any more.
+func (c *conn) stopTimer() {
+	if c.timer != nil {
+		c.timer.Stop()
+	}
 }
 
 // serveDetached answers what the loop handed over, then serves the rest of
@@ -41,7 +52,7 @@ func (s *Server) detached(ec evio.Conn, rwc io.ReadWriteCloser) evio.Action {
 func (c *conn) serveDetached(nc net.Conn) {
 	defer func() {
 		closeGracefully(nc)
-		c.ended()
+		c.uncount()
 	}()
 	if len(c.handoffOut) > 0 && !c.write(nc, c.handoffOut) || c.handoffClose {
 		return
@@ -80,7 +91,7 @@ func (c *conn) serveLoop(nc net.Conn) {
 		nc.SetReadDeadline(c.nextDeadline(true))
 		// Checked after setting the deadline, which would overwrite the
 		// one a concurrent Shutdown sets to wake this read.
-		if r, over := c.ending(time.Now()); over {
+		if r, over := c.mustEnd(time.Now()); over {
 			c.write(nc, r.Bytes())
 			return
 		}
@@ -95,7 +106,7 @@ func (c *conn) serveLoop(nc net.Conn) {
 				flush = true // silence ends the line
 				continue
 			}
-			if r, over := c.ending(now); over {
+			if r, over := c.mustEnd(now); over {
 				c.write(nc, r.Bytes())
 				return
 			}
@@ -165,8 +176,9 @@ func closeGracefully(nc net.Conn) {
 	}
 }
 
-// ended uncounts a connection whose session is over.
-func (c *conn) ended() {
+// uncount removes a connection whose session is over from the connection
+// limits and, if it was refused, from the lingering refusals.
+func (c *conn) uncount() {
 	c.srv.release(c)
 	if c.lingers {
 		c.srv.lingering.Add(-1)

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package mailer
 
 import (
@@ -7,19 +9,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keychest/keychest-lined/finding"
 	"github.com/keychest/keychest-lined/internal/words"
 	"github.com/keychest/keychest-lined/store"
 )
 
 // alert words a batch of findings, worst first, resolved ones last.
-func (c Composer) alert(items []store.AlertItem) (subject, body string) {
-	slices.SortStableFunc(items, func(a, b store.AlertItem) int {
-		return cmp.Or(cmp.Compare(resolvedLast(a), resolvedLast(b)),
-			-cmp.Compare(severityRank(a.Severity), severityRank(b.Severity)), strings.Compare(a.Target, b.Target))
+func (c Composer) alert(items []finding.AlertItem) (subject, body string) {
+	slices.SortStableFunc(items, func(a, b finding.AlertItem) int {
+		return cmp.Or(cmp.Compare(finding.ResolvedLast(a), finding.ResolvedLast(b)),
+			-cmp.Compare(finding.Rank(a.Severity), finding.Rank(b.Severity)), strings.Compare(a.Target, b.Target))
 	})
-	var open, resolved []store.AlertItem
+	var open, resolved []finding.AlertItem
 	for _, it := range items {
-		if it.Change == "resolved" {
+		if it.Change == finding.Resolved {
 			resolved = append(resolved, it)
 		} else {
 			open = append(open, it)
@@ -40,11 +43,11 @@ func (c Composer) alert(items []store.AlertItem) (subject, body string) {
 	}
 	for _, it := range open {
 		fmt.Fprintf(&b, "%s  %s  %s%s, since %s\n", strings.ToUpper(it.Severity), it.Target, it.Kind,
-			map[bool]string{true: " (worse than before)", false: ""}[it.Change == "raised"], words.Stamp(it.Since))
+			map[bool]string{true: " (worse than before)", false: ""}[it.Change == finding.Raised], words.Stamp(it.Since))
 		for _, part := range strings.Split(it.Detail, "; ") {
 			fmt.Fprintf(&b, "    %s\n", words.Clean(part, words.MaxShown))
 		}
-		fmt.Fprintf(&b, "    What to do: %s\n\n", advice(it))
+		fmt.Fprintf(&b, "    What to do: %s\n\n", finding.Advice(it.Kind, it.Severity))
 	}
 	if len(resolved) > 0 {
 		b.WriteString("Resolved:\n")
@@ -54,40 +57,6 @@ func (c Composer) alert(items []store.AlertItem) (subject, body string) {
 		b.WriteString("\n")
 	}
 	return subject, b.String()
-}
-
-// advice says what an owner should do about a finding.
-func advice(it store.AlertItem) string {
-	switch it.Kind {
-	case "expiry":
-		if it.Severity == "expired" {
-			return "the certificate has expired: renew it now (certbot renew) and reload the server."
-		}
-		return "certbot has not renewed: check `certbot renew --dry-run` on the host, and that its timer runs."
-	case "stale_endpoint":
-		return "an address still serves the old certificate: reload that server (or the load balancer node)."
-	case "unreachable":
-		return "check the name's DNS records and that port is open from the internet; a private address is never probed."
-	case "untrusted":
-		return "serve the full chain (fullchain.pem, not cert.pem) from a CA browsers trust, and check the clock."
-	case "name_mismatch":
-		return "the certificate does not cover this name: add it (certbot --expand -d NAME) or fix the server's SNI."
-	case "revoked":
-		return "the CA revoked this certificate: get a new one (certbot renew --force-renewal) and reload."
-	case "weak":
-		return "re-issue with an ECDSA or RSA 2048+ key and a SHA-256 signature (certbot --key-type ecdsa)."
-	case store.KindACMEInvalid:
-		return "the CA could not validate the name: check that port 80 (HTTP-01) or the DNS record (DNS-01) reaches this host, then `certbot renew --dry-run`."
-	case store.KindACMERateLimited:
-		return "the CA's rate limit was hit: stop retrying in a loop, test against staging (--dry-run), and wait for the limit's window to pass."
-	case store.KindACMEBadNonce:
-		return "many badNonce errors: check the host's clock and anything between the client and the CA (a proxy or load balancer that replays requests)."
-	case store.KindACMEAccountFailing:
-		return "this ACME account keeps failing: run the client by hand with -v on the host to read the CA's errors, and check the account is not deactivated."
-	case store.KindACMENotRenewing:
-		return "no client has even tried to renew: check that the certbot timer (systemctl list-timers) or cron job runs and goes through the proxy."
-	}
-	return "see the account page."
 }
 
 // digest words an account's week: every domain, soonest expiry first,
@@ -132,16 +101,6 @@ func (c Composer) footer(pageToken, stop, unsubscribe string) string {
 	return fmt.Sprintf("All your certificates, with their history:\n  %s\n\n%s:\n  %s\n",
 		c.link("account", pageToken), stop, unsubscribe)
 }
-
-// resolvedLast orders resolved items after the others.
-func resolvedLast(it store.AlertItem) int {
-	if it.Change == "resolved" {
-		return 1
-	}
-	return 0
-}
-
-func severityRank(s string) int { return map[string]int{"warning": 1, "critical": 2, "expired": 3}[s] }
 
 func dashed(s string) string {
 	if s == "" {

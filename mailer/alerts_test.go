@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package mailer
 
 import (
@@ -5,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keychest/keychest-lined/finding"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -14,7 +17,7 @@ import (
 func TestAlertAndDigestKeepOutsideTextOnOneLine(t *testing.T) {
 	at := time.Date(2026, 11, 23, 13, 4, 0, 0, time.UTC)
 	hostile := "refused\r\n\r\nURGENT: your account is suspended, re-verify at https://evil.test/\n" + strings.Repeat("x", 2000)
-	_, body := Composer{}.alert([]store.AlertItem{{Target: "victim.example:443", Kind: store.KindACMEInvalid, Change: "opened",
+	_, body := Composer{}.alert([]finding.AlertItem{{Target: "victim.example:443", Kind: finding.KindACMEInvalid, Change: "opened",
 		Severity: "warning", Detail: hostile, Since: at, At: at}})
 	_, digest := Composer{}.digest(store.Digest{Since: at, Changes: []store.DigestChange{{At: at, Target: "victim.example:443",
 		What: "new finding: acme_invalid", Detail: hostile}}}, at)

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package mailer words the outbox's mails when they are sent (claims,
 // alerts, digests) and delivers them: over SMTP, or into the log when no
 // SMTP server is configured.

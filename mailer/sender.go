@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package mailer
 
 import (
@@ -23,12 +25,23 @@ type Observer interface {
 	MailGivenUp(kind string) // a mail failed for good
 }
 
+// Outbox is what the sender needs of storage (store.Postgres has it).
+type Outbox interface {
+	// SendNext takes the oldest mail that is due, calls send with it, and
+	// records what send reports: sent, failed for good, or due again
+	// later. It reports false when no mail was due.
+	SendNext(ctx context.Context, send func(store.Mail) store.Attempt) (bool, error)
+}
+
+// The database's outbox is one; a signature that drifts fails the build.
+var _ Outbox = (*store.Postgres)(nil)
+
 // Sender delivers the outbox: each due mail once, retrying passing failures
 // (a 4xx reply, a network error) with exponential backoff for at most
 // GiveUp. A permanent rejection (5xx), or GiveUp passing, fails the mail
 // for good, with its reason. Mails survive restarts in the outbox table.
 type Sender struct {
-	Outbox    store.Outbox
+	Outbox    Outbox
 	Transport Transport
 	Observer  Observer
 	Log       zerolog.Logger
@@ -46,7 +59,7 @@ type Sender struct {
 }
 
 // NewSender returns a Sender with its defaults filled in.
-func NewSender(outbox store.Outbox, t Transport, obs Observer, log zerolog.Logger) *Sender {
+func NewSender(outbox Outbox, t Transport, obs Observer, log zerolog.Logger) *Sender {
 	return &Sender{Outbox: outbox, Transport: t, Observer: obs, Log: log,
 		RetryMin: 2 * time.Second, RetryMax: 10 * time.Minute, GiveUp: 72 * time.Hour, Poll: time.Second,
 		poke: make(chan struct{}, 1)}

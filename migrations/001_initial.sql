@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- Accounts, API keys, the domains they watch, and an audit trail.
 -- Keys are stored only as a SHA-256 hash and a short prefix for display.
 

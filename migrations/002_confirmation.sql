@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- Confirmation mail: an outbox written in the claim's transaction, and
 -- single-use tokens for the links in the mails. Indexes for the audit's
 -- and the operator's queries.

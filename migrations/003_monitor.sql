@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- The certificate monitor (package monitor): what it watches, what it has
 -- seen, and what it found. History grows only when something changes: a
 -- probe that sees what the previous one saw rewrites one row (its target).

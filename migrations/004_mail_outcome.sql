@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- Mail that is sent, or given up, keeps no secret: the raw link tokens of
 -- a pending mail live in link_tokens (its body holds only stand-ins) and
 -- are dropped when the mail is sent or fails for good. failed_at marks a

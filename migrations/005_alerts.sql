@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- Telling the owners (issue 11): alert mails batched per account through
 -- the outbox, the weekly digest, the account page's links, and the
 -- switches that turn alerts or the digest off.

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- Events reported by keychest-amp proxies: one row per journal line, kept
 -- once per (proxy, id) so a resent batch is not doubled. Findings for
 -- failed challenges, rate limits and nonce storms are derived from these

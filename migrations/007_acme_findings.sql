@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- Findings from keychest-amp's events (issue 13): mon_findings takes the
 -- ACME kinds, and acme_domains keeps, per domain and proxy, the latest
 -- ACME activity seen for it (what "keychest-lined acme" lists and what

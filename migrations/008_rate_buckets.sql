@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- Per-address limits (new keys, claims per client address per hour),
 -- counted in the database so that every server shares them: one token
 -- bucket per (kind, client). A client is an IPv4 address, or the /64 of

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- An add is audited by its own domains row (created_at, created_ip, its
 -- key): the hot path writes no audit row, and the audit table's indexes
 -- take no insert per add. The view audit_trail shows the audit table with

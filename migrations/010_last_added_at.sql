@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- api_keys.last_seen_at was only ever set when the key added a domain, and
 -- nothing read it: it now says what it holds.
 

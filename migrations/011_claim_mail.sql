@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- Claim mails (confirm, new_key) are worded when they are sent, like
 -- alerts: the claim's transaction stores what the mail reports (the key's
 -- prefix, the client's address, when, what the account holds, when the

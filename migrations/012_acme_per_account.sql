@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- ACME ingestion per account (issue 20, defects 1 to 3).
 --
 -- Findings from keychest-amp's events belong to the account whose key

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- A claimed key waits for the owner's approval: the link of the mail its
 -- claim sent (confirm for an unconfirmed account, approve for a confirmed
 -- one), or the operator's "keychest-lined approve --key-prefix P" (or

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- keychest-agent (docs/agent.md): agents that register themselves, wait to
 -- be claimed by an account, heartbeat, and post their logs. An agent's API
 -- key is its own (agents.key_hash), not a row of api_keys: it works on the

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package monitor
 
 import (
@@ -9,17 +11,17 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/keychest/keychest-lined/store"
+	"github.com/keychest/keychest-lined/finding"
 )
 
 // CertInfo summarises a certificate for storage and display.
-func CertInfo(c *x509.Certificate) store.CertInfo {
+func CertInfo(c *x509.Certificate) finding.CertInfo {
 	keyType, bits := publicKey(c)
 	sans := append([]string{}, c.DNSNames...)
 	for _, ip := range c.IPAddresses {
 		sans = append(sans, ip.String())
 	}
-	return store.CertInfo{
+	return finding.CertInfo{
 		Fingerprint: sha256.Sum256(c.Raw),
 		Subject:     c.Subject.String(),
 		Issuer:      c.Issuer.String(),

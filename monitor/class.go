@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package monitor watches the certificates of active domains: it resolves
 // each target, makes a TLS handshake with every address, judges what it
 // saw against the certificate's own lifetime, and writes findings. The

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package monitor
 
 import (
@@ -9,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keychest/keychest-lined/store"
+	"github.com/keychest/keychest-lined/finding"
 )
 
 // confirmed lists the kinds that open at once: they are read from the
@@ -17,12 +19,12 @@ import (
 // kind (a refused connection, an untrusted or mismatched certificate, a
 // stale node) opens only when the next probe sees it again: one blip
 // gives no finding.
-var confirmed = map[string]bool{KindExpiry: true, KindWeak: true}
+var confirmed = map[string]bool{finding.KindExpiry: true, finding.KindWeak: true}
 
 // fromCertificate lists the kinds judged from a served certificate: a probe
 // that saw no certificate at all cannot close them.
-var fromCertificate = map[string]bool{KindExpiry: true, KindUntrusted: true, KindMismatch: true,
-	KindRevoked: true, KindStale: true, KindWeak: true}
+var fromCertificate = map[string]bool{finding.KindExpiry: true, finding.KindUntrusted: true, finding.KindMismatch: true,
+	finding.KindRevoked: true, finding.KindStale: true, finding.KindWeak: true}
 
 // clearing is the suspect that stands for an open finding seen gone once.
 func clearing(kind string) string { return "clear:" + kind }
@@ -33,8 +35,8 @@ func clearing(kind string) string { return "clear:" + kind }
 // served a certificate is unknown, whatever its findings: an endpoint that
 // takes TCP but never finishes a handshake must not read ok while its
 // failure waits for confirmation. It does no I/O.
-func (p Policy) Judge(prev store.MonTarget, res Result, now time.Time) store.Verdict {
-	v := store.Verdict{TargetID: prev.ID, CheckedAt: now}
+func (p Policy) Judge(prev finding.Target, res Result, now time.Time) finding.Verdict {
+	v := finding.Verdict{TargetID: prev.ID, CheckedAt: now}
 	seen := p.problems(res, now)
 	v.Observe, v.Gone, v.Certs = diffServed(prev.Served, res)
 	v.Events = renewal(prev.Served, res)
@@ -49,7 +51,7 @@ func (p Policy) Judge(prev store.MonTarget, res Result, now time.Time) store.Ver
 
 // findings opens, changes and closes findings, and returns the kinds open
 // afterwards with their severities.
-func (p Policy) findings(v *store.Verdict, prev store.MonTarget, seen map[string]store.Finding, sawCert bool) map[string]string {
+func (p Policy) findings(v *finding.Verdict, prev finding.Target, seen map[string]finding.Finding, sawCert bool) map[string]string {
 	open := map[string]string{}
 	failing := false
 	for _, kind := range sortedKinds(seen) {
@@ -98,7 +100,7 @@ func (p Policy) findings(v *store.Verdict, prev store.MonTarget, seen map[string
 // the certificate is in its warning window, else the interval with ±10%
 // jitter; and never after the moment the soonest certificate enters its
 // warning or critical window.
-func (p Policy) nextDue(res Result, v store.Verdict, open map[string]string, now time.Time) time.Time {
+func (p Policy) nextDue(res Result, v finding.Verdict, open map[string]string, now time.Time) time.Time {
 	var wait time.Duration
 	switch {
 	case v.Failures > 0 && len(p.Retries) > 0:
@@ -132,18 +134,18 @@ func (p Policy) nextDue(res Result, v store.Verdict, open map[string]string, now
 func stateOf(open map[string]string) string {
 	worst := 0
 	for _, sev := range open {
-		worst = max(worst, severityRank(sev))
+		worst = max(worst, finding.Rank(sev))
 	}
 	switch {
-	case worst >= severityRank(SevCritical):
+	case worst >= finding.Rank(finding.Critical):
 		return StateCritical
-	case worst == severityRank(SevWarning):
+	case worst == finding.Rank(finding.Warning):
 		return StateWarning
 	}
 	return StateOK
 }
 
-func sortedKinds(m map[string]store.Finding) []string {
+func sortedKinds(m map[string]finding.Finding) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
@@ -166,9 +168,9 @@ func hasCertificate(res Result) bool {
 // addresses gone from DNS, and the certificates the new rows refer to.
 // When the lookup failed nothing is known of the addresses, and their rows
 // stay as they are.
-func diffServed(prev map[netip.Addr]store.Served, res Result) ([]store.Observation, []netip.Addr, []store.CertInfo) {
-	var obs []store.Observation
-	var certs []store.CertInfo
+func diffServed(prev map[netip.Addr]finding.Served, res Result) ([]finding.Observation, []netip.Addr, []finding.CertInfo) {
+	var obs []finding.Observation
+	var certs []finding.CertInfo
 	now := map[netip.Addr]bool{}
 	for _, a := range res.Addresses {
 		now[a.Address] = true
@@ -194,8 +196,8 @@ func diffServed(prev map[netip.Addr]store.Served, res Result) ([]store.Observati
 }
 
 // observation is the history row of one address's result.
-func observation(a AddressResult) store.Observation {
-	o := store.Observation{Address: a.Address, TLSVersion: a.TLSVersion}
+func observation(a AddressResult) finding.Observation {
+	o := finding.Observation{Address: a.Address, TLSVersion: a.TLSVersion}
 	if a.Class != ClassOK {
 		o.ErrorClass, o.ErrorDetail = string(a.Class), a.Detail
 	}
@@ -212,8 +214,8 @@ func observation(a AddressResult) store.Observation {
 
 // renewal records a renewal when the soonest-expiring certificate served
 // before has been replaced everywhere by a later one.
-func renewal(prev map[netip.Addr]store.Served, res Result) []store.Event {
-	var old *store.Served
+func renewal(prev map[netip.Addr]finding.Served, res Result) []finding.Event {
+	var old *finding.Served
 	for _, s := range prev {
 		if s.Fingerprint != nil && (old == nil || s.NotAfter.Before(old.NotAfter)) {
 			s := s
@@ -229,7 +231,7 @@ func renewal(prev map[netip.Addr]store.Served, res Result) []store.Event {
 			return nil
 		}
 	}
-	return []store.Event{{Kind: "renewed", Detail: fmt.Sprintf("new certificate valid until %s (was until %s)",
+	return []finding.Event{{Kind: "renewed", Detail: fmt.Sprintf("new certificate valid until %s (was until %s)",
 		leaf.NotAfter.UTC().Format(time.RFC3339), old.NotAfter.UTC().Format(time.RFC3339))}}
 }
 

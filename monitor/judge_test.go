@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package monitor
 
 import (
@@ -9,34 +11,34 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keychest/keychest-lined/finding"
 	"github.com/keychest/keychest-lined/internal/certtest"
-	"github.com/keychest/keychest-lined/store"
 )
 
 // judged carries a target's past from one verdict to the next, the way
 // the store does, so a test can run a sequence of probes.
 type judged struct {
 	policy Policy
-	target store.MonTarget
-	log    []store.Verdict
+	target finding.Target
+	log    []finding.Verdict
 }
 
 func newJudged() *judged {
 	p := DefaultPolicy()
 	p.Jitter = nil
-	return &judged{policy: p, target: store.MonTarget{ID: 1, Name: "a.test", Port: 443,
-		Served: map[netip.Addr]store.Served{}, Open: map[string]store.OpenFinding{}}}
+	return &judged{policy: p, target: finding.Target{ID: 1, Name: "a.test", Port: 443,
+		Served: map[netip.Addr]finding.Served{}, Open: map[string]finding.OpenFinding{}}}
 }
 
 // probe judges res at now and applies the verdict to the remembered past.
-func (j *judged) probe(res Result, now time.Time) store.Verdict {
+func (j *judged) probe(res Result, now time.Time) finding.Verdict {
 	v := j.policy.Judge(j.target, res, now)
 	j.log = append(j.log, v)
 	t := &j.target
 	t.Failures, t.Suspects, t.LastChecked = v.Failures, v.Suspects, now
 	for _, o := range v.Observe {
 		t.CertSeen = t.CertSeen || o.Fingerprint != nil
-		s := store.Served{Fingerprint: o.Fingerprint, ErrorClass: o.ErrorClass}
+		s := finding.Served{Fingerprint: o.Fingerprint, ErrorClass: o.ErrorClass}
 		for _, a := range res.Addresses {
 			if a.Address == o.Address && len(a.Chain) > 0 {
 				s.NotBefore, s.NotAfter = a.Chain[0].NotBefore, a.Chain[0].NotAfter
@@ -48,7 +50,7 @@ func (j *judged) probe(res Result, now time.Time) store.Verdict {
 		delete(t.Served, a)
 	}
 	for _, f := range append(v.Open, v.Change...) {
-		t.Open[f.Kind] = store.OpenFinding{Kind: f.Kind, Severity: f.Severity, Detail: f.Detail}
+		t.Open[f.Kind] = finding.OpenFinding{Kind: f.Kind, Severity: f.Severity, Detail: f.Detail}
 	}
 	for _, k := range v.Close {
 		delete(t.Open, k)
@@ -107,18 +109,18 @@ func TestThresholdsFollowLifetime(t *testing.T) {
 		at := func(left time.Duration) string {
 			j := newJudged()
 			j.probe(res, cert.NotAfter.Add(-left))
-			return j.severity(KindExpiry)
+			return j.severity(finding.KindExpiry)
 		}
 		for _, step := range []struct {
 			left time.Duration
 			want string
 		}{
 			{c.warn + time.Minute, ""},
-			{c.warn - time.Minute, SevWarning},
-			{c.crit + time.Minute, SevWarning},
-			{c.crit - time.Minute, SevCritical},
-			{time.Minute, SevCritical},
-			{-time.Minute, SevExpired},
+			{c.warn - time.Minute, finding.Warning},
+			{c.crit + time.Minute, finding.Warning},
+			{c.crit - time.Minute, finding.Critical},
+			{time.Minute, finding.Critical},
+			{-time.Minute, finding.Expired},
 		} {
 			if got := at(step.left); got != step.want {
 				t.Errorf("%v lifetime, %v left: severity %q, want %q", c.life, step.left, got, step.want)
@@ -147,7 +149,7 @@ func TestRiseAndRenewal(t *testing.T) {
 		t.Fatalf("unchanged probe writes history: %+v", v)
 	}
 	v = j.probe(served(two, nil), start.Add(70*day))
-	if len(v.Open) != 1 || j.severity(KindExpiry) != SevWarning || v.State != StateWarning {
+	if len(v.Open) != 1 || j.severity(finding.KindExpiry) != finding.Warning || v.State != StateWarning {
 		t.Fatalf("warning: %+v", v)
 	}
 	if due := v.NextDue.Sub(v.CheckedAt); due != time.Hour {
@@ -155,12 +157,12 @@ func TestRiseAndRenewal(t *testing.T) {
 	}
 	j.probe(served(two, nil), start.Add(84*day))
 	j.probe(served(two, nil), start.Add(85*day))
-	if j.severity(KindExpiry) != SevCritical {
-		t.Fatalf("critical: %q", j.severity(KindExpiry))
+	if j.severity(finding.KindExpiry) != finding.Critical {
+		t.Fatalf("critical: %q", j.severity(finding.KindExpiry))
 	}
 	j.probe(served(two, nil), start.Add(91*day))
-	if j.severity(KindExpiry) != SevExpired || j.target.Open[KindExpiry].Kind == "" {
-		t.Fatalf("expired: %q", j.severity(KindExpiry))
+	if j.severity(finding.KindExpiry) != finding.Expired || j.target.Open[finding.KindExpiry].Kind == "" {
+		t.Fatalf("expired: %q", j.severity(finding.KindExpiry))
 	}
 	changes := 0
 	for _, v := range j.log {
@@ -173,11 +175,11 @@ func TestRiseAndRenewal(t *testing.T) {
 	// One address renewed: no renewal yet, and the old one is a stale endpoint (once confirmed).
 	half := map[string]*x509.Certificate{"127.0.0.2": fresh, "127.0.0.3": old}
 	v = j.probe(served(half, nil), start.Add(91*day+time.Hour))
-	if len(v.Events) != 0 || !slices.Contains(v.Suspects, KindStale) {
+	if len(v.Events) != 0 || !slices.Contains(v.Suspects, finding.KindStale) {
 		t.Fatalf("half renewed: %+v", v)
 	}
 	v = j.probe(served(map[string]*x509.Certificate{"127.0.0.2": fresh, "127.0.0.3": fresh}, nil), start.Add(91*day+2*time.Hour))
-	if len(v.Events) != 1 || v.Events[0].Kind != "renewed" || !slices.Equal(v.Close, []string{KindExpiry}) || v.State != StateOK {
+	if len(v.Events) != 1 || v.Events[0].Kind != "renewed" || !slices.Equal(v.Close, []string{finding.KindExpiry}) || v.State != StateOK {
 		t.Fatalf("renewal: %+v", v)
 	}
 }
@@ -206,22 +208,22 @@ func TestBlipGivesNoFinding(t *testing.T) {
 			t.Errorf("failure %d: retry after %v, want %v", i+1, got, wait)
 		}
 	}
-	if j.severity(KindUnreach) != SevCritical || len(j.target.Open) != 1 {
+	if j.severity(finding.KindUnreach) != finding.Critical || len(j.target.Open) != 1 {
 		t.Fatalf("confirmed outage: %+v", j.target.Open)
 	}
 	// Back up: the finding closes only when a second probe confirms it,
 	// so a flapping host does not mail "resolved" and "problem" by turns.
 	v = j.probe(good, now.Add(12*time.Hour))
-	if len(v.Close) != 0 || !slices.Equal(v.Suspects, []string{"clear:" + KindUnreach}) || v.NextDue.Sub(v.CheckedAt) != 5*time.Minute {
+	if len(v.Close) != 0 || !slices.Equal(v.Suspects, []string{"clear:" + finding.KindUnreach}) || v.NextDue.Sub(v.CheckedAt) != 5*time.Minute {
 		t.Fatalf("first good probe: %+v", v)
 	}
 	v = j.probe(failedAt("127.0.0.2", ClassRefused), now.Add(12*time.Hour+5*time.Minute))
-	if len(v.Close)+len(v.Open) != 0 || j.severity(KindUnreach) != SevCritical {
+	if len(v.Close)+len(v.Open) != 0 || j.severity(finding.KindUnreach) != finding.Critical {
 		t.Fatalf("down again: %+v", v)
 	}
 	j.probe(good, now.Add(13*time.Hour))
 	v = j.probe(good, now.Add(13*time.Hour+5*time.Minute))
-	if !slices.Equal(v.Close, []string{KindUnreach}) || len(v.Suspects) != 0 {
+	if !slices.Equal(v.Close, []string{finding.KindUnreach}) || len(v.Suspects) != 0 {
 		t.Fatalf("recovery: %+v", v)
 	}
 }
@@ -237,7 +239,7 @@ func TestStaleEndpoint(t *testing.T) {
 	j := newJudged()
 	j.probe(res, start.Add(61*day))
 	v := j.probe(res, start.Add(61*day+5*time.Minute))
-	if len(v.Open) != 1 || v.Open[0].Kind != KindStale {
+	if len(v.Open) != 1 || v.Open[0].Kind != finding.KindStale {
 		t.Fatalf("stale endpoint not opened: %+v", v)
 	}
 	if d := v.Open[0].Detail; !contains(d, "127.0.0.3 still serves") || contains(d, "127.0.0.2 still") {
@@ -255,7 +257,7 @@ func TestCertificateFindings(t *testing.T) {
 	res := served(map[string]*x509.Certificate{"127.0.0.2": weak},
 		map[string][]Class{"127.0.0.2": {ClassRevoked, ClassUntrusted, ClassMismatch}})
 	v := j.probe(res, start.Add(day))
-	if len(v.Open) != 1 || v.Open[0].Kind != KindWeak || len(v.Suspects) != 3 {
+	if len(v.Open) != 1 || v.Open[0].Kind != finding.KindWeak || len(v.Suspects) != 3 {
 		t.Fatalf("first probe: %+v", v)
 	}
 	v = j.probe(res, start.Add(day+5*time.Minute))
@@ -263,7 +265,7 @@ func TestCertificateFindings(t *testing.T) {
 	for _, f := range v.Open {
 		kinds = append(kinds, f.Kind)
 	}
-	if !slices.Equal(kinds, []string{KindMismatch, KindRevoked, KindUntrusted}) || v.State != StateCritical {
+	if !slices.Equal(kinds, []string{finding.KindMismatch, finding.KindRevoked, finding.KindUntrusted}) || v.State != StateCritical {
 		t.Fatalf("confirmed: %v %+v", kinds, v)
 	}
 }

@@ -1,23 +1,17 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package monitor
 
 import (
 	"math/rand/v2"
 	"time"
+
+	"github.com/keychest/keychest-lined/finding"
 )
 
-// Finding kinds and severities, as stored and as the line protocol and the
-// CLI show them.
+// States of a target, as stored and as the line protocol and the CLI show
+// them (finding kinds and severities are package finding's).
 const (
-	KindExpiry    = "expiry"
-	KindUntrusted = "untrusted"
-	KindMismatch  = "name_mismatch"
-	KindRevoked   = "revoked"
-	KindUnreach   = "unreachable"
-	KindStale     = "stale_endpoint"
-	KindWeak      = "weak"
-	SevWarning    = "warning"
-	SevCritical   = "critical"
-	SevExpired    = "expired"
 	StateOK       = "ok"
 	StateWarning  = "warning"
 	StateCritical = "critical"
@@ -66,24 +60,11 @@ func (p Policy) ExpirySeverity(notBefore, notAfter, now time.Time) string {
 	left := notAfter.Sub(now)
 	switch {
 	case left <= 0:
-		return SevExpired
+		return finding.Expired
 	case left < crit:
-		return SevCritical
+		return finding.Critical
 	case left < warn:
-		return SevWarning
+		return finding.Warning
 	}
 	return ""
-}
-
-// severityRank orders severities: a higher rank is worse.
-func severityRank(s string) int {
-	switch s {
-	case SevWarning:
-		return 1
-	case SevCritical:
-		return 2
-	case SevExpired:
-		return 3
-	}
-	return 0
 }

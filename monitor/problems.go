@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package monitor
 
 import (
@@ -7,17 +9,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keychest/keychest-lined/store"
+	"github.com/keychest/keychest-lined/finding"
 )
 
 // problems lists what this probe saw wrong, by finding kind. Details are
 // stable while the problem stays the same (no "days left" in them), so an
 // unchanged problem rewrites nothing.
-func (p Policy) problems(res Result, now time.Time) map[string]store.Finding {
-	out := map[string]store.Finding{}
-	add := func(kind, sev, detail string) { out[kind] = store.Finding{Kind: kind, Severity: sev, Detail: detail} }
+func (p Policy) problems(res Result, now time.Time) map[string]finding.Finding {
+	out := map[string]finding.Finding{}
+	add := func(kind, sev, detail string) { out[kind] = finding.Finding{Kind: kind, Severity: sev, Detail: detail} }
 	if f, ok := unreachable(res); ok {
-		add(KindUnreach, f.Severity, f.Detail)
+		add(finding.KindUnreach, f.Severity, f.Detail)
 	}
 	served := certAddresses(res)
 	if len(served) == 0 {
@@ -25,31 +27,31 @@ func (p Policy) problems(res Result, now time.Time) map[string]store.Finding {
 	}
 	if leaf := soonest(res); leaf != nil {
 		if sev := p.ExpirySeverity(leaf.NotBefore, leaf.NotAfter, now); sev != "" {
-			add(KindExpiry, sev, fmt.Sprintf("expires %s (%s lifetime), served by %s",
+			add(finding.KindExpiry, sev, fmt.Sprintf("expires %s (%s lifetime), served by %s",
 				leaf.NotAfter.UTC().Format(time.RFC3339), days(leaf.NotAfter.Sub(leaf.NotBefore)),
 				addrList(servingLeaf(served, leaf))))
 		}
 	}
-	for kind, classes := range map[string][]Class{KindUntrusted: {ClassUntrusted, ClassNotYetValid},
-		KindMismatch: {ClassMismatch}, KindRevoked: {ClassRevoked}} {
+	for kind, classes := range map[string][]Class{finding.KindUntrusted: {ClassUntrusted, ClassNotYetValid},
+		finding.KindMismatch: {ClassMismatch}, finding.KindRevoked: {ClassRevoked}} {
 		if hit := withProblem(served, classes...); len(hit) > 0 {
-			add(kind, SevCritical, perAddress(hit))
+			add(kind, finding.Critical, perAddress(hit))
 		}
 	}
 	if weak := weakLeaves(served); weak != "" {
-		add(KindWeak, SevWarning, weak)
+		add(finding.KindWeak, finding.Warning, weak)
 	}
 	if stale := staleEndpoints(served); stale != "" {
-		add(KindStale, SevWarning, stale)
+		add(finding.KindStale, finding.Warning, stale)
 	}
 	return out
 }
 
 // unreachable is a critical finding when no address served a certificate
 // (or the name does not resolve), a warning when only some failed.
-func unreachable(res Result) (store.Finding, bool) {
+func unreachable(res Result) (finding.Finding, bool) {
 	if len(res.Addresses) == 0 {
-		return store.Finding{Severity: SevCritical, Detail: fmt.Sprintf("%s: %s", res.Class, res.Detail)}, true
+		return finding.Finding{Severity: finding.Critical, Detail: fmt.Sprintf("%s: %s", res.Class, res.Detail)}, true
 	}
 	var failed []AddressResult
 	for _, a := range res.Addresses {
@@ -58,13 +60,13 @@ func unreachable(res Result) (store.Finding, bool) {
 		}
 	}
 	if len(failed) == 0 {
-		return store.Finding{}, false
+		return finding.Finding{}, false
 	}
-	sev := SevWarning
+	sev := finding.Warning
 	if len(failed) == len(res.Addresses) {
-		sev = SevCritical
+		sev = finding.Critical
 	}
-	return store.Finding{Severity: sev, Detail: perAddress(failed)}, true
+	return finding.Finding{Severity: sev, Detail: perAddress(failed)}, true
 }
 
 // perAddress words each address's class and detail, in address order.

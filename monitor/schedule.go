@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package monitor
 
 import (
@@ -11,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/keychest/keychest-lined/finding"
 	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/store"
 )
@@ -18,13 +21,17 @@ import (
 // Store is what the monitor needs of the database (store.Postgres).
 type Store interface {
 	SyncTargets(ctx context.Context, since, due time.Time) (time.Time, error)
-	Lease(ctx context.Context, owner string, now, until time.Time, n int) ([]store.MonTarget, error)
-	WriteBack(ctx context.Context, owner string, vs []store.Verdict, alertBatch time.Duration) ([]bool, error)
+	Lease(ctx context.Context, owner string, now, until time.Time, n int) ([]finding.Target, error)
+	WriteBack(ctx context.Context, owner string, vs []finding.Verdict, alertBatch time.Duration) ([]bool, error)
 	Release(ctx context.Context, owner string, ids []int64) error
 	Housekeep(ctx context.Context, cutoff time.Time) (int64, error)
 	QueueDigests(ctx context.Context, now time.Time, day time.Weekday, hour int) (int, error)
 	Overview(ctx context.Context, now time.Time) (store.MonitorOverview, error)
 }
+
+// The database is the monitor's store; a signature that drifts fails the
+// build.
+var _ Store = (*store.Postgres)(nil)
 
 // Config is how a monitor runs.
 type Config struct {
@@ -52,7 +59,7 @@ func (c Config) withDefaults() Config {
 	c.Concurrency = max(c.Concurrency, 1)
 	def := map[*time.Duration]time.Duration{&c.Lease: 5 * time.Minute, &c.Poll: time.Second,
 		&c.SyncEvery: 10 * time.Second, &c.FullSync: time.Hour, &c.History: 400 * 24 * time.Hour,
-		&c.Grace: 20 * time.Second, &c.AlertBatch: 5 * time.Minute}
+		&c.Grace: 20 * time.Second, &c.AlertBatch: finding.DefaultAlertBatch}
 	for p, d := range def {
 		if *p <= 0 {
 			*p = d
@@ -117,7 +124,7 @@ func (m *Monitor) Owner() string { return m.cfg.Owner }
 
 // leased is one target being probed.
 type leased struct {
-	target store.MonTarget
+	target finding.Target
 	start  time.Time
 	result Result
 	abort  bool // the probe was cut short by shutdown: release, do not write
@@ -271,7 +278,7 @@ func (m *Monitor) writer(done <-chan *leased) writeResult {
 func (m *Monitor) write(ctx context.Context, batch []*leased) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	var verdicts []store.Verdict
+	var verdicts []finding.Verdict
 	var aborted []int64
 	for _, l := range batch {
 		if l.abort {
@@ -306,13 +313,13 @@ func (m *Monitor) write(ctx context.Context, batch []*leased) (int, error) {
 }
 
 // targetOf finds the leased target a verdict is about.
-func targetOf(batch []*leased, id int64) store.MonTarget {
+func targetOf(batch []*leased, id int64) finding.Target {
 	for _, l := range batch {
 		if l.target.ID == id {
 			return l.target
 		}
 	}
-	return store.MonTarget{ID: id}
+	return finding.Target{ID: id}
 }
 
 // maintain syncs targets, keeps history within its limit and refreshes the
@@ -338,10 +345,10 @@ func (m *Monitor) maintain(ctx context.Context) {
 			m.log.Warn().Str("code", logcode.LeaseFailed).Time("event_time", time.Now()).Err(err).Msg("cannot sync targets")
 		}
 	}
-	if week := store.DigestWeek(now); wall.Sub(m.digestAt) >= time.Minute && week != m.digestWeek {
+	if week := finding.DigestWeek(now); wall.Sub(m.digestAt) >= time.Minute && week != m.digestWeek {
 		m.digestAt = wall
 		n, err := m.store.QueueDigests(ctx, now, m.cfg.DigestDay, m.cfg.DigestHour)
-		if err == nil && !now.Before(store.DigestMoment(now, m.cfg.DigestDay, m.cfg.DigestHour)) {
+		if err == nil && !now.Before(finding.DigestMoment(now, m.cfg.DigestDay, m.cfg.DigestHour)) {
 			m.digestWeek = week // this week's are queued (by us or another monitor): done until next week
 		}
 		if n > 0 {
@@ -364,7 +371,7 @@ func (m *Monitor) maintain(ctx context.Context) {
 
 // logVerdict logs what changed: findings opened, changed and closed, a
 // renewal, a lost lease. A probe that changed nothing is logged at debug.
-func (m *Monitor) logVerdict(t store.MonTarget, v store.Verdict, held bool) {
+func (m *Monitor) logVerdict(t finding.Target, v finding.Verdict, held bool) {
 	base := func(e *zerolog.Event) *zerolog.Event {
 		return e.Time("event_time", v.CheckedAt).Str("target", fmt.Sprintf("%s:%d", t.Name, t.Port))
 	}

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package monitor
 
 import (
@@ -13,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
+	"github.com/keychest/keychest-lined/finding"
 	"github.com/keychest/keychest-lined/internal/pgtest"
 	"github.com/keychest/keychest-lined/store"
 )
@@ -209,8 +212,8 @@ func TestKilledMonitorsLeasesAreTakenOver(t *testing.T) {
 	if n := w.round(alive); n != 2 {
 		t.Fatalf("after the lease ran out: %d probes, want 2", n)
 	}
-	late := store.Verdict{TargetID: held[0].ID, CheckedAt: w.now, NextDue: w.now, State: StateOK}
-	ok, err := w.db.WriteBack(context.Background(), "dead", []store.Verdict{late}, time.Minute)
+	late := finding.Verdict{TargetID: held[0].ID, CheckedAt: w.now, NextDue: w.now, State: StateOK}
+	ok, err := w.db.WriteBack(context.Background(), "dead", []finding.Verdict{late}, time.Minute)
 	if err != nil || ok[0] {
 		t.Fatalf("late write of a lost lease: written=%v err=%v", ok, err)
 	}
@@ -340,7 +343,7 @@ func TestSwapOpensThenRenewalCloses(t *testing.T) {
 	}
 	w.round(m)
 	s := w.status(key, "swap.test", srv.Port())
-	if s.State != StateCritical || len(s.Findings) != 1 || s.Findings[0] != KindExpiry || !s.Expires.Equal(w.now.Add(5*day-time.Minute)) {
+	if s.State != StateCritical || len(s.Findings) != 1 || s.Findings[0] != finding.KindExpiry || !s.Expires.Equal(w.now.Add(5*day-time.Minute)) {
 		t.Fatalf("after the swap: %+v", s)
 	}
 	srv.Swap(w.issue(certLeaf(w.now, 90*day, 90*day, "swap.test")))
@@ -354,7 +357,7 @@ func TestSwapOpensThenRenewalCloses(t *testing.T) {
 		t.Fatal("renewal not recorded")
 	}
 	all, err := w.db.Findings(context.Background(), false, "ops@example.com")
-	if err != nil || len(all) != 1 || all[0].Closed == nil || all[0].Severity != SevCritical {
+	if err != nil || len(all) != 1 || all[0].Closed == nil || all[0].Severity != finding.Critical {
 		t.Fatalf("history: %+v %v", all, err)
 	}
 	if open, _ := w.db.Findings(context.Background(), true, ""); len(open) != 0 {

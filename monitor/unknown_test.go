@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package monitor
 
 import (
@@ -7,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keychest/keychest-lined/finding"
 	"github.com/keychest/keychest-lined/internal/certtest"
 )
 
@@ -36,8 +39,8 @@ func TestNeverServedIsUnknown(t *testing.T) {
 			t.Fatalf("probe %d (%s): state %q, want %q", i+1, step.res.Class, v.State, step.want)
 		}
 	}
-	if j.severity(KindUnreach) != SevCritical {
-		t.Fatalf("unreachable: %q", j.severity(KindUnreach))
+	if j.severity(finding.KindUnreach) != finding.Critical {
+		t.Fatalf("unreachable: %q", j.severity(finding.KindUnreach))
 	}
 }
 
@@ -73,7 +76,7 @@ func TestLeaseKnowsACertificateWasSeen(t *testing.T) {
 	if s := w.status(key, "seen.test", srv.Port()); s.State != StateOK || s.Class != string(ClassRefused) {
 		t.Fatalf("served before, one failure: %+v", s)
 	}
-	if s := w.status(key, "never.test", srv.Port()); s.State != StateUnknown || len(s.Findings) != 1 || s.Findings[0] != KindUnreach {
+	if s := w.status(key, "never.test", srv.Port()); s.State != StateUnknown || len(s.Findings) != 1 || s.Findings[0] != finding.KindUnreach {
 		t.Fatalf("never served, failure confirmed: %+v", s)
 	}
 	w.advance(6 * time.Minute) // seen.test's retry is due, never.test's (15 min after a confirmed failure) is not

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # make deb: builds build/keychest-lined_<version>_<arch>.deb with nfpm (a Go
 # module run with go run: no Debian build tools needed), and prints its path.
 #   packaging/build-deb.sh VERSION     VERSION is make's, from git describe

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # make bench: starts a throwaway PostgreSQL and the server, loads it with
 # keychest-bench (a new connection per command, like the shell clients),
 # measures Redis and pgbench on the same machine in the same run, and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs what running or testing keychest-lined needs, and only what is
 # missing, from Debian's packages. Safe to run again and again.
 #   scripts/deps.sh run    PostgreSQL

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # A private PostgreSQL cluster for development and tests.
 #   scripts/pg.sh start DIR   initialise (once) and start the cluster in DIR,
 #                             create the database "keychest", print its URL

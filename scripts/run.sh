@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # make run: starts keychest-lined in the foreground. With no
 # KEYCHEST_DATABASE_URL it installs PostgreSQL if needed and starts (or
 # reuses) a private cluster under .local/pg in this checkout. With

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # make test: every test, from a fresh clone. Installs what is missing
 # (scripts/deps.sh test), starts a private PostgreSQL for the tests under
 # .local/pgtest, then runs go vet, the Go tests (unit and integration,
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 # work each here. A count, not a duration: with a duration, Go 1.26's fuzz
 # coordinator can report its own deadline as "context deadline exceeded"
 # and fail a run that found nothing (golang/go#75804, fixed in Go 1.27).
-declare -A fuzz_budget=([FuzzParseLine]=300000x [FuzzFramer]=400000x [FuzzSession]=12000x [FuzzMux]=40000x)
+declare -A fuzz_budget=([FuzzParseLine]=300000x [FuzzFramer]=400000x [FuzzSession]=12000x [FuzzMux]=40000x [FuzzParseDomain]=400000x)
 
 scripts/deps.sh test
 url=$(scripts/pg.sh start .local/pgtest)
@@ -30,7 +31,7 @@ echo "== go test"
 go test -race -count=1 ./...
 
 echo "== fuzz"
-for target in FuzzParseLine FuzzFramer FuzzSession FuzzMux; do
+for target in FuzzParseLine FuzzFramer FuzzSession FuzzMux FuzzParseDomain; do
 	pkg=$(grep -l "func $target(" ./*/*_test.go | xargs -n1 dirname | head -n 1)
 	go test -run '^$' -fuzz "^$target\$" -fuzztime "${FUZZTIME:-${fuzz_budget[$target]}}" "$pkg"
 done

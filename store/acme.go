@@ -1,23 +1,22 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/netip"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keychest/keychest-lined/acme"
 )
 
-// ACMEEvent is one journal line reported by a keychest-amp proxy.
+// ACMEEvent is one journal line reported by a keychest-amp proxy, to
+// store.
 type ACMEEvent struct {
-	Proxy    string          // the proxy's identity
-	ID       int64           // its order number at that proxy
-	Msg      string          // the seed's message type
-	Time     time.Time       // when it happened; zero when unknown
-	Params   json.RawMessage // the message's params object
-	Envelope json.RawMessage // the whole line
+	acme.Event
 	// Issued are the domains a valid order names, as the caller parsed
 	// them: they become domains of the posting key when the event is new.
 	Issued []NewDomain
@@ -33,14 +32,6 @@ type ACMEBatch struct {
 	// RowsPerHour is the key's budget: the rows its events may cost per
 	// hour (0: no limit); Cost is what this batch costs (see ACMERows).
 	RowsPerHour, Cost int
-}
-
-// ACMEEvents stores what keychest-amp proxies report.
-type ACMEEvents interface {
-	// StoreACMEEvents stores a batch in one transaction, skipping the
-	// events its key stored already, with the domains and findings the
-	// new ones call for.
-	StoreACMEEvents(ctx context.Context, b ACMEBatch) (ACMEStored, error)
 }
 
 // Errors of ACME reports.
@@ -63,14 +54,6 @@ func (e *BudgetError) Error() string {
 
 // Is makes errors.Is(err, ErrACMEBudget) hold.
 func (e *BudgetError) Is(target error) bool { return target == ErrACMEBudget }
-
-// ACMERows is what an event costs of its key's budget: its own row, and
-// one per DNS name it gives.
-func ACMERows(e ACMEEvent) int { return 1 + len(EventNames(e)) }
-
-// EventNames are the DNS names an event gives, lowercased, a wildcard's
-// "*." removed, each once.
-func EventNames(e ACMEEvent) []string { return readFacts(e, time.Time{}).names }
 
 // storeACMEEventsSQL inserts the batch in one statement for the key's id
 // and returns the rows that were new.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package store_test
 
 import (
@@ -10,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keychest/keychest-lined/acme"
+	"github.com/keychest/keychest-lined/finding"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -65,7 +69,7 @@ func (w *acmeWorld) ev(id int64, msg, params string) store.ACMEEvent {
 	}
 	m["server"], m["account"] = "ca.test", "/acct/1"
 	raw, _ := json.Marshal(m)
-	return store.ACMEEvent{Proxy: "p1@amp.test", ID: id, Msg: msg, Time: w.at, Params: raw, Envelope: json.RawMessage(`{}`)}
+	return store.ACMEEvent{Event: acme.Event{Proxy: "p1@amp.test", ID: id, Msg: msg, Time: w.at, Params: raw, Envelope: json.RawMessage(`{}`)}}
 }
 
 func (w *acmeWorld) store(events ...store.ACMEEvent) store.ACMEStored {
@@ -130,19 +134,19 @@ func TestACMEInvalidAuthorizationIsAFindingUntilAValidOrder(t *testing.T) {
 	res := w.store(w.ev(1, "new-order", orderA), w.ev(2, "auth", invalidA),
 		w.ev(3, "chall", `{"status":"invalid","type":"http-01","via":"authz","identifier":{"type":"dns","value":"a.example"},
 			"error":{"type":"urn:ietf:params:acme:error:connection","detail":"127.0.0.1: Connection refused"}}`))
-	if res.Stored != 3 || w.findings(store.KindACMEInvalid) != "a.example open warning" {
-		t.Fatalf("stored %d, findings %q, changes %+v", res.Stored, w.findings(store.KindACMEInvalid), res.Findings)
+	if res.Stored != 3 || w.findings(finding.KindACMEInvalid) != "a.example open warning" {
+		t.Fatalf("stored %d, findings %q, changes %+v", res.Stored, w.findings(finding.KindACMEInvalid), res.Findings)
 	}
 	open, err := w.p.Findings(context.Background(), true, "owner@example.net")
 	if err != nil || len(open) != 1 || !strings.Contains(open[0].Detail, "http-01 challenge went invalid at ca.test: connection: 127.0.0.1: Connection refused") {
 		t.Fatalf("findings of the owner: %+v, %v", open, err)
 	}
-	if got := w.mailed(store.KindACMEInvalid); got != "a.example:443 opened" {
+	if got := w.mailed(finding.KindACMEInvalid); got != "a.example:443 opened" {
 		t.Fatalf("the authorization and its challenge are one alert, got %q", got)
 	}
 	res = w.store(w.ev(4, "final", validA))
-	if w.findings(store.KindACMEInvalid) != "a.example closed warning" || w.mailed(store.KindACMEInvalid) != "a.example:443 opened, a.example:443 resolved" {
-		t.Fatalf("after a valid order: %q, mailed %q", w.findings(store.KindACMEInvalid), w.mailed(store.KindACMEInvalid))
+	if w.findings(finding.KindACMEInvalid) != "a.example closed warning" || w.mailed(finding.KindACMEInvalid) != "a.example:443 opened, a.example:443 resolved" {
+		t.Fatalf("after a valid order: %q, mailed %q", w.findings(finding.KindACMEInvalid), w.mailed(finding.KindACMEInvalid))
 	}
 	if len(res.Findings) != 1 || res.Findings[0].Change != "closed" {
 		t.Fatalf("changes: %+v", res.Findings)
@@ -165,8 +169,8 @@ func TestACMEResentBatchesNeitherDoubleNorReopen(t *testing.T) {
 			t.Fatalf("resent batch: %+v", res)
 		}
 	}
-	if w.findings(store.KindACMEInvalid) != "a.example closed warning" || w.mailed(store.KindACMEInvalid) != "a.example:443 opened, a.example:443 resolved" {
-		t.Fatalf("findings %q, mailed %q", w.findings(store.KindACMEInvalid), w.mailed(store.KindACMEInvalid))
+	if w.findings(finding.KindACMEInvalid) != "a.example closed warning" || w.mailed(finding.KindACMEInvalid) != "a.example:443 opened, a.example:443 resolved" {
+		t.Fatalf("findings %q, mailed %q", w.findings(finding.KindACMEInvalid), w.mailed(finding.KindACMEInvalid))
 	}
 	if n := w.count(`SELECT count(*) FROM acme_events`); n != 3 {
 		t.Fatalf("%d events stored", n)
@@ -177,14 +181,14 @@ func TestACMERateLimitedOnTheOrdersDomains(t *testing.T) {
 	w := newACMEWorld(t)
 	w.store(w.ev(1, "new-order", `{"domains":[{"type":"dns","value":"a.example"},{"type":"dns","value":"*.b.example"},{"type":"dns","value":"no such/name"}],
 		"problem":{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many certificates already issued"}}`))
-	if got := w.findings(store.KindACMERateLimited); got != "a.example open warning, b.example open warning" {
+	if got := w.findings(finding.KindACMERateLimited); got != "a.example open warning, b.example open warning" {
 		t.Fatalf("rate limit: %q", got)
 	}
 	// A rate limit named only in a subproblem counts too.
 	w.exec(`INSERT INTO domains (api_key_id, name, port, wildcard) SELECT id, 'c.example', 443, false FROM api_keys`)
 	w.store(w.ev(2, "new-order", `{"problem":{"type":"urn:ietf:params:acme:error:rejectedIdentifier","detail":"no",
 		"subproblems":[{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many","identifier":{"type":"dns","value":"c.example"}}]}}`))
-	if got := w.findings(store.KindACMERateLimited); !strings.HasSuffix(got, "c.example open warning") {
+	if got := w.findings(finding.KindACMERateLimited); !strings.HasSuffix(got, "c.example open warning") {
 		t.Fatalf("subproblem: %q", got)
 	}
 	activity, err := w.p.ACMEActivities(context.Background(), "owner@example.net")
@@ -200,18 +204,18 @@ func TestACMEBadNonceStorm(t *testing.T) {
 		return w.ev(id, "order", `{"problem":{"type":"urn:ietf:params:acme:error:badNonce","detail":"JWS has an invalid anti-replay nonce"}}`)
 	}
 	var batch []store.ACMEEvent
-	for id := int64(2); id < 2+store.BadNonceStorm-1; id++ {
+	for id := int64(2); id < 2+acme.BadNonceStorm-1; id++ {
 		batch = append(batch, badNonce(id))
 	}
 	w.store(batch...)
-	if got := w.findings(store.KindACMEBadNonce); got != "" {
+	if got := w.findings(finding.KindACMEBadNonce); got != "" {
 		t.Fatalf("below the threshold: %q", got)
 	}
 	w.store(badNonce(100))
-	if got := w.findings(store.KindACMEBadNonce); got != "a.example open warning" {
+	if got := w.findings(finding.KindACMEBadNonce); got != "a.example open warning" {
 		t.Fatalf("storm: %q", got)
 	}
-	if got := w.findings(store.KindACMEAccountFailing); got != "" {
+	if got := w.findings(finding.KindACMEAccountFailing); got != "" {
 		t.Fatalf("badNonce is not an account failure: %q", got)
 	}
 }
@@ -223,19 +227,19 @@ func TestACMEAccountFailingRepeatedly(t *testing.T) {
 		return w.ev(id, "new-order", `{"domains":[{"type":"dns","value":"b.example"}],
 			"problem":{"type":"urn:ietf:params:acme:error:unauthorized","detail":"account is not authorized"}}`)
 	}
-	for id := int64(2); id < 2+store.AccountFailures-1; id++ {
+	for id := int64(2); id < 2+acme.AccountFailures-1; id++ {
 		w.store(fail(id))
 	}
-	if got := w.findings(store.KindACMEAccountFailing); got != "" {
+	if got := w.findings(finding.KindACMEAccountFailing); got != "" {
 		t.Fatalf("below the threshold: %q", got)
 	}
 	w.store(fail(50))
-	if got := w.findings(store.KindACMEAccountFailing); got != "a.example open warning, b.example open warning" {
+	if got := w.findings(finding.KindACMEAccountFailing); got != "a.example open warning, b.example open warning" {
 		t.Fatalf("failing account: %q", got)
 	}
 	w.store(w.ev(51, "order", `{"status":"valid","identifiers":[{"type":"dns","value":"a.example"},{"type":"dns","value":"b.example"}]}`))
 	w.store(fail(52))
-	if got := w.findings(store.KindACMEAccountFailing); got != "a.example closed warning, b.example closed warning" {
+	if got := w.findings(finding.KindACMEAccountFailing); got != "a.example closed warning, b.example closed warning" {
 		t.Fatalf("a valid order closes it, and the count starts again: %q", got)
 	}
 }
@@ -245,29 +249,29 @@ func TestACMENotRenewing(t *testing.T) {
 	w.at = w.at.Add(-10 * 24 * time.Hour)
 	w.store(w.ev(1, "new-order", orderA), w.ev(2, "final", validA))
 	now := time.Now()
-	w.enterWarning("a.example", now.Add(-store.RenewalGrace/2))
+	w.enterWarning("a.example", now.Add(-acme.RenewalGrace/2))
 	if ch := w.checkRenewals(now); len(ch) != 0 {
 		t.Fatalf("within the grace: %+v", ch)
 	}
-	w.exec(`UPDATE mon_findings SET opened_at = $1 WHERE kind = 'expiry'`, now.Add(-store.RenewalGrace-time.Hour))
-	w.enterWarning("b.example", now.Add(-store.RenewalGrace-time.Hour)) // never ordered through a proxy: not ours to judge
+	w.exec(`UPDATE mon_findings SET opened_at = $1 WHERE kind = 'expiry'`, now.Add(-acme.RenewalGrace-time.Hour))
+	w.enterWarning("b.example", now.Add(-acme.RenewalGrace-time.Hour)) // never ordered through a proxy: not ours to judge
 	w.checkRenewals(now)
-	if got := w.findings(store.KindACMENotRenewing); got != "a.example open warning" || w.mailed(store.KindACMENotRenewing) != "a.example:443 opened" {
-		t.Fatalf("not renewing: %q, mailed %q", got, w.mailed(store.KindACMENotRenewing))
+	if got := w.findings(finding.KindACMENotRenewing); got != "a.example open warning" || w.mailed(finding.KindACMENotRenewing) != "a.example:443 opened" {
+		t.Fatalf("not renewing: %q, mailed %q", got, w.mailed(finding.KindACMENotRenewing))
 	}
 	// It rises with the expiry finding, once.
 	w.exec(`UPDATE mon_findings SET severity = 'critical' WHERE kind = 'expiry'`)
 	for range 2 {
 		w.checkRenewals(now)
 	}
-	if got := w.mailed(store.KindACMENotRenewing); got != "a.example:443 opened, a.example:443 raised" {
+	if got := w.mailed(finding.KindACMENotRenewing); got != "a.example:443 opened, a.example:443 raised" {
 		t.Fatalf("raised: %q", got)
 	}
 	// An order for it is an attempt: closed, and the next check keeps it so.
 	w.at = time.Now()
 	w.store(w.ev(3, "new-order", orderA))
 	w.checkRenewals(time.Now())
-	if got := w.findings(store.KindACMENotRenewing); got != "a.example closed critical" {
+	if got := w.findings(finding.KindACMENotRenewing); got != "a.example closed critical" {
 		t.Fatalf("after an order: %q", got)
 	}
 }
@@ -277,16 +281,16 @@ func TestACMENotRenewingClosesWhenTheWindowIsLeft(t *testing.T) {
 	w.at = w.at.Add(-10 * 24 * time.Hour)
 	w.store(w.ev(1, "new-order", orderA))
 	now := time.Now()
-	w.enterWarning("a.example", now.Add(-store.RenewalGrace-time.Hour))
+	w.enterWarning("a.example", now.Add(-acme.RenewalGrace-time.Hour))
 	w.checkRenewals(now)
 	// Renewed by other means: the monitor closed its expiry finding.
 	w.exec(`UPDATE mon_findings SET closed_at = $1 WHERE kind = 'expiry'`, now)
 	w.exec(`UPDATE mon_targets SET state = 'ok'`)
 	ch := w.checkRenewals(now)
-	if len(ch) != 1 || w.findings(store.KindACMENotRenewing) != "a.example closed warning" {
-		t.Fatalf("changes %+v; findings %q", ch, w.findings(store.KindACMENotRenewing))
+	if len(ch) != 1 || w.findings(finding.KindACMENotRenewing) != "a.example closed warning" {
+		t.Fatalf("changes %+v; findings %q", ch, w.findings(finding.KindACMENotRenewing))
 	}
-	if got := w.mailed(store.KindACMENotRenewing); got != "a.example:443 opened, a.example:443 resolved" {
+	if got := w.mailed(finding.KindACMENotRenewing); got != "a.example:443 opened, a.example:443 resolved" {
 		t.Fatalf("mailed %q", got)
 	}
 }
@@ -303,7 +307,7 @@ func TestMonitorLeavesACMEFindingsAlone(t *testing.T) {
 	if len(leased[0].Open) != 0 {
 		t.Fatalf("the judge would close what it did not open: %+v", leased[0].Open)
 	}
-	if got := fmt.Sprint(w.findings(store.KindACMEInvalid)); got != "a.example open warning" {
+	if got := fmt.Sprint(w.findings(finding.KindACMEInvalid)); got != "a.example open warning" {
 		t.Fatalf("findings %q", got)
 	}
 }
@@ -326,11 +330,11 @@ func TestACMEFindingsAreTheirAccountsOnly(t *testing.T) {
 	if _, err := w.p.StoreACMEEvents(context.Background(), store.ACMEBatch{Key: other, IP: ip, Events: []store.ACMEEvent{valid}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := w.findings(store.KindACMEInvalid); got != "a.example open warning" {
+	if got := w.findings(finding.KindACMEInvalid); got != "a.example open warning" {
 		t.Fatalf("the first owner's finding: %q", got)
 	}
 	now := time.Now()
-	w.enterWarning("a.example", now.Add(-store.RenewalGrace-time.Hour))
+	w.enterWarning("a.example", now.Add(-acme.RenewalGrace-time.Hour))
 	w.checkRenewals(now)
 	rows, _ := w.sql.Query(context.Background(), `SELECT o.to_email || ' ' || i.kind FROM alert_items i JOIN outbox o ON o.id = i.outbox_id ORDER BY i.id`)
 	mailed, err := pgx.CollectRows(rows, pgx.RowTo[string])
@@ -345,7 +349,7 @@ func TestACMEFindingsAreTheirAccountsOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range second {
-		if f.Kind == store.KindACMEInvalid || strings.Contains(f.Detail, "p1@amp.test") {
+		if f.Kind == finding.KindACMEInvalid || strings.Contains(f.Detail, "p1@amp.test") {
 			t.Fatalf("the first owner's finding shows to the second: %+v", f)
 		}
 	}

@@ -1,11 +1,15 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package store
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keychest/keychest-lined/acme"
+	"github.com/keychest/keychest-lined/finding"
 )
 
 // notRenewingSQL finds, per account, the targets whose certificate is in
@@ -15,36 +19,35 @@ import (
 const notRenewingSQL = `
 SELECT t.id, t.name, k.account_id, f.severity, f.opened_at, max(d.order_at), min(d.proxy)
 FROM mon_targets t
-JOIN mon_findings f ON f.target_id = t.id AND f.kind = 'expiry' AND f.closed_at IS NULL AND f.account_id IS NULL
+JOIN mon_findings f ON f.target_id = t.id AND f.kind = $4 AND f.closed_at IS NULL AND f.account_id IS NULL
 JOIN acme_domains d ON d.name = t.name AND d.order_at IS NOT NULL
 JOIN api_keys k ON k.id = d.api_key_id AND k.account_id IS NOT NULL
 WHERE t.active AND t.port = $3 AND t.state IN ('warning', 'critical') AND f.opened_at <= $1::timestamptz - $2::interval
 GROUP BY t.id, t.name, k.account_id, f.severity, f.opened_at
 HAVING max(d.order_at) < f.opened_at`
 
-// CheckRenewals opens acme_not_renewing on the domains whose certificate
-// entered its warning window more than RenewalGrace ago with no ACME
-// order seen for them since, raises it with the expiry finding's
-// severity, and closes those no longer true (renewed, or the window left).
-// Each finding is the account's whose proxies saw the orders. Alerts are
-// queued as for the monitor's findings, to that account.
+// CheckRenewals gathers the domains whose certificate entered its warning
+// window more than acme.RenewalGrace ago with no ACME order seen for them
+// since, opens (or raises) on each the finding acme.NotRenewing says, and
+// closes those no longer true (renewed, or the window left). Each finding
+// is the account's whose proxies saw the orders. Alerts are queued as for
+// the monitor's findings, to that account.
 func (p *Postgres) CheckRenewals(ctx context.Context, now time.Time) ([]ACMEChange, error) {
 	var changes []ACMEChange
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		fw := &findingWriter{tx: tx, now: now, batch: p.alertBatch()}
-		rows, err := tx.Query(ctx, notRenewingSQL, now, RenewalGrace, acmePort)
+		rows, err := tx.Query(ctx, notRenewingSQL, now, acme.RenewalGrace, acme.Port, finding.KindExpiry)
 		if err != nil {
 			return err
 		}
 		type stale struct {
-			id, account          int64
-			name, severity       string
-			warnSince, lastOrder time.Time
-			proxy                string
+			id, account int64
+			name        string
+			acme.Unrenewed
 		}
 		due, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (stale, error) {
 			var s stale
-			err := r.Scan(&s.id, &s.name, &s.account, &s.severity, &s.warnSince, &s.lastOrder, &s.proxy)
+			err := r.Scan(&s.id, &s.name, &s.account, &s.Severity, &s.WarnSince, &s.LastOrder, &s.Proxy)
 			return s, err
 		})
 		if err != nil {
@@ -54,9 +57,7 @@ func (p *Postgres) CheckRenewals(ctx context.Context, now time.Time) ([]ACMEChan
 		for _, s := range due {
 			keep.targets, keep.accounts = append(keep.targets, s.id), append(keep.accounts, s.account)
 			fw.account = s.account
-			detail := fmt.Sprintf("the certificate is in its warning window since %s and no ACME order for it was seen since (last order %s, via %s): the renewal is not even being attempted",
-				s.warnSince.UTC().Format(time.DateTime), s.lastOrder.UTC().Format(time.DateTime), s.proxy)
-			if err := fw.open(ctx, s.id, s.name, Finding{Kind: KindACMENotRenewing, Severity: s.severity, Detail: detail}); err != nil {
+			if err := fw.open(ctx, s.id, s.name, acme.NotRenewing(s.Unrenewed)); err != nil {
 				return err
 			}
 		}
@@ -77,7 +78,7 @@ func (fw *findingWriter) closeStale(ctx context.Context, keep findingKeys) error
 	rows, err := fw.tx.Query(ctx, `SELECT t.id, t.name, f.account_id FROM mon_findings f JOIN mon_targets t ON t.id = f.target_id
 		WHERE f.kind = $1 AND f.closed_at IS NULL AND NOT EXISTS (
 			SELECT 1 FROM unnest($2::bigint[], $3::bigint[]) AS k(target_id, account_id)
-			WHERE k.target_id = f.target_id AND k.account_id = f.account_id)`, KindACMENotRenewing, keep.targets, keep.accounts)
+			WHERE k.target_id = f.target_id AND k.account_id = f.account_id)`, finding.KindACMENotRenewing, keep.targets, keep.accounts)
 	if err != nil {
 		return err
 	}
@@ -92,7 +93,7 @@ func (fw *findingWriter) closeStale(ctx context.Context, keep findingKeys) error
 	}
 	for _, g := range list {
 		fw.account = g.Account
-		if err := fw.close(ctx, g.ID, g.Name, []string{KindACMENotRenewing}, "the certificate left its warning window"); err != nil {
+		if err := fw.close(ctx, g.ID, g.Name, []string{finding.KindACMENotRenewing}, acme.WhyRenewed); err != nil {
 			return err
 		}
 	}

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package store
 
 import (
@@ -8,16 +10,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keychest/keychest-lined/acme"
+	"github.com/keychest/keychest-lined/finding"
 	"github.com/keychest/keychest-lined/internal/words"
 )
-
-// acmePort is the port of the targets ACME findings go on: the one a
-// certificate for a domain is served on unless told otherwise.
-const acmePort = 443
-
-// MaxACMEDetail is the longest detail of an ACME finding, in runes: it
-// carries a CA's or a proxy's words, kept to one line (words.Clean).
-const MaxACMEDetail = 300
 
 // findingWriter opens, changes and closes the ACME findings of one
 // account, outside the monitor, queueing their alert items (to that
@@ -53,9 +49,9 @@ func (fw *findingWriter) held(ctx context.Context, names []string) ([]string, er
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// openAll opens (or updates) a finding of kind on every name's target
-// that the account holds.
-func (fw *findingWriter) openAll(ctx context.Context, names []string, kind, severity, detail string) error {
+// openAll opens (or updates) f on every name's target that the account
+// holds.
+func (fw *findingWriter) openAll(ctx context.Context, names []string, f finding.Finding) error {
 	names, err := fw.held(ctx, names)
 	if err != nil {
 		return err
@@ -65,7 +61,7 @@ func (fw *findingWriter) openAll(ctx context.Context, names []string, kind, seve
 		if err != nil {
 			return err
 		}
-		if err := fw.open(ctx, id, name, Finding{Kind: kind, Severity: severity, Detail: detail}); err != nil {
+		if err := fw.open(ctx, id, name, f); err != nil {
 			return err
 		}
 	}
@@ -74,9 +70,9 @@ func (fw *findingWriter) openAll(ctx context.Context, names []string, kind, seve
 
 // open opens f on a target, or changes the open one when its severity or
 // detail differ, and queues the alert this calls for.
-func (fw *findingWriter) open(ctx context.Context, targetID int64, name string, f Finding) error {
-	v := Verdict{TargetID: targetID, CheckedAt: fw.now, Account: fw.account}
-	f.Detail = words.Clean(f.Detail, MaxACMEDetail)
+func (fw *findingWriter) open(ctx context.Context, targetID int64, name string, f finding.Finding) error {
+	v := finding.Verdict{TargetID: targetID, CheckedAt: fw.now, Account: fw.account}
+	f.Detail = words.Clean(f.Detail, acme.MaxDetail)
 	var sev, detail string
 	err := fw.tx.QueryRow(ctx, `SELECT severity, detail FROM mon_findings
 		WHERE target_id = $1 AND kind = $2 AND account_id = $3 AND closed_at IS NULL FOR UPDATE`,
@@ -90,28 +86,28 @@ func (fw *findingWriter) open(ctx context.Context, targetID int64, name string, 
 		if err != nil || tag.RowsAffected() == 0 {
 			return err // 0 rows: a concurrent transaction opened it
 		}
-		v.Open = []Finding{f}
+		v.Open = []finding.Finding{f}
 	case err != nil:
 		return err
 	case sev == f.Severity && detail == f.Detail:
 		return nil
 	default:
 		_, err := fw.tx.Exec(ctx, `UPDATE mon_findings SET detail = $3,
-				raised_at = CASE WHEN `+severityRankSQL("$4")+` > `+severityRankSQL("severity")+` THEN $5 ELSE raised_at END,
+				raised_at = CASE WHEN `+finding.RankSQL("$4")+` > `+finding.RankSQL("severity")+` THEN $5 ELSE raised_at END,
 				severity = $4
 			WHERE target_id = $1 AND kind = $2 AND account_id = $6 AND closed_at IS NULL`,
 			targetID, f.Kind, f.Detail, f.Severity, fw.now, fw.account)
 		if err != nil {
 			return err
 		}
-		v.Change = []Finding{f}
+		v.Change = []finding.Finding{f}
 	}
-	change := "opened"
+	change := finding.Opened
 	if v.Change != nil {
 		change = "changed"
 	}
 	fw.changes = append(fw.changes, ACMEChange{Target: targetName(name), Kind: f.Kind, Change: change, Severity: f.Severity, Detail: f.Detail})
-	return queueAlerts(ctx, fw.tx, []Verdict{v}, fw.batch)
+	return queueAlerts(ctx, fw.tx, []finding.Verdict{v}, fw.batch)
 }
 
 // closeAll closes the account's open findings of kinds on the target of
@@ -123,7 +119,7 @@ func (fw *findingWriter) closeAll(ctx context.Context, names []string, kinds []s
 	}
 	for _, name := range names {
 		var id int64
-		err := fw.tx.QueryRow(ctx, `SELECT id FROM mon_targets WHERE name = $1 AND port = $2`, name, acmePort).Scan(&id)
+		err := fw.tx.QueryRow(ctx, `SELECT id FROM mon_targets WHERE name = $1 AND port = $2`, name, acme.Port).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue
 		}
@@ -153,7 +149,7 @@ func (fw *findingWriter) close(ctx context.Context, targetID int64, name string,
 	for _, k := range closed {
 		fw.changes = append(fw.changes, ACMEChange{Target: targetName(name), Kind: k, Change: "closed", Detail: why})
 	}
-	return queueAlerts(ctx, fw.tx, []Verdict{{TargetID: targetID, CheckedAt: fw.now, Close: closed, Account: fw.account}}, fw.batch)
+	return queueAlerts(ctx, fw.tx, []finding.Verdict{{TargetID: targetID, CheckedAt: fw.now, Close: closed, Account: fw.account}}, fw.batch)
 }
 
 // ensureTarget returns the id of a name's target on port 443, creating
@@ -162,11 +158,11 @@ func (fw *findingWriter) close(ctx context.Context, targetID int64, name string,
 func ensureTarget(ctx context.Context, tx pgx.Tx, name string) (int64, error) {
 	var id int64
 	err := tx.QueryRow(ctx, `INSERT INTO mon_targets (name, port) VALUES ($1, $2)
-		ON CONFLICT (name, port) DO NOTHING RETURNING id`, name, acmePort).Scan(&id)
+		ON CONFLICT (name, port) DO NOTHING RETURNING id`, name, acme.Port).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) { // it exists: read it without locking the monitor out of it
-		err = tx.QueryRow(ctx, `SELECT id FROM mon_targets WHERE name = $1 AND port = $2`, name, acmePort).Scan(&id)
+		err = tx.QueryRow(ctx, `SELECT id FROM mon_targets WHERE name = $1 AND port = $2`, name, acme.Port).Scan(&id)
 	}
 	return id, err
 }
 
-func targetName(name string) string { return name + ":" + strconv.Itoa(acmePort) }
+func targetName(name string) string { return name + ":" + strconv.Itoa(acme.Port) }

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package store_test
 
 import (
@@ -14,8 +16,8 @@ import (
 
 // The adds' set statement must look a batch's rows up through indexes,
 // never scan the domains table: a scan per batch costs PostgreSQL more
-// with every domain stored (measured: 550 us of CPU per add at 20,000
-// domains, 1,300 us at 33,000; 90 us with index look-ups at any size).
+// with every domain stored, while index look-ups cost the same at any
+// size (docs/add-path.md has the figures).
 // PostgreSQL may plan an EXISTS in a select list as a hashed subplan,
 // which reads the whole table once per execution: with the EXISTS the
 // statement had, it did so for a batch of 512 adds. Checked here for

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package store
 
 import (
@@ -41,35 +43,6 @@ type QueuedMail struct {
 	Attempts  int       `json:"attempts"`
 	CreatedAt time.Time `json:"created_at"`
 	LastError string    `json:"last_error"` // why the last attempt failed; for a failed mail, why it was given up
-}
-
-// Admin is what the operator's command line needs.
-type Admin interface {
-	Accounts(ctx context.Context) ([]Account, error)
-	AccountDomains(ctx context.Context, email string) ([]Domain, error)
-	AccountKeys(ctx context.Context, email string) ([]Key, error)
-	// SetAccount confirms or blocks an account ("confirm" or "block").
-	// Confirming also approves every key that waits on the account.
-	SetAccount(ctx context.Context, email, action string) error
-	// RevokeKey revokes the one key whose prefix starts with prefix.
-	RevokeKey(ctx context.Context, prefix string) (Key, error)
-	// ApproveKey approves the one key whose prefix starts with prefix, as
-	// the approve link of its "new key" mail does.
-	ApproveKey(ctx context.Context, prefix string) (Key, error)
-	// Certs lists watched targets (of one account's domains when email
-	// is set), soonest expiry first.
-	Certs(ctx context.Context, email string) ([]CertStatus, error)
-	// Findings lists findings, newest first.
-	Findings(ctx context.Context, open bool, email string) ([]FindingRow, error)
-	// AlertMails lists recent alert mails and their outbox state.
-	AlertMails(ctx context.Context, email string) ([]AlertMail, error)
-	// DigestFor reads the digest an account would get now.
-	DigestFor(ctx context.Context, email string) (Digest, error)
-	// RotateAccountLinks revokes an account's page links.
-	RotateAccountLinks(ctx context.Context, email string) (int64, error)
-	// Mails lists the outbox, oldest first; only the mails failed for
-	// good if failedOnly.
-	Mails(ctx context.Context, failedOnly bool) ([]QueuedMail, error)
 }
 
 // Accounts lists every account, oldest first.

@@ -1,29 +1,20 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package store
 
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-)
 
-// AlertItem is one line of an alert mail: a finding that opened, rose to
-// a worse severity, or was resolved.
-type AlertItem struct {
-	Target   string    `json:"target"` // name:port
-	Kind     string    `json:"kind"`
-	Change   string    `json:"change"` // opened, raised or resolved
-	Severity string    `json:"severity"`
-	Detail   string    `json:"detail"`
-	Since    time.Time `json:"since"`
-	At       time.Time `json:"at"`
-}
+	"github.com/keychest/keychest-lined/finding"
+	"github.com/keychest/keychest-lined/names"
+)
 
 // LinkLifetime is how long the links an alert or digest mail carries
 // (account page, unsubscribe) work.
@@ -45,7 +36,7 @@ WHERE t.id = $1 AND ` + activeDomain + ` AND a.alerts_off_at IS NULL AND ($2::bi
 // The batches are taken in the order of their account, so that two
 // monitors writing for the same accounts never wait for each other in a
 // circle.
-func queueAlerts(ctx context.Context, tx pgx.Tx, vs []Verdict, batch time.Duration) error {
+func queueAlerts(ctx context.Context, tx pgx.Tx, vs []finding.Verdict, batch time.Duration) error {
 	var work []ownedItem
 	for _, v := range vs {
 		items, err := alertItems(ctx, tx, v)
@@ -66,13 +57,13 @@ func queueAlerts(ctx context.Context, tx pgx.Tx, vs []Verdict, batch time.Durati
 // ownedItem is an alert item for one owner.
 type ownedItem struct {
 	owner owner
-	item  AlertItem
+	item  finding.AlertItem
 	at    time.Time
 }
 
 // alertItems lists the items one verdict calls for, per owner.
-func alertItems(ctx context.Context, tx pgx.Tx, v Verdict) ([]ownedItem, error) {
-	changes := alertChanges(v)
+func alertItems(ctx context.Context, tx pgx.Tx, v finding.Verdict) ([]ownedItem, error) {
+	changes := finding.Changes(v)
 	if len(changes) == 0 {
 		return nil, nil
 	}
@@ -109,66 +100,35 @@ type owner struct {
 	Email string
 }
 
-// alertChange is a finding that changed, and how.
-type alertChange struct{ kind, change string }
-
-func alertChanges(v Verdict) []alertChange {
-	var out []alertChange
-	for _, f := range v.Open {
-		out = append(out, alertChange{f.Kind, "opened"})
-	}
-	for _, f := range v.Change {
-		out = append(out, alertChange{f.Kind, "raised"})
-	}
-	for _, k := range v.Close {
-		out = append(out, alertChange{k, "resolved"})
-	}
-	return out
-}
-
-// findingItem reads the finding a change is about and decides whether it
-// is mailed: opened always; raised only above the severity last mailed;
-// resolved only if it was ever mailed. It records what is mailed.
-func findingItem(ctx context.Context, tx pgx.Tx, v Verdict, c alertChange, target string) (AlertItem, bool, error) {
-	item := AlertItem{Target: target, Kind: c.kind, Change: c.change, At: v.CheckedAt}
+// findingItem reads the finding a change is about and asks
+// finding.Mailed whether it is mailed. It records what is mailed.
+func findingItem(ctx context.Context, tx pgx.Tx, v finding.Verdict, c finding.Change, target string) (finding.AlertItem, bool, error) {
+	item := finding.AlertItem{Target: target, Kind: c.Kind, Change: c.How, At: v.CheckedAt}
 	var id int64
-	var mailed *string
-	err := tx.QueryRow(ctx, `SELECT id, severity, detail, opened_at, mailed_severity FROM mon_findings
+	var mailed string
+	err := tx.QueryRow(ctx, `SELECT id, severity, detail, opened_at, coalesce(mailed_severity, '') FROM mon_findings
 		WHERE target_id = $1 AND kind = $2 AND account_id IS NOT DISTINCT FROM nullif($3::bigint, 0)
 		ORDER BY closed_at IS NULL DESC, id DESC LIMIT 1`,
-		v.TargetID, c.kind, v.Account).Scan(&id, &item.Severity, &item.Detail, &item.Since, &mailed)
+		v.TargetID, c.Kind, v.Account).Scan(&id, &item.Severity, &item.Detail, &item.Since, &mailed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return item, false, nil
 	}
 	if err != nil {
 		return item, false, err
 	}
-	switch c.change {
-	case "raised":
-		if mailed != nil && rank(item.Severity) <= rank(*mailed) {
-			return item, false, nil
-		}
-		if mailed == nil {
-			item.Change = "opened"
-		}
-	case "resolved":
-		if mailed == nil {
-			return item, false, nil
-		}
+	var mail bool
+	if item.Change, mail = finding.Mailed(c.How, item.Severity, mailed); !mail {
+		return item, false, nil
 	}
 	_, err = tx.Exec(ctx, `UPDATE mon_findings SET mailed_severity = severity WHERE id = $1`, id)
 	return item, true, err
-}
-
-func rank(severity string) int {
-	return map[string]int{"warning": 1, "critical": 2, "expired": 3}[severity]
 }
 
 // addToBatch puts an item into the account's open alert batch, opening
 // one (due batch from now, with fresh links) if there is none. The batch
 // is found by its dedup key, so two monitors, or a restart, never open a
 // second one; a batch being sent has given its key up already.
-func addToBatch(ctx context.Context, tx pgx.Tx, o owner, item AlertItem, now time.Time, batch time.Duration) error {
+func addToBatch(ctx context.Context, tx pgx.Tx, o owner, item finding.AlertItem, now time.Time, batch time.Duration) error {
 	key := fmt.Sprintf("alert:%d:open", o.ID)
 	var id int64
 	for id == 0 {
@@ -200,7 +160,7 @@ func openBatch(ctx context.Context, tx pgx.Tx, o owner, key string, due time.Tim
 // queueLinkedMail inserts a mail for an account, unless one with its
 // dedup key exists, with fresh account-page and unsubscribe links.
 func queueLinkedMail(ctx context.Context, tx pgx.Tx, o owner, kind, key string, due time.Time, unsubscribe string) (int64, error) {
-	page, unsub := randomToken(), randomToken()
+	page, unsub := names.NewToken(), names.NewToken()
 	var id int64
 	err := tx.QueryRow(ctx, `INSERT INTO outbox (kind, to_email, subject, body, account_id, dedup_key, next_try_at, link_tokens)
 		VALUES ($1, $2, '', '', $3, $4, $5, $6) ON CONFLICT (dedup_key) DO NOTHING RETURNING id`,
@@ -218,15 +178,6 @@ func queueLinkedMail(ctx context.Context, tx pgx.Tx, o owner, kind, key string, 
 	_, err = tx.Exec(ctx, `INSERT INTO tokens (hash, action, account_id, expires_at) VALUES ($1, $2, $3, now() + $4::interval)`,
 		unsubHash[:], unsubscribe, o.ID, LinkLifetime)
 	return id, err
-}
-
-// randomToken is 256 random bits, URL-safe.
-func randomToken() string {
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		panic("crypto/rand failed: " + err.Error())
-	}
-	return base64.RawURLEncoding.EncodeToString(raw[:])
 }
 
 // AlertMail is one alert mail as the operator sees it.

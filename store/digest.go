@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package store
 
 import (
@@ -6,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keychest/keychest-lined/finding"
 )
 
 // Digest is an account's week: every domain's certificate, and what
@@ -86,23 +90,17 @@ func (p *Postgres) DigestFor(ctx context.Context, email string) (Digest, error) 
 	return d, classify(err)
 }
 
-// DigestWeek names the week of a digest moment ("2026-W48").
-func DigestWeek(t time.Time) string {
-	y, w := t.UTC().ISOWeek()
-	return fmt.Sprintf("%d-W%02d", y, w)
-}
-
 // QueueDigests queues this week's digest for every confirmed, unblocked
 // account that has active domains and has not turned the digest off, once
-// the week's digest moment has passed. The dedup key (account and week)
+// the week's digest moment (finding.DigestMoment) has passed. The dedup key (account and week)
 // makes it once a week whatever number of monitors run. It reports how
 // many it queued.
 func (p *Postgres) QueueDigests(ctx context.Context, now time.Time, weekday time.Weekday, hour int) (int, error) {
-	moment := DigestMoment(now, weekday, hour)
+	moment := finding.DigestMoment(now, weekday, hour)
 	if now.Before(moment) {
 		return 0, nil
 	}
-	week := DigestWeek(moment)
+	week := finding.DigestWeek(moment)
 	queued := 0
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		queued = 0
@@ -129,12 +127,4 @@ func (p *Postgres) QueueDigests(ctx context.Context, now time.Time, weekday time
 		return nil
 	})
 	return queued, classify(err)
-}
-
-// DigestMoment is this week's (Monday-based) digest day and hour, UTC.
-func DigestMoment(now time.Time, weekday time.Weekday, hour int) time.Time {
-	now = now.UTC()
-	monday := now.AddDate(0, 0, -((int(now.Weekday()) + 6) % 7))
-	day := monday.AddDate(0, 0, (int(weekday)+6)%7)
-	return time.Date(day.Year(), day.Month(), day.Day(), hour, 0, 0, 0, time.UTC)
 }

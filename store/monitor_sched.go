@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package store
 
 import (
@@ -6,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keychest/keychest-lined/finding"
 )
 
 // activeDomain is the condition under which a domain is watched: its
@@ -76,8 +80,8 @@ RETURNING t.id, t.name, t.port, t.active, coalesce(t.last_checked_at, 'epoch'), 
 
 // Lease gives owner up to n due targets until until, with what the judge
 // needs of their past.
-func (p *Postgres) Lease(ctx context.Context, owner string, now, until time.Time, n int) ([]MonTarget, error) {
-	var out []MonTarget
+func (p *Postgres) Lease(ctx context.Context, owner string, now, until time.Time, n int) ([]finding.Target, error) {
+	var out []finding.Target
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, leaseSQL, now, owner, until, n)
 		if err != nil {
@@ -85,7 +89,7 @@ func (p *Postgres) Lease(ctx context.Context, owner string, now, until time.Time
 		}
 		out = nil
 		for rows.Next() {
-			var t MonTarget
+			var t finding.Target
 			var active bool
 			if err := rows.Scan(&t.ID, &t.Name, &t.Port, &active, &t.LastChecked, &t.Failures, &t.Suspects, &t.CertSeen); err != nil {
 				return err
@@ -109,15 +113,15 @@ func (p *Postgres) Lease(ctx context.Context, owner string, now, until time.Time
 }
 
 // loadPast fills in the current observations and open findings of targets.
-func loadPast(ctx context.Context, tx pgx.Tx, targets []MonTarget) error {
+func loadPast(ctx context.Context, tx pgx.Tx, targets []finding.Target) error {
 	if len(targets) == 0 {
 		return nil
 	}
 	ids := make([]int64, len(targets))
-	byID := make(map[int64]*MonTarget, len(targets))
+	byID := make(map[int64]*finding.Target, len(targets))
 	for i := range targets {
 		ids[i] = targets[i].ID
-		targets[i].Served, targets[i].Open = map[netip.Addr]Served{}, map[string]OpenFinding{}
+		targets[i].Served, targets[i].Open = map[netip.Addr]finding.Served{}, map[string]finding.OpenFinding{}
 		byID[targets[i].ID] = &targets[i]
 	}
 	rows, err := tx.Query(ctx, `SELECT o.target_id, o.address, o.fingerprint, coalesce(o.error_class, ''),
@@ -129,7 +133,7 @@ func loadPast(ctx context.Context, tx pgx.Tx, targets []MonTarget) error {
 	}
 	var id int64
 	var addr netip.Addr
-	var s Served
+	var s finding.Served
 	if _, err := pgx.ForEachRow(rows, []any{&id, &addr, &s.Fingerprint, &s.ErrorClass, &s.NotBefore, &s.NotAfter}, func() error {
 		byID[id].Served[addr] = s
 		return nil
@@ -141,7 +145,7 @@ func loadPast(ctx context.Context, tx pgx.Tx, targets []MonTarget) error {
 	if err != nil {
 		return err
 	}
-	var f OpenFinding
+	var f finding.OpenFinding
 	_, err = pgx.ForEachRow(rows, []any{&id, &f.Kind, &f.Severity, &f.Detail, &f.OpenedAt}, func() error {
 		byID[id].Open[f.Kind] = f
 		return nil

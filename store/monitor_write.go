@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package store
 
 import (
@@ -8,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keychest/keychest-lined/finding"
 )
 
 // writeTargetSQL records a probe on its target, only while owner still
@@ -29,7 +33,7 @@ RETURNING old.last_checked_at`
 // account for alertBatch. It reports which verdicts were written; a
 // verdict whose lease ran out is dropped whole, since another monitor
 // owns the target.
-func (p *Postgres) WriteBack(ctx context.Context, owner string, vs []Verdict, alertBatch time.Duration) ([]bool, error) {
+func (p *Postgres) WriteBack(ctx context.Context, owner string, vs []finding.Verdict, alertBatch time.Duration) ([]bool, error) {
 	held := make([]bool, len(vs))
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		clear(held)
@@ -66,7 +70,7 @@ func (p *Postgres) WriteBack(ctx context.Context, owner string, vs []Verdict, al
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
-		var written []Verdict
+		var written []finding.Verdict
 		for i, v := range vs {
 			if held[i] {
 				written = append(written, v)
@@ -86,9 +90,9 @@ func (p *Postgres) WriteBack(ctx context.Context, owner string, vs []Verdict, al
 // queueCerts inserts the certificates the written verdicts refer to, each
 // once and in fingerprint order, so that two monitors meeting the same new
 // certificates never wait for each other in a circle.
-func queueCerts(b *pgx.Batch, vs []Verdict, held []bool) {
+func queueCerts(b *pgx.Batch, vs []finding.Verdict, held []bool) {
 	seen := map[[32]byte]time.Time{}
-	var certs []CertInfo
+	var certs []finding.CertInfo
 	for i, v := range vs {
 		for _, c := range v.Certs {
 			if _, ok := seen[c.Fingerprint]; held[i] && !ok {
@@ -97,7 +101,7 @@ func queueCerts(b *pgx.Batch, vs []Verdict, held []bool) {
 			}
 		}
 	}
-	slices.SortFunc(certs, func(a, b CertInfo) int { return bytes.Compare(a.Fingerprint[:], b.Fingerprint[:]) })
+	slices.SortFunc(certs, func(a, b finding.CertInfo) int { return bytes.Compare(a.Fingerprint[:], b.Fingerprint[:]) })
 	for _, c := range certs {
 		b.Queue(`INSERT INTO mon_certs (fingerprint, subject, issuer, issuer_cn, serial, sans, not_before, not_after,
 				key_type, key_bits, sig_alg, first_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
@@ -109,7 +113,7 @@ func queueCerts(b *pgx.Batch, vs []Verdict, held []bool) {
 
 // queueHistory adds the rows a verdict changes besides its target's (its
 // certificates come first, from queueCerts).
-func queueHistory(b *pgx.Batch, v Verdict, prevChecked *time.Time) {
+func queueHistory(b *pgx.Batch, v finding.Verdict, prevChecked *time.Time) {
 	const endSQL = `UPDATE mon_observations SET ended_at = $3, last_checked_at = $4
 		WHERE target_id = $1 AND address = $2 AND ended_at IS NULL`
 	for _, o := range v.Observe {
@@ -127,7 +131,7 @@ func queueHistory(b *pgx.Batch, v Verdict, prevChecked *time.Time) {
 	}
 	for _, f := range v.Change {
 		b.Queue(`UPDATE mon_findings SET detail = $4,
-				raised_at = CASE WHEN `+severityRankSQL("$3")+` > `+severityRankSQL("severity")+` THEN $5 ELSE raised_at END,
+				raised_at = CASE WHEN `+finding.RankSQL("$3")+` > `+finding.RankSQL("severity")+` THEN $5 ELSE raised_at END,
 				severity = $3
 			WHERE target_id = $1 AND kind = $2 AND closed_at IS NULL`, v.TargetID, f.Kind, f.Severity, f.Detail, v.CheckedAt)
 	}
@@ -139,11 +143,6 @@ func queueHistory(b *pgx.Batch, v Verdict, prevChecked *time.Time) {
 		b.Queue(`INSERT INTO mon_events (target_id, at, kind, detail) VALUES ($1, $2, $3, $4)`,
 			v.TargetID, v.CheckedAt, e.Kind, e.Detail)
 	}
-}
-
-// severityRankSQL orders severities in SQL as the monitor does.
-func severityRankSQL(expr string) string {
-	return `(CASE ` + expr + `::text WHEN 'warning' THEN 1 WHEN 'critical' THEN 2 WHEN 'expired' THEN 3 ELSE 0 END)`
 }
 
 // Housekeep deletes what is older than the history kept: targets no

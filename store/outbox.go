@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package store
 
 import (
@@ -6,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keychest/keychest-lined/finding"
 )
 
 // Mail is one queued mail.
@@ -21,10 +25,10 @@ type Mail struct {
 	// before migration 011): the raw link tokens by name, and what the mail
 	// reports. The composer fills in Subject, Body and ListUnsubscribe.
 	Tokens          map[string]string
-	Claim           *ClaimMail  // confirm, new_key: the claim's facts
-	Items           []AlertItem // alert: the findings, in the order they came
-	Digest          *Digest     // digest: the account's week
-	ListUnsubscribe string      // the List-Unsubscribe link, if any
+	Claim           *ClaimMail          // confirm, new_key: the claim's facts
+	Items           []finding.AlertItem // alert: the findings, in the order they came
+	Digest          *Digest             // digest: the account's week
+	ListUnsubscribe string              // the List-Unsubscribe link, if any
 }
 
 // Attempt is what became of one try at a mail.
@@ -34,15 +38,10 @@ type Attempt struct {
 	RetryIn time.Duration // with Err and not Failed: when to try again
 }
 
-// Outbox is what the mail sender needs.
-type Outbox interface {
-	// SendNext takes the oldest mail that is due, calls send with it, and
-	// records what send reports: sent, failed for good, or due again
-	// later. It reports false when no mail was due.
-	SendNext(ctx context.Context, send func(Mail) Attempt) (bool, error)
-}
-
-// SendNext holds the mail's row lock while send runs, so that servers
+// SendNext takes the oldest mail that is due, calls send with it, and
+// records what send reports: sent, failed for good, or due again later
+// (mailer.Outbox). It reports false when no mail was due.
+// It holds the mail's row lock while send runs, so that servers
 // sharing the database never send one mail twice; SKIP LOCKED lets them
 // send different mails side by side. A mail sent or failed for good loses
 // its link tokens in the transaction that records it.
@@ -110,7 +109,7 @@ func loadContent(ctx context.Context, tx pgx.Tx, m *Mail, account *int64) error 
 		if err != nil {
 			return err
 		}
-		m.Items, err = pgx.CollectRows(rows, pgx.RowToStructByPos[AlertItem])
+		m.Items, err = pgx.CollectRows(rows, pgx.RowToStructByPos[finding.AlertItem])
 		return err
 	case m.Kind == "digest" && account != nil:
 		d, err := digestOf(ctx, tx, *account, m.Age)

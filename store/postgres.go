@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package store
 
 import (
@@ -22,17 +24,24 @@ type Postgres struct {
 	writes *groupCommitter
 	stop   chan struct{} // closed by Close: ends the sweep of rate_buckets
 
-	// AlertBatch is how long the alert mail of findings raised outside
-	// the monitor (from ACME events) gathers; 0: DefaultAlertBatch.
-	AlertBatch time.Duration
+	// alertBatchSet is how long the alert mail of findings raised outside
+	// the monitor (from ACME events) gathers; 0: finding.DefaultAlertBatch.
+	alertBatchSet time.Duration
 }
+
+// Option is a setting of Open.
+type Option func(*Postgres)
+
+// WithAlertBatch sets how long the alert mail of findings raised outside
+// the monitor (from ACME events and the renewal check) gathers; 0 or
+// unset: finding.DefaultAlertBatch.
+func WithAlertBatch(d time.Duration) Option { return func(p *Postgres) { p.alertBatchSet = d } }
 
 // Group commit: batch writers, and the most commands in one transaction.
 // One writer: while its batch is in PostgreSQL the next one gathers, so a
 // batch grows with the time a round trip takes, by itself. A second writer
 // halves the batches for no more throughput on the bench, and costs
-// PostgreSQL more CPU per write (measured at C=64: 70 us per add with one
-// writer, 102 us with two, 120 us with four; docs/add-path.md).
+// PostgreSQL more CPU per write (docs/add-path.md has the figures).
 const (
 	batchWriters = 1
 	maxBatch     = 512
@@ -41,7 +50,7 @@ const (
 // Open connects a pool of at most maxConns connections to databaseURL.
 // It does not wait for the database: a database that is down at start is
 // reported by the first command as ErrUnavailable.
-func Open(ctx context.Context, databaseURL string, maxConns int) (*Postgres, error) {
+func Open(ctx context.Context, databaseURL string, maxConns int, opts ...Option) (*Postgres, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, err
@@ -52,6 +61,9 @@ func Open(ctx context.Context, databaseURL string, maxConns int) (*Postgres, err
 		return nil, err
 	}
 	p := &Postgres{pool: pool, writes: newGroupCommitter(pool, batchWriters, maxBatch), stop: make(chan struct{})}
+	for _, o := range opts {
+		o(p)
+	}
 	go p.sweepLimits(10*time.Minute, p.stop)
 	return p, nil
 }

@@ -1,11 +1,13 @@
-// Package store keeps accounts, API keys and domains in PostgreSQL.
-// It knows SQL and nothing of sockets or the line protocol.
+// SPDX-License-Identifier: Apache-2.0
+
 package store
 
 import (
 	"context"
 	"net/netip"
 	"time"
+
+	"github.com/keychest/keychest-lined/names"
 )
 
 // Store is what the line commands need from storage. Every method that
@@ -39,11 +41,8 @@ type AddStarter interface {
 }
 
 // KeyRef identifies an API key by its SHA-256 hash; Prefix is the short,
-// loggable start of the key.
-type KeyRef struct {
-	Hash   [32]byte
-	Prefix string
-}
+// loggable start of the key (names.HashAPIKey makes one).
+type KeyRef = names.KeyRef
 
 // NewKey is a key issued by "command apikey".
 type NewKey struct {
@@ -162,12 +161,10 @@ type KeyStatus struct {
 	Problems  int // domains of the key whose target has an open finding
 }
 
-// MaxDomainName is the longest stored domain name, a wildcard's "*."
-// included: DNS's 253 characters of a name in text form. It is the one
-// length rule: the normaliser (handlers.ParseDomain) refuses longer names,
-// and the schema's CHECK domains_name_check holds the same number
+// MaxDomainName is names.MaxDomainName, the one length rule of a domain
+// name: the schema's CHECK domains_name_check holds the same number
 // (TestDomainNameRule proves they agree).
-const MaxDomainName = 253
+const MaxDomainName = names.MaxDomainName
 
 // TokenLifetime is how long the links in a mail work.
 const TokenLifetime = 7 * 24 * time.Hour

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package store
 
 import (
@@ -17,17 +19,6 @@ type TokenInfo struct {
 	Domains    int    // domains the account holds
 	KeyDomains int    // domains the claim's key holds
 	ExpiresAt  time.Time
-}
-
-// Tokens is what the web pages need: look a link up, and use it.
-type Tokens interface {
-	// LookupToken reports what a link for action does, without using it.
-	LookupToken(ctx context.Context, action, raw string) (TokenInfo, error)
-	// UseToken marks a link for action used and does what it stands for,
-	// in one transaction. A link works once, within TokenLifetime.
-	UseToken(ctx context.Context, action, raw string, ip netip.Addr) (TokenInfo, error)
-	// Ping checks that the database answers.
-	Ping(ctx context.Context) error
 }
 
 const tokenSQL = `SELECT t.id, t.action, a.id, a.email, coalesce(k.key_prefix, ''), t.api_key_id,

@@ -1,7 +1,8 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package web
 
 import (
-	"context"
 	_ "embed"
 	"encoding/hex"
 	"errors"
@@ -23,22 +24,9 @@ var accountHTML string
 
 var accountTemplate = template.Must(template.New("account").Parse(accountHTML))
 
-// accountPages is what the account page needs of the storage.
-type accountPages interface {
-	AccountPage(ctx context.Context, raw string) (store.AccountView, error)
-}
-
-// mountAccount adds GET /account/{token} when the storage has account
-// pages. The page is read-only: a GET changes nothing.
-func mountAccount(mux *http.ServeMux, tokens store.Tokens, log zerolog.Logger) {
-	if pages, ok := tokens.(accountPages); ok {
-		mux.Handle("GET /account/{token}", accountPage{pages: pages, log: log})
-	}
-}
-
 // accountPage serves the page of every certificate of one account.
 type accountPage struct {
-	pages accountPages
+	pages Accounts
 	log   zerolog.Logger
 }
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package web
 
 import (
@@ -63,7 +65,7 @@ func TestAccountPageInBrowser(t *testing.T) {
 		t.Fatal("chromium is not installed: run the tests with 'make test' (scripts/deps.sh test installs it)")
 	}
 	pages := &fakePages{view: pageFixture(time.Now())}
-	srv := httptest.NewServer(New(pages, NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), zerolog.Nop()))
+	srv := httptest.NewServer(New(Deps{Tokens: pages, Accounts: pages, Metrics: NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), Log: zerolog.Nop()}))
 	defer srv.Close()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,
 		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),

@@ -1,8 +1,9 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package web
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/keychest/keychest-lined/internal/logcode"
+	"github.com/keychest/keychest-lined/names"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -33,34 +35,18 @@ type ACMELimits struct {
 	MaxNames         int // DNS names per request, summed over its events; past it: 413 (KEYCHEST_ACME_MAX_NAMES)
 	RowsPerKeyHour   int // rows (an event, and each name it gives) a key may post per hour; past it: 429 (0: no limit)
 	MaxDomainsPerKey int // domains issued orders may add to a key (KEYCHEST_MAX_DOMAINS_PER_KEY; 0: no limit)
-	// Agent holds the agent API's settings (web/agent.go); its zero
-	// fields take DefaultAgentLimits'.
-	Agent AgentLimits
 }
 
 // DefaultACMELimits are the settings' defaults.
 var DefaultACMELimits = ACMELimits{MaxEvents: 1000, MaxNames: 5000, RowsPerKeyHour: 50000, MaxDomainsPerKey: 1000}
 
-// acmeStore is what the ingestion of ACME events needs.
-type acmeStore interface {
-	store.ACMEEvents
-	KeyStatus(ctx context.Context, k store.KeyRef) (store.KeyStatus, error)
-}
-
 // acmeEvents serves POST /api/v1/acme/events: JSON lines from keychest-amp,
 // authenticated by the proxy's API key as a bearer token.
 type acmeEvents struct {
-	st      acmeStore
+	st      ACMEStore
 	log     zerolog.Logger
 	limits  ACMELimits
 	proxies []netip.Prefix
-}
-
-// mountACME adds the events endpoint when the storage keeps ACME events.
-func mountACME(mux *http.ServeMux, tokens store.Tokens, log zerolog.Logger, limits ACMELimits, proxies []netip.Prefix) {
-	if st, ok := tokens.(acmeStore); ok {
-		mux.Handle("POST /api/v1/acme/events", &acmeEvents{st: st, log: log, limits: limits, proxies: proxies})
-	}
 }
 
 func (h *acmeEvents) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -109,12 +95,13 @@ const notAllowed = "only a claimed API key of a confirmed account may post ACME 
 // does a key that is not claimed or whose account is not confirmed.
 func (h *acmeEvents) authenticate(w http.ResponseWriter, r *http.Request, ip netip.Addr) (store.KeyRef, bool) {
 	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || len(raw) < 16 || len(raw) > 64 || strings.Trim(raw, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != "" {
+	ref, err := names.ParseAPIKey(raw)
+	if !ok || err != nil {
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		http.Error(w, "an API key is required: Authorization: Bearer <key>", http.StatusUnauthorized)
 		return store.KeyRef{}, false
 	}
-	key := store.KeyRef{Hash: sha256.Sum256([]byte(raw)), Prefix: raw[:8]}
+	key := ref
 	st, err := h.st.KeyStatus(r.Context(), key)
 	switch {
 	case errors.Is(err, store.ErrUnknownKey) || err == nil && st.Revoked:

@@ -1,17 +1,18 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package web
 
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
-	"github.com/keychest/keychest-lined/handlers"
+	"github.com/keychest/keychest-lined/acme"
+	"github.com/keychest/keychest-lined/names"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -42,9 +43,10 @@ func (h *acmeEvents) parse(w http.ResponseWriter, r *http.Request) ([]store.ACME
 	}
 	cost, names := 0, 0
 	for i := range events {
-		names += len(store.EventNames(events[i]))
-		cost += store.ACMERows(events[i])
-		events[i].Issued = issuedDomains(events[i])
+		f := acme.Read(events[i].Event, time.Time{})
+		names += len(f.Names)
+		cost += f.Rows()
+		events[i].Issued = issuedDomains(f)
 	}
 	if h.limits.MaxNames > 0 && names > h.limits.MaxNames {
 		return nil, 0, tooLarge{fmt.Sprintf("the batch names %d DNS names, more than %d: send fewer events at once", names, h.limits.MaxNames)}
@@ -54,27 +56,10 @@ func (h *acmeEvents) parse(w http.ResponseWriter, r *http.Request) ([]store.ACME
 
 // issuedDomains are the DNS identifiers of an order that is valid, as
 // domains on port 443 to add (a value that is not a bare name is left out).
-func issuedDomains(e store.ACMEEvent) []store.NewDomain {
-	if e.Msg != "order" && e.Msg != "final" && e.Msg != "new-order" {
-		return nil
-	}
-	var p struct {
-		Status      string `json:"status"`
-		Identifiers []struct{ Type, Value string }
-		Domains     []struct{ Type, Value string }
-	}
-	if json.Unmarshal(e.Params, &p) != nil || p.Status != "valid" {
-		return nil
-	}
+func issuedDomains(f acme.Facts) []store.NewDomain {
 	var out []store.NewDomain
-	for _, id := range append(p.Identifiers, p.Domains...) {
-		// RFC 8555 section 9.7.7: a "dns" identifier's value is a bare
-		// domain name. One with a port, scheme or path is not a name an
-		// ACME server issued for, and would register another port.
-		if id.Type != "dns" || strings.ContainsAny(id.Value, ":/") {
-			continue
-		}
-		if d, err := handlers.ParseDomain(id.Value); err == nil {
+	for _, name := range f.Issued() {
+		if d, err := names.ParseDomain(name); err == nil {
 			out = append(out, store.NewDomain{Name: d.Name, Port: d.Port, Wildcard: d.Wildcard})
 		}
 	}
@@ -92,26 +77,14 @@ func parseEvents(r io.Reader, maxEvents int) ([]store.ACMEEvent, error) {
 		if len(line) == 0 {
 			continue
 		}
-		var env struct {
-			Msg    string          `json:"msg"`
-			Params json.RawMessage `json:"params"`
-			Time   string          `json:"time"`
-			Proxy  string          `json:"proxy"`
-			ID     int64           `json:"id"`
-		}
-		if err := json.Unmarshal(line, &env); err != nil {
-			return nil, fmt.Errorf("line %d: not JSON: %v", n, err)
-		}
-		if env.Proxy == "" || len(env.Proxy) > 254 || env.ID <= 0 || env.Msg == "" || len(env.Msg) > 32 ||
-			len(env.Params) == 0 || env.Params[0] != '{' {
-			return nil, fmt.Errorf("line %d: proxy, a positive id, msg and a params object are required", n)
+		e, err := acme.ParseLine(line)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %v", n, err)
 		}
 		if maxEvents > 0 && len(out) == maxEvents {
 			return nil, tooLarge{fmt.Sprintf("more than %d events in one batch: send fewer at once", maxEvents)}
 		}
-		t, _ := time.Parse("2006-01-02 15:04:05", env.Time)
-		out = append(out, store.ACMEEvent{Proxy: env.Proxy, ID: env.ID, Msg: env.Msg, Time: t, Params: env.Params,
-			Envelope: append(json.RawMessage(nil), line...)})
+		out = append(out, store.ACMEEvent{Event: e})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err

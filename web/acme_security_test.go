@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package web
 
 import (
@@ -56,7 +58,7 @@ func newACMEWorld(t *testing.T, limits ...ACMELimits) *acmeWorld {
 	if len(limits) > 0 {
 		lim = limits[0]
 	}
-	w.h = NewWithACME(db, NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), zerolog.Nop(), lim)
+	w.h = New(Deps{Tokens: db, Accounts: db, ACME: db, ACMELimits: lim, Metrics: NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), Log: zerolog.Nop()})
 	return w
 }
 
@@ -330,8 +332,8 @@ func (w *acmeWorld) waitFor(sql string, ok func(int) bool) {
 func TestACMERecordsTheClientAddress(t *testing.T) {
 	w := newACMEWorld(t)
 	w.owners()
-	w.h = NewWithACME(w.db, NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), zerolog.Nop(), DefaultACMELimits,
-		netip.MustParsePrefix("127.0.0.0/8"))
+	w.h = New(Deps{Tokens: w.db, Accounts: w.db, ACME: w.db, ACMELimits: DefaultACMELimits, Metrics: NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), Log: zerolog.Nop(),
+		Proxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	send := func(peer, forwarded string, id int) {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest("POST", "/api/v1/acme/events", strings.NewReader(event(proxyA, id, "chall", `{"status":"pending"}`)))

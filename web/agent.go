@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package web
 
 import (
@@ -50,11 +52,19 @@ func (l AgentLimits) orDefaults() AgentLimits {
 	return d
 }
 
+// AgentStore is what the agent API needs of the storage: the agents,
+// their jobs and the targets behind their sites.
+type AgentStore interface {
+	store.Agents
+	store.AgentJobs
+	store.SiteTargets
+}
+
 // agentAPI serves /api/v1/agent/: registration, heartbeats, claim codes
 // and logs. Every call but register is authenticated by the agent's own
 // key as a bearer token, which no line command accepts.
 type agentAPI struct {
-	st      store.Agents
+	st      AgentStore
 	log     zerolog.Logger
 	limits  AgentLimits
 	proxies []netip.Prefix
@@ -63,18 +73,17 @@ type agentAPI struct {
 // agentTimeout bounds one call's database work.
 const agentTimeout = 20 * time.Second
 
-// mountAgent adds the agent API when the storage keeps agents.
-func mountAgent(mux *http.ServeMux, tokens store.Tokens, log zerolog.Logger, limits AgentLimits, proxies []netip.Prefix) {
-	st, ok := tokens.(store.Agents)
-	if !ok {
+// mountAgent adds the agent API when d gives its store.
+func mountAgent(mux *http.ServeMux, d Deps) {
+	if d.Agents == nil {
 		return
 	}
-	h := &agentAPI{st: st, log: log, limits: limits, proxies: proxies}
+	h := &agentAPI{st: d.Agents, log: d.Log, limits: d.AgentLimits.orDefaults(), proxies: d.Proxies}
 	mux.HandleFunc("POST "+agent.PathRegister, h.register)
 	mux.HandleFunc("POST "+agent.PathHeartbeat, h.heartbeat)
 	mux.HandleFunc("POST "+agent.PathClaimCode, h.claimCode)
 	mux.HandleFunc("POST "+agent.PathLogs, h.logs)
-	mountAgentJobs(mux, h, tokens)
+	mountAgentJobs(mux, h)
 }
 
 func (h *agentAPI) register(w http.ResponseWriter, r *http.Request) {

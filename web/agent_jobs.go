@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package web
 
 import (
@@ -33,20 +35,12 @@ const (
 // relay runs the monitor's probe through it and writes the result.
 type agentJobs struct {
 	*agentAPI
-	jobs    store.AgentJobs
-	targets store.SiteTargets // nil: no targets behind sites
-	prober  *monitor.TLSProber
+	prober *monitor.TLSProber
 }
 
-// mountAgentJobs adds the job calls when the storage keeps jobs.
-func mountAgentJobs(mux *http.ServeMux, api *agentAPI, tokens store.Tokens) {
-	jobs, ok := tokens.(store.AgentJobs)
-	if !ok {
-		return
-	}
-	targets, _ := tokens.(store.SiteTargets)
-	h := &agentJobs{agentAPI: api, jobs: jobs, targets: targets,
-		prober: &monitor.TLSProber{Now: time.Now, HandshakeTimeout: monitor.DefaultHandshakeTimeout}}
+// mountAgentJobs adds the job calls.
+func mountAgentJobs(mux *http.ServeMux, api *agentAPI) {
+	h := &agentJobs{agentAPI: api, prober: &monitor.TLSProber{Now: time.Now, HandshakeTimeout: monitor.DefaultHandshakeTimeout}}
 	mux.HandleFunc("POST "+agent.PathJobs, h.take)
 	mux.HandleFunc("POST "+agent.PathJobResult, h.result)
 	mux.HandleFunc("POST "+agent.PathRelay, h.relay)
@@ -90,12 +84,10 @@ func (h *agentJobs) take(w http.ResponseWriter, r *http.Request) {
 
 // queueAndTake queues the due targets of the agent's site, then takes jobs.
 func (h *agentJobs) queueAndTake(ctx context.Context, ref store.KeyRef, hashes [][32]byte) ([]store.AgentJob, error) {
-	if h.targets != nil {
-		if _, err := h.targets.QueueDueJobs(ctx, ref, h.limits.JobTTL); err != nil {
-			return nil, err
-		}
+	if _, err := h.st.QueueDueJobs(ctx, ref, h.limits.JobTTL); err != nil {
+		return nil, err
 	}
-	return h.jobs.TakeAgentJobs(ctx, ref, hashes)
+	return h.st.TakeAgentJobs(ctx, ref, hashes)
 }
 
 // jobTokens returns n fresh job tokens and their hashes.
@@ -139,7 +131,7 @@ func (h *agentJobs) result(w http.ResponseWriter, r *http.Request) {
 	raw, _ := json.Marshal(res.Addresses)
 	ctx, cancel := context.WithTimeout(r.Context(), agentTimeout)
 	defer cancel()
-	if err := h.jobs.FinishAgentJob(ctx, ref, res.ID, sha256.Sum256([]byte(res.Token)), res.Outcome, raw); err != nil {
+	if err := h.st.FinishAgentJob(ctx, ref, res.ID, sha256.Sum256([]byte(res.Token)), res.Outcome, raw); err != nil {
 		h.jobFailed(w, ref.Prefix, ip, err)
 		return
 	}
@@ -152,16 +144,13 @@ func (h *agentJobs) result(w http.ResponseWriter, r *http.Request) {
 
 // judge records the finished job's verdict on its target, if it has one.
 func (h *agentJobs) judge(ctx context.Context, res agent.JobResult) error {
-	if h.targets == nil {
-		return nil
-	}
-	stored, err := h.targets.JobRelayResults(ctx, res.ID)
+	stored, err := h.st.JobRelayResults(ctx, res.ID)
 	if err != nil {
 		return err
 	}
 	v := siteVerdict(res, stored, time.Now())
 	v.Next = h.limits.ProbeEvery
-	return h.targets.SetSiteTargetResult(ctx, res.ID, v)
+	return h.st.SetSiteTargetResult(ctx, res.ID, v)
 }
 
 // jobFailed answers a job call the store refused: 403 for a job that is
@@ -191,7 +180,7 @@ func (h *agentJobs) relay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), agentTimeout)
-	rel, err := h.jobs.OpenRelay(ctx, ref, job, sha256.Sum256([]byte(r.Header.Get(agent.HeaderJobToken))), addr.Unmap())
+	rel, err := h.st.OpenRelay(ctx, ref, job, sha256.Sum256([]byte(r.Header.Get(agent.HeaderJobToken))), addr.Unmap())
 	cancel()
 	if err != nil {
 		h.jobFailed(w, ref.Prefix, ip, err)
@@ -207,7 +196,7 @@ func (h *agentJobs) relay(w http.ResponseWriter, r *http.Request) {
 	raw, _ := json.Marshal(relayOutcome(res, time.Now()))
 	ctx, cancel = context.WithTimeout(context.Background(), agentTimeout)
 	defer cancel()
-	if err := h.jobs.RelayResult(ctx, rel.Job.ID, ap.Addr(), raw); err != nil {
+	if err := h.st.RelayResult(ctx, rel.Job.ID, ap.Addr(), raw); err != nil {
 		h.log.Warn().Str("code", logcode.DatabaseUnavailable).Time("event_time", time.Now()).Err(err).Msg("relay result not stored")
 	}
 }

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package web
 
 import (
@@ -166,14 +168,14 @@ func TestRunProbesNewTargets(t *testing.T) {
 	}
 }
 
-// KEYCHEST_AGENT_JOB_TTL reaches the jobs (through ACMELimits.Agent), and
+// KEYCHEST_AGENT_JOB_TTL reaches the jobs (through Deps.AgentLimits), and
 // zero settings take the defaults.
 func TestAgentJobTTLSetting(t *testing.T) {
 	if d := (AgentLimits{}).orDefaults(); d != DefaultAgentLimits {
 		t.Fatalf("zero settings: %+v", d)
 	}
 	w := newRelayWorld(t, 60*24*time.Hour)
-	srv := httptest.NewServer(NewWithACME(w.st, nil, zerolog.Nop(), ACMELimits{Agent: AgentLimits{JobTTL: 7 * time.Second}}))
+	srv := httptest.NewServer(New(Deps{Tokens: w.st, Agents: w.st, AgentLimits: AgentLimits{JobTTL: 7 * time.Second}, Log: zerolog.Nop()}))
 	defer srv.Close()
 	if r := w.line(t, "command add domain ldap.corp.example:443 apikey owner-key-0123456789 site office"); r.Code != lineproto.CodeOK {
 		t.Fatalf("add: %+v", r)

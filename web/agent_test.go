@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package web
 
 import (
@@ -43,7 +45,7 @@ func newAgentSide(t testing.TB) *agentSide {
 	t.Cleanup(st.Close)
 	accountKey(t, st, url, "owner-key-0123456789", "owner@example.com")
 	accountKey(t, st, url, "stranger-key-0123456", "stranger@example.com")
-	srv := httptest.NewServer(New(st, nil, zerolog.Nop()))
+	srv := httptest.NewServer(New(Deps{Tokens: st, Accounts: st, ACME: st, Agents: st, Log: zerolog.Nop()}))
 	t.Cleanup(srv.Close)
 	db, err := pgx.Connect(context.Background(), url)
 	if err != nil {

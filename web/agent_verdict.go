@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package web
 
 import (
@@ -5,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keychest/keychest-lined/agent"
+	"github.com/keychest/keychest-lined/finding"
 	"github.com/keychest/keychest-lined/monitor"
 	"github.com/keychest/keychest-lined/store"
 )
@@ -64,9 +67,9 @@ func siteVerdict(res agent.JobResult, stored [][]byte, now time.Time) store.Site
 	}
 	v.NotAfter, v.Issuer = soonest.NotAfter, soonest.Issuer
 	switch sev := monitor.DefaultPolicy().ExpirySeverity(*soonest.NotBefore, *soonest.NotAfter, now); {
-	case certProblems[v.Class] || sev == monitor.SevExpired || sev == monitor.SevCritical:
+	case certProblems[v.Class] || sev == finding.Expired || sev == finding.Critical:
 		v.State = "critical"
-	case sev == monitor.SevWarning:
+	case sev == finding.Warning:
 		v.State = "warning"
 	default:
 		v.State = "ok"

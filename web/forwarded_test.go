@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package web
 
 import (
@@ -43,7 +45,7 @@ func TestLinkRecordsForwardedClient(t *testing.T) {
 	for _, c := range []struct{ proxyFrom, want string }{{"192.0.2.0/24", "203.0.113.5"}, {"", "192.0.2.1"}} {
 		tokens := &fakeTokens{}
 		proxies, _ := clientnet.ParseNets(c.proxyFrom)
-		h := New(tokens, NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), zerolog.Nop(), proxies...)
+		h := New(Deps{Tokens: tokens, Metrics: NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), Log: zerolog.Nop(), Proxies: proxies})
 		r := httptest.NewRequest("POST", "/confirm/good", nil) // from 192.0.2.1
 		r.Header.Set("X-Forwarded-For", "203.0.113.5")
 		rec := httptest.NewRecorder()

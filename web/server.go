@@ -1,7 +1,5 @@
-// Package web serves the links of the confirmation mails, /healthz and
-// /metrics (or /metrics alone, on a listener of its own: MetricsOnly). A GET on a link only shows what it would do; only the POST
-// from the page's button acts, so mail scanners that follow links change
-// nothing.
+// SPDX-License-Identifier: Apache-2.0
+
 package web
 
 import (
@@ -32,35 +30,33 @@ type page struct {
 	Title, Message, Button, Class string
 }
 
-// Handler serves the web endpoints.
+// Handler serves the links of the mails and /healthz.
 type Handler struct {
-	tokens  store.Tokens
-	metrics *Metrics
+	tokens  Tokens
 	log     zerolog.Logger
 	proxies []netip.Prefix
 }
 
-// New returns the HTTP handler of the web endpoints, with the ACME
-// endpoint's default limits. X-Forwarded-For is believed only from proxies
-// (KEYCHEST_PROXY_FROM). With metrics nil it serves no /metrics:
-// KEYCHEST_METRICS_LISTEN serves them apart (MetricsOnly).
-func New(tokens store.Tokens, metrics *Metrics, log zerolog.Logger, proxies ...netip.Prefix) http.Handler {
-	return NewWithACME(tokens, metrics, log, DefaultACMELimits, proxies...)
-}
-
-// NewWithACME is New with the ACME endpoint's limits.
-func NewWithACME(tokens store.Tokens, metrics *Metrics, log zerolog.Logger, acme ACMELimits, proxies ...netip.Prefix) http.Handler {
-	h := &Handler{tokens: tokens, metrics: metrics, log: log, proxies: proxies}
+// New returns the HTTP handler of the web endpoints: the links of the
+// mails, /healthz, and, when d gives them, the account page, the ACME
+// endpoint and /metrics.
+func New(d Deps) http.Handler {
+	h := &Handler{tokens: d.Tokens, log: d.Log, proxies: d.Proxies}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", h.healthz)
-	if metrics != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	if d.Metrics != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(d.Metrics.Registry, promhttp.HandlerOpts{}))
 	}
 	mux.HandleFunc("GET /{action}/{token}", h.show)
 	mux.HandleFunc("POST /{action}/{token}", h.act)
-	mountACME(mux, tokens, log, acme, proxies)
-	mountAccount(mux, tokens, log)
-	mountAgent(mux, tokens, log, acme.Agent.orDefaults(), proxies)
+	if d.ACME != nil {
+		mux.Handle("POST /api/v1/acme/events", &acmeEvents{st: d.ACME, log: d.Log, limits: d.ACMELimits, proxies: d.Proxies})
+	}
+	if d.Accounts != nil {
+		// Read-only: a GET changes nothing.
+		mux.Handle("GET /account/{token}", accountPage{pages: d.Accounts, log: d.Log})
+	}
+	mountAgent(mux, d)
 	return mux
 }
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package web
 
 import (
@@ -56,7 +58,7 @@ func serve(h http.Handler, method, path string) (int, string) {
 
 func TestLinkPages(t *testing.T) {
 	tokens := &fakeTokens{}
-	h := New(tokens, NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), zerolog.Nop())
+	h := New(Deps{Tokens: tokens, Metrics: NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), Log: zerolog.Nop()})
 	code, body := serve(h, "GET", "/confirm/good")
 	if code != 200 || !strings.Contains(body, "its API key 0123abcd...? KeyChest then starts watching the certificates of the key&#39;s 1 domain.") || !strings.Contains(body, `<form method="post">`) || tokens.used != 0 {
 		t.Fatalf("GET: %d used=%d\n%s", code, tokens.used, body)
@@ -79,7 +81,7 @@ func TestLinkPages(t *testing.T) {
 // listener has no /metrics; MetricsOnly serves /metrics and nothing else.
 func TestMetricsApart(t *testing.T) {
 	m := NewMetrics(nil, func() int { return 0 }, func() int { return 0 })
-	if code, _ := serve(New(&fakeTokens{}, nil, zerolog.Nop()), "GET", "/metrics"); code != 404 {
+	if code, _ := serve(New(Deps{Tokens: &fakeTokens{}, Log: zerolog.Nop()}), "GET", "/metrics"); code != 404 {
 		t.Fatalf("web /metrics without metrics: %d", code)
 	}
 	apart := MetricsOnly(m.Registry)
@@ -95,7 +97,7 @@ func TestMetricsApart(t *testing.T) {
 
 func TestHealthz(t *testing.T) {
 	tokens := &fakeTokens{}
-	h := New(tokens, NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), zerolog.Nop())
+	h := New(Deps{Tokens: tokens, Metrics: NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), Log: zerolog.Nop()})
 	if code, body := serve(h, "GET", "/healthz"); code != 200 || body != "ok\n" {
 		t.Fatalf("%d %q", code, body)
 	}
@@ -116,5 +118,22 @@ func TestMetricsBoundLabels(t *testing.T) {
 	}
 	if v := testutil.ToFloat64(m.commands.WithLabelValues("other", "400")); v != 2 {
 		t.Fatalf("other: %v", v)
+	}
+}
+
+// New serves the account page and the ACME endpoint when Deps gives their
+// stores, and leaves them out when it does not.
+func TestNewServesWhatDepsGive(t *testing.T) {
+	pages := &fakePages{view: pageFixture(time.Now())}
+	with := New(Deps{Tokens: pages, Accounts: pages, Log: zerolog.Nop()})
+	if code, body := serve(with, "GET", "/account/good"); code != 200 || !strings.Contains(body, pages.view.Email) {
+		t.Fatalf("account page with Accounts: %d", code)
+	}
+	without := New(Deps{Tokens: pages, Log: zerolog.Nop()})
+	if code, _ := serve(without, "GET", "/account/good"); code != 404 {
+		t.Fatalf("account page without Accounts: %d", code)
+	}
+	if code, _ := serve(without, "POST", "/api/v1/acme/events"); code != 404 && code != 405 {
+		t.Fatalf("ACME endpoint without ACME: %d", code)
 	}
 }

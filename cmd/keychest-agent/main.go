@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command keychest-agent extends KeyChest's monitor into a private
 // network under a local allow-list. See docs/agent.md.
 //

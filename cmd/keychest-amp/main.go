@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command keychest-amp is an ACME proxy: it logs what ACME clients (certbot,
 // lego, acme.sh) do, as JSON lines in the original keychestamp's envelope,
 // and reports them to keychest-lined. See docs/amp.md.

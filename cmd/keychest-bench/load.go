@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -81,12 +83,11 @@ func run(o options, mix map[string]int) (*report, error) {
 var dials atomic.Uint64
 
 // source picks the local address for connection i: 127.0.0.2 and up, so
-// that the ~28,000 ephemeral ports of one address do not run out. Each
-// closed connection holds its port in TIME_WAIT for a minute: with one
-// address per client, a single client (C=1) at 4,000 connections a second
-// ran its address out within seconds, and every later dial from it waited
-// about 10 ms (make bench's "ping, C=1" at 100/s). So it is per
-// connection, round robin.
+// that the ephemeral ports of one address do not run out. Each closed
+// connection holds its port in TIME_WAIT for a minute: with one address
+// per client, a single client (C=1) ran its address out within seconds,
+// and every later dial from it waited (docs/performance.md has the
+// figures). So it is per connection, round robin.
 func source(o options, i int) *net.TCPAddr {
 	if o.sources <= 0 || !strings.HasPrefix(o.addr, "127.") {
 		return nil

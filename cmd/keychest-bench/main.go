@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command keychest-bench loads a keychest-lined server the way shell
 // clients do: every command on a NEW connection, one line (with or without
 // a newline), one reply, close. It reports commands per second, latency

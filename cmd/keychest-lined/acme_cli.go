@@ -1,8 +1,9 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -10,23 +11,14 @@ import (
 	"github.com/keychest/keychest-lined/store"
 )
 
-// acmeActivities is the store's view that "acme" prints.
-type acmeActivities interface {
-	ACMEActivities(ctx context.Context, email string) ([]store.ACMEActivity, error)
-}
-
 // listACME is "keychest-lined acme [--email E] [--json]": per domain and
 // proxy, the last order keychest-amp reported, its status, the last
 // error and when; latest activity first.
-func listACME(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func listACME(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	if err := optionalEmail(&a); err != nil {
 		return err
 	}
-	st, ok := db.(acmeActivities)
-	if !ok {
-		return errors.New("this storage keeps no ACME activity")
-	}
-	rows, err := st.ACMEActivities(ctx, a.email)
+	rows, err := db.ACMEActivities(ctx, a.email)
 	if err != nil || a.json {
 		if rows == nil && err == nil {
 			rows = []store.ACMEActivity{}

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keychest/keychest-lined/acme"
 	"github.com/keychest/keychest-lined/internal/pgtest"
 	"github.com/keychest/keychest-lined/store"
 )
@@ -40,7 +43,7 @@ func TestCLIACMEActivityAndFindings(t *testing.T) {
 	defer db.Close()
 	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	ev := func(id int64, msg, params string) store.ACMEEvent {
-		return store.ACMEEvent{Proxy: "p@amp", ID: id, Msg: msg, Time: at.Add(time.Duration(id) * time.Minute), Params: json.RawMessage(params), Envelope: json.RawMessage(`{}`)}
+		return store.ACMEEvent{Event: acme.Event{Proxy: "p@amp", ID: id, Msg: msg, Time: at.Add(time.Duration(id) * time.Minute), Params: json.RawMessage(params), Envelope: json.RawMessage(`{}`)}}
 	}
 	_, err = db.StoreACMEEvents(ctx, store.ACMEBatch{Key: key, IP: netip.MustParseAddr("127.0.0.1"), Events: []store.ACMEEvent{
 		ev(1, "new-order", `{"status":"pending","order":"/order/7","server":"ca.test","account":"/acct/1","domains":[{"type":"dns","value":"www.example.com"}]}`),

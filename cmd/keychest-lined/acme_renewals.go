@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -6,21 +8,17 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/keychest/keychest-lined/acme"
 	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/store"
 	"github.com/keychest/keychest-lined/web"
 )
 
-// acmeRenewalEvery is how often the server looks for domains whose
-// certificate is in its warning window with no ACME order seen since
-// (docs/amp.md). Windows are days long: a quarter hour is prompt enough.
-const acmeRenewalEvery = 15 * time.Minute
-
-// checkRenewals runs the store's renewal check at once and then every
-// acmeRenewalEvery until ctx ends. Several servers on one database may
+// checkRenewals runs the store's renewal check (docs/amp.md) at once and
+// then every acme.RenewalCheckEvery until ctx ends. Several servers on one database may
 // run it: a finding opens once whoever sees it first.
 func checkRenewals(ctx context.Context, db *store.Postgres, log zerolog.Logger) {
-	tick := time.NewTicker(acmeRenewalEvery)
+	tick := time.NewTicker(acme.RenewalCheckEvery)
 	defer tick.Stop()
 	for {
 		changes, err := db.CheckRenewals(ctx, time.Now())

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -21,19 +23,8 @@ func init() {
 // agentLogLimit is how many entries agent-logs prints.
 const agentLogLimit = 1000
 
-func agentAdmin(db store.Admin) (store.AgentAdmin, error) {
-	if a, ok := db.(store.AgentAdmin); ok {
-		return a, nil
-	}
-	return nil, errors.New("this storage keeps no agents")
-}
-
-func listAgents(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
-	st, err := agentAdmin(db)
-	if err != nil {
-		return err
-	}
-	rows, err := st.AllAgents(ctx)
+func listAgents(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
+	rows, err := db.AllAgents(ctx)
 	if err != nil || a.json {
 		return orJSON(out, rows, err)
 	}
@@ -49,15 +40,11 @@ func listAgents(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) e
 	})
 }
 
-func agentLogs(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func agentLogs(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	if a.agent == "" {
 		return errors.New("--agent is required (its id, as \"keychest-lined agents\" shows it)")
 	}
-	st, err := agentAdmin(db)
-	if err != nil {
-		return err
-	}
-	rows, err := st.AgentLogs(ctx, a.agent, agentLogLimit)
+	rows, err := db.AgentLogs(ctx, a.agent, agentLogLimit)
 	if errors.Is(err, store.ErrNotFound) {
 		return errors.New("no agent " + a.agent)
 	}

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -32,6 +34,22 @@ type testApp struct {
 // test run on a Monday after 07:00 UTC did).
 func startApp(t *testing.T, change func(*Config)) *testApp {
 	t.Helper()
+	a, cfg := wireApp(t, change)
+	a.launch()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return &testApp{app: a, cfg: cfg, lineAddr: a.lines.Addr().String(), webURL: "http://" + a.webLn.Addr().String()}
+}
+
+// wireApp wires the server as main does, on a database of its own, and
+// leaves it to the test to launch; its database pool closes at the end.
+func wireApp(t *testing.T, change func(*Config)) (*app, Config) {
+	t.Helper()
 	var cfg Config
 	if err := envconfig.Process("KEYCHEST_TEST_UNSET", &cfg); err != nil { // defaults only
 		t.Fatal(err)
@@ -46,16 +64,8 @@ func startApp(t *testing.T, change func(*Config)) *testApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.launch()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := a.stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-		a.db.Close()
-	})
-	return &testApp{app: a, cfg: cfg, lineAddr: a.lines.Addr().String(), webURL: "http://" + a.webLn.Addr().String()}
+	t.Cleanup(a.db.Close)
+	return a, cfg
 }
 
 // client is one line-protocol connection.
@@ -124,7 +134,7 @@ func fetch(t *testing.T, method, url string) (int, string) {
 func zerologTo(w io.Writer) zerolog.Logger { return zerolog.New(w) }
 
 // digestNotDue returns a digest day and hour whose moment this week
-// (store.DigestMoment, weeks start on Monday) is still to come at now:
+// (finding.DigestMoment, weeks start on Monday) is still to come at now:
 // tomorrow, or late on Sunday when today is Sunday.
 func digestNotDue(now time.Time) (weekday, int) {
 	now = now.UTC()

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -8,11 +10,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/keychest/keychest-lined/handlers"
+	"github.com/keychest/keychest-lined/names"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -22,7 +23,7 @@ import (
 type subcommand struct {
 	summary string
 	needs   string // "email", "key-prefix" or ""
-	run     func(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error
+	run     func(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error
 }
 
 // migrateCommand is the name of the subcommand that applies migrations.
@@ -129,17 +130,17 @@ func (a *cliArgs) check(needs string, extra int) error {
 	}
 	switch needs {
 	case "email":
-		email, perr := handlers.ParseEmail(a.email)
+		email, perr := names.ParseEmail(a.email)
 		if a.email == "" {
 			return errors.New("--email is required")
 		}
 		if perr != nil {
-			return fmt.Errorf("--email: %s", perr.Text)
+			return fmt.Errorf("--email: %s", perr)
 		}
 		a.email = email
 	case "key-prefix":
 		p := a.keyPrefix
-		if len(p) < 4 || len(p) > 8 || strings.Trim(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != "" {
+		if len(p) < 4 || len(p) > names.PrefixLen || !names.KeyChars(p) {
 			return errors.New("--key-prefix needs 4 to 8 characters of the key's start")
 		}
 	}
@@ -163,7 +164,7 @@ func explain(err error, a cliArgs) string {
 	return err.Error()
 }
 
-func listAccounts(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func listAccounts(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	rows, err := db.Accounts(ctx)
 	if err != nil || a.json {
 		return orJSON(out, rows, err)
@@ -174,7 +175,7 @@ func listAccounts(ctx context.Context, db store.Admin, a cliArgs, out io.Writer)
 	})
 }
 
-func listDomains(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func listDomains(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	rows, err := db.AccountDomains(ctx, a.email)
 	if err != nil || a.json {
 		return orJSON(out, rows, err)
@@ -189,7 +190,7 @@ func listDomains(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) 
 	})
 }
 
-func listKeys(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func listKeys(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	rows, err := db.AccountKeys(ctx, a.email)
 	if err != nil || a.json {
 		return orJSON(out, rows, err)
@@ -207,7 +208,7 @@ func listKeys(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) err
 	})
 }
 
-func listMails(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func listMails(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	rows, err := db.Mails(ctx, a.failed)
 	if err != nil || a.json {
 		return orJSON(out, rows, err)
@@ -225,8 +226,8 @@ func orNone(s string) string {
 	return s
 }
 
-func setAccount(action string) func(context.Context, store.Admin, cliArgs, io.Writer) error {
-	return func(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func setAccount(action string) func(context.Context, operatorStore, cliArgs, io.Writer) error {
+	return func(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 		if err := db.SetAccount(ctx, a.email, action); err != nil {
 			return err
 		}
@@ -239,7 +240,7 @@ func setAccount(action string) func(context.Context, store.Admin, cliArgs, io.Wr
 	}
 }
 
-func revokeKey(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func revokeKey(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	k, err := db.RevokeKey(ctx, a.keyPrefix)
 	if err != nil || a.json {
 		return orJSON(out, k, err)
@@ -248,7 +249,7 @@ func revokeKey(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) er
 	return err
 }
 
-func approveKey(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func approveKey(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	k, err := db.ApproveKey(ctx, a.keyPrefix)
 	if err != nil || a.json {
 		return orJSON(out, k, err)

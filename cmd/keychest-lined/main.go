@@ -1,7 +1,12 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command keychest-lined is the KeyChest line-protocol server: certbot
 // hooks and containers register API keys and domains over one-line TCP
-// commands on port 10023, stored in PostgreSQL. With a subcommand it is the
-// operator's command line (see cli.go).
+// commands on port 10023, stored in PostgreSQL. Beside the line server it
+// runs the web endpoints, the mail sender, the certificate monitor and the
+// ACME renewal check, all under one errgroup (tasks.go). With a subcommand
+// it is the operator's command line (see cli.go), or the monitor alone
+// ("monitor").
 package main
 
 import (

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -14,10 +16,11 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
-	"github.com/keychest/keychest-lined/handlers"
+	"github.com/keychest/keychest-lined/finding"
 	"github.com/keychest/keychest-lined/internal/words"
 	"github.com/keychest/keychest-lined/mailer"
 	"github.com/keychest/keychest-lined/monitor"
+	"github.com/keychest/keychest-lined/names"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -83,7 +86,7 @@ type addressJSON struct {
 
 type certJSON struct {
 	Fingerprint string `json:"sha256"`
-	store.CertInfo
+	finding.CertInfo
 	DaysLeft int `json:"days_left"`
 }
 
@@ -100,20 +103,12 @@ func probeReport(res monitor.Result, pol monitor.Policy, now time.Time) probeJSO
 			aj.Chain = append(aj.Chain, certJSON{Fingerprint: hex.EncodeToString(fp[:]), CertInfo: monitor.CertInfo(c),
 				DaysLeft: words.DaysLeft(c.NotAfter, now)})
 			if i == 0 {
-				r.Expiry = worse(r.Expiry, pol.ExpirySeverity(c.NotBefore, c.NotAfter, now))
+				r.Expiry = finding.Worse(r.Expiry, pol.ExpirySeverity(c.NotBefore, c.NotAfter, now))
 			}
 		}
 		r.Addresses = append(r.Addresses, aj)
 	}
 	return r
-}
-
-func worse(a, b string) string {
-	rank := map[string]int{"": 0, monitor.SevWarning: 1, monitor.SevCritical: 2, monitor.SevExpired: 3}
-	if rank[b] > rank[a] {
-		return b
-	}
-	return a
 }
 
 func printProbe(out io.Writer, r probeJSON) error {
@@ -150,16 +145,16 @@ func optionalEmail(a *cliArgs) error {
 	if a.email == "" {
 		return nil
 	}
-	email, perr := handlers.ParseEmail(a.email)
+	email, perr := names.ParseEmail(a.email)
 	if perr != nil {
-		return fmt.Errorf("--email: %s", perr.Text)
+		return fmt.Errorf("--email: %s", perr)
 	}
 	a.email = email
 	return nil
 }
 
 // listCerts is "keychest-lined certs": every target, soonest expiry first.
-func listCerts(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func listCerts(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	if err := optionalEmail(&a); err != nil {
 		return err
 	}
@@ -183,7 +178,7 @@ func listCerts(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) er
 }
 
 // listFindings is "keychest-lined findings": newest first.
-func listFindings(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func listFindings(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	if err := optionalEmail(&a); err != nil {
 		return err
 	}
@@ -202,7 +197,7 @@ func listFindings(ctx context.Context, db store.Admin, a cliArgs, out io.Writer)
 }
 
 // listAlerts is "keychest-lined alerts": recent alert mails, newest first.
-func listAlerts(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func listAlerts(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	if err := optionalEmail(&a); err != nil {
 		return err
 	}
@@ -219,7 +214,7 @@ func listAlerts(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) e
 
 // printDigest is "keychest-lined digest --email E --dry-run": the digest
 // the account would get now, with stand-ins for its links.
-func printDigest(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func printDigest(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	if !a.dryRun {
 		return errors.New("digest only prints (--dry-run); the monitor sends digests on KEYCHEST_DIGEST_DAY at KEYCHEST_DIGEST_HOUR")
 	}
@@ -238,7 +233,7 @@ func printDigest(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) 
 }
 
 // rotateLinks is "keychest-lined rotate-links --email E".
-func rotateLinks(ctx context.Context, db store.Admin, a cliArgs, out io.Writer) error {
+func rotateLinks(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
 	n, err := db.RotateAccountLinks(ctx, a.email)
 	if err != nil {
 		return err

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 package main
 
 import (
@@ -6,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -47,15 +48,13 @@ type app struct {
 	metrics   *http.Server
 	metricsLn net.Listener
 	schema    int32
-
-	stopMail func()
-	mailDone chan struct{}
+	pprof     *http.Server // KEYCHEST_PPROF; nil when off
+	log       zerolog.Logger
 
 	renewals func(context.Context) // the ACME renewal check (acme_renewals.go)
+	monitor  *monitor.Monitor      // nil with KEYCHEST_MONITOR=off
 
-	monitor     *monitor.Monitor // nil with KEYCHEST_MONITOR=off
-	stopMonitor func()
-	monitorDone chan struct{}
+	tasks tasks // every background task (tasks.go)
 }
 
 // serve starts everything and blocks until a signal or a fatal error. It
@@ -75,9 +74,6 @@ func serve(cfg Config, log zerolog.Logger) int {
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	served := a.launch()
-	if cfg.PProf != "" {
-		go servePProf(cfg.PProf, log)
-	}
 	select {
 	case addr := <-addrOf(a.lines):
 		all := listenAll(a.lines)
@@ -107,6 +103,9 @@ func serve(cfg Config, log zerolog.Logger) int {
 	case err := <-served:
 		log.Error().Str("code", logcode.CannotListen).Time("event_time", time.Now()).Err(err).Msg("event loop stopped")
 		return 1
+	case <-a.tasks.run.Done():
+		log.Error().Str("code", logcode.CannotListen).Time("event_time", time.Now()).Err(context.Cause(a.tasks.run)).Msg("a background task failed")
+		return 1
 	}
 }
 
@@ -118,78 +117,17 @@ func notifySystemd(log zerolog.Logger, state string) {
 	}
 }
 
-// servePProf serves Go's profiler on its own listener.
-func servePProf(addr string, log zerolog.Logger) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	if err := http.ListenAndServe(addr, mux); err != nil {
-		log.Warn().Str("code", logcode.PProfFailed).Time("event_time", time.Now()).Err(err).Msg("pprof listener failed")
-	}
-}
-
-// launch starts the line server, the web server and the mail sender in the
-// background. The channel reports the line server's end.
-func (a *app) launch() <-chan error {
-	served := make(chan error, 1)
-	go func() { served <- a.lines.Serve() }()
-	go a.web.Serve(a.webLn)
-	if a.metrics != nil {
-		go a.metrics.Serve(a.metricsLn)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a.stopMail = cancel
-	a.mailDone = make(chan struct{})
-	go func() { a.sender.Run(ctx); close(a.mailDone) }()
-	if a.renewals != nil {
-		go a.renewals(ctx)
-	}
-	a.monitorDone = make(chan struct{})
-	if a.monitor == nil {
-		close(a.monitorDone)
-		a.stopMonitor = func() {}
-		return served
-	}
-	mctx, mcancel := context.WithCancel(context.Background())
-	a.stopMonitor = mcancel
-	go func() { a.monitor.Run(mctx); close(a.monitorDone) }()
-	return served
-}
-
-// stop shuts down the line server (answering what is in flight), the web
-// server, the monitor (finishing or releasing its leases) and the mail
-// sender.
-func (a *app) stop(ctx context.Context) error {
-	a.stopMonitor()
-	err := a.lines.Shutdown(ctx)
-	a.web.Shutdown(ctx)
-	if a.metrics != nil {
-		a.metrics.Shutdown(ctx)
-	}
-	select {
-	case <-a.monitorDone:
-	case <-ctx.Done():
-	}
-	a.stopMail()
-	select { // a mail being handed to SMTP gets a moment to be recorded
-	case <-a.mailDone:
-	case <-time.After(10 * time.Second):
-	}
-	return err
-}
-
 // start applies the migrations (waiting for the database up to the
 // startup timeout), opens the store and builds every part.
 func start(cfg Config, log zerolog.Logger) (*app, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.StartupTimeout)
 	defer cancel()
-	a := &app{}
+	a := &app{log: log}
 	var err error
 	if a.schema, err = migrateWithRetry(ctx, cfg.DatabaseURL, log); err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}
-	if a.db, err = store.Open(context.Background(), cfg.DatabaseURL, cfg.DBConns); err != nil {
+	if a.db, err = store.Open(context.Background(), cfg.DatabaseURL, cfg.DBConns, store.WithAlertBatch(cfg.AlertBatch)); err != nil {
 		return nil, fmt.Errorf("database URL: %w", err)
 	}
 	if err := a.listenWeb(cfg); err != nil {
@@ -231,24 +169,40 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 			return nil, err
 		}
 	}
-	a.db.AlertBatch = cfg.AlertBatch
 	a.renewals = func(ctx context.Context) { checkRenewals(ctx, a.db, log) }
+	if cfg.PProf != "" {
+		a.pprof = newPProf(cfg.PProf)
+	}
 	webMetrics := metrics
 	if a.metricsLn != nil {
 		webMetrics = nil // served apart, and only there
 		a.metrics = &http.Server{Handler: web.MetricsOnly(metrics.Registry), ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	}
-	a.web = &http.Server{Handler: web.NewWithACME(a.db, webMetrics, log, acmeLimits(cfg), proxies...), ReadHeaderTimeout: 10 * time.Second,
+	a.web = &http.Server{Handler: web.New(web.Deps{Tokens: a.db, Accounts: a.db, ACME: a.db, ACMELimits: acmeLimits(cfg),
+		Metrics: webMetrics, Proxies: proxies, Log: log, Agents: a.db, AgentLimits: agentLimits(cfg)}), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	return a, nil
+}
+
+// The database is every store the web endpoints use: a method whose
+// signature drifts fails the build here instead of leaving a route out.
+var (
+	_ web.Tokens     = (*store.Postgres)(nil)
+	_ web.Accounts   = (*store.Postgres)(nil)
+	_ web.ACMEStore  = (*store.Postgres)(nil)
+	_ web.AgentStore = (*store.Postgres)(nil)
+)
+
+// agentLimits are the agent API's settings.
+func agentLimits(c Config) web.AgentLimits {
+	return web.AgentLimits{JobTTL: c.AgentJobTTL, LogKeep: time.Duration(c.AgentLogDays) * 24 * time.Hour}
 }
 
 // acmeLimits are the ACME endpoint's settings.
 func acmeLimits(c Config) web.ACMELimits {
 	return web.ACMELimits{MaxEvents: c.ACMEMaxEvents, MaxNames: c.ACMEMaxNames, RowsPerKeyHour: c.ACMERowsPerHour,
-		MaxDomainsPerKey: c.MaxDomainsPerKey,
-		Agent:            web.AgentLimits{JobTTL: c.AgentJobTTL, LogKeep: time.Duration(c.AgentLogDays) * 24 * time.Hour}}
+		MaxDomainsPerKey: c.MaxDomainsPerKey}
 }
 
 // listenWeb opens the web listener, and the metrics listener when

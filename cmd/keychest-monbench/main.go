@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command keychest-monbench measures the certificate monitor with its
 // scheduling and storage: targets registered in PostgreSQL, TLS servers on
 // 127.0.0.x, names resolved in process. It runs two rounds, the first

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package certtest makes what the monitor's tests probe: a CA that issues
 // leaves with chosen lifetimes, TLS servers on loopback whose certificate
 // can be swapped, a CRL server and a DNS server. Nothing here reaches

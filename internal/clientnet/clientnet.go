@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package clientnet holds the address rules several packages share: which
 // client a per-address limit counts (the line server's connection limits
 // and the database's rate limits), and lists of networks (the trusted

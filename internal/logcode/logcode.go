@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package logcode names every event code of the JSON logs, in one place.
 // docs/log-codes.md describes each code, its level and its fields; a test
 // keeps the two lists equal. Every entry carries its code in "code" and the
@@ -98,7 +100,8 @@ const (
 const (
 	// CannotStart (ERR0001): migrations failed or the database URL is bad.
 	CannotStart = "ERR0001"
-	// CannotListen (ERR0002): cannot listen, or the event loop stopped unasked.
+	// CannotListen (ERR0002): cannot listen, or the event loop or a web
+	// listener stopped unasked.
 	CannotListen = "ERR0002"
 	// Internal (ERR0500): a handler failed unexpectedly or panicked; the client got 500.
 	Internal = "ERR0500"

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package netguard says which addresses a program that dials on behalf of
 // others may reach: the monitor's probes and CRL downloads, and the
 // tunnels of keychest-amp. Public unicast addresses pass; loopback,

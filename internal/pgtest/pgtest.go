@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package pgtest gives tests a database of their own, with the schema
 // applied, on the PostgreSQL that "make test" starts.
 package pgtest

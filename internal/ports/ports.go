@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package ports holds the one rule of which TCP ports a public target may
 // be watched on (KEYCHEST_MONITOR_PORTS): a list of ports and ranges, so
 // that "add domain" cannot turn the monitor into a port scanner of other

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package smtptest is a real SMTP server for tests, built on
 // github.com/emersion/go-smtp: it listens on loopback, keeps every message
 // it accepts, can be stopped and started again on the same port to play

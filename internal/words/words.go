@@ -1,5 +1,9 @@
-// Package words words counts for people: one helper, so that every page,
-// mail and line reply says "1 domain" and "2 domains".
+// SPDX-License-Identifier: Apache-2.0
+
+// Package words words what people read, the same on every page, mail and
+// line reply: counts ("1 domain", "2 domains"), times (Stamp, in UTC),
+// days left before a moment (DaysLeft), and text from outside cut to a
+// length and stripped of control characters (Clean, MaxShown).
 package words
 
 import (

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: Apache-2.0
 # keychest-amp, the ACME proxy, with Debian's real certbot: through it to
 # Pebble with https:// and http:// proxy URLs, a failing challenge, a
 # tunnelled host and the tunnels refused, keychest-lined down and back, and

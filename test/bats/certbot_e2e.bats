@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: Apache-2.0
 # The real certbot (Debian's) against Pebble, the ACME test server: the hook
 # installed in renewal-hooks/post and deploy runs on "certbot renew" and
 # registers every name with keychest-lined, claimed by the account's email.

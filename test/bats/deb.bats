@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: Apache-2.0
 # The Debian package: make deb, dpkg -i on this machine, the files, the
 # users and the permissions, systemd-analyze on the units, the installed
 # binaries run by hand as the package's users (keychest-lined against the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: Apache-2.0
 # Debian's HAProxy in front of the server, sending the PROXY protocol
 # header v2 (send-proxy-v2) and v1 (send-proxy), with the seed's client in
 # bash and ksh93 going through it. The addresses, all on loopback:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Shared set-up for the bats tests: a fresh database on the test
 # PostgreSQL and the built server on a free loopback port.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: Apache-2.0
 # The certbot hook and the container entrypoint against the real server and
 # PostgreSQL, in bash and ksh93 (/dev/tcp) and busybox sh (nc).
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: Apache-2.0
 # IPv6: a listen list with an IPv4 and an IPv6 loopback address; the seed's
 # client over /dev/tcp/::1/PORT in bash and ksh93; the per-address limits
 # count an IPv6 client on its /64 (lineproto.LimitKey, tested directly in

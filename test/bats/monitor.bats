@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: Apache-2.0
 # The monitor in the real binary: a confirmed account adds three names
 # served by tlsfarm (TLS on 127.0.0.2-4, names resolved by its DNS server
 # on loopback); "command cert" answers for each within 60 s; after a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: Apache-2.0
 # docs/operations.md's least-privilege set-up, run as written: a schema
 # owner migrates, and a server on a role that may only read and write rows
 # serves the seed's client (key, claim, domain, mail) and can create nothing.

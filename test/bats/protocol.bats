@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: Apache-2.0
 # The seed's bash client, byte for byte, against the real server and a real
 # PostgreSQL, in bash and in ksh93.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: Apache-2.0
 # make build stamps the version from git describe; the built binary shows
 # it in "version", in "command version", in every log entry and in the
 # build-info gauge of /metrics.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 //go:build faults
 
 // Package faults runs the built server (bin/keychest-lined) against its own

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Command tlsfarm serves TLS endpoints on loopback for trying and testing
 // the monitor: certificates from its own CA with chosen lifetimes, and a
 // DNS server that resolves their names. It never reaches beyond the

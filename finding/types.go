@@ -1,12 +1,14 @@
-package store
+// SPDX-License-Identifier: Apache-2.0
+
+package finding
 
 import (
 	"net/netip"
 	"time"
 )
 
-// CertInfo is what the monitor records of one certificate; it is stored
-// once per fingerprint.
+// CertInfo is what is recorded of one certificate; it is stored once per
+// fingerprint.
 type CertInfo struct {
 	Fingerprint [32]byte  `json:"-"`
 	Subject     string    `json:"subject"`
@@ -21,8 +23,8 @@ type CertInfo struct {
 	SigAlg      string    `json:"signature_algorithm"`
 }
 
-// MonTarget is a leased target and what the judge needs of its past.
-type MonTarget struct {
+// Target is a monitored name:port as the judge needs it: its past.
+type Target struct {
 	ID          int64
 	Name        string
 	Port        int
@@ -50,9 +52,10 @@ type OpenFinding struct {
 	OpenedAt time.Time
 }
 
-// Verdict is what one probe changes. It is written back only while the
-// monitor still holds the target's lease; when nothing changed it
-// rewrites the target's row and nothing else.
+// Verdict is what one probe (or one batch of ACME events) changes of a
+// target. The monitor's is written back only while the monitor still
+// holds the target's lease; when nothing changed it rewrites the target's
+// row and nothing else.
 type Verdict struct {
 	TargetID  int64
 	StartedAt time.Time // when the probe began

@@ -1,9 +1,10 @@
-package handlers
+// SPDX-License-Identifier: Apache-2.0
+
+package names
 
 import (
+	"fmt"
 	"strings"
-
-	"github.com/keychest/keychest-lined/lineproto"
 )
 
 const (
@@ -14,14 +15,14 @@ const (
 // ParseEmail checks an address and returns it normalised: lowercase, its
 // domain in punycode. The local part may hold letters, digits and
 // !#$%&'*+/=?^_`{|}~.- (RFC 5322 dot-atom); quoted local parts are refused.
-func ParseEmail(raw string) (string, *lineproto.Error) {
+func ParseEmail(raw string) (string, error) {
 	s := strings.ToLower(strings.TrimSpace(raw))
 	if len(s) > maxEmailLen {
-		return "", lineproto.Errorf(lineproto.CodeBadRequest, "email longer than %d characters", maxEmailLen)
+		return "", emailTooLong()
 	}
 	at := strings.LastIndexByte(s, '@')
 	if at < 0 {
-		return "", lineproto.Errorf(lineproto.CodeBadRequest, "email needs an '@'")
+		return "", invalid("email needs an '@'")
 	}
 	local, domain := s[:at], s[at+1:]
 	if err := checkLocalPart(local); err != nil {
@@ -29,28 +30,33 @@ func ParseEmail(raw string) (string, *lineproto.Error) {
 	}
 	name, err := hostName(strings.TrimSuffix(domain, "."))
 	if err != nil {
-		return "", lineproto.Errorf(lineproto.CodeBadRequest, "email domain: %s", err.Text)
+		return "", invalid("email domain: " + err.Reason)
 	}
 	out := local + "@" + name
 	if len(out) > maxEmailLen {
-		return "", lineproto.Errorf(lineproto.CodeBadRequest, "email longer than %d characters", maxEmailLen)
+		return "", emailTooLong()
 	}
 	return out, nil
 }
 
-func checkLocalPart(local string) *lineproto.Error {
+func emailTooLong() *Error {
+	return invalid(fmt.Sprintf("email longer than %d characters", maxEmailLen))
+}
+
+// checkLocalPart checks what comes before the '@'.
+func checkLocalPart(local string) *Error {
 	switch {
 	case local == "":
-		return lineproto.Errorf(lineproto.CodeBadRequest, "email has nothing before the '@'")
+		return invalid("email has nothing before the '@'")
 	case len(local) > maxLocalLen:
-		return lineproto.Errorf(lineproto.CodeBadRequest, "email local part longer than %d characters", maxLocalLen)
+		return invalid(fmt.Sprintf("email local part longer than %d characters", maxLocalLen))
 	case local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, ".."):
-		return lineproto.Errorf(lineproto.CodeBadRequest, "email local part has a misplaced '.'")
+		return invalid("email local part has a misplaced '.'")
 	}
 	for i := 0; i < len(local); i++ {
 		c := local[i]
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+/=?^_`{|}~.-", c) >= 0) {
-			return lineproto.Errorf(lineproto.CodeBadRequest, "email local part has a character that is not allowed")
+			return invalid("email local part has a character that is not allowed")
 		}
 	}
 	return nil

@@ -1,4 +1,6 @@
-package lineproto
+// SPDX-License-Identifier: Apache-2.0
+
+package evloop
 
 import (
 	"errors"
