@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/keychest/keychest-lined/lineproto"
-	"github.com/keychest/keychest-lined/names"
 	"github.com/keychest/keychest-lined/monitor"
+	"github.com/keychest/keychest-lined/names"
 	"github.com/keychest/keychest-lined/store"
 )
 
