@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/keychest/keychest-lined/internal/logcode"
+	"github.com/keychest/keychest-lined/internal/resolve"
 )
 
 // RootHosts are the names under which the proxy serves its root's PEM to a
@@ -39,8 +40,8 @@ type ProxyConfig struct {
 	Upstream *x509.CertPool // roots for ACME servers
 	Observe  func(Exchange) // called with every intercepted exchange
 	Log      zerolog.Logger
-	Tunnel   TunnelPolicy // CONNECTs off the ACME list; the zero policy tunnels none
-	Resolver Resolver     // every name the proxy looks up; nil: the system's
+	Tunnel   TunnelPolicy     // CONNECTs off the ACME list; the zero policy tunnels none
+	Resolver resolve.Resolver // every name the proxy looks up; nil: the system's
 }
 
 // Proxy is the forward proxy. It serves plain and TLS clients on one port.

@@ -13,30 +13,11 @@ import (
 	"strings"
 
 	"github.com/keychest/keychest-lined/internal/netguard"
+	"github.com/keychest/keychest-lined/internal/resolve"
 )
 
 // maxDialAddresses bounds the addresses one dial tries.
 const maxDialAddresses = 8
-
-// Resolver finds the addresses of a name; *net.Resolver is one. The
-// proxy resolves everything through it: the ACME hosts it relays to, the
-// hosts it tunnels to, and the ACME hosts' addresses it refuses.
-type Resolver interface {
-	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
-}
-
-// NewResolver returns the system resolver, or one that asks only the DNS
-// server at server ("host:port") when server is not empty (/etc/hosts is
-// still read first).
-func NewResolver(server string) Resolver {
-	if server == "" {
-		return net.DefaultResolver
-	}
-	var d net.Dialer
-	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return d.DialContext(ctx, network, server)
-	}}
-}
 
 // DefaultTunnelPorts is --tunnel-ports when it is not given.
 var DefaultTunnelPorts = []int{443}
@@ -103,7 +84,7 @@ func (t TunnelPolicy) dialer() *net.Dialer {
 }
 
 // lookup resolves host through r, unless it is an address already.
-func lookup(ctx context.Context, r Resolver, host string) ([]netip.Addr, error) {
+func lookup(ctx context.Context, r resolve.Resolver, host string) ([]netip.Addr, error) {
 	if ip, err := netip.ParseAddr(host); err == nil {
 		return []netip.Addr{ip}, nil
 	}
@@ -117,7 +98,7 @@ func lookup(ctx context.Context, r Resolver, host string) ([]netip.Addr, error) 
 // dialResolved dials host:port: each of host's addresses in turn, through
 // d. When every address was refused by d's guard, the error wraps
 // netguard.ErrNotAllowed; a failure to connect wins over a refusal.
-func dialResolved(ctx context.Context, r Resolver, d *net.Dialer, host string, port int) (net.Conn, error) {
+func dialResolved(ctx context.Context, r resolve.Resolver, d *net.Dialer, host string, port int) (net.Conn, error) {
 	addrs, err := lookup(ctx, r, host)
 	if err != nil {
 		return nil, err
@@ -145,7 +126,7 @@ func dialResolved(ctx context.Context, r Resolver, d *net.Dialer, host string, p
 
 // relayDial is the relay's DialContext: the ACME hosts, through the
 // proxy's resolver. The operator listed them, so no guard applies.
-func relayDial(r Resolver) func(ctx context.Context, network, addr string) (net.Conn, error) {
+func relayDial(r resolve.Resolver) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := &net.Dialer{Timeout: dialTimeout}
 	return func(ctx context.Context, _, addr string) (net.Conn, error) {
 		host, portText, err := net.SplitHostPort(addr)

@@ -23,6 +23,7 @@ import (
 	"github.com/keychest/keychest-lined/internal/clientnet"
 	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/internal/ports"
+	"github.com/keychest/keychest-lined/internal/resolve"
 	"github.com/keychest/keychest-lined/monitor"
 	"github.com/keychest/keychest-lined/store"
 	"github.com/keychest/keychest-lined/web"
@@ -83,7 +84,7 @@ func (c MonitorConfig) prober() (*monitor.TLSProber, error) {
 			return nil, fmt.Errorf("%s_MONITOR_CA_FILE: no certificate in %s", envPrefix, c.MonitorCAFile)
 		}
 	}
-	p := monitor.NewProber(monitor.NewResolver(c.MonitorResolver), guard, roots, c.MonitorConcurrency)
+	p := monitor.NewProber(resolve.New(c.MonitorResolver), guard, roots, c.MonitorConcurrency)
 	p.Revocation = monitor.NewRevocation(guard, monitor.DefaultHandshakeTimeout, monitor.DefaultCRLMaxBytes, time.Now)
 	allowed := c.MonitorPorts
 	if allowed.IsZero() { // a Config not read from the environment
