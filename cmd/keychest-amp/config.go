@@ -41,7 +41,7 @@ type Config struct {
 	Email       string        `envconfig:"EMAIL" desc:"--email E: claim the proxy's API key for this address"`
 	QueueMax    int           `envconfig:"QUEUE_MAX" default:"100000" desc:"--queue-max N: events kept while keychest-lined is unreachable; past it the oldest are dropped"`
 	Drain       time.Duration `envconfig:"DRAIN" default:"10s" desc:"--drain D: how long SIGTERM waits for connections in flight"`
-	TunnelPorts []string      `envconfig:"TUNNEL_PORTS" default:"443" desc:"--tunnel-ports PORT (repeatable) or none: ports a CONNECT off the ACME list is tunnelled to; none refuses every such CONNECT"`
+	TunnelPorts []string      `envconfig:"TUNNEL_PORTS" default:"443" desc:"--tunnel-ports PORT or LO-HI (repeatable) or none: ports a CONNECT off the ACME list is tunnelled to; none refuses every such CONNECT"`
 	TunnelNets  []string      `envconfig:"TUNNEL_NETS" desc:"--tunnel-nets NET (repeatable): networks tunnels may reach besides public addresses (loopback, private, link-local, metadata and reserved ones are refused)"`
 	Resolver    string        `envconfig:"RESOLVER" desc:"--resolver HOST:PORT: the only DNS server asked for the names the proxy looks up (default: the system's)"`
 }
