@@ -119,11 +119,16 @@ func (p *Postgres) Certs(ctx context.Context, email string) ([]CertStatus, error
 }
 
 // targetOfEmail is the condition under which the operator's lists count
-// target t as the account's with the e-mail at param: a domain of any of
-// its keys names t's name and port.
-func targetOfEmail(param string) string {
+// target t as the account's with the e-mail at param (any of its keys,
+// approved or not).
+func targetOfEmail(param string) string { return accountNames(`a.email = ` + param) }
+
+// accountNames is the condition under which target t is named by a domain
+// of a key of an account a that meets cond: the one link from accounts
+// to targets (a domain names a target by its name and port).
+func accountNames(cond string) string {
 	return `EXISTS (SELECT 1 FROM domains d JOIN api_keys k ON k.id = d.api_key_id
-		JOIN accounts a ON a.id = k.account_id WHERE a.email = ` + param + ` AND d.name = t.name AND d.port = t.port)`
+		JOIN accounts a ON a.id = k.account_id WHERE ` + cond + ` AND d.name = t.name AND d.port = t.port)`
 }
 
 // Findings lists findings, newest first: all, or only open ones, of every
