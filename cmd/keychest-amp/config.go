@@ -14,6 +14,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/keychest/keychest-lined/amp"
+	"github.com/keychest/keychest-lined/internal/clientnet"
 )
 
 // envPrefix is the prefix of the environment variables keychest-amp reads;
@@ -152,21 +153,14 @@ func (c Config) tunnel() (amp.TunnelPolicy, error) {
 	return amp.TunnelPolicy{Ports: ports, Nets: nets}, err
 }
 
-// parseNets reads networks (CIDR) or single addresses.
+// parseNets reads networks (CIDR) or single addresses by the rule of
+// KEYCHEST_PROXY_FROM and KEYCHEST_MONITOR_ALLOW_NETS (internal/clientnet).
 func parseNets(flagName string, list []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, a := range list {
-		p, err := netip.ParsePrefix(a)
-		if err != nil {
-			ip, err2 := netip.ParseAddr(a)
-			if err2 != nil {
-				return nil, fmt.Errorf("%s %q: %v", flagName, a, err)
-			}
-			p = netip.PrefixFrom(ip, ip.BitLen())
-		}
-		out = append(out, p.Masked())
+	nets, err := clientnet.ParseNets(strings.Join(list, ","))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flagName, err)
 	}
-	return out, nil
+	return nets, nil
 }
 
 // printUsage lists the flags and their variables.
