@@ -111,24 +111,16 @@ func TestACMEEventsAreStoredOnceAndIssuedDomainsAdded(t *testing.T) {
 // An identifier with a port or a scheme never registers a domain: an
 // ACME proxy's report cannot add a target on a port the line port refuses.
 func TestACMEIdentifierWithPortAddsNothing(t *testing.T) {
-	url := pgtest.NewDatabase(t)
-	db, err := store.Open(context.Background(), url, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	const key = "aaaaaaaa-bbbbbbbb-cccccccc-dddddddd-eeeeeeee"
-	confirmedKey(t, db, url, key, "owner@example.net")
-	h := New(Deps{Tokens: db, Accounts: db, ACME: db, ACMELimits: DefaultACMELimits, Metrics: NewMetrics(nil, func() int { return 0 }, func() int { return 0 }), Log: zerolog.Nop()})
+	w := newACMEWorld(t)
+	confirmedKey(t, w.db, w.url, keyA, "owner@example.net")
 	batch := envelope(1, "final", `{"status":"valid","identifiers":[{"type":"dns","value":"victim.example:6379"},{"type":"dns","value":"https://b.example"},{"type":"dns","value":"c.example"}]}`)
-	if code, body := postEvents(h, key, batch); code != 200 {
+	if code, body := w.post(keyA, batch); code != 200 {
 		t.Fatalf("post: %d %s", code, body)
 	}
-	conn, _ := pgx.Connect(context.Background(), url)
-	defer conn.Close(context.Background())
-	var domains string
-	conn.QueryRow(context.Background(), `SELECT string_agg(name || ':' || port, ' ' ORDER BY name) FROM domains`).Scan(&domains)
-	if domains != "c.example:443" {
-		t.Errorf("domains %q, want only c.example:443", domains)
+	if n := w.count(`SELECT count(*) FROM domains WHERE (name, port) <> ('c.example', 443)`); n != 0 {
+		t.Errorf("%d domains besides c.example:443", n)
+	}
+	if n := w.count(`SELECT count(*) FROM domains`); n != 1 {
+		t.Errorf("%d domains, want c.example:443 only", n)
 	}
 }
