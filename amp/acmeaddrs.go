@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/keychest/keychest-lined/internal/resolve"
 )
 
 // Freshness of the ACME hosts' addresses, and the time one lookup of them
@@ -22,7 +24,7 @@ const (
 // resolver when first needed and again once their addresses are a minute
 // old; a failed lookup keeps the addresses known before.
 type acmeAddrs struct {
-	r     Resolver
+	r     resolve.Resolver
 	hosts HostList
 
 	mu     sync.Mutex
@@ -30,7 +32,7 @@ type acmeAddrs struct {
 	until  time.Time
 }
 
-func newACMEAddrs(r Resolver, hosts HostList) *acmeAddrs {
+func newACMEAddrs(r resolve.Resolver, hosts HostList) *acmeAddrs {
 	return &acmeAddrs{r: r, hosts: hosts, byName: map[string][]netip.Addr{}}
 }
 

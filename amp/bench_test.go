@@ -124,7 +124,7 @@ func BenchmarkTunnelMemory(b *testing.B) {
 		}
 	}()
 	addr, _ := benchProxyWith(b, HostList{}, x509.NewCertPool(),
-		TunnelPolicy{Ports: []int{up.Addr().(*net.TCPAddr).Port}, Nets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+		TunnelPolicy{Ports: portSet(b, up.Addr().(*net.TCPAddr).Port), Nets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	before := memInUse()
 	var clients []net.Conn
 	for range tunnels {

@@ -216,7 +216,7 @@ func serial() *big.Int {
 // nears expiry. A host off the scope gets ErrOutOfScope. The cache keeps
 // the maxLeaves most recently used leaves.
 func (c *CA) Leaf(host string) (*tls.Certificate, error) {
-	host = strings.TrimRight(strings.ToLower(host), ".")
+	host = canonicalHost(host)
 	if !c.inScope(host) {
 		return nil, fmt.Errorf("%q: %w", host, ErrOutOfScope)
 	}

@@ -65,7 +65,8 @@ func (l HostList) HasName(host string) bool {
 	return ok
 }
 
-// canonicalHost is a host name as the list keeps it: lowercase, without
+// canonicalHost is a host name as the proxy compares it (the ACME list,
+// CONNECT targets, the names its leaves are minted for): lowercase, without
 // trailing dots (a fully qualified "name." is the same host as "name").
 func canonicalHost(host string) string {
 	return strings.TrimRight(strings.ToLower(host), ".")

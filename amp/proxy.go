@@ -19,7 +19,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/keychest/keychest-lined/internal/clientnet"
 	"github.com/keychest/keychest-lined/internal/logcode"
+	"github.com/keychest/keychest-lined/internal/resolve"
 )
 
 // RootHosts are the names under which the proxy serves its root's PEM to a
@@ -39,8 +41,8 @@ type ProxyConfig struct {
 	Upstream *x509.CertPool // roots for ACME servers
 	Observe  func(Exchange) // called with every intercepted exchange
 	Log      zerolog.Logger
-	Tunnel   TunnelPolicy // CONNECTs off the ACME list; the zero policy tunnels none
-	Resolver Resolver     // every name the proxy looks up; nil: the system's
+	Tunnel   TunnelPolicy     // CONNECTs off the ACME list; the zero policy tunnels none
+	Resolver resolve.Resolver // every name the proxy looks up; nil: the system's
 }
 
 // Proxy is the forward proxy. It serves plain and TLS clients on one port.
@@ -162,7 +164,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 // handle reads one proxy request from a new client and acts on it.
 func (p *Proxy) handle(c net.Conn) {
 	client := remoteIP(c)
-	if !allowed(p.cfg.Allow, client) {
+	if !clientnet.Within(client, p.cfg.Allow) {
 		p.cfg.Log.Warn().Str("code", logcode.AMPOutsideAllow).Time("event_time", time.Now()).Str("remote", client.String()).Msg("client outside --allow refused")
 		refuse(c, http.StatusForbidden, fmt.Sprintf("keychest-amp: client %s is not in the allowed networks (--allow)", client))
 		c.Close()
@@ -192,15 +194,6 @@ func (p *Proxy) handle(c net.Conn) {
 func isRootHost(host string) bool {
 	for _, h := range RootHosts {
 		if host == h {
-			return true
-		}
-	}
-	return false
-}
-
-func allowed(nets []netip.Prefix, ip netip.Addr) bool {
-	for _, n := range nets {
-		if n.Contains(ip) {
 			return true
 		}
 	}

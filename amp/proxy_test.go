@@ -94,7 +94,7 @@ func TestOtherHostsAreTunnelled(t *testing.T) {
 	_, port, _ := net.SplitHostPort(up.Listener.Addr().String())
 	upPort, _ := strconv.Atoi(port)
 	tp := startProxyWith(t, ProxyConfig{ACME: HostList{"localhost": {1}}, Upstream: x509.NewCertPool(),
-		Resolver: fakeResolver{"localhost": {netip.MustParseAddr("127.0.0.2")}}, Tunnel: TunnelPolicy{Ports: []int{upPort}, Nets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}})
+		Resolver: fakeResolver{"localhost": {netip.MustParseAddr("127.0.0.2")}}, Tunnel: TunnelPolicy{Ports: portSet(t, upPort), Nets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}})
 	roots := x509.NewCertPool()
 	roots.AddCert(up.Certificate())
 	for _, scheme := range []string{"http", "https"} {

@@ -63,7 +63,7 @@ func connectTarget(hostport string) (host string, port int, ok bool) {
 		return "", 0, false
 	}
 	port, err = strconv.Atoi(portText)
-	host = strings.TrimRight(strings.ToLower(host), ".")
+	host = canonicalHost(host)
 	return host, port, err == nil && host != "" && port > 0 && port <= 65535
 }
 

@@ -13,71 +13,51 @@ import (
 	"strings"
 
 	"github.com/keychest/keychest-lined/internal/netguard"
+	"github.com/keychest/keychest-lined/internal/ports"
+	"github.com/keychest/keychest-lined/internal/resolve"
 )
 
 // maxDialAddresses bounds the addresses one dial tries.
 const maxDialAddresses = 8
 
-// Resolver finds the addresses of a name; *net.Resolver is one. The
-// proxy resolves everything through it: the ACME hosts it relays to, the
-// hosts it tunnels to, and the ACME hosts' addresses it refuses.
-type Resolver interface {
-	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
-}
-
-// NewResolver returns the system resolver, or one that asks only the DNS
-// server at server ("host:port") when server is not empty (/etc/hosts is
-// still read first).
-func NewResolver(server string) Resolver {
-	if server == "" {
-		return net.DefaultResolver
-	}
-	var d net.Dialer
-	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return d.DialContext(ctx, network, server)
-	}}
-}
-
-// DefaultTunnelPorts is --tunnel-ports when it is not given.
-var DefaultTunnelPorts = []int{443}
+// DefaultTunnelPorts is --tunnel-ports when it is not given (the flag's
+// default in cmd/keychest-amp says the same).
+const DefaultTunnelPorts = "443"
 
 // TunnelPolicy says which CONNECTs to hosts off the ACME list are
 // tunnelled. The zero policy tunnels nothing.
 type TunnelPolicy struct {
-	Ports []int          // ports a tunnel may reach; empty: none
+	Ports ports.Set      // ports a tunnel may reach; the zero Set: none
 	Nets  []netip.Prefix // networks a tunnel may reach besides public unicast ones (internal/netguard)
 }
 
-// ParseTunnelPorts reads --tunnel-ports: port numbers, or the one word
-// "none" (no tunnel at all: every CONNECT off the ACME list is refused).
-func ParseTunnelPorts(entries []string) ([]int, error) {
-	if len(entries) == 1 && strings.EqualFold(entries[0], "none") {
-		return nil, nil
+// ParseTunnelPorts reads --tunnel-ports: ports and ranges of ports, read
+// by the same rule as KEYCHEST_MONITOR_PORTS (internal/ports), or the one
+// word "none" (no tunnel at all: every CONNECT off the ACME list is
+// refused), which gives the zero Set.
+func ParseTunnelPorts(entries []string) (ports.Set, error) {
+	if len(entries) == 1 && isNone(entries[0]) {
+		return ports.Set{}, nil
 	}
-	var ports []int
-	for _, e := range entries {
-		n, err := strconv.Atoi(e)
-		if err != nil || n <= 0 || n > 65535 {
-			return nil, fmt.Errorf("--tunnel-ports %q: not a port (1-65535), nor the one word none", e)
-		}
-		ports = append(ports, n)
+	if slices.ContainsFunc(entries, isNone) {
+		return ports.Set{}, errors.New("--tunnel-ports: none stands alone: give ports, or the one word none")
 	}
-	if len(ports) == 0 {
-		return nil, errors.New("--tunnel-ports is empty: give ports, or none")
+	set, err := ports.Parse(strings.Join(entries, ","))
+	if err != nil {
+		return ports.Set{}, fmt.Errorf("--tunnel-ports: %w; or give the one word none for no tunnel", err)
 	}
-	return ports, nil
+	return set, nil
 }
+
+// isNone reports whether a --tunnel-ports entry is the word none.
+func isNone(entry string) bool { return strings.EqualFold(strings.TrimSpace(entry), "none") }
 
 // portsText is the policy's ports as --tunnel-ports takes them.
 func (t TunnelPolicy) portsText() string {
-	if len(t.Ports) == 0 {
+	if t.Ports.IsZero() {
 		return "none"
 	}
-	s := make([]string, len(t.Ports))
-	for i, p := range t.Ports {
-		s[i] = strconv.Itoa(p)
-	}
-	return strings.Join(s, ",")
+	return t.Ports.String()
 }
 
 // errNoPort is a tunnel refused for its port.
@@ -86,7 +66,7 @@ var errNoPort = errors.New("port not in --tunnel-ports")
 // check is the policy's verdict on a tunnel to host:port before any
 // lookup: the port, and the address when host is one.
 func (t TunnelPolicy) check(host string, port int) error {
-	if !slices.Contains(t.Ports, port) {
+	if !t.Ports.Allows(port) {
 		return fmt.Errorf("%w (%s)", errNoPort, t.portsText())
 	}
 	if ip, err := netip.ParseAddr(host); err == nil && !netguard.New(t.Nets).Allowed(ip) {
@@ -103,7 +83,7 @@ func (t TunnelPolicy) dialer() *net.Dialer {
 }
 
 // lookup resolves host through r, unless it is an address already.
-func lookup(ctx context.Context, r Resolver, host string) ([]netip.Addr, error) {
+func lookup(ctx context.Context, r resolve.Resolver, host string) ([]netip.Addr, error) {
 	if ip, err := netip.ParseAddr(host); err == nil {
 		return []netip.Addr{ip}, nil
 	}
@@ -117,7 +97,7 @@ func lookup(ctx context.Context, r Resolver, host string) ([]netip.Addr, error) 
 // dialResolved dials host:port: each of host's addresses in turn, through
 // d. When every address was refused by d's guard, the error wraps
 // netguard.ErrNotAllowed; a failure to connect wins over a refusal.
-func dialResolved(ctx context.Context, r Resolver, d *net.Dialer, host string, port int) (net.Conn, error) {
+func dialResolved(ctx context.Context, r resolve.Resolver, d *net.Dialer, host string, port int) (net.Conn, error) {
 	addrs, err := lookup(ctx, r, host)
 	if err != nil {
 		return nil, err
@@ -145,7 +125,7 @@ func dialResolved(ctx context.Context, r Resolver, d *net.Dialer, host string, p
 
 // relayDial is the relay's DialContext: the ACME hosts, through the
 // proxy's resolver. The operator listed them, so no guard applies.
-func relayDial(r Resolver) func(ctx context.Context, network, addr string) (net.Conn, error) {
+func relayDial(r resolve.Resolver) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := &net.Dialer{Timeout: dialTimeout}
 	return func(ctx context.Context, _, addr string) (net.Conn, error) {
 		host, portText, err := net.SplitHostPort(addr)

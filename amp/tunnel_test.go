@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/keychest/keychest-lined/internal/ports"
 )
 
 // fakeResolver answers from its map and never asks DNS; trailing dots do
@@ -32,6 +34,20 @@ func (f fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Ad
 }
 
 var loopback8 = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+
+// portSet is the ports.Set of the given ports, as --tunnel-ports reads them.
+func portSet(t testing.TB, list ...int) ports.Set {
+	t.Helper()
+	s := make([]string, len(list))
+	for i, p := range list {
+		s[i] = strconv.Itoa(p)
+	}
+	set, err := ParseTunnelPorts(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
 
 // countingListener is a loopback listener that counts the connections it
 // accepts.
@@ -90,7 +106,7 @@ func TestTunnelToLoopbackIsRefused(t *testing.T) {
 	l := newCountingListener(t)
 	tp := startProxyWith(t, ProxyConfig{ACME: HostList{}, Resolver: fakeResolver{"internal.test": {netip.MustParseAddr("127.0.0.1")},
 		"rebound.test": {netip.MustParseAddr("::ffff:127.0.0.1"), netip.MustParseAddr("::1")}},
-		Tunnel: TunnelPolicy{Ports: []int{l.port}}})
+		Tunnel: TunnelPolicy{Ports: portSet(t, l.port)}})
 	p := strconv.Itoa(l.port)
 	for _, target := range []string{"127.0.0.1:" + p, "[::ffff:127.0.0.1]:" + p, "internal.test:" + p, "rebound.test:" + p} {
 		resp := connect(t, tp.Addr, target)
@@ -109,14 +125,19 @@ func TestTunnelPortsAreEnforced(t *testing.T) {
 	l := newCountingListener(t)
 	target := "127.0.0.1:" + strconv.Itoa(l.port)
 	for _, c := range []struct {
-		name  string
-		ports []int
-		want  string
+		name string
+		flag []string
+		want string
 	}{
-		{"default 443", DefaultTunnelPorts, "(443)"},
-		{"none", nil, "(none)"},
+		{"default 443", []string{DefaultTunnelPorts}, "(443)"},
+		{"none", []string{"none"}, "(none)"},
+		{"a range", []string{"8000-8999", "443"}, "(443,8000-8999)"},
 	} {
-		tp := startProxyWith(t, ProxyConfig{ACME: HostList{}, Resolver: fakeResolver{}, Tunnel: TunnelPolicy{Ports: c.ports, Nets: loopback8}})
+		set, err := ParseTunnelPorts(c.flag)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		tp := startProxyWith(t, ProxyConfig{ACME: HostList{}, Resolver: fakeResolver{}, Tunnel: TunnelPolicy{Ports: set, Nets: loopback8}})
 		resp := connect(t, tp.Addr, target)
 		if body := bodyOf(resp); resp.StatusCode != 403 || !strings.Contains(body, "port not in --tunnel-ports "+c.want) {
 			t.Errorf("%s: %d %q", c.name, resp.StatusCode, body)
@@ -125,12 +146,28 @@ func TestTunnelPortsAreEnforced(t *testing.T) {
 	if n := l.others(t); n != 0 {
 		t.Errorf("%d connections reached the listener", n)
 	}
-	if ports, err := ParseTunnelPorts([]string{"none"}); err != nil || ports != nil {
-		t.Errorf("none: %v %v", ports, err)
+}
+
+// --tunnel-ports reads ports and ranges as KEYCHEST_MONITOR_PORTS does
+// (internal/ports), or the one word none; a refusal names the flag and
+// the word.
+func TestParseTunnelPorts(t *testing.T) {
+	for in, want := range map[string]string{"none": "", "NONE": "", "443": "443",
+		"8443,443": "443,8443", "443,8000-8999": "443,8000-8999", "443 8443": "443,8443"} {
+		set, err := ParseTunnelPorts(strings.Split(in, ","))
+		if err != nil || set.String() != want {
+			t.Errorf("%q: %q %v, want %q", in, set.String(), err, want)
+		}
 	}
-	for _, bad := range [][]string{{"0"}, {"65536"}, {"https"}, {}, {"443", "none"}} {
-		if _, err := ParseTunnelPorts(bad); err == nil {
-			t.Errorf("%q accepted", bad)
+	for _, bad := range [][]string{{"0"}, {"65536"}, {"https"}, {}, {""}, {"443", "none"}, {"none", "none"},
+		{"+443"}, {"8999-8000"}} {
+		set, err := ParseTunnelPorts(bad)
+		if err == nil {
+			t.Errorf("%q accepted: %v", bad, set)
+			continue
+		}
+		if msg := err.Error(); !strings.HasPrefix(msg, "--tunnel-ports: ") || !strings.Contains(msg, "none") {
+			t.Errorf("%q: the error %q names neither the flag nor the word none", bad, msg)
 		}
 	}
 }
@@ -140,7 +177,7 @@ func TestTunnelPortsAreEnforced(t *testing.T) {
 func TestTunnelAllowedByPortAndNet(t *testing.T) {
 	l := newCountingListener(t)
 	tp := startProxyWith(t, ProxyConfig{ACME: HostList{}, Resolver: fakeResolver{"internal.test": {netip.MustParseAddr("127.0.0.1")}},
-		Tunnel: TunnelPolicy{Ports: []int{l.port}, Nets: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}})
+		Tunnel: TunnelPolicy{Ports: portSet(t, l.port), Nets: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}})
 	resp := connect(t, tp.Addr, "internal.test:"+strconv.Itoa(l.port))
 	if resp.StatusCode != 200 {
 		t.Fatalf("%d %q", resp.StatusCode, bodyOf(resp))
@@ -162,7 +199,7 @@ func acmeFixture(t *testing.T) (tp *testProxy, port string) {
 	hosts, _ := ParseHostList([]string{"acme.test:" + port})
 	tp = startProxyWith(t, ProxyConfig{ACME: hosts, Upstream: x509.NewCertPool(),
 		Resolver: fakeResolver{"acme.test": {netip.MustParseAddr("127.0.0.1")}},
-		Tunnel:   TunnelPolicy{Ports: []int{n}, Nets: loopback8}})
+		Tunnel:   TunnelPolicy{Ports: portSet(t, n), Nets: loopback8}})
 	return tp, port
 }
 

@@ -2,7 +2,10 @@
 
 // Package mailer words the outbox's mails when they are sent (claims,
 // alerts, digests) and delivers them: over SMTP, or into the log when no
-// SMTP server is configured.
+// SMTP server is configured. Its Sender, built from a SenderConfig, takes
+// each due mail from the outbox once, retries passing failures with
+// backoff and fails a mail for good on a 5xx or once it has been tried
+// for its give-up time.
 package mailer
 
 import (

@@ -36,33 +36,60 @@ type Outbox interface {
 // The database's outbox is one; a signature that drifts fails the build.
 var _ Outbox = (*store.Postgres)(nil)
 
+// Default timings of a Sender, used where its SenderConfig leaves them
+// zero.
+const (
+	DefaultRetryMin = 2 * time.Second
+	DefaultRetryMax = 10 * time.Minute
+	DefaultGiveUp   = 72 * time.Hour
+	DefaultPoll     = time.Second
+)
+
+// SenderConfig is everything a Sender is built from; it is not changed
+// afterwards. A zero duration takes its default.
+type SenderConfig struct {
+	Outbox    Outbox
+	Transport Transport
+	Observer  Observer // nil: deliveries are not counted
+	Log       zerolog.Logger
+	// RetryMin and RetryMax bound the backoff between attempts
+	// (KEYCHEST_MAIL_RETRY_MIN, KEYCHEST_MAIL_RETRY_MAX).
+	RetryMin, RetryMax time.Duration
+	// GiveUp is how long after it was queued a mail is still tried
+	// (KEYCHEST_MAIL_GIVE_UP).
+	GiveUp time.Duration
+	// Poll is how often the outbox is checked without a Poke.
+	Poll time.Duration
+	// Compose words each mail just before it is sent (Composer.Fill);
+	// nil: a mail goes out with the text it was queued with.
+	Compose func(*store.Mail)
+}
+
 // Sender delivers the outbox: each due mail once, retrying passing failures
 // (a 4xx reply, a network error) with exponential backoff for at most
 // GiveUp. A permanent rejection (5xx), or GiveUp passing, fails the mail
 // for good, with its reason. Mails survive restarts in the outbox table.
 type Sender struct {
-	Outbox    Outbox
-	Transport Transport
-	Observer  Observer
-	Log       zerolog.Logger
-	// RetryMin and RetryMax bound the backoff between attempts.
-	RetryMin, RetryMax time.Duration
-	// GiveUp is how long after it was queued a mail is still tried.
-	GiveUp time.Duration
-	// Poll is how often the outbox is checked without a Poke.
-	Poll time.Duration
-	// Compose words each mail just before it is sent (Composer.Fill);
-	// without it a mail goes out with the text it was queued with.
-	Compose func(*store.Mail)
-
+	cfg  SenderConfig
 	poke chan struct{}
 }
 
-// NewSender returns a Sender with its defaults filled in.
-func NewSender(outbox Outbox, t Transport, obs Observer, log zerolog.Logger) *Sender {
-	return &Sender{Outbox: outbox, Transport: t, Observer: obs, Log: log,
-		RetryMin: 2 * time.Second, RetryMax: 10 * time.Minute, GiveUp: 72 * time.Hour, Poll: time.Second,
-		poke: make(chan struct{}, 1)}
+// NewSender returns the Sender of cfg, its zero durations set to their
+// defaults.
+func NewSender(cfg SenderConfig) *Sender {
+	cfg.RetryMin = orDefault(cfg.RetryMin, DefaultRetryMin)
+	cfg.RetryMax = orDefault(cfg.RetryMax, DefaultRetryMax)
+	cfg.GiveUp = orDefault(cfg.GiveUp, DefaultGiveUp)
+	cfg.Poll = orDefault(cfg.Poll, DefaultPoll)
+	return &Sender{cfg: cfg, poke: make(chan struct{}, 1)}
+}
+
+// orDefault is d, or def when d is zero.
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
 }
 
 // Poke asks the sender to look at the outbox now (a claim just queued mail).
@@ -75,7 +102,7 @@ func (s *Sender) Poke() {
 
 // Run delivers mail until ctx ends.
 func (s *Sender) Run(ctx context.Context) {
-	tick := time.NewTicker(s.Poll)
+	tick := time.NewTicker(s.cfg.Poll)
 	defer tick.Stop()
 	for {
 		s.drain(ctx)
@@ -91,9 +118,9 @@ func (s *Sender) Run(ctx context.Context) {
 // drain sends every mail that is due.
 func (s *Sender) drain(ctx context.Context) {
 	for ctx.Err() == nil {
-		found, err := s.Outbox.SendNext(ctx, s.send)
+		found, err := s.cfg.Outbox.SendNext(ctx, s.send)
 		if err != nil {
-			s.Log.Warn().Str("code", logcode.OutboxUnreadable).Time("event_time", time.Now()).Err(err).Msg("cannot read the outbox")
+			s.cfg.Log.Warn().Str("code", logcode.OutboxUnreadable).Time("event_time", time.Now()).Err(err).Msg("cannot read the outbox")
 			return
 		}
 		if !found {
@@ -104,31 +131,31 @@ func (s *Sender) drain(ctx context.Context) {
 
 // send tries m once and says what became of it.
 func (s *Sender) send(m store.Mail) store.Attempt {
-	if s.Compose != nil {
-		s.Compose(&m)
+	if s.cfg.Compose != nil {
+		s.cfg.Compose(&m)
 	}
-	err := s.Transport.Send(m)
+	err := s.cfg.Transport.Send(m)
 	if err == nil {
-		s.Log.Info().Str("code", deliveredCode(m.Kind)).Time("event_time", time.Now()).Int64("mail", m.ID).
+		s.cfg.Log.Info().Str("code", deliveredCode(m.Kind)).Time("event_time", time.Now()).Int64("mail", m.ID).
 			Str("kind", m.Kind).Int("findings", len(m.Items)).Msg("mail delivered")
-		if s.Observer != nil {
-			s.Observer.MailSent(m.Kind)
+		if s.cfg.Observer != nil {
+			s.cfg.Observer.MailSent(m.Kind)
 		}
 		return store.Attempt{}
 	}
-	if s.Observer != nil {
-		s.Observer.MailFailed(m.Kind)
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.MailFailed(m.Kind)
 	}
 	a := s.judge(m, err)
 	if a.Failed {
-		s.Log.Error().Str("code", logcode.MailFailed).Time("event_time", time.Now()).Int64("mail", m.ID).
+		s.cfg.Log.Error().Str("code", logcode.MailFailed).Time("event_time", time.Now()).Int64("mail", m.ID).
 			Str("kind", m.Kind).Int("attempt", m.Attempts+1).Err(a.Err).Msg("mail failed for good")
-		if s.Observer != nil {
-			s.Observer.MailGivenUp(m.Kind)
+		if s.cfg.Observer != nil {
+			s.cfg.Observer.MailGivenUp(m.Kind)
 		}
 		return a
 	}
-	s.Log.Warn().Str("code", logcode.MailRetry).Time("event_time", time.Now()).Int64("mail", m.ID).
+	s.cfg.Log.Warn().Str("code", logcode.MailRetry).Time("event_time", time.Now()).Int64("mail", m.ID).
 		Str("kind", m.Kind).Int("attempt", m.Attempts+1).Dur("retry_in", a.RetryIn).Err(err).
 		Msg("mail not delivered, will retry")
 	return a
@@ -138,23 +165,23 @@ func (s *Sender) send(m store.Mail) store.Attempt {
 // the mail; a passing one retries it after backoff, the last time when
 // GiveUp ends, and past GiveUp fails it.
 func (s *Sender) judge(m store.Mail, err error) store.Attempt {
-	left := s.GiveUp - m.Age
+	left := s.cfg.GiveUp - m.Age
 	switch {
 	case Permanent(err):
 		return store.Attempt{Err: err, Failed: true}
 	case left <= 0:
-		return store.Attempt{Err: fmt.Errorf("given up after %s: %w", s.GiveUp, err), Failed: true}
+		return store.Attempt{Err: fmt.Errorf("given up after %s: %w", s.cfg.GiveUp, err), Failed: true}
 	}
 	return store.Attempt{Err: err, RetryIn: min(s.backoff(m.Attempts+1), left)}
 }
 
 // backoff doubles from RetryMin up to RetryMax.
 func (s *Sender) backoff(attempts int) time.Duration {
-	d := s.RetryMin
-	for i := 1; i < attempts && d < s.RetryMax; i++ {
+	d := s.cfg.RetryMin
+	for i := 1; i < attempts && d < s.cfg.RetryMax; i++ {
 		d *= 2
 	}
-	return min(d, s.RetryMax)
+	return min(d, s.cfg.RetryMax)
 }
 
 // deliveredCode is the log code of a delivered mail of kind: claim mails

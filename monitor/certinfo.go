@@ -14,6 +14,10 @@ import (
 	"github.com/keychest/keychest-lined/finding"
 )
 
+// Fingerprint is how a certificate is known from one probe to the next,
+// in the history and on the pages: the SHA-256 of its DER.
+func Fingerprint(c *x509.Certificate) [32]byte { return sha256.Sum256(c.Raw) }
+
 // CertInfo summarises a certificate for storage and display.
 func CertInfo(c *x509.Certificate) finding.CertInfo {
 	keyType, bits := publicKey(c)
@@ -22,7 +26,7 @@ func CertInfo(c *x509.Certificate) finding.CertInfo {
 		sans = append(sans, ip.String())
 	}
 	return finding.CertInfo{
-		Fingerprint: sha256.Sum256(c.Raw),
+		Fingerprint: Fingerprint(c),
 		Subject:     c.Subject.String(),
 		Issuer:      c.Issuer.String(),
 		IssuerCN:    c.Issuer.CommonName,

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 
 // Package monitor watches the certificates of active domains: it resolves
-// each target, makes a TLS handshake with every address, judges what it
-// saw against the certificate's own lifetime, and writes findings. The
-// probe (probe.go) does the I/O, the judge (judge.go) is pure, and the
-// scheduler (schedule.go) leases targets from the store so that many
-// monitors can share one database.
+// each target, makes a TLS handshake with every address that the guard
+// allows (internal/netguard) on a port of KEYCHEST_MONITOR_PORTS, asks
+// whether the leaf is revoked (its CRL; OCSP when it names none), judges
+// what it saw against the certificate's own lifetime, and has the store
+// write the findings. The probe (probe.go, revocation.go) does the I/O,
+// the judge (judge.go) is pure, and the scheduler (schedule.go) leases
+// targets from the store so that many monitors can share one database;
+// metrics.go counts for Prometheus.
 package monitor
 
 import (

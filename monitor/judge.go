@@ -4,7 +4,6 @@ package monitor
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -202,7 +201,7 @@ func observation(a AddressResult) finding.Observation {
 		o.ErrorClass, o.ErrorDetail = string(a.Class), a.Detail
 	}
 	for i, c := range a.Chain {
-		fp := sha256.Sum256(c.Raw)
+		fp := Fingerprint(c)
 		if i == 0 {
 			o.Fingerprint = fp[:]
 		} else {
@@ -227,7 +226,7 @@ func renewal(prev map[netip.Addr]finding.Served, res Result) []finding.Event {
 		return nil
 	}
 	for _, a := range certAddresses(res) {
-		if fp := sha256.Sum256(a.Chain[0].Raw); bytes.Equal(fp[:], old.Fingerprint) {
+		if fp := Fingerprint(a.Chain[0]); bytes.Equal(fp[:], old.Fingerprint) {
 			return nil
 		}
 	}

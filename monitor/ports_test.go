@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/keychest/keychest-lined/internal/ports"
+	"github.com/keychest/keychest-lined/internal/resolve"
 )
 
 // A prober with a port list dials only those ports: a target on another
@@ -42,7 +43,7 @@ func TestProbeOnlyListedPorts(t *testing.T) {
 
 // countingResolver counts lookups.
 type countingResolver struct {
-	Resolver
+	resolve.Resolver
 	n *int
 }
 

@@ -16,24 +16,8 @@ import (
 	"time"
 
 	"github.com/keychest/keychest-lined/internal/ports"
+	"github.com/keychest/keychest-lined/internal/resolve"
 )
-
-// Resolver looks up the addresses of a name; *net.Resolver is one.
-type Resolver interface {
-	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
-}
-
-// NewResolver returns the system resolver, or one that asks only the DNS
-// server at server ("host:port") when server is not empty.
-func NewResolver(server string) Resolver {
-	if server == "" {
-		return net.DefaultResolver
-	}
-	var d net.Dialer
-	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return d.DialContext(ctx, network, server)
-	}}
-}
 
 // Probe defaults, from the issue: at most 16 addresses per name, dial 5 s,
 // handshake 10 s, two connections at a time per address.
@@ -48,7 +32,7 @@ const (
 // the guard, handshake, verify. It keeps no state between probes besides
 // the revocation cache and the per-address connection slots.
 type TLSProber struct {
-	Resolver         Resolver
+	Resolver         resolve.Resolver
 	Guard            Guard
 	Roots            *x509.CertPool // nil: the system roots
 	Revocation       *Revocation    // nil: no revocation checks
@@ -67,7 +51,7 @@ type TLSProber struct {
 
 // NewProber returns a prober with the defaults, allowing at most
 // concurrency connections at once.
-func NewProber(r Resolver, g Guard, roots *x509.CertPool, concurrency int) *TLSProber {
+func NewProber(r resolve.Resolver, g Guard, roots *x509.CertPool, concurrency int) *TLSProber {
 	return &TLSProber{Resolver: r, Guard: g, Roots: roots, Now: time.Now,
 		DialTimeout: DefaultDialTimeout, HandshakeTimeout: DefaultHandshakeTimeout,
 		MaxAddresses: DefaultMaxAddresses, dials: newSlots(concurrency), peers: newSlots(DefaultPerAddress)}

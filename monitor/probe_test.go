@@ -13,6 +13,7 @@ import (
 
 	"github.com/keychest/keychest-lined/internal/certtest"
 	"github.com/keychest/keychest-lined/internal/clientnet"
+	"github.com/keychest/keychest-lined/internal/resolve"
 )
 
 // mapResolver answers from a table; names not in it do not exist.
@@ -277,7 +278,7 @@ func TestProbeThroughDNSServer(t *testing.T) {
 	defer dns.Close()
 	dns.Set("dns.test", netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3"))
 	p := f.prober(loopback)
-	p.Resolver = NewResolver(dns.Addr())
+	p.Resolver = resolve.New(dns.Addr())
 	res := p.Probe(context.Background(), "dns.test", s.Port())
 	if len(res.Addresses) != 2 || res.Addresses[0].Class != ClassOK || res.Addresses[1].Class != ClassRefused {
 		t.Fatalf("result %+v", res)

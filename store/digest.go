@@ -30,8 +30,7 @@ type DigestChange struct {
 
 // accountTargets is certRowsSQL's condition for one account's active
 // domains ($1: the account's id).
-const accountTargets = `t.active AND EXISTS (SELECT 1 FROM domains d JOIN api_keys k ON k.id = d.api_key_id
-	JOIN accounts a ON a.id = k.account_id WHERE a.id = $1 AND ` + keyApproved + ` AND d.name = t.name AND d.port = t.port)`
+var accountTargets = `t.active AND ` + accountNames(`a.id = $1 AND `+keyApproved)
 
 // digestChangesSQL lists an account's week ($1: account, $2: since):
 // renewals, domains added and removed, findings opened; keys waiting for

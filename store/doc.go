@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 
 // Package store is the SQL: it keeps accounts, API keys, domains, the
-// monitor's targets, observations and findings, ACME events and the
-// outbox in PostgreSQL, each write in one transaction that commits before
-// it returns. It knows nothing of sockets, the line protocol or HTTP.
+// links' tokens, the audit trail, rate-limit buckets, the monitor's
+// targets, observations and findings, ACME events and the outbox in
+// PostgreSQL, each write in one transaction that commits before it
+// returns (the line commands' writes are group-committed: many commands
+// share a transaction, and each hears back only after its commit). It knows nothing of sockets, the line protocol or HTTP.
 //
 // It keeps SQL only. The rules it writes by are other packages': finding
 // kinds, the severity order (and the SQL rank derived from it) and when a

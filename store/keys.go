@@ -60,7 +60,7 @@ func (p *Postgres) KeyStatus(ctx context.Context, k KeyRef) (KeyStatus, error) {
 	err := p.pool.QueryRow(ctx, `SELECT a.email, coalesce(a.confirmed_at IS NOT NULL, false) AND `+keyApproved+`,
 			coalesce(a.blocked_at IS NOT NULL, false), k.revoked_at IS NOT NULL, k.domain_count, k.created_at,
 			(SELECT count(*) FROM domains d JOIN mon_targets t ON t.name = d.name AND t.port = d.port
-			 WHERE d.api_key_id = k.id AND t.active AND t.state IN ('warning', 'critical')
+			 WHERE d.api_key_id = k.id AND t.active AND `+targetInTrouble+`
 			   AND coalesce(`+activeDomain+`, false))
 		FROM api_keys k LEFT JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = $1`,
 		k.Hash[:]).Scan(&email, &s.Confirmed, &s.Blocked, &s.Revoked, &s.Domains, &s.CreatedAt, &s.Problems)

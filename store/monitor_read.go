@@ -54,6 +54,10 @@ type FindingRow struct {
 	Closed   *time.Time `json:"closed"`
 }
 
+// shownState is the state target t is shown and counted with: unknown
+// before its first probe, else the state the monitor's judge wrote.
+const shownState = `CASE WHEN t.last_checked_at IS NULL THEN 'unknown' ELSE t.state END`
+
 // certRowsSQL reads targets with their state (unknown before the first
 // probe, and as long as no probe has seen a certificate: the monitor's
 // judge writes it so), the error class of their first failing address,
@@ -62,7 +66,7 @@ type FindingRow struct {
 // the ACME ones of the viewer's account ($viewer; -1: every account's);
 // a WHERE condition on t follows.
 const certRowsSQL = `
-SELECT t.name, t.port, CASE WHEN t.last_checked_at IS NULL THEN 'unknown' ELSE t.state END,
+SELECT t.name, t.port, ` + shownState + `,
        coalesce((SELECT o.error_class FROM mon_observations o
                  WHERE o.target_id = t.id AND o.ended_at IS NULL AND o.error_class IS NOT NULL
                  ORDER BY o.address LIMIT 1), ''),
@@ -111,8 +115,20 @@ func (p *Postgres) Certs(ctx context.Context, email string) ([]CertStatus, error
 	if email == "" {
 		return p.certRows(ctx, -1, `t.active`)
 	}
-	return p.certRows(ctx, -1, `t.active AND EXISTS (SELECT 1 FROM domains d JOIN api_keys k ON k.id = d.api_key_id
-		JOIN accounts a ON a.id = k.account_id WHERE a.email = $1 AND d.name = t.name AND d.port = t.port)`, email)
+	return p.certRows(ctx, -1, `t.active AND `+targetOfEmail("$1"), email)
+}
+
+// targetOfEmail is the condition under which the operator's lists count
+// target t as the account's with the e-mail at param (any of its keys,
+// approved or not).
+func targetOfEmail(param string) string { return accountNames(`a.email = ` + param) }
+
+// accountNames is the condition under which target t is named by a domain
+// of a key of an account a that meets cond: the one link from accounts
+// to targets (a domain names a target by its name and port).
+func accountNames(cond string) string {
+	return `EXISTS (SELECT 1 FROM domains d JOIN api_keys k ON k.id = d.api_key_id
+		JOIN accounts a ON a.id = k.account_id WHERE ` + cond + ` AND d.name = t.name AND d.port = t.port)`
 }
 
 // Findings lists findings, newest first: all, or only open ones, of every
@@ -122,8 +138,7 @@ func (p *Postgres) Findings(ctx context.Context, open bool, email string) ([]Fin
 			CASE WHEN f.closed_at IS NULL THEN t.last_checked_at ELSE f.last_seen_at END, f.closed_at
 		FROM mon_findings f JOIN mon_targets t ON t.id = f.target_id
 		WHERE (NOT $1 OR f.closed_at IS NULL)
-		  AND ($2 = '' OR EXISTS (SELECT 1 FROM domains d JOIN api_keys k ON k.id = d.api_key_id
-		      JOIN accounts a ON a.id = k.account_id WHERE a.email = $2 AND d.name = t.name AND d.port = t.port)
+		  AND ($2 = '' OR `+targetOfEmail("$2")+`
 		      AND (f.account_id IS NULL OR f.account_id = (SELECT id FROM accounts WHERE email = $2)))
 		ORDER BY f.opened_at DESC, t.name, f.kind`, open, email)
 	if err != nil {
@@ -248,8 +263,8 @@ type MonitorOverview struct {
 // Overview counts active targets by state and measures the oldest lag.
 func (p *Postgres) Overview(ctx context.Context, now time.Time) (MonitorOverview, error) {
 	o := MonitorOverview{ByState: map[string]int{}}
-	rows, err := p.pool.Query(ctx, `SELECT CASE WHEN last_checked_at IS NULL THEN 'unknown' ELSE state END, count(*)
-		FROM mon_targets WHERE active GROUP BY 1`)
+	rows, err := p.pool.Query(ctx, `SELECT `+shownState+`, count(*)
+		FROM mon_targets t WHERE t.active GROUP BY 1`)
 	if err != nil {
 		return o, classify(err)
 	}

@@ -17,6 +17,11 @@ import (
 // nor waiting for the owner's approval.
 const activeDomain = `a.confirmed_at IS NOT NULL AND a.blocked_at IS NULL AND k.revoked_at IS NULL AND ` + keyApproved
 
+// targetInTrouble is the condition under which target t has a problem:
+// its state says an open finding of warning or worse (the monitor's
+// StateWarning and StateCritical).
+const targetInTrouble = `t.state IN ('warning', 'critical')`
+
 // keyApproved is the condition under which a key of an account speaks for
 // it: a key claimed onto a confirmed account waits for the owner's
 // approval, and until then its domains appear in none of the account's

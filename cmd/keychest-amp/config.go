@@ -14,6 +14,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/keychest/keychest-lined/amp"
+	"github.com/keychest/keychest-lined/internal/clientnet"
 )
 
 // envPrefix is the prefix of the environment variables keychest-amp reads;
@@ -41,7 +42,7 @@ type Config struct {
 	Email       string        `envconfig:"EMAIL" desc:"--email E: claim the proxy's API key for this address"`
 	QueueMax    int           `envconfig:"QUEUE_MAX" default:"100000" desc:"--queue-max N: events kept while keychest-lined is unreachable; past it the oldest are dropped"`
 	Drain       time.Duration `envconfig:"DRAIN" default:"10s" desc:"--drain D: how long SIGTERM waits for connections in flight"`
-	TunnelPorts []string      `envconfig:"TUNNEL_PORTS" default:"443" desc:"--tunnel-ports PORT (repeatable) or none: ports a CONNECT off the ACME list is tunnelled to; none refuses every such CONNECT"`
+	TunnelPorts []string      `envconfig:"TUNNEL_PORTS" default:"443" desc:"--tunnel-ports PORT or LO-HI (repeatable) or none: ports a CONNECT off the ACME list is tunnelled to; none refuses every such CONNECT"`
 	TunnelNets  []string      `envconfig:"TUNNEL_NETS" desc:"--tunnel-nets NET (repeatable): networks tunnels may reach besides public addresses (loopback, private, link-local, metadata and reserved ones are refused)"`
 	Resolver    string        `envconfig:"RESOLVER" desc:"--resolver HOST:PORT: the only DNS server asked for the names the proxy looks up (default: the system's)"`
 }
@@ -152,21 +153,14 @@ func (c Config) tunnel() (amp.TunnelPolicy, error) {
 	return amp.TunnelPolicy{Ports: ports, Nets: nets}, err
 }
 
-// parseNets reads networks (CIDR) or single addresses.
+// parseNets reads networks (CIDR) or single addresses by the rule of
+// KEYCHEST_PROXY_FROM and KEYCHEST_MONITOR_ALLOW_NETS (internal/clientnet).
 func parseNets(flagName string, list []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, a := range list {
-		p, err := netip.ParsePrefix(a)
-		if err != nil {
-			ip, err2 := netip.ParseAddr(a)
-			if err2 != nil {
-				return nil, fmt.Errorf("%s %q: %v", flagName, a, err)
-			}
-			p = netip.PrefixFrom(ip, ip.BitLen())
-		}
-		out = append(out, p.Masked())
+	nets, err := clientnet.ParseNets(strings.Join(list, ","))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flagName, err)
 	}
-	return out, nil
+	return nets, nil
 }
 
 // printUsage lists the flags and their variables.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/keychest/keychest-lined/amp"
 	"github.com/keychest/keychest-lined/internal/logcode"
+	"github.com/keychest/keychest-lined/internal/resolve"
 )
 
 // version is set by the build (make build).
@@ -94,7 +95,7 @@ func serve(cfg Config, hosts amp.HostList, ca *amp.CA, log zerolog.Logger) int {
 	tracker := amp.NewTracker(100000)
 	tracker.DefaultEmail = cfg.Email
 	proxy := amp.NewProxy(amp.ProxyConfig{ACME: hosts, Allow: allow, Upstream: upstream, Log: log,
-		Tunnel: tunnel, Resolver: amp.NewResolver(cfg.Resolver),
+		Tunnel: tunnel, Resolver: resolve.New(cfg.Resolver),
 		Observe: func(x amp.Exchange) { record(journal, tracker, x, log) }}, ca)
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Addr, strconv.Itoa(cfg.Port)))
 	if err != nil {

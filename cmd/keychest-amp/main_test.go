@@ -39,17 +39,17 @@ func TestFlagsWinOverEnvironment(t *testing.T) {
 
 func TestTunnelSettings(t *testing.T) {
 	c, err := loadConfig([]string{"-n"}, io.Discard)
-	if tp, _ := c.tunnel(); err != nil || len(tp.Ports) != 1 || tp.Ports[0] != 443 || len(tp.Nets) != 0 {
+	if tp, _ := c.tunnel(); err != nil || tp.Ports.String() != "443" || len(tp.Nets) != 0 {
 		t.Errorf("defaults: %+v %v", tp, err)
 	}
 	t.Setenv("KEYCHESTAMP_TUNNEL_PORTS", "443,8443")
 	t.Setenv("KEYCHESTAMP_TUNNEL_NETS", "10.0.0.0/8,192.168.1.7")
 	c, err = loadConfig([]string{"-n"}, io.Discard)
-	if tp, _ := c.tunnel(); err != nil || len(tp.Ports) != 2 || tp.Ports[1] != 8443 || len(tp.Nets) != 2 || tp.Nets[1].String() != "192.168.1.7/32" {
+	if tp, _ := c.tunnel(); err != nil || tp.Ports.String() != "443,8443" || len(tp.Nets) != 2 || tp.Nets[1].String() != "192.168.1.7/32" {
 		t.Errorf("environment: %+v %v", tp, err)
 	}
 	c, err = loadConfig([]string{"-n", "--tunnel-ports", "none", "--tunnel-nets", "127.0.0.0/8"}, io.Discard)
-	if tp, _ := c.tunnel(); err != nil || tp.Ports != nil || len(tp.Nets) != 1 {
+	if tp, _ := c.tunnel(); err != nil || !tp.Ports.IsZero() || len(tp.Nets) != 1 {
 		t.Errorf("flags: %+v %v", tp, err)
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"context"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -60,10 +62,13 @@ func TestMonitorMetricsListen(t *testing.T) {
 		if apart {
 			metrics = freeAddr(t)
 		}
-		closeHTTP, err := serveMonitorHTTP(web, metrics, reg, db)
+		h, err := listenMonitorHTTP(web, metrics, reg, db)
 		if err != nil {
 			t.Fatal(err)
 		}
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- h.run(ctx, func(ctx context.Context) { <-ctx.Done() }) }()
 		want := map[string]int{"http://" + web + "/healthz": 200, "http://" + web + "/metrics": 200}
 		if apart {
 			want["http://"+web+"/metrics"], want["http://"+metrics+"/metrics"] = 404, 200
@@ -73,7 +78,54 @@ func TestMonitorMetricsListen(t *testing.T) {
 				t.Errorf("apart=%v: GET %s: %d, want %d", apart, url, got, code)
 			}
 		}
-		closeHTTP()
+		stop()
+		if err := <-done; err != nil {
+			t.Fatalf("apart=%v: run after its context ended: %v", apart, err)
+		}
+		for _, addr := range []string{web, metrics} {
+			if c, err := net.Dial("tcp", addr); addr != "" && err == nil {
+				c.Close()
+				t.Errorf("apart=%v: %s still listens after run returned", apart, addr)
+			}
+		}
+	}
+}
+
+// The monitor process's tasks end together: a server that fails ends the
+// monitor's context, and run returns the failure once every task ended.
+func TestMonitorTasksEndTogether(t *testing.T) {
+	db, err := store.Open(context.Background(), pgtest.NewDatabase(t), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	h, err := listenMonitorHTTP(freeAddr(t), freeAddr(t), prometheus.NewRegistry(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	working := make(chan struct{})
+	var workEnded atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		done <- h.run(context.Background(), func(ctx context.Context) {
+			close(working)
+			<-ctx.Done()
+			workEnded.Store(true)
+		})
+	}()
+	<-working
+	h.apartLn.Close() // the metrics listener fails under its server
+	select {
+	case err := <-done:
+		if err == nil || !workEnded.Load() {
+			t.Fatalf("run returned %v, the monitor ended: %v", err, workEnded.Load())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a failed server did not end the monitor's tasks")
+	}
+	if c, err := net.Dial("tcp", h.ln.Addr().String()); err == nil {
+		c.Close()
+		t.Error("/healthz still listens after run returned")
 	}
 }
 

@@ -19,10 +19,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/keychest/keychest-lined/internal/clientnet"
 	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/internal/ports"
+	"github.com/keychest/keychest-lined/internal/resolve"
 	"github.com/keychest/keychest-lined/monitor"
 	"github.com/keychest/keychest-lined/store"
 	"github.com/keychest/keychest-lined/web"
@@ -83,7 +85,7 @@ func (c MonitorConfig) prober() (*monitor.TLSProber, error) {
 			return nil, fmt.Errorf("%s_MONITOR_CA_FILE: no certificate in %s", envPrefix, c.MonitorCAFile)
 		}
 	}
-	p := monitor.NewProber(monitor.NewResolver(c.MonitorResolver), guard, roots, c.MonitorConcurrency)
+	p := monitor.NewProber(resolve.New(c.MonitorResolver), guard, roots, c.MonitorConcurrency)
 	p.Revocation = monitor.NewRevocation(guard, monitor.DefaultHandshakeTimeout, monitor.DefaultCRLMaxBytes, time.Now)
 	allowed := c.MonitorPorts
 	if allowed.IsZero() { // a Config not read from the environment
@@ -147,36 +149,43 @@ func runMonitor(args []string) int {
 		fmt.Printf("probed %d targets\n", n)
 		return exitCode(err)
 	}
-	closeHTTP, err := serveMonitorHTTP(cfg.HTTPListen, cfg.MetricsListen, reg, db)
+	h, err := listenMonitorHTTP(cfg.HTTPListen, cfg.MetricsListen, reg, db)
 	if err != nil {
 		log.Error().Str("code", logcode.CannotListen).Time("event_time", time.Now()).Err(err).Msg("cannot listen")
 		return 1
 	}
-	defer closeHTTP()
-	m.Run(ctx)
+	if err := h.run(ctx, m.Run); err != nil {
+		log.Error().Str("code", logcode.CannotListen).Time("event_time", time.Now()).Err(err).Msg("a background task failed")
+		return 1
+	}
 	return 0
 }
 
-// serveMonitorHTTP serves /metrics and /healthz for a monitor process on
-// addr; /metrics on metricsAddr instead, when it is set. The function it
-// returns closes them.
-func serveMonitorHTTP(addr, metricsAddr string, reg *prometheus.Registry, db *store.Postgres) (func(), error) {
+// monitorHTTP is the monitor process's HTTP side: /metrics and /healthz
+// on one listener, or /metrics apart on a listener of its own.
+type monitorHTTP struct {
+	srv, apart  *http.Server // apart: nil unless KEYCHEST_METRICS_LISTEN is set
+	ln, apartLn net.Listener
+}
+
+// listenMonitorHTTP listens for /metrics and /healthz on addr, and for
+// /metrics on metricsAddr instead, when it is set. Nothing is served
+// before run.
+func listenMonitorHTTP(addr, metricsAddr string, reg *prometheus.Registry, db *store.Postgres) (*monitorHTTP, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
+	h := &monitorHTTP{ln: ln}
 	mux := http.NewServeMux()
-	var apart *http.Server
 	if metricsAddr == "" {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	} else {
-		mln, err := net.Listen("tcp", metricsAddr)
-		if err != nil {
+		if h.apartLn, err = net.Listen("tcp", metricsAddr); err != nil {
 			ln.Close()
 			return nil, err
 		}
-		apart = &http.Server{Handler: web.MetricsOnly(reg), ReadHeaderTimeout: 10 * time.Second}
-		go apart.Serve(mln)
+		h.apart = &http.Server{Handler: web.MetricsOnly(reg), ReadHeaderTimeout: 10 * time.Second}
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := db.Ping(r.Context()); err != nil {
@@ -185,14 +194,30 @@ func serveMonitorHTTP(addr, metricsAddr string, reg *prometheus.Registry, db *st
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	return func() {
-		srv.Close()
-		if apart != nil {
-			apart.Close()
+	h.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return h, nil
+}
+
+// run is the monitor process's tasks in one errgroup, as serve's
+// (tasks.go): the HTTP servers and work (the monitor). The one stop path
+// is the group's context: it ends with ctx (a signal) or when a server
+// fails; then work returns, the servers close, and run returns once every
+// task has ended, with the failure if there was one.
+func (h *monitorHTTP) run(ctx context.Context, work func(context.Context)) error {
+	g, running := errgroup.WithContext(ctx)
+	g.Go(func() error { return serveHTTP(h.srv, h.ln) })
+	if h.apart != nil {
+		g.Go(func() error { return serveHTTP(h.apart, h.apartLn) })
+	}
+	g.Go(func() error {
+		work(running)
+		h.srv.Close()
+		if h.apart != nil {
+			h.apart.Close()
 		}
-	}, nil
+		return nil
+	})
+	return g.Wait()
 }
 
 func exitCode(err error) int {

@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -99,8 +98,8 @@ func probeReport(res monitor.Result, pol monitor.Policy, now time.Time) probeJSO
 			aj.Problems = append(aj.Problems, string(p))
 		}
 		for i, c := range a.Chain {
-			fp := sha256.Sum256(c.Raw)
-			aj.Chain = append(aj.Chain, certJSON{Fingerprint: hex.EncodeToString(fp[:]), CertInfo: monitor.CertInfo(c),
+			info := monitor.CertInfo(c)
+			aj.Chain = append(aj.Chain, certJSON{Fingerprint: hex.EncodeToString(info.Fingerprint[:]), CertInfo: info,
 				DaysLeft: words.DaysLeft(c.NotAfter, now)})
 			if i == 0 {
 				r.Expiry = finding.Worse(r.Expiry, pol.ExpirySeverity(c.NotBefore, c.NotAfter, now))

@@ -142,14 +142,11 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 	var metrics *web.Metrics
 	lcfg := serverConfig(cfg)
 	lcfg.Observe = func(verb string, code int, took time.Duration) { metrics.ObserveCommand(verb, code, took) }
-	a.sender = mailer.NewSender(a.db, transport, nil, log)
-	a.sender.RetryMin, a.sender.RetryMax, a.sender.GiveUp = cfg.MailRetryMin, cfg.MailRetryMax, cfg.MailGiveUp
-	a.sender.Compose = mailer.Composer{PublicURL: publicURL(cfg, a.webLn.Addr())}.Fill
 	mux := handlers.NewMux(a.db, handlers.Config{
 		Version: version, MaxDomainsPerKey: cfg.MaxDomainsPerKey,
 		KeysPerIPHour: cfg.KeysPerIPHour, ClaimsPerIPHour: cfg.ClaimsPerIPHour,
 		MailsPerDay: cfg.MailsPerDay, MaxUnconfirmedKeys: cfg.UnconfirmedKeys,
-		MailQueued: a.sender.Poke,
+		MailQueued: func() { a.sender.Poke() }, // the sender is built below, before any command arrives
 		CheckEvery: cfg.MonitorCheckEvery,
 		Watch:      a.pokeMonitor,
 
@@ -161,7 +158,9 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 	metrics.RegisterBuildInfo(version)
 	metrics.CountSuppressedLogs(a.lines.LogsSuppressed)
 	metrics.CountWaitingWrites(a.db.WritesWaiting)
-	a.sender.Observer = metrics
+	a.sender = mailer.NewSender(mailer.SenderConfig{Outbox: a.db, Transport: transport, Observer: metrics, Log: log,
+		RetryMin: cfg.MailRetryMin, RetryMax: cfg.MailRetryMax, GiveUp: cfg.MailGiveUp,
+		Compose: mailer.Composer{PublicURL: publicURL(cfg, a.webLn.Addr())}.Fill})
 	proxies, _ := clientnet.ParseNets(cfg.ProxyFrom) // loadConfig checked it
 	if cfg.Monitor == "on" {
 		if a.monitor, err = newMonitor(cfg.MonitorConfig, a.db, metrics.Registry, log); err != nil {

@@ -3,7 +3,8 @@
 // Package clientnet holds the address rules several packages share: which
 // client a per-address limit counts (the line server's connection limits
 // and the database's rate limits), and lists of networks (the trusted
-// proxies of the line and web listeners, the monitor's allowed networks).
+// proxies of the line and web listeners, the monitor's allowed networks,
+// keychest-amp's --allow and --tunnel-nets).
 package clientnet
 
 import "net/netip"

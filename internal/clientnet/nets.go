@@ -9,8 +9,9 @@ import (
 )
 
 // ParseNets reads a list of networks separated by commas or spaces, as
-// KEYCHEST_PROXY_FROM and KEYCHEST_MONITOR_ALLOW_NETS hold them: CIDR
-// networks, or bare addresses taken as single-address networks.
+// KEYCHEST_PROXY_FROM, KEYCHEST_MONITOR_ALLOW_NETS and keychest-amp's
+// --allow and --tunnel-nets hold them: CIDR networks, or bare addresses
+// taken as single-address networks.
 func ParseNets(list string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, f := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' }) {

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 
-// Package ports holds the one rule of which TCP ports a public target may
-// be watched on (KEYCHEST_MONITOR_PORTS): a list of ports and ranges, so
-// that "add domain" cannot turn the monitor into a port scanner of other
-// people's hosts.
+// Package ports holds the one rule for reading a list of TCP ports and
+// ranges: which ports a public target may be watched on
+// (KEYCHEST_MONITOR_PORTS, so that "add domain" cannot turn the monitor
+// into a port scanner of other people's hosts), and which ports
+// keychest-amp tunnels to (--tunnel-ports).
 package ports
 
 import (
