@@ -215,6 +215,11 @@ func ParseLine(line []byte) (Event, error) {
 		len(env.Params) == 0 || env.Params[0] != '{' {
 		return Event{}, errors.New("proxy, a positive id, msg and a params object are required")
 	}
+	// PostgreSQL's jsonb refuses the escaped NUL character, so a line that
+	// carries one could never be stored: it is refused here, as bad input.
+	if bytes.Contains(line, []byte(`\u0000`)) {
+		return Event{}, errors.New(`a NUL character (\u0000) cannot be stored`)
+	}
 	t, _ := time.Parse(TimeFormat, env.Time)
 	return Event{Proxy: env.Proxy, ID: env.ID, Msg: env.Msg, Time: t, Params: env.Params,
 		Envelope: bytes.Clone(line)}, nil

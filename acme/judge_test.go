@@ -133,7 +133,8 @@ func TestParseLine(t *testing.T) {
 		t.Fatalf("%+v %v", e, err)
 	}
 	for _, bad := range []string{`nope`, `{"msg":"x","params":{},"proxy":"p","id":0}`, `{"msg":"x","params":[],"proxy":"p","id":1}`,
-		`{"msg":"","params":{},"proxy":"p","id":1}`, `{"msg":"x","params":{},"proxy":"","id":1}`} {
+		`{"msg":"","params":{},"proxy":"p","id":1}`, `{"msg":"x","params":{},"proxy":"","id":1}`,
+		`{"msg":"x","params":{"identifier":{"type":"dns","value":"a\u0000"}},"proxy":"p","id":1}`} {
 		if _, err := ParseLine([]byte(bad)); err == nil {
 			t.Errorf("%s accepted", bad)
 		}

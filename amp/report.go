@@ -125,7 +125,9 @@ func (r *Reporter) sendOne(ctx context.Context) error {
 		r.lines = min(batchEvents, 2*r.maxLines())
 		return r.Queue.Ack(end)
 	case http.StatusRequestEntityTooLarge:
-		return r.tooLarge(batch, end, strings.TrimSpace(string(body)))
+		return r.refused(batch, end, logcode.AMPEventTooLarge, strings.TrimSpace(string(body)))
+	case http.StatusBadRequest:
+		return r.refused(batch, end, logcode.AMPEventRefused, strings.TrimSpace(string(body)))
 	}
 	return fmt.Errorf("POST %s: %s: %s", EventsPath, resp.Status, strings.TrimSpace(string(body)))
 }
@@ -138,16 +140,19 @@ func (r *Reporter) maxLines() int {
 	return r.lines
 }
 
-// tooLarge handles a batch refused with 413: the next one carries half as
-// many events; an event refused alone can never be taken, and is dropped.
-func (r *Reporter) tooLarge(batch []byte, end int64, why string) error {
+// refused handles a batch keychest-lined refused for its content (413: too
+// large; 400: a line it cannot take): a batch of several lines is sent
+// again in halves, so that the one line refused is found; that line, sent
+// alone, is dropped and logged under code, and the queue moves on. Without
+// this, one bad line would hold every later event back for good.
+func (r *Reporter) refused(batch []byte, end int64, code, why string) error {
 	n := bytes.Count(batch, []byte{'\n'})
 	if n > 1 {
 		r.lines = n / 2
 		return nil
 	}
-	r.Log.Warn().Str("code", logcode.AMPEventTooLarge).Time("event_time", time.Now()).Int64("offset", end).Str("error", why).
-		Msg("keychest-lined refuses this event as too large: dropped")
+	r.Log.Warn().Str("code", code).Time("event_time", time.Now()).Int64("offset", end).Str("error", why).
+		Msg("keychest-lined refuses this event: dropped")
 	return r.Queue.Ack(end)
 }
 

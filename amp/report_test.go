@@ -173,3 +173,57 @@ func TestReporterSplitsBatchesRefusedAsTooLarge(t *testing.T) {
 		}
 	}
 }
+
+// A batch refused as bad input (400) is split like one refused as too
+// large, and the one bad line, refused alone, is dropped: every other
+// event arrives, and the queue empties.
+func TestReporterDropsALineRefusedAsBadInput(t *testing.T) {
+	lined, _ := fakeLined(t)
+	var mu sync.Mutex
+	got := map[int64]int{}
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		body, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(body), `"bad"`) {
+			http.Error(w, "line 1: bad input", http.StatusBadRequest)
+			return
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(body)), "\n") {
+			var e acme.Envelope
+			json.Unmarshal([]byte(l), &e)
+			got[e.ID]++
+		}
+	}))
+	defer api.Close()
+	dir := t.TempDir()
+	st, _ := LoadState(dir)
+	q, _ := OpenQueue(filepath.Join(dir, "queue"), 1000, nil)
+	j, _ := OpenJournal(JournalConfig{StateDir: dir, Proxy: st.Proxy, Queue: q})
+	for i := range 30 {
+		params := acme.Params{}
+		if i == 11 {
+			params.Agent = "bad"
+		}
+		j.Write(Event{Msg: "new-nonce", Params: params})
+	}
+	rep := &Reporter{Queue: q, State: st, Lined: lined, API: api.URL, Email: "ops@example.org", Log: zerolog.Nop()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { rep.Run(ctx, time.Second); close(done) }()
+	for deadline := time.Now().Add(20 * time.Second); q.Len() > 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if q.Len() != 0 || len(got) != 29 {
+		t.Fatalf("queue %d left, %d events arrived, want 0 and 29", q.Len(), len(got))
+	}
+	for id, n := range got {
+		if n != 1 {
+			t.Errorf("event %d arrived %d times", id, n)
+		}
+	}
+}

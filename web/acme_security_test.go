@@ -391,3 +391,19 @@ func TestACMEPendingKeyOnAConfirmedAccountGets403(t *testing.T) {
 		t.Fatalf("%d findings on a pending key's name", n)
 	}
 }
+
+// A line with a NUL character (which jsonb cannot store) is bad input, 400,
+// not a database outage: keychest-amp then splits its batch and drops that
+// line alone, instead of sending the same batch again for ever.
+func TestACMENULCharacterIs400(t *testing.T) {
+	w := newACMEWorld(t)
+	w.owners()
+	nul := `{"status":"pending","identifiers":[{"type":"dns","value":"a\u0000"}]}`
+	code, body := w.post(keyA, event(proxyA, 1, "new-order", nul))
+	if code != http.StatusBadRequest {
+		t.Fatalf("NUL: %d %s, want 400", code, body)
+	}
+	if code, body := w.post(keyA, event(proxyA, 2, "auth", invalidV)); code != 200 {
+		t.Fatalf("next batch: %d %s", code, body)
+	}
+}

@@ -54,4 +54,6 @@ const (
 	AMPQueueFull = "AMP0507"
 	// AMPEventTooLarge (AMP0513): keychest-lined refused an event, sent alone, as too large (413): it was dropped.
 	AMPEventTooLarge = "AMP0513"
+	// AMPEventRefused (AMP0514): keychest-lined refused an event, sent alone, as bad input (400): it was dropped.
+	AMPEventRefused = "AMP0514"
 )
