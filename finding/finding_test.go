@@ -75,3 +75,19 @@ func TestDigestMoment(t *testing.T) {
 		t.Errorf("week %s", DigestWeek(wed))
 	}
 }
+
+func TestDetailLines(t *testing.T) {
+	for _, c := range []struct {
+		kind, detail string
+		want         int
+	}{
+		{KindUnreach, "192.0.2.1: timeout; 192.0.2.2: refused", 2},
+		{KindExpiry, "expires in 3 days", 1},
+		{KindACMEInvalid, "refused; URGENT", 1},
+		{KindACMEAccountFailing, "a; b; c", 1},
+	} {
+		if got := DetailLines(c.kind, c.detail); len(got) != c.want {
+			t.Errorf("%s %q: %q, want %d lines", c.kind, c.detail, got, c.want)
+		}
+	}
+}

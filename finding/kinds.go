@@ -2,6 +2,11 @@
 
 package finding
 
+import (
+	"slices"
+	"strings"
+)
+
 // Kinds of finding, as stored (mon_findings.kind) and shown by the line
 // protocol, the CLI, the pages and the mails.
 const (
@@ -61,4 +66,15 @@ var advice = map[string]string{
 	KindACMEBadNonce:       "many badNonce errors: check the host's clock and anything between the client and the CA (a proxy or load balancer that replays requests).",
 	KindACMEAccountFailing: "this ACME account keeps failing: run the client by hand with -v on the host to read the CA's errors, and check the account is not deactivated.",
 	KindACMENotRenewing:    "no client has even tried to renew: check that the certbot timer (systemctl list-timers) or cron job runs and goes through the proxy.",
+}
+
+// DetailLines is how a finding's detail is laid out in a mail: a monitor
+// finding's detail lists its addresses separated by "; ", one a line; any
+// other kind's detail carries text from outside (an ACME server's error)
+// and stays on one line, so that text can never start a line of its own.
+func DetailLines(kind, detail string) []string {
+	if slices.Contains(MonitorKinds, kind) {
+		return strings.Split(detail, "; ")
+	}
+	return []string{detail}
 }

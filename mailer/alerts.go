@@ -44,7 +44,7 @@ func (c Composer) alert(items []finding.AlertItem) (subject, body string) {
 	for _, it := range open {
 		fmt.Fprintf(&b, "%s  %s  %s%s, since %s\n", strings.ToUpper(it.Severity), it.Target, it.Kind,
 			map[bool]string{true: " (worse than before)", false: ""}[it.Change == finding.Raised], words.Stamp(it.Since))
-		for _, part := range strings.Split(it.Detail, "; ") {
+		for _, part := range finding.DetailLines(it.Kind, it.Detail) {
 			fmt.Fprintf(&b, "    %s\n", words.Clean(part, words.MaxShown))
 		}
 		fmt.Fprintf(&b, "    What to do: %s\n\n", finding.Advice(it.Kind, it.Severity))

@@ -32,3 +32,23 @@ func TestAlertAndDigestKeepOutsideTextOnOneLine(t *testing.T) {
 		}
 	}
 }
+
+// An ACME finding's detail ends with the CA's own text: a "; " in it does
+// not start an indented line of its own, as a monitor finding's list of
+// addresses does.
+func TestACMEDetailWithSemicolonStaysOnOneLine(t *testing.T) {
+	at := time.Date(2026, 11, 23, 13, 4, 0, 0, time.UTC)
+	_, body := Composer{}.alert([]finding.AlertItem{
+		{Target: "victim.example:443", Kind: finding.KindACMEAccountFailing, Change: "opened", Severity: "warning",
+			Detail: "3 failures; last: connection refused; URGENT: re-verify at https://evil.test/", Since: at, At: at},
+		{Target: "two.example:443", Kind: finding.KindUnreach, Change: "opened", Severity: "critical",
+			Detail: "192.0.2.1: timeout; 192.0.2.2: refused", Since: at, At: at}})
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "URGENT") || strings.HasPrefix(strings.TrimSpace(line), "last:") {
+			t.Fatalf("the CA's text started a line of its own: %q\nin\n%s", line, body)
+		}
+	}
+	if !strings.Contains(body, "\n    192.0.2.1: timeout\n    192.0.2.2: refused\n") {
+		t.Fatalf("a monitor finding's addresses are no longer one a line:\n%s", body)
+	}
+}
