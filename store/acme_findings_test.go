@@ -354,3 +354,25 @@ func TestACMEFindingsAreTheirAccountsOnly(t *testing.T) {
 		}
 	}
 }
+
+// The renewal check judges only names the account still holds, through a
+// working key: once the name is removed, or the key revoked, no
+// acme_not_renewing finding opens for it (review).
+func TestACMENotRenewingOnlyForNamesTheAccountHolds(t *testing.T) {
+	for _, undo := range []string{
+		`DELETE FROM domains WHERE name = 'a.example'`,
+		`UPDATE api_keys SET revoked_at = now()`,
+		`UPDATE accounts SET blocked_at = now()`,
+	} {
+		w := newACMEWorld(t)
+		w.at = w.at.Add(-10 * 24 * time.Hour)
+		w.store(w.ev(1, "new-order", orderA), w.ev(2, "final", validA))
+		now := time.Now()
+		w.enterWarning("a.example", now.Add(-acme.RenewalGrace-time.Hour))
+		w.exec(undo)
+		w.checkRenewals(now)
+		if got := w.findings(finding.KindACMENotRenewing); got != "" {
+			t.Errorf("after %s: %q", undo, got)
+		}
+	}
+}

@@ -15,14 +15,21 @@ import (
 // notRenewingSQL finds, per account, the targets whose certificate is in
 // its warning window (an open expiry finding, opened at least $2 ago),
 // whose name the account's proxies once saw an ACME order for, and for
-// which they saw no order since the window began.
+// which they saw no order since the window began. Only the orders seen
+// through a working, approved key of a confirmed, unblocked account count,
+// and only for a name that account still holds (as ACME events touch only
+// names their account holds).
 const notRenewingSQL = `
 SELECT t.id, t.name, k.account_id, f.severity, f.opened_at, max(d.order_at), min(d.proxy)
 FROM mon_targets t
 JOIN mon_findings f ON f.target_id = t.id AND f.kind = $4 AND f.closed_at IS NULL AND f.account_id IS NULL
 JOIN acme_domains d ON d.name = t.name AND d.order_at IS NOT NULL
-JOIN api_keys k ON k.id = d.api_key_id AND k.account_id IS NOT NULL
+JOIN api_keys k ON k.id = d.api_key_id AND k.revoked_at IS NULL AND ` + keyApproved + `
+JOIN accounts a ON a.id = k.account_id AND a.confirmed_at IS NOT NULL AND a.blocked_at IS NULL
 WHERE t.active AND t.port = $3 AND ` + targetInTrouble + ` AND f.opened_at <= $1::timestamptz - $2::interval
+  AND EXISTS (SELECT 1 FROM domains hd JOIN api_keys k ON k.id = hd.api_key_id
+              WHERE k.account_id = a.id AND k.revoked_at IS NULL AND ` + keyApproved + `
+                AND (hd.name = t.name OR hd.name = '*.' || t.name))
 GROUP BY t.id, t.name, k.account_id, f.severity, f.opened_at
 HAVING max(d.order_at) < f.opened_at`
 
