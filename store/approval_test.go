@@ -334,3 +334,26 @@ func TestMigrationMarksKeysOfUnconfirmedAccountsPending(t *testing.T) {
 		t.Fatalf("key of a dormant account, confirmed by its old link: %+v %v", res, err)
 	}
 }
+
+// The operator's confirm of an account that is confirmed already approves
+// no key claimed onto it since (an operator helping its owner must not
+// activate a stranger's key); on an account not yet confirmed, it approves
+// the keys that waited for it (review).
+func TestOperatorConfirmApprovesOnlyKeysThatWaitedForIt(t *testing.T) {
+	w := newApprovalWorld(t)
+	ctx := context.Background()
+	claimWithTokens(t, w.p, "stranger-key-0123456789", "owner@example.com")
+	if err := w.p.SetAccount(ctx, "owner@example.com", "confirm"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := w.p.KeyStatus(ctx, ref("stranger-key-0123456789")); st.Confirmed {
+		t.Fatal("confirm --email of a confirmed account approved a key claimed onto it")
+	}
+	claimWithTokens(t, w.p, "newcomer-key-0123456789", "new@example.com")
+	if err := w.p.SetAccount(ctx, "new@example.com", "confirm"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := w.p.KeyStatus(ctx, ref("newcomer-key-0123456789")); !st.Confirmed {
+		t.Fatal("confirm --email of a new account left its key waiting")
+	}
+}

@@ -87,15 +87,19 @@ func (p *Postgres) UseToken(ctx context.Context, action, raw string, ip netip.Ad
 	return info, classify(err)
 }
 
-// confirmSQL confirms account $1 and approves its key $2, or every key of
-// the account that waits when $2 is null (the operator's confirm): a
-// key claimed onto an account is active only once a link about that
-// key, or the operator, says so.
+// confirmSQL confirms account $1 and approves its key $2. With $2 null
+// (the operator's confirm) it approves the keys that waited for the
+// account's confirmation, only while the account is not confirmed yet:
+// on a confirmed account, a waiting key was claimed onto it afterwards,
+// by anyone who knew the address, and each needs its own approval (its
+// mail's link, or the operator's approve --key-prefix). The subquery sees
+// the account as it was before this statement (one snapshot).
 const confirmSQL = `WITH confirmed AS (
     UPDATE accounts SET confirmed_at = coalesce(confirmed_at, now()) WHERE id = $1
 )
 UPDATE api_keys SET pending_at = NULL, approved_at = now()
-WHERE account_id = $1 AND ($2::bigint IS NULL OR id = $2) AND pending_at IS NOT NULL AND revoked_at IS NULL`
+WHERE account_id = $1 AND pending_at IS NOT NULL AND revoked_at IS NULL
+  AND (id = $2 OR $2::bigint IS NULL AND (SELECT confirmed_at FROM accounts WHERE id = $1) IS NULL)`
 
 // applyAction confirms or blocks an account, or approves or revokes a key,
 // and audits it. Approving a key that waits no more (approved before, or

@@ -40,7 +40,7 @@ var subcommands = map[string]subcommand{
 	"accounts":     {"list every account", "", listAccounts},
 	"domains":      {"list the domains of an account's keys", "email", listDomains},
 	"keys":         {"list an account's keys (prefixes only)", "email", listKeys},
-	"confirm":      {"confirm an account and approve every key that waits on it", "email", setAccount("confirm")},
+	"confirm":      {"confirm an account, and approve the keys that waited for it (not those claimed once it was confirmed: approve --key-prefix)", "email", setAccount("confirm")},
 	"block":        {"block an account: its keys stop working", "email", setAccount("block")},
 	"revoke":       {"revoke the key with this prefix", "key-prefix", revokeKey},
 	"approve":      {"approve the key with this prefix, pending since its claim, as its mail's link does", "key-prefix", approveKey},
