@@ -3,6 +3,7 @@
 package amp
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -70,6 +71,28 @@ func (l HostList) HasName(host string) bool {
 // trailing dots (a fully qualified "name." is the same host as "name").
 func canonicalHost(host string) string {
 	return strings.TrimRight(strings.ToLower(host), ".")
+}
+
+// errNumericName refuses a CONNECT host that is an address in a form other
+// than the standard one.
+var errNumericName = errors.New("an address in a legacy form (decimal, octal or hexadecimal): write it as a.b.c.d, or CONNECT to a name")
+
+// numericName says whether host, which is not a standard address, ends in
+// an all-numeric or hexadecimal label: no DNS name does (top-level domains
+// are not numeric, RFC 3696 section 2), but the system's resolver reads
+// such a host as an IPv4 address in a legacy form (2889949432,
+// 0254.0101.040.0370, 0xac.0x41.0x20.0xf8), which would get past the
+// check of the ACME hosts' addresses.
+func numericName(host string) bool {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return false
+	}
+	last := host[strings.LastIndexByte(host, '.')+1:]
+	if rest, ok := strings.CutPrefix(last, "0x"); ok {
+		last = rest
+		return last == "" || strings.Trim(last, "0123456789abcdef") == ""
+	}
+	return last != "" && strings.Trim(last, "0123456789") == ""
 }
 
 // Scope is what the root must permit: the ACME hosts, the names the proxy

@@ -72,6 +72,10 @@ func connectTarget(hostport string) (host string, port int, ok bool) {
 // are dialled) and the ACME hosts' addresses, and refuses it with 403
 // when one says no.
 func (p *Proxy) mayTunnel(c net.Conn, info connInfo, port int) bool {
+	if numericName(info.host) {
+		p.tunnelRefused(c, info, errNumericName)
+		return false
+	}
 	err := p.cfg.Tunnel.check(info.host, port)
 	if err != nil {
 		p.tunnelRefused(c, info, err)

@@ -248,3 +248,21 @@ func TestACMEHostAddressIsRefused(t *testing.T) {
 		t.Errorf("127.0.0.2: %d", resp.StatusCode)
 	}
 }
+
+// An IPv4 address written in a legacy form (decimal, octal, hexadecimal),
+// which the system's resolver would turn into an address without the
+// ACME-address check seeing it, is refused before any lookup (review).
+func TestLegacyAddressFormsAreRefused(t *testing.T) {
+	tp, port := acmeFixture(t)
+	for _, host := range []string{"2130706433", "0177.0.0.1", "0x7f.0.0.1", "127.1", "0x7f000001", "a.b.0300"} {
+		resp := connect(t, tp.Addr, host+":"+port)
+		if body := bodyOf(resp); resp.StatusCode != 403 || !strings.Contains(body, "legacy form") {
+			t.Errorf("%s: %d %q", host, resp.StatusCode, body)
+		}
+	}
+	for _, host := range []string{"example.com", "4chan.example", "x.0a", "127.0.0.1"} {
+		if numericName(host) {
+			t.Errorf("%s taken for a numeric name", host)
+		}
+	}
+}
