@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/keychest/keychest-lined/internal/atomicfile"
 )
 
 // IdentityFile is the name of the identity file in DIR.
@@ -70,25 +72,5 @@ func SaveIdentity(dir string, id Identity) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".identity-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(fileMode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(append(raw, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, IdentityFile))
+	return atomicfile.Write(filepath.Join(dir, IdentityFile), append(raw, '\n'), fileMode)
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/keychest/keychest-lined/acme"
+	"github.com/keychest/keychest-lined/internal/atomicfile"
 )
 
 // idBlock is how many ids are reserved on disk at a time: a restart skips
@@ -140,7 +141,7 @@ func (j *Journal) reserve() error {
 		return nil
 	}
 	top := j.next + idBlock - 1
-	if err := writeFileAtomic(j.idPath, []byte(strconv.FormatInt(top, 10)+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(j.idPath, []byte(strconv.FormatInt(top, 10)+"\n"), 0o600); err != nil {
 		return err
 	}
 	j.reserved = top

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/keychest/keychest-lined/internal/atomicfile"
 )
 
 // compactAfter is how many sent bytes at the head of the queue file make
@@ -223,7 +225,7 @@ func (q *Queue) compact() error {
 }
 
 func (q *Queue) savePos() error {
-	return writeFileAtomic(q.posPath(), []byte(fmt.Sprintf("%d %d\n", q.gen, q.offset)), 0o600)
+	return atomicfile.Write(q.posPath(), []byte(fmt.Sprintf("%d %d\n", q.gen, q.offset)), 0o600)
 }
 
 // countLines counts the newlines in [from, to) of the queue file.

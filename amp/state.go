@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/keychest/keychest-lined/internal/atomicfile"
 )
 
 // State is what the proxy keeps about itself in its -e folder (amp.json,
@@ -79,5 +81,5 @@ func (s *State) save() error {
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
 		return err
 	}
-	return writeFileAtomic(s.path, append(raw, '\n'), 0o600)
+	return atomicfile.Write(s.path, append(raw, '\n'), 0o600)
 }
