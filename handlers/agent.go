@@ -105,26 +105,11 @@ func (m *Mux) agents(ctx context.Context, req *lineproto.Request) (lineproto.Rep
 		return lineproto.Reply{}, agentError(serr)
 	}
 	now := time.Now()
-	var b strings.Builder
-	shown := 0
-	for _, a := range list {
-		item := m.agentLine(a, now)
-		if b.Len()+len(item)+3 > agentsBudget-len(" ; (+00000 more)") {
-			break
-		}
-		if shown > 0 {
-			b.WriteString(" ; ")
-		}
-		b.WriteString(item)
-		shown++
+	items := make([]string, len(list))
+	for i, a := range list {
+		items[i] = m.agentLine(a, now)
 	}
-	if left := len(list) - shown; left > 0 {
-		fmt.Fprintf(&b, " ; (+%d more)", left)
-	}
-	data := b.String()
-	if data == "" {
-		data = "-"
-	}
+	data := dataLine(items, " ; ", agentsBudget)
 	return lineproto.Reply{Data: data, Code: lineproto.CodeOK, Text: words.Count(len(list), "agent")}, nil
 }
 

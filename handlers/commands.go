@@ -203,6 +203,31 @@ func (m *Mux) status(ctx context.Context, req *lineproto.Request) (lineproto.Rep
 // under 1000 bytes with its status line.
 const listBudget = 900
 
+// dataLine joins items with sep on one data line of at most budget bytes:
+// the items that fit, then "(+N more)" for those left out; "-" for none.
+// The seed's client reads a reply in one read of 1000 bytes.
+func dataLine(items []string, sep string, budget int) string {
+	var b strings.Builder
+	shown := 0
+	for _, item := range items {
+		if b.Len()+len(sep)+len(item) > budget-len(sep+"(+00000 more)") {
+			break
+		}
+		if shown > 0 {
+			b.WriteString(sep)
+		}
+		b.WriteString(item)
+		shown++
+	}
+	if left := len(items) - shown; left > 0 {
+		fmt.Fprintf(&b, "%s(+%d more)", sep, left)
+	}
+	if b.Len() == 0 {
+		return "-"
+	}
+	return b.String()
+}
+
 // list answers a key's domains on one data line, cut to fit, with a count
 // of what was left out.
 func (m *Mux) list(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
@@ -214,26 +239,11 @@ func (m *Mux) list(ctx context.Context, req *lineproto.Request) (lineproto.Reply
 	if serr != nil {
 		return lineproto.Reply{}, serr
 	}
-	var b strings.Builder
-	shown := 0
-	for _, d := range domains {
-		item := fmt.Sprintf("%s:%d", d.Name, d.Port)
-		if b.Len()+len(item)+1 > listBudget-len(" (+00000 more)") {
-			break
-		}
-		if shown > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(item)
-		shown++
+	items := make([]string, len(domains))
+	for i, d := range domains {
+		items[i] = fmt.Sprintf("%s:%d", d.Name, d.Port)
 	}
-	if left := len(domains) - shown; left > 0 {
-		fmt.Fprintf(&b, " (+%d more)", left)
-	}
-	data := b.String()
-	if data == "" {
-		data = "-"
-	}
+	data := dataLine(items, " ", listBudget)
 	return lineproto.Reply{Data: data, Code: lineproto.CodeOK,
 		Text: words.Count(len(domains), "domain")}, nil
 }
