@@ -43,7 +43,7 @@ free_port() {
 
 # 1. The Go benchmark (64 probes an iteration, each way).
 echo "bench-agent: relayed versus direct (go test -bench RelayedVersusDirect)" >&2
-KEYCHEST_TEST_DATABASE_URL=${url%%/keychest\?*}/postgres?sslmode=disable KEYCHEST_MONITOR_RESOLVER=127.0.0.1:1 \
+KEYCHEST_TEST_DATABASE_URL="${url%%/keychest\?*}/postgres?sslmode=disable" KEYCHEST_MONITOR_RESOLVER=127.0.0.1:1 \
 	go test -run '^$' -bench RelayedVersusDirect -benchtime 20x -count "$REPEAT" ./web/ >"$work/relay.txt"
 metric() { grep '^BenchmarkRelayedVersusDirect' "$work/relay.txt" | grep -o "[0-9.]* $1" | cut -d' ' -f1; }
 direct=$(metric direct-probes/s | median)
