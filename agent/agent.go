@@ -28,7 +28,10 @@ type Config struct {
 	Resolver  string        // --resolver host:port for the targets' names (jobs: not built yet)
 	Heartbeat time.Duration // --heartbeat: between heartbeats (jittered ±10%)
 	For       time.Duration // --for: how long "once" may take
-	Version   string
+	// StartJitter (--start-jitter): run waits a random part of it before
+	// its first contact, so that agents restarted together spread out.
+	StartJitter time.Duration
+	Version     string
 	// RetryBase is the first back-off step after a failed contact (2s;
 	// tests shorten it). Steps double up to 5 minutes.
 	RetryBase time.Duration

@@ -5,6 +5,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -110,6 +111,13 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 		Strs("allow", a.allow.Strings()).Msg("started")
 	if ready != nil {
 		ready()
+	}
+	if a.cfg.StartJitter > 0 {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Duration(rand.Int64N(int64(a.cfg.StartJitter)))):
+		}
 	}
 	b := Backoff{Base: a.cfg.RetryBase, Max: 5 * time.Minute}
 	failing := false

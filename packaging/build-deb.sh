@@ -5,7 +5,8 @@
 #   packaging/build-deb.sh VERSION     VERSION is make's, from git describe
 # The binary is built again, stripped, with the same stamp; it links the C
 # library (cgo), and the package depends on the newest glibc symbol
-# version it uses. keychest-amp is built the same way and goes in too.
+# version it uses. keychest-amp is built the same way and goes in too;
+# keychest-agent is static (CGO off; a Go PIE would need the dynamic loader).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NFPM=github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.0
@@ -37,13 +38,16 @@ CGO_ENABLED=1 go build -trimpath -buildmode=pie -ldflags "-s -w -X main.version=
 if [ -d cmd/keychest-amp ]; then
 	CGO_ENABLED=1 go build -trimpath -buildmode=pie -ldflags "-s -w -X main.version=$version -extldflags=-Wl,-z,relro,-z,now" -o "$out/bin/keychest-amp" ./cmd/keychest-amp
 fi
+if [ -d cmd/keychest-agent ]; then
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$out/bin/keychest-agent" ./cmd/keychest-agent
+fi
 "$out/bin/keychest-lined" env-template >"$out/keychest-lined.default"
 
 DEB_VERSION=$(debian_version "$version")
 DEB_ARCH=$(go env GOARCH)
-GLIBC_MIN=$(objdump -T "$out"/bin/* | grep -o 'GLIBC_[0-9.]*' | cut -d_ -f2 | sort -uV | tail -n 1)
+GLIBC_MIN=$(objdump -T "$out"/bin/keychest-lined "$out"/bin/keychest-amp | grep -o 'GLIBC_[0-9.]*' | cut -d_ -f2 | sort -uV | tail -n 1)
 export DEB_VERSION DEB_ARCH GLIBC_MIN
-cp README.md docs/operations.md docs/protocol.md docs/log-codes.md docs/amp.md packaging/copyright "$out/doc/"
+cp README.md docs/operations.md docs/protocol.md docs/log-codes.md docs/amp.md docs/agent.md packaging/copyright "$out/doc/"
 printf '%s\n' \
 	"keychest-lined ($DEB_VERSION) unstable; urgency=medium" "" \
 	"  * Built from $version; see the project's git history." "" \

@@ -5,6 +5,9 @@
 # measures Redis and pgbench on the same machine in the same run, and
 # writes docs/benchmarks.md. Each figure is the median of REPEAT runs of
 # SECONDS each. Takes about eight minutes.
+#   scripts/bench.sh agent   only keychest-agent's figures
+#                            (scripts/bench-agent.sh, about a minute),
+#                            replacing their section of docs/benchmarks.md
 set -Eeuo pipefail
 # A failing step stops the run (set -e); say which one.
 trap 'echo "bench: failed at scripts/bench.sh line $LINENO (exit $?); see .local/bench/*.err" >&2' ERR
@@ -13,6 +16,17 @@ REPEAT=${REPEAT:-3}
 SECONDS_EACH=${SECONDS_EACH:-5}
 HOSTILE_SECONDS=${HOSTILE_SECONDS:-7}
 OUT=${OUT:-docs/benchmarks.md}
+
+if [ "${1:-}" = agent ]; then
+	section=$(scripts/bench-agent.sh)
+	# drop the old section (up to the next "## " heading), then append the new one
+	awk '/^## keychest-agent$/ {skip = 1; next} skip && /^## / {skip = 0} !skip' "$OUT" |
+		sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' >"$OUT.new"
+	printf '%s\n' "$section" >>"$OUT.new"
+	mv "$OUT.new" "$OUT"
+	echo "bench: keychest-agent figures written to $OUT" >&2
+	exit 0
+fi
 
 scripts/deps.sh bench
 load_start=$(cut -d' ' -f1-3 /proc/loadavg) # other work on the machine skews every figure
@@ -325,3 +339,8 @@ monitor_rows=$(bin/keychest-monbench -db "$psql_url/monbench?sslmode=disable" -t
 	echo "the result and the release), and nothing else; history rows are written only when something changed."
 } >>"$OUT"
 echo "bench: monitor figures added to $OUT" >&2
+
+# keychest-agent (issue 22): relayed against direct probes, the agent's CPU
+# per relayed probe and its idle RSS, on a PostgreSQL of its own.
+scripts/bench-agent.sh >>"$OUT"
+echo "bench: keychest-agent figures added to $OUT" >&2

@@ -36,9 +36,10 @@ func parseFlags(cmd string, args []string, getenv func(string) string, stderr io
 	fs.StringVar(&cfg.SiteCA, "site-ca", env("SITE_CA", ""), "PEM file of internal CAs for the site's targets, pushed to the server ($KEYCHESTAGENT_SITE_CA)")
 	fs.StringVar(&cfg.Log, "log", env("LOG", ""), "log destination: - for stdout; default DIR/agent.log ($KEYCHESTAGENT_LOG)")
 	fs.StringVar(&cfg.Resolver, "resolver", env("RESOLVER", ""), "DNS server host:port for the targets' names ($KEYCHESTAGENT_RESOLVER)")
-	var hb, forDur string
+	var hb, forDur, startJitter string
 	fs.StringVar(&hb, "heartbeat", env("HEARTBEAT", "60s"), "time between heartbeats, jittered ±10% ($KEYCHESTAGENT_HEARTBEAT)")
 	fs.StringVar(&forDur, "for", env("FOR", "50s"), "once: the most the pass may take ($KEYCHESTAGENT_FOR)")
+	fs.StringVar(&startJitter, "start-jitter", env("START_JITTER", "0s"), "run: wait a random part of this before the first contact ($KEYCHESTAGENT_START_JITTER)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -51,6 +52,9 @@ func parseFlags(cmd string, args []string, getenv func(string) string, stderr io
 	}
 	if cfg.For, err = positive("for", forDur); err != nil {
 		return cfg, err
+	}
+	if cfg.StartJitter, err = time.ParseDuration(startJitter); err != nil || cfg.StartJitter < 0 {
+		return cfg, fmt.Errorf("--start-jitter %q: want a duration such as 30s, or 0s", startJitter)
 	}
 	if cmd != "status" && cfg.Server == "" {
 		return cfg, fmt.Errorf("--server (or KEYCHESTAGENT_SERVER) is required")

@@ -18,22 +18,24 @@ import (
 
 func TestFlagsFromEnvironment(t *testing.T) {
 	env := map[string]string{"KEYCHESTAGENT_DIR": "/tmp/x", "KEYCHESTAGENT_SERVER": "https://k.example",
-		"KEYCHESTAGENT_FOR": "20s", "KEYCHESTAGENT_LOG": "-", "KEYCHESTAGENT_SITE": "office"}
+		"KEYCHESTAGENT_FOR": "20s", "KEYCHESTAGENT_LOG": "-", "KEYCHESTAGENT_SITE": "office",
+		"KEYCHESTAGENT_START_JITTER": "30s"}
 	var errs strings.Builder
 	cfg, err := parseFlags("once", []string{"--site", "lab"}, func(k string) string { return env[k] }, &errs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Dir != "/tmp/x" || cfg.Server != "https://k.example" || cfg.For != 20*time.Second || cfg.Log != "-" ||
-		cfg.Site != "lab" || cfg.Heartbeat != time.Minute {
+		cfg.Site != "lab" || cfg.Heartbeat != time.Minute || cfg.StartJitter != 30*time.Second {
 		t.Fatalf("%+v", cfg)
 	}
 	none := func(string) string { return "" }
-	if cfg, _ := parseFlags("status", nil, none, &errs); cfg.Dir != "/etc/keychest-agent" || cfg.For != 50*time.Second {
+	if cfg, _ := parseFlags("status", nil, none, &errs); cfg.Dir != "/etc/keychest-agent" || cfg.For != 50*time.Second ||
+		cfg.StartJitter != 0 {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 	for _, args := range [][]string{{}, {"--server", "https://k", "--for", "0s"}, {"--server", "https://k", "extra"},
-		{"--server", "https://k", "--heartbeat", "soon"}} {
+		{"--server", "https://k", "--heartbeat", "soon"}, {"--server", "https://k", "--start-jitter", "-1s"}} {
 		if _, err := parseFlags("run", args, none, &errs); err == nil {
 			t.Errorf("%q accepted", args)
 		}

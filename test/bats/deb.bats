@@ -3,9 +3,10 @@
 # The Debian package: make deb, dpkg -i on this machine, the files, the
 # users and the permissions, systemd-analyze on the units, the installed
 # binaries run by hand as the package's users (keychest-lined against the
-# test PostgreSQL, keychest-amp printing its root), and dpkg --purge, which
-# leaves the machine as it was. Needs root; skipped when the package or the
-# user keychest or keychestamp is already on the machine.
+# test PostgreSQL, keychest-amp printing its root, keychest-agent accepting
+# its DIR), and dpkg --purge, which leaves the machine as it was. Needs
+# root; skipped when the package or the user keychest, keychestamp or
+# keychest-agent is already on the machine.
 
 load helpers
 
@@ -14,6 +15,7 @@ setup_file() {
 	dpkg -s keychest-lined >/dev/null 2>&1 && return 0
 	getent passwd keychest >/dev/null && return 0
 	getent passwd keychestamp >/dev/null && return 0
+	getent passwd keychest-agent >/dev/null && return 0
 	export STAMP=$(git -C "$ROOT" describe --tags --always --dirty)
 	export DEB=$ROOT/$(make -s -C "$ROOT" deb VERSION="$STAMP" | tail -n 1)
 	export DEB_READY=1
@@ -74,12 +76,61 @@ mode_owner() {
 	[ -z "$(ls /etc/systemd/system/*.wants/ | grep keychest || true)" ]
 }
 
+@test "dpkg -i: keychest-agent static, its user, its DIR 0700, allow.conf denying all, its unit not enabled" {
+	[ "$(mode_owner /usr/bin/keychest-agent)" = "755 root:root" ]
+	run readelf -l /usr/bin/keychest-agent
+	[[ $output != *"program interpreter"* ]] # static: no dynamic loader
+	[ -z "$(readelf -d /usr/bin/keychest-agent | grep NEEDED || true)" ]
+	[ "$(mode_owner /lib/systemd/system/keychest-agent.service)" = "644 root:root" ]
+	[ "$(mode_owner /etc/default/keychest-agent)" = "644 root:root" ]
+	[ -z "$(grep -v '^#' /etc/default/keychest-agent | grep -v '^$' || true)" ]
+	[ "$(mode_owner /etc/keychest-agent)" = "700 keychest-agent:keychest-agent" ]
+	[ "$(mode_owner /etc/keychest-agent/allow.conf)" = "644 root:root" ]
+	[ -z "$(grep -v '^#' /etc/keychest-agent/allow.conf || true)" ] # deny by default
+	[ -s /usr/share/doc/keychest-lined/agent.md ]
+
+	IFS=: read -r _ _ uid _ _ home shell < <(getent passwd keychest-agent)
+	[ "$uid" -lt 1000 ] && [ "$home" = /nonexistent ] && [ "$shell" = /usr/sbin/nologin ]
+	[ "$(id -G keychest-agent)" = "$(getent group keychest-agent | cut -d: -f3)" ] # in no other group
+
+	unit=/lib/systemd/system/keychest-agent.service
+	grep -qx 'Type=notify' "$unit"
+	grep -qx 'User=keychest-agent' "$unit"
+	grep -qx 'ExecStart=/usr/bin/keychest-agent run -e /etc/keychest-agent --log -' "$unit"
+	grep -qx 'Restart=on-failure' "$unit"
+	grep -qx 'RestartSec=30s' "$unit"
+	grep -qx 'Environment=KEYCHESTAGENT_START_JITTER=30s' "$unit"
+	grep -qx 'ReadWritePaths=/etc/keychest-agent' "$unit"
+	[ ! -e /etc/systemd/system/multi-user.target.wants/keychest-agent.service ]
+}
+
+@test "the installed keychest-agent, run as keychest-agent with the unit's command, accepts its DIR and refuses it writable by group" {
+	# what the unit does, but "once" against a closed port: the local checks
+	# pass (no AGT0501), then the server cannot be reached (AGT0503, exit 1).
+	agent() {
+		setpriv --reuid=keychest-agent --regid=keychest-agent --clear-groups \
+			/usr/bin/keychest-agent once -e /etc/keychest-agent --log - --server "http://127.0.0.1:$(free_port)" --for 5s
+	}
+	run agent
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ $output == *'"code":"AGT0503"'* ]] && [[ $output != *AGT0501* ]]
+	[ "$(mode_owner /etc/keychest-agent/identity.json 2>/dev/null || echo none)" = none ]
+	chmod 0770 /etc/keychest-agent
+	run agent
+	chmod 0700 /etc/keychest-agent
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ $output == *'"code":"AGT0501"'* ]]
+}
+
 @test "the units pass systemd-analyze verify; the file limit fits KEYCHEST_MAX_CONNS" {
 	run systemd-analyze verify /lib/systemd/system/keychest-lined.service /lib/systemd/system/keychest-lined-monitor.service \
-		/lib/systemd/system/keychest-amp.service
+		/lib/systemd/system/keychest-amp.service /lib/systemd/system/keychest-agent.service
 	echo "$output"
 	[ "$status" -eq 0 ]
-	for unit in keychest-lined keychest-amp; do
+	[ -z "$output" ] # no warning either (an unknown key, such as RestartSteps before systemd 254)
+	for unit in keychest-lined keychest-amp keychest-agent; do
 		run systemd-analyze security --offline=yes "/lib/systemd/system/$unit.service"
 		echo "${lines[-1]}"
 		[[ ${lines[-1]} == *"Overall exposure level for $unit.service: "[01].*OK* ]]
@@ -127,13 +178,16 @@ mode_owner() {
 }
 
 @test "dpkg --purge removes the files and the users" {
+	echo '{}' >/etc/keychest-agent/identity.json # what the agent leaves: purge takes it
 	dpkg --purge keychest-lined
 	run dpkg -s keychest-lined
 	[ "$status" -ne 0 ]
 	[ -z "$(getent passwd keychest || true)" ] && [ -z "$(getent group keychest || true)" ]
 	[ -z "$(getent passwd keychestamp || true)" ] && [ -z "$(getent group keychestamp || true)" ]
+	[ -z "$(getent passwd keychest-agent || true)" ] && [ -z "$(getent group keychest-agent || true)" ]
 	for f in /usr/bin/keychest-lined /etc/default/keychest-lined /lib/systemd/system/keychest-lined.service \
 		/usr/bin/keychest-amp /etc/default/keychest-amp /lib/systemd/system/keychest-amp.service \
+		/usr/bin/keychest-agent /etc/default/keychest-agent /lib/systemd/system/keychest-agent.service /etc/keychest-agent \
 		/usr/share/keychest /usr/share/doc/keychest-lined; do
 		[ ! -e "$f" ]
 	done
