@@ -3,7 +3,9 @@
 # Installs what running or testing keychest-lined needs, and only what is
 # missing, from Debian's packages. Safe to run again and again.
 #   scripts/deps.sh run    PostgreSQL
-#   scripts/deps.sh bench  PostgreSQL, redis-server, redis-tools
+#   scripts/deps.sh bench  PostgreSQL, redis-server, redis-tools, python3
+#                          (the agent benchmark's DNS stub; make test has
+#                          it through certbot)
 #   scripts/deps.sh test   PostgreSQL, bats, ksh93, busybox, shellcheck,
 #                          openssl, certbot, lintian and systemd (for
 #                          systemd-analyze; the package's test), Chromium
@@ -18,7 +20,7 @@ cd "$(dirname "$0")/.."
 want=(postgresql)
 case ${1:-run} in
 test) want+=(bats ksh busybox shellcheck openssl certbot lintian systemd chromium haproxy tinyproxy) ;;
-bench) want+=(redis-server redis-tools) ;;
+bench) want+=(redis-server redis-tools python3) ;;
 esac
 
 missing=()
