@@ -25,7 +25,7 @@ type Config struct {
 	CAFile    string        // --ca: PEM CAs to trust for the server
 	SiteCA    string        // --site-ca: PEM CAs its site's targets use, pushed to the server
 	Log       string        // --log: "" DIR/agent.log, "-" stdout, else a file
-	Resolver  string        // --resolver host:port for the targets' names (jobs: not built yet)
+	Resolver  string        // --resolver host:port: the DNS server for the targets' names
 	Heartbeat time.Duration // --heartbeat: between heartbeats (jittered ±10%)
 	For       time.Duration // --for: how long "once" may take
 	// StartJitter (--start-jitter): run waits a random part of it before

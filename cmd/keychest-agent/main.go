@@ -30,7 +30,7 @@ import (
 var version = "dev"
 
 const usage = `usage: keychest-agent run|once|status|claim-code [flags]
-  run         the service: register, heartbeat, (jobs: not built yet)
+  run         the service: register, heartbeat, take and relay jobs
   once        one pass for cron: register or heartbeat, post logs, exit
   status      print id, claimed, site, server, last contact, allow-list
   claim-code  print a one-time code for "command claim agent CODE apikey K"
