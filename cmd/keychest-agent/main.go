@@ -31,7 +31,7 @@ var version = "dev"
 
 const usage = `usage: keychest-agent run|once|status|claim-code [flags]
   run         the service: register, heartbeat, take and relay jobs
-  once        one pass for cron: register or heartbeat, post logs, exit
+  once        one pass for cron: register or heartbeat, run waiting jobs (--for), post logs, exit 0
   status      print id, claimed, site, server, last contact, allow-list
   claim-code  print a one-time code for "command claim agent CODE apikey K"
 Run "keychest-agent run -h" for the flags; each is also a KEYCHESTAGENT_* variable.
