@@ -22,7 +22,7 @@ FROM mon_targets t
 JOIN mon_findings f ON f.target_id = t.id AND f.kind = $4 AND f.closed_at IS NULL AND f.account_id IS NULL
 JOIN acme_domains d ON d.name = t.name AND d.order_at IS NOT NULL
 JOIN api_keys k ON k.id = d.api_key_id AND k.account_id IS NOT NULL
-WHERE t.active AND t.port = $3 AND ` + targetInTrouble + ` AND f.opened_at <= $1::timestamptz - $2::interval
+WHERE t.active AND t.public AND t.port = $3 AND ` + targetInTrouble + ` AND f.opened_at <= $1::timestamptz - $2::interval
 GROUP BY t.id, t.name, k.account_id, f.severity, f.opened_at
 HAVING max(d.order_at) < f.opened_at`
 

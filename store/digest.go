@@ -41,7 +41,7 @@ WITH mine AS (
     WHERE k.account_id = $1 AND ` + keyApproved + `
 )
 SELECT e.at, t.name || ':' || t.port, 'renewed', e.detail
-FROM mon_events e JOIN mon_targets t ON t.id = e.target_id JOIN mine USING (name, port) WHERE e.at >= $2
+FROM mon_events e JOIN mon_targets t ON t.id = e.target_id AND t.public JOIN mine USING (name, port) WHERE e.at >= $2
 UNION ALL
 SELECT min(d.created_at), d.name || ':' || d.port, 'added', ''
 FROM domains d JOIN api_keys k ON k.id = d.api_key_id WHERE k.account_id = $1 AND ` + keyApproved + ` AND d.created_at >= $2
@@ -52,7 +52,7 @@ FROM audit au WHERE au.action = 'domain.remove' AND au.at >= $2
   AND au.key_prefix IN (SELECT key_prefix FROM api_keys k WHERE account_id = $1 AND ` + keyApproved + `)
 UNION ALL
 SELECT f.opened_at, t.name || ':' || t.port, 'new finding: ' || f.kind, f.detail
-FROM mon_findings f JOIN mon_targets t ON t.id = f.target_id JOIN mine USING (name, port)
+FROM mon_findings f JOIN mon_targets t ON t.id = f.target_id AND t.public JOIN mine USING (name, port)
 WHERE f.opened_at >= $2 AND (f.account_id IS NULL OR f.account_id = $1)
 ORDER BY 1`
 

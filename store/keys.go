@@ -59,7 +59,7 @@ func (p *Postgres) KeyStatus(ctx context.Context, k KeyRef) (KeyStatus, error) {
 	var email *string
 	err := p.pool.QueryRow(ctx, `SELECT a.email, coalesce(a.confirmed_at IS NOT NULL, false) AND `+keyApproved+`,
 			coalesce(a.blocked_at IS NOT NULL, false), k.revoked_at IS NOT NULL, k.domain_count, k.created_at,
-			(SELECT count(*) FROM domains d JOIN mon_targets t ON t.name = d.name AND t.port = d.port
+			(SELECT count(*) FROM domains d JOIN mon_targets t ON t.public AND t.name = d.name AND t.port = d.port
 			 WHERE d.api_key_id = k.id AND t.active AND `+targetInTrouble+`
 			   AND coalesce(`+activeDomain+`, false))
 		FROM api_keys k LEFT JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = $1`,
