@@ -218,6 +218,9 @@ func (m *Mux) list(ctx context.Context, req *lineproto.Request) (lineproto.Reply
 	shown := 0
 	for _, d := range domains {
 		item := fmt.Sprintf("%s:%d", d.Name, d.Port)
+		if d.Site != "" {
+			item += "@" + d.Site // behind that site
+		}
 		if b.Len()+len(item)+1 > listBudget-len(" (+00000 more)") {
 			break
 		}

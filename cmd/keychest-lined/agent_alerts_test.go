@@ -118,6 +118,18 @@ func TestSiteTargetFindingAndAlertMail(t *testing.T) {
 		!strings.Contains(alert.Body(), "certbot renew --dry-run") || !strings.HasPrefix(alert.Header("Message-Id"), "<outbox-") {
 		t.Fatalf("alert mail: %q\n%s", alert.Header("Subject"), alert.Body())
 	}
+	code, page := get(t, link(t, alert.Body(), "account"))
+	if code != 200 || !strings.Contains(page, `data-domain="`+target+`" data-site="office" data-state="warning"`) ||
+		!strings.Contains(page, "site=office") || !strings.Contains(page, "expiry") {
+		t.Fatalf("account page: %d\n%s", code, page)
+	}
+	if data := w.c.must("command list apikey "+w.key, "status ok 200 1 domain"); data != target+"@office" {
+		t.Fatalf("list: %q", data)
+	}
+	if data := w.c.must("command status apikey "+w.key, "status ok 200"); !strings.Contains(data, " domains=1 ") ||
+		!strings.HasSuffix(data, " problems=1") {
+		t.Fatalf("status: %q", data)
+	}
 	if n := count(t, w.app, `SELECT count(*) FROM mon_findings f JOIN mon_targets t ON t.id = f.target_id
 		WHERE t.site_target IS NOT NULL AND f.kind = 'expiry' AND f.severity = 'warning' AND f.closed_at IS NULL
 		AND f.mailed_severity = 'warning'`); n != 1 {
