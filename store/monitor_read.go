@@ -113,7 +113,7 @@ func certRowsOn(ctx context.Context, q querier, viewer int64, where string, args
 // soonest expiry first.
 func (p *Postgres) Certs(ctx context.Context, email string) ([]CertStatus, error) {
 	if email == "" {
-		return p.certRows(ctx, -1, `t.active`)
+		return p.certRows(ctx, -1, `t.active AND t.agent IS NULL`)
 	}
 	return p.certRows(ctx, -1, `t.active AND `+targetOfEmail("$1"), email)
 }

@@ -156,6 +156,11 @@ func TestSiteTargetFindingAndAlertMail(t *testing.T) {
 	if data := w.c.must("command cert domain "+target+" apikey "+w.key, "status ok 200"); !strings.HasPrefix(data, "state=ok ") {
 		t.Fatalf("cert after renewal: %s", data)
 	}
+	code, out, _ := cli(t, w.app.cfg.DatabaseURL, "digest", "--email", "owner@example.com", "--dry-run")
+	if code != 0 || !strings.Contains(out, "1 certificate watched") || !strings.Contains(out, target) ||
+		!strings.Contains(out, "renewed") || !strings.Contains(out, "expiry") {
+		t.Fatalf("digest: %d\n%s", code, out)
+	}
 }
 
 // An agent silent for KEYCHEST_AGENT_SILENT_AFTER (2 s here) opens an
