@@ -56,7 +56,7 @@ type accountView struct {
 type domainRow struct {
 	Target, State, Days, Expires, Issuer, Checked, Note string
 	Site                                                string // the site a target is behind ("": public)
-	BarWidth                                            int // percent of the lifetime left; 0: no bar
+	BarWidth                                            int    // percent of the lifetime left; 0: no bar
 	BarClass                                            string
 	Addresses                                           []addressRow
 	Findings                                            []findingRow

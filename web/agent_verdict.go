@@ -88,7 +88,8 @@ func siteResult(name string, port int, res agent.JobResult, stored [][]byte) (mo
 			}
 			continue
 		}
-		if addr = addr.Unmap(); !seen[addr] {
+		if addr = addr.Unmap(); !seen[addr] && len(out.Addresses) < store.MaxRelaysPerJob {
+			seen[addr] = true // an agent's report counts each address once, and at most as many as a job may relay
 			out.Addresses = append(out.Addresses, monitor.AddressResult{Address: addr, Class: dialClass(a.Detail), Detail: a.Detail})
 		}
 	}
