@@ -26,6 +26,10 @@ const (
 	KindACMEBadNonce       = "acme_bad_nonce"       // a storm of badNonce errors
 	KindACMEAccountFailing = "acme_account_failing" // an ACME account fails again and again
 	KindACMENotRenewing    = "acme_not_renewing"    // in the warning window and no order seen since
+
+	// An agent's (keychest-agent), on the agent's own row: it has not
+	// called in for KEYCHEST_AGENT_SILENT_AFTER.
+	KindAgentSilent = "agent_silent"
 )
 
 // MonitorKinds are the kinds the monitor's probes raise (and close).
@@ -38,7 +42,13 @@ var ACMEKinds = []string{KindACMEInvalid, KindACMERateLimited, KindACMEBadNonce,
 // Kinds are all the kinds. The schema's CHECK mon_findings_kind_check
 // holds the same list (store's TestFindingKindsRule proves they agree):
 // a new kind needs a migration that widens it.
-func Kinds() []string { return append(append([]string(nil), MonitorKinds...), ACMEKinds...) }
+func Kinds() []string {
+	return append(append(append([]string(nil), MonitorKinds...), ACMEKinds...), AgentKinds...)
+}
+
+// AgentKinds are the kinds about a keychest-agent itself: its silence
+// opens one, and its next call closes it.
+var AgentKinds = []string{KindAgentSilent}
 
 // Advice says what an owner should do about a finding of kind at
 // severity, in one line of an alert mail.
@@ -65,6 +75,7 @@ var advice = map[string]string{
 	KindACMERateLimited:    "the CA's rate limit was hit: stop retrying in a loop, test against staging (--dry-run), and wait for the limit's window to pass.",
 	KindACMEBadNonce:       "many badNonce errors: check the host's clock and anything between the client and the CA (a proxy or load balancer that replays requests).",
 	KindACMEAccountFailing: "this ACME account keeps failing: run the client by hand with -v on the host to read the CA's errors, and check the account is not deactivated.",
+	KindAgentSilent:        "the agent has not called in: check that its service runs (systemctl status keychest-agent) and can reach the server; its site's targets are not probed meanwhile.",
 	KindACMENotRenewing:    "no client has even tried to renew: check that the certbot timer (systemctl list-timers) or cron job runs and goes through the proxy.",
 }
 

@@ -242,6 +242,9 @@ func (m *Mux) list(ctx context.Context, req *lineproto.Request) (lineproto.Reply
 	items := make([]string, len(domains))
 	for i, d := range domains {
 		items[i] = fmt.Sprintf("%s:%d", d.Name, d.Port)
+		if d.Site != "" {
+			items[i] += "@" + d.Site // behind that site
+		}
 	}
 	data := dataLine(items, " ", listBudget)
 	return lineproto.Reply{Data: data, Code: lineproto.CodeOK,

@@ -27,6 +27,7 @@ type Store interface {
 	Housekeep(ctx context.Context, cutoff time.Time) (int64, error)
 	QueueDigests(ctx context.Context, now time.Time, day time.Weekday, hour int) (int, error)
 	Overview(ctx context.Context, now time.Time) (store.MonitorOverview, error)
+	LeaseAgents(ctx context.Context, owner string, now, until time.Time, silentAfter time.Duration, n int) ([]store.AgentWatch, error)
 }
 
 // The database is the monitor's store; a signature that drifts fails the
@@ -35,19 +36,20 @@ var _ Store = (*store.Postgres)(nil)
 
 // Config is how a monitor runs.
 type Config struct {
-	Owner       string        // this monitor's name in leases (default: host, pid and a random part)
-	Concurrency int           // targets probed at once
-	Lease       time.Duration // how long a leased target is ours without a write
-	Poll        time.Duration // how often due targets are looked for
-	SyncEvery   time.Duration // how often new and newly confirmed domains become targets
-	FullSync    time.Duration // how often every active domain is checked for a target
-	History     time.Duration // how long removed targets and closed history are kept
-	Grace       time.Duration // how long a stopping monitor lets its probes finish
-	AlertBatch  time.Duration // how long an account's alert mail gathers findings before it is sent
-	DigestDay   time.Weekday  // the weekly digest's day and hour (UTC)
-	DigestHour  int
-	Policy      Policy
-	Now         func() time.Time
+	Owner            string        // this monitor's name in leases (default: host, pid and a random part)
+	Concurrency      int           // targets probed at once
+	Lease            time.Duration // how long a leased target is ours without a write
+	Poll             time.Duration // how often due targets are looked for
+	SyncEvery        time.Duration // how often new and newly confirmed domains become targets
+	FullSync         time.Duration // how often every active domain is checked for a target
+	History          time.Duration // how long removed targets and closed history are kept
+	Grace            time.Duration // how long a stopping monitor lets its probes finish
+	AlertBatch       time.Duration // how long an account's alert mail gathers findings before it is sent
+	DigestDay        time.Weekday  // the weekly digest's day and hour (UTC)
+	DigestHour       int
+	Policy           Policy
+	Now              func() time.Time
+	AgentSilentAfter time.Duration // an agent this silent gets agent_silent (KEYCHEST_AGENT_SILENT_AFTER); 0: not watched
 }
 
 // DefaultConfig fills in what a caller left out.
@@ -95,6 +97,7 @@ type Monitor struct {
 	digestAt   time.Time
 	digestWeek string // the week whose digests are queued
 	viewAt     time.Time
+	agentsAt   time.Time // when the agents' silence was last judged
 }
 
 // Prober probes one name (see probe.go; tests may pass another).
@@ -355,6 +358,7 @@ func (m *Monitor) maintain(ctx context.Context) {
 			m.log.Info().Str("code", logcode.DigestsQueued).Time("event_time", time.Now()).Int("accounts", n).Msg("weekly digests queued")
 		}
 	}
+	m.watchAgents(ctx, wall)
 	if wall.Sub(m.houseAt) >= time.Hour {
 		m.houseAt = wall
 		if n, err := m.store.Housekeep(ctx, now.Add(-m.cfg.History)); err == nil && n > 0 {

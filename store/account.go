@@ -24,6 +24,7 @@ type AccountView struct {
 // and the certificates seen over time.
 type DomainView struct {
 	CertStatus
+	Site      string     // the site it is behind ("": a public domain)
 	NotBefore *time.Time // of the soonest-expiring certificate, for the bar to expiry
 	Served    []AddressView
 	Open      []FindingRow
@@ -97,29 +98,70 @@ func pageDomains(ctx context.Context, tx pgx.Tx, account int64) ([]DomainView, e
 				return nil, err
 			}
 		default:
-			if err := targetView(ctx, tx, account, &dv); err != nil {
+			if err := targetView(ctx, tx, account, &dv, `public AND name = $1 AND port = $2`, d.Name, d.Port); err != nil {
 				return nil, err
 			}
 		}
 		out = append(out, dv)
 	}
+	sites, err := pageSiteTargets(ctx, tx, account)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, sites...)
 	sortBySoonest(out)
+	return out, nil
+}
+
+// pageSiteTargets reads the account's targets behind sites for its page,
+// leaving out those of keys that wait for the owner's approval.
+func pageSiteTargets(ctx context.Context, tx pgx.Tx, account int64) ([]DomainView, error) {
+	rows, err := tx.Query(ctx, `SELECT s.id, s.name, s.port, s.site FROM agent_targets s JOIN api_keys k ON k.id = s.api_key_id
+		JOIN accounts a ON a.id = k.account_id WHERE a.id = $1 AND `+activeDomain+` ORDER BY s.name, s.port, s.site, s.id`, account)
+	if err != nil {
+		return nil, err
+	}
+	type target struct {
+		ID   int64
+		Name string
+		Port int
+		Site string
+	}
+	ts, err := pgx.CollectRows(rows, pgx.RowToStructByPos[target])
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DomainView, 0, len(ts))
+	for _, s := range ts {
+		dv := DomainView{CertStatus: CertStatus{Name: s.Name, Port: s.Port, State: "unknown", Findings: []string{}}, Site: s.Site}
+		if err := targetView(ctx, tx, account, &dv, `site_target = $1`, s.ID); err != nil {
+			return nil, err
+		}
+		out = append(out, dv)
+	}
 	return out, nil
 }
 
 // targetView fills in a domain's target for an account's page: status,
 // addresses, findings (the monitor's and the account's own ACME ones),
-// history.
-func targetView(ctx context.Context, tx pgx.Tx, account int64, dv *DomainView) error {
-	st, err := certRowsOn(ctx, tx, account, `t.name = $1 AND t.port = $2`, dv.Name, dv.Port)
+// history. where picks the target's row of mon_targets.
+func targetView(ctx context.Context, tx pgx.Tx, account int64, dv *DomainView, where string, args ...any) error {
+	var id int64
+	err := tx.QueryRow(ctx, `SELECT id FROM mon_targets WHERE `+where, args...).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	st, err := certRowsOn(ctx, tx, account, `t.id = $1`, id)
 	if err != nil || len(st) == 0 {
 		return err
 	}
 	dv.CertStatus = st[0]
 	rows, err := tx.Query(ctx, `SELECT o.address, c.not_before, c.not_after, coalesce(o.error_class, '')
-		FROM mon_observations o JOIN mon_targets t ON t.id = o.target_id
-		LEFT JOIN mon_certs c ON c.fingerprint = o.fingerprint
-		WHERE t.name = $1 AND t.port = $2 AND o.ended_at IS NULL ORDER BY o.address`, dv.Name, dv.Port)
+		FROM mon_observations o LEFT JOIN mon_certs c ON c.fingerprint = o.fingerprint
+		WHERE o.target_id = $1 AND o.ended_at IS NULL ORDER BY o.address`, id)
 	if err != nil {
 		return err
 	}
@@ -134,7 +176,7 @@ func targetView(ctx context.Context, tx pgx.Tx, account int64, dv *DomainView) e
 	rows, err = tx.Query(ctx, `SELECT c.fingerprint, c.issuer_cn, c.not_after, min(o.first_seen_at),
 			max(coalesce(o.last_checked_at, t.last_checked_at))
 		FROM mon_observations o JOIN mon_targets t ON t.id = o.target_id JOIN mon_certs c ON c.fingerprint = o.fingerprint
-		WHERE t.name = $1 AND t.port = $2 GROUP BY c.fingerprint, c.issuer_cn, c.not_after ORDER BY 4 DESC`, dv.Name, dv.Port)
+		WHERE t.id = $1 GROUP BY c.fingerprint, c.issuer_cn, c.not_after ORDER BY 4 DESC`, id)
 	if err != nil {
 		return err
 	}
@@ -144,8 +186,8 @@ func targetView(ctx context.Context, tx pgx.Tx, account int64, dv *DomainView) e
 	rows, err = tx.Query(ctx, `SELECT t.name, t.port, f.kind, f.severity, f.detail, f.opened_at, f.raised_at,
 			t.last_checked_at, f.closed_at
 		FROM mon_findings f JOIN mon_targets t ON t.id = f.target_id
-		WHERE t.name = $1 AND t.port = $2 AND f.closed_at IS NULL AND (f.account_id IS NULL OR f.account_id = $3)
-		ORDER BY f.kind`, dv.Name, dv.Port, account)
+		WHERE t.id = $1 AND f.closed_at IS NULL AND (f.account_id IS NULL OR f.account_id = $2)
+		ORDER BY f.kind`, id, account)
 	if err != nil {
 		return err
 	}

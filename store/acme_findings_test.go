@@ -117,7 +117,7 @@ func (w *acmeWorld) checkRenewals(now time.Time) []store.ACMEChange {
 // its warning window at since: the target's state, an expiry finding.
 func (w *acmeWorld) enterWarning(name string, since time.Time) {
 	w.exec(`INSERT INTO mon_targets (name, port, state, last_checked_at) VALUES ($1, 443, 'warning', now())
-		ON CONFLICT (name, port) DO UPDATE SET state = 'warning'`, name)
+		ON CONFLICT (name, port) WHERE public DO UPDATE SET state = 'warning'`, name)
 	w.exec(`INSERT INTO mon_findings (target_id, kind, severity, detail, opened_at, raised_at)
 		SELECT id, 'expiry', 'warning', 'expires soon', $2, $2 FROM mon_targets WHERE name = $1`, name, since)
 }

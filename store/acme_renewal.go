@@ -26,7 +26,7 @@ JOIN mon_findings f ON f.target_id = t.id AND f.kind = $4 AND f.closed_at IS NUL
 JOIN acme_domains d ON d.name = t.name AND d.order_at IS NOT NULL
 JOIN api_keys k ON k.id = d.api_key_id AND k.revoked_at IS NULL AND ` + keyApproved + `
 JOIN accounts a ON a.id = k.account_id AND a.confirmed_at IS NOT NULL AND a.blocked_at IS NULL
-WHERE t.active AND t.port = $3 AND ` + targetInTrouble + ` AND f.opened_at <= $1::timestamptz - $2::interval
+WHERE t.active AND t.public AND t.port = $3 AND ` + targetInTrouble + ` AND f.opened_at <= $1::timestamptz - $2::interval
   AND EXISTS (SELECT 1 FROM domains hd JOIN api_keys k ON k.id = hd.api_key_id
               WHERE k.account_id = a.id AND k.revoked_at IS NULL AND ` + keyApproved + `
                 AND (hd.name = t.name OR hd.name = '*.' || t.name))

@@ -119,7 +119,7 @@ func (fw *findingWriter) closeAll(ctx context.Context, names []string, kinds []s
 	}
 	for _, name := range names {
 		var id int64
-		err := fw.tx.QueryRow(ctx, `SELECT id FROM mon_targets WHERE name = $1 AND port = $2`, name, acme.Port).Scan(&id)
+		err := fw.tx.QueryRow(ctx, `SELECT id FROM mon_targets WHERE public AND name = $1 AND port = $2`, name, acme.Port).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue
 		}
@@ -158,9 +158,9 @@ func (fw *findingWriter) close(ctx context.Context, targetID int64, name string,
 func ensureTarget(ctx context.Context, tx pgx.Tx, name string) (int64, error) {
 	var id int64
 	err := tx.QueryRow(ctx, `INSERT INTO mon_targets (name, port) VALUES ($1, $2)
-		ON CONFLICT (name, port) DO NOTHING RETURNING id`, name, acme.Port).Scan(&id)
+		ON CONFLICT (name, port) WHERE public DO NOTHING RETURNING id`, name, acme.Port).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) { // it exists: read it without locking the monitor out of it
-		err = tx.QueryRow(ctx, `SELECT id FROM mon_targets WHERE name = $1 AND port = $2`, name, acme.Port).Scan(&id)
+		err = tx.QueryRow(ctx, `SELECT id FROM mon_targets WHERE public AND name = $1 AND port = $2`, name, acme.Port).Scan(&id)
 	}
 	return id, err
 }

@@ -81,34 +81,56 @@ func (p *Postgres) AddSiteTarget(ctx context.Context, t NewSiteTarget) (AddOutco
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNoSite
 		}
+		if err != nil {
+			return err
+		}
 		out = map[bool]AddOutcome{true: DomainAdded, false: DomainExists}[inserted]
+		// The monitor's row of the target, which the central monitor never
+		// leases (it is not public): its findings, history and alerts.
+		_, err = tx.Exec(ctx, `INSERT INTO mon_targets (name, port, site_target)
+			SELECT s.name, s.port, s.id FROM agent_targets s JOIN api_keys k ON k.id = s.api_key_id
+			WHERE k.key_hash = $1 AND s.name = $2 AND s.port = $3
+			ON CONFLICT (site_target) DO NOTHING`, t.Key.Hash[:], t.Name, t.Port)
 		return err
 	})
 	return out, classify(err)
 }
 
-// SiteTargetStatus reads one target of the key behind a site.
+// SiteTargetStatus reads one target of the key behind a site: the
+// monitor's view of it (state, certificate, findings, as "cert" gives for
+// a public one), with the class the agents gave it (agent_refused) when
+// its last job relayed nothing.
 func (p *Postgres) SiteTargetStatus(ctx context.Context, k KeyRef, name string, port int, silentAfter time.Duration) (SiteTargetStatus, error) {
-	s := SiteTargetStatus{Status: CertStatus{Name: name, Port: port}}
-	var class, issuer *string
-	c := &s.Status
-	err := p.pool.QueryRow(ctx, `SELECT t.site, t.state, t.class, t.not_after, t.issuer, t.addresses, t.checked_at,
+	s := SiteTargetStatus{Status: CertStatus{Name: name, Port: port, State: "unknown", Findings: []string{}}}
+	var id, account int64
+	var class *string
+	err := p.pool.QueryRow(ctx, `SELECT t.id, t.account_id, t.site, t.class,
 			(SELECT count(*) FROM agents g WHERE g.account_id = t.account_id AND g.site = t.site
 			 AND g.last_seen_at > now() - $4::interval)
 		FROM agent_targets t JOIN api_keys k ON k.id = t.api_key_id
 		WHERE k.key_hash = $1 AND t.name = $2 AND t.port = $3`, k.Hash[:], name, port, silentAfter).
-		Scan(&s.Site, &c.State, &class, &c.Expires, &issuer, &c.Addresses, &c.Checked, &s.LiveAgents)
+		Scan(&id, &account, &s.Site, &class, &s.LiveAgents)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return s, ErrNotFound
 	}
-	if class != nil {
-		c.Class = *class
+	if err != nil {
+		return s, classify(err)
 	}
-	if issuer != nil {
-		c.IssuerCN = *issuer
+	rows, err := p.certRows(ctx, account, `t.site_target = $1`, id)
+	if err != nil {
+		return s, err
 	}
-	return s, classify(err)
+	if len(rows) > 0 {
+		s.Status = rows[0]
+	}
+	if class != nil && *class == agentRefused {
+		s.Status.Class = *class
+	}
+	return s, nil
 }
+
+// agentRefused is monitor.ClassAgentRefused (store imports no monitor).
+const agentRefused = "agent_refused"
 
 // QueueDueJobs queues the due targets of the agent's site. Agents asking
 // together each lock the rows they push, so a target is queued once; a
@@ -140,7 +162,7 @@ func (p *Postgres) JobRelayResults(ctx context.Context, job int64) ([][]byte, er
 // SetSiteTargetResult records a job's verdict on its target (none for a
 // job without one).
 func (p *Postgres) SetSiteTargetResult(ctx context.Context, job int64, r SiteTargetResult) error {
-	_, err := p.pool.Exec(ctx, `UPDATE agent_targets t SET checked_at = now(), state = $2, class = $3, detail = $4,
+	_, err := p.pool.Exec(ctx, `UPDATE agent_targets t SET checked_at = now(), state = coalesce(nullif($2, ''), t.state), class = nullif($3, ''), detail = $4,
 			issuer = $5, not_after = $6, addresses = $7, next_due = now() + $8::interval
 		FROM agent_jobs j WHERE j.id = $1 AND t.id = j.target_id`,
 		job, r.State, r.Class, r.Detail, r.Issuer, r.NotAfter, r.Addresses, r.Next)

@@ -21,13 +21,21 @@ import (
 const LinkLifetime = 365 * 24 * time.Hour
 
 // ownersSQL finds the accounts to tell about a target: confirmed, not
-// blocked, alerts on, with an active domain naming it; only account $2
-// when it is not 0 (an ACME finding is its account's alone).
+// blocked, alerts on, with an active domain naming it (a public target),
+// or with the target behind one of its sites, or owning the agent (an
+// agent's row); only account $2 when it is not 0 (an ACME finding is its
+// account's alone).
 const ownersSQL = `
-SELECT DISTINCT a.id, a.email
-FROM mon_targets t JOIN domains d ON d.name = t.name AND d.port = t.port
-JOIN api_keys k ON k.id = d.api_key_id JOIN accounts a ON a.id = k.account_id
-WHERE t.id = $1 AND ` + activeDomain + ` AND a.alerts_off_at IS NULL AND ($2::bigint = 0 OR a.id = $2)`
+SELECT a.id, a.email
+FROM (SELECT d.api_key_id FROM mon_targets t JOIN domains d ON d.name = t.name AND d.port = t.port WHERE t.id = $1 AND t.public
+      UNION ALL
+      SELECT s.api_key_id FROM mon_targets t JOIN agent_targets s ON s.id = t.site_target WHERE t.id = $1) o
+JOIN api_keys k ON k.id = o.api_key_id JOIN accounts a ON a.id = k.account_id
+WHERE ` + activeDomain + ` AND a.alerts_off_at IS NULL AND ($2::bigint = 0 OR a.id = $2)
+UNION
+SELECT a.id, a.email
+FROM mon_targets t JOIN agents g ON g.id = t.agent JOIN accounts a ON a.id = g.account_id
+WHERE t.id = $1 AND a.confirmed_at IS NOT NULL AND a.blocked_at IS NULL AND a.alerts_off_at IS NULL`
 
 // queueAlerts writes, in the write-back's transaction, the alert items
 // verdicts call for: a finding opened, risen above what was last mailed,
@@ -68,7 +76,8 @@ func alertItems(ctx context.Context, tx pgx.Tx, v finding.Verdict) ([]ownedItem,
 		return nil, nil
 	}
 	var target string
-	if err := tx.QueryRow(ctx, `SELECT name || ':' || port FROM mon_targets WHERE id = $1`, v.TargetID).Scan(&target); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT CASE WHEN agent IS NULL THEN name || ':' || port ELSE 'agent ' || name END
+		FROM mon_targets WHERE id = $1`, v.TargetID).Scan(&target); err != nil {
 		return nil, err
 	}
 	rows, err := tx.Query(ctx, ownersSQL, v.TargetID, v.Account)

@@ -33,15 +33,20 @@ type DigestChange struct {
 var accountTargets = `t.active AND ` + accountNames(`a.id = $1 AND `+keyApproved)
 
 // digestChangesSQL lists an account's week ($1: account, $2: since):
-// renewals, domains added and removed, findings opened; keys waiting for
-// approval are left out.
+// renewals, domains added and removed, findings opened (of its public
+// domains and its targets behind sites); keys waiting for approval are
+// left out.
 const digestChangesSQL = `
 WITH mine AS (
-    SELECT DISTINCT d.name, d.port FROM domains d JOIN api_keys k ON k.id = d.api_key_id
+    SELECT t.id FROM domains d JOIN api_keys k ON k.id = d.api_key_id
+    JOIN mon_targets t ON t.public AND t.name = d.name AND t.port = d.port
+    WHERE k.account_id = $1 AND ` + keyApproved + `
+    UNION
+    SELECT t.id FROM agent_targets s JOIN api_keys k ON k.id = s.api_key_id JOIN mon_targets t ON t.site_target = s.id
     WHERE k.account_id = $1 AND ` + keyApproved + `
 )
 SELECT e.at, t.name || ':' || t.port, 'renewed', e.detail
-FROM mon_events e JOIN mon_targets t ON t.id = e.target_id JOIN mine USING (name, port) WHERE e.at >= $2
+FROM mon_events e JOIN mon_targets t ON t.id = e.target_id JOIN mine ON mine.id = t.id WHERE e.at >= $2
 UNION ALL
 SELECT min(d.created_at), d.name || ':' || d.port, 'added', ''
 FROM domains d JOIN api_keys k ON k.id = d.api_key_id WHERE k.account_id = $1 AND ` + keyApproved + ` AND d.created_at >= $2
@@ -52,7 +57,7 @@ FROM audit au WHERE au.action = 'domain.remove' AND au.at >= $2
   AND au.key_prefix IN (SELECT key_prefix FROM api_keys k WHERE account_id = $1 AND ` + keyApproved + `)
 UNION ALL
 SELECT f.opened_at, t.name || ':' || t.port, 'new finding: ' || f.kind, f.detail
-FROM mon_findings f JOIN mon_targets t ON t.id = f.target_id JOIN mine USING (name, port)
+FROM mon_findings f JOIN mon_targets t ON t.id = f.target_id JOIN mine ON mine.id = t.id
 WHERE f.opened_at >= $2 AND (f.account_id IS NULL OR f.account_id = $1)
 ORDER BY 1`
 

@@ -58,10 +58,13 @@ func (p *Postgres) KeyStatus(ctx context.Context, k KeyRef) (KeyStatus, error) {
 	s := KeyStatus{Prefix: k.Prefix}
 	var email *string
 	err := p.pool.QueryRow(ctx, `SELECT a.email, coalesce(a.confirmed_at IS NOT NULL, false) AND `+keyApproved+`,
-			coalesce(a.blocked_at IS NOT NULL, false), k.revoked_at IS NOT NULL, k.domain_count, k.created_at,
-			(SELECT count(*) FROM domains d JOIN mon_targets t ON t.name = d.name AND t.port = d.port
+			coalesce(a.blocked_at IS NOT NULL, false), k.revoked_at IS NOT NULL,
+			k.domain_count + (SELECT count(*) FROM agent_targets s WHERE s.api_key_id = k.id), k.created_at,
+			(SELECT count(*) FROM domains d JOIN mon_targets t ON t.public AND t.name = d.name AND t.port = d.port
 			 WHERE d.api_key_id = k.id AND t.active AND `+targetInTrouble+`
 			   AND coalesce(`+activeDomain+`, false))
+			+ (SELECT count(*) FROM agent_targets s JOIN mon_targets t ON t.site_target = s.id
+			   WHERE s.api_key_id = k.id AND `+targetInTrouble+` AND coalesce(`+activeDomain+`, false))
 		FROM api_keys k LEFT JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = $1`,
 		k.Hash[:]).Scan(&email, &s.Confirmed, &s.Blocked, &s.Revoked, &s.Domains, &s.CreatedAt, &s.Problems)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -73,12 +76,24 @@ func (p *Postgres) KeyStatus(ctx context.Context, k KeyRef) (KeyStatus, error) {
 	return s, classify(err)
 }
 
-// KeyDomains lists a key's domains, oldest first.
+// KeyDomains lists a key's domains, oldest first, then its targets
+// behind sites, oldest first.
 func (p *Postgres) KeyDomains(ctx context.Context, k KeyRef) ([]Domain, error) {
 	if _, err := p.KeyStatus(ctx, k); err != nil {
 		return nil, err
 	}
-	return p.domains(ctx, `WHERE k.key_hash = $1`, k.Hash[:]).collect()
+	out, err := p.domains(ctx, `WHERE k.key_hash = $1`, k.Hash[:]).collect()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := p.pool.Query(ctx, `SELECT s.name, s.port, false, k.key_prefix, coalesce(`+activeDomain+`, false), s.created_at, s.site
+		FROM agent_targets s JOIN api_keys k ON k.id = s.api_key_id LEFT JOIN accounts a ON a.id = k.account_id
+		WHERE k.key_hash = $1 ORDER BY s.created_at, s.id`, k.Hash[:])
+	if err != nil {
+		return nil, classify(err)
+	}
+	sites, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Domain])
+	return append(out, sites...), classify(err)
 }
 
 // domainQuery is a pending query for domains.

@@ -113,7 +113,7 @@ func certRowsOn(ctx context.Context, q querier, viewer int64, where string, args
 // soonest expiry first.
 func (p *Postgres) Certs(ctx context.Context, email string) ([]CertStatus, error) {
 	if email == "" {
-		return p.certRows(ctx, -1, `t.active`)
+		return p.certRows(ctx, -1, `t.active AND t.agent IS NULL`)
 	}
 	return p.certRows(ctx, -1, `t.active AND `+targetOfEmail("$1"), email)
 }
@@ -125,10 +125,13 @@ func targetOfEmail(param string) string { return accountNames(`a.email = ` + par
 
 // accountNames is the condition under which target t is named by a domain
 // of a key of an account a that meets cond: the one link from accounts
-// to targets (a domain names a target by its name and port).
+// to targets (a domain names a public target by its name and port; a
+// target behind a site is its agent_targets row's, site_target).
 func accountNames(cond string) string {
-	return `EXISTS (SELECT 1 FROM domains d JOIN api_keys k ON k.id = d.api_key_id
-		JOIN accounts a ON a.id = k.account_id WHERE ` + cond + ` AND d.name = t.name AND d.port = t.port)`
+	return `(t.public AND EXISTS (SELECT 1 FROM domains d JOIN api_keys k ON k.id = d.api_key_id
+		JOIN accounts a ON a.id = k.account_id WHERE ` + cond + ` AND d.name = t.name AND d.port = t.port)
+	OR EXISTS (SELECT 1 FROM agent_targets s JOIN api_keys k ON k.id = s.api_key_id
+		JOIN accounts a ON a.id = k.account_id WHERE ` + cond + ` AND s.id = t.site_target))`
 }
 
 // Findings lists findings, newest first: all, or only open ones, of every
@@ -203,7 +206,7 @@ func (p *Postgres) CertStatus(ctx context.Context, k KeyRef, name string, port i
 	case d.wildcard:
 		return p.wildcardStatus(ctx, none)
 	}
-	rows, err := p.certRows(ctx, d.account, `t.name = $1 AND t.port = $2`, name, port)
+	rows, err := p.certRows(ctx, d.account, `t.public AND t.name = $1 AND t.port = $2`, name, port)
 	if err != nil || len(rows) == 0 {
 		return none, err
 	}
@@ -223,7 +226,7 @@ func wildcardStatusOn(ctx context.Context, q rowQuerier, s CertStatus) (CertStat
 	err := q.QueryRow(ctx, `SELECT c.not_after, c.issuer_cn, t.last_checked_at
 		FROM mon_certs c JOIN mon_observations o ON o.fingerprint = c.fingerprint AND o.ended_at IS NULL
 		JOIN mon_targets t ON t.id = o.target_id
-		WHERE c.sans @> ARRAY[$1::text] ORDER BY c.not_after LIMIT 1`, s.Name).Scan(&expires, &s.IssuerCN, &checked)
+		WHERE t.public AND c.sans @> ARRAY[$1::text] ORDER BY c.not_after LIMIT 1`, s.Name).Scan(&expires, &s.IssuerCN, &checked)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return s, nil
@@ -247,7 +250,7 @@ func (p *Postgres) RequestCheck(ctx context.Context, k KeyRef, name string, port
 		return ErrWildcardHost
 	}
 	_, err = p.pool.Exec(ctx, `INSERT INTO mon_targets (name, port, next_due, check_asked_at) VALUES ($1, $2, $3, $3)
-		ON CONFLICT (name, port) DO UPDATE SET check_asked_at = $3, active = true, removed_at = NULL,
+		ON CONFLICT (name, port) WHERE public DO UPDATE SET check_asked_at = $3, active = true, removed_at = NULL,
 			next_due = least(mon_targets.next_due,
 			                 greatest($3, coalesce(mon_targets.last_checked_at + $4::interval, $3)))`,
 		name, port, now, gap)
@@ -260,11 +263,13 @@ type MonitorOverview struct {
 	OldestOverdue time.Duration // how late the most overdue unleased target is
 }
 
-// Overview counts active targets by state and measures the oldest lag.
+// Overview counts active targets by state (those behind sites too; not
+// the agents' own rows) and measures the oldest lag of the central
+// monitor's (public) targets.
 func (p *Postgres) Overview(ctx context.Context, now time.Time) (MonitorOverview, error) {
 	o := MonitorOverview{ByState: map[string]int{}}
 	rows, err := p.pool.Query(ctx, `SELECT `+shownState+`, count(*)
-		FROM mon_targets t WHERE t.active GROUP BY 1`)
+		FROM mon_targets t WHERE t.active AND t.agent IS NULL GROUP BY 1`)
 	if err != nil {
 		return o, classify(err)
 	}
@@ -275,7 +280,7 @@ func (p *Postgres) Overview(ctx context.Context, now time.Time) (MonitorOverview
 	}
 	var oldest *time.Time
 	err = p.pool.QueryRow(ctx, `SELECT min(next_due) FROM mon_targets
-		WHERE active AND next_due <= $1 AND (lease_until IS NULL OR lease_until < $1)`, now).Scan(&oldest)
+		WHERE active AND public AND next_due <= $1 AND (lease_until IS NULL OR lease_until < $1)`, now).Scan(&oldest)
 	if oldest != nil {
 		o.OldestOverdue = now.Sub(*oldest)
 	}

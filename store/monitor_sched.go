@@ -38,8 +38,8 @@ INSERT INTO mon_targets (name, port, next_due)
 SELECT DISTINCT d.name, d.port, $2::timestamptz
 FROM domains d JOIN api_keys k ON k.id = d.api_key_id JOIN accounts a ON a.id = k.account_id
 WHERE NOT d.wildcard AND ` + activeDomain + ` AND (d.created_at >= $1 OR a.confirmed_at >= $1 OR k.approved_at >= $1)
-  AND NOT EXISTS (SELECT 1 FROM mon_targets t WHERE t.name = d.name AND t.port = d.port AND t.active)
-ON CONFLICT (name, port) DO UPDATE SET active = true, removed_at = NULL, next_due = EXCLUDED.next_due
+  AND NOT EXISTS (SELECT 1 FROM mon_targets t WHERE t.public AND t.name = d.name AND t.port = d.port AND t.active)
+ON CONFLICT (name, port) WHERE public DO UPDATE SET active = true, removed_at = NULL, next_due = EXCLUDED.next_due
 WHERE NOT mon_targets.active`
 
 // SyncTargets makes targets of the active domains added or confirmed since
@@ -58,14 +58,16 @@ func (p *Postgres) SyncTargets(ctx context.Context, since, due time.Time) (time.
 }
 
 // leaseSQL takes up to $4 due targets nobody holds (or whose lease ran
-// out), skipping rows another monitor is taking right now. A target no
+// out), skipping rows another monitor is taking right now. Only public
+// targets: one behind a site is probed through its agents alone, and an
+// agent's row is judged by CheckAgents. A target no
 // active domain names any more is marked inactive instead of leased. It
 // returns, besides the target, whether any of its observations (current
 // or history) holds a certificate.
 const leaseSQL = `
 WITH due AS (
     SELECT id, name, port FROM mon_targets
-    WHERE active AND next_due <= $1 AND (lease_until IS NULL OR lease_until < $1)
+    WHERE active AND public AND next_due <= $1 AND (lease_until IS NULL OR lease_until < $1)
     ORDER BY next_due LIMIT $4
     FOR UPDATE SKIP LOCKED
 ), live AS (

@@ -143,6 +143,7 @@ type Domain struct {
 	KeyPrefix string
 	Active    bool // the key's account is confirmed and not blocked, and the key approved
 	CreatedAt time.Time
+	Site      string // the site it is behind ("": a public domain)
 }
 
 // KeyStatus is the state of one key.

@@ -55,7 +55,8 @@ type accountView struct {
 
 type domainRow struct {
 	Target, State, Days, Expires, Issuer, Checked, Note string
-	BarWidth                                            int // percent of the lifetime left; 0: no bar
+	Site                                                string // the site a target is behind ("": public)
+	BarWidth                                            int    // percent of the lifetime left; 0: no bar
 	BarClass                                            string
 	Addresses                                           []addressRow
 	Findings                                            []findingRow
@@ -113,7 +114,7 @@ func orUnknown(class string) string {
 }
 
 func domainModel(d store.DomainView, now time.Time) domainRow {
-	r := domainRow{Target: fmt.Sprintf("%s:%d", d.Name, d.Port), State: d.State, Issuer: d.IssuerCN,
+	r := domainRow{Target: fmt.Sprintf("%s:%d", d.Name, d.Port), Site: d.Site, State: d.State, Issuer: d.IssuerCN,
 		BarClass: d.State}
 	if d.Expires != nil {
 		left := d.Expires.Sub(now)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,7 +18,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/keychest/keychest-lined/agent"
+	"github.com/keychest/keychest-lined/finding"
 	"github.com/keychest/keychest-lined/internal/logcode"
+	"github.com/keychest/keychest-lined/monitor"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -28,12 +31,22 @@ type AgentLimits struct {
 	LogKeep            time.Duration // how long agents' logs are kept (KEYCHEST_AGENT_LOG_DAYS)
 	Heartbeat          time.Duration // the heartbeat interval agents are told
 	JobTTL             time.Duration // how long a job lives (KEYCHEST_AGENT_JOB_TTL)
-	ProbeEvery         time.Duration // between probes of a target behind a site
+	// Policy is the monitor's judge and schedule (the KEYCHEST_MONITOR_WARN_*
+	// and CRIT_* thresholds among them), applied to relayed probes as to
+	// public ones; its zero value takes monitor.DefaultPolicy.
+	Policy monitor.Policy
+	// AlertBatch is how long an account's alert mail gathers findings
+	// (KEYCHEST_ALERT_BATCH); 0: finding.DefaultAlertBatch.
+	AlertBatch time.Duration
+	// Roots are the CAs relayed probes trust besides a site's own
+	// (KEYCHEST_MONITOR_CA_FILE); nil: the system's.
+	Roots *x509.CertPool
 }
 
 // DefaultAgentLimits are the agent API's defaults.
 var DefaultAgentLimits = AgentLimits{RegistersPerIPHour: 20, ClaimCodeTTL: time.Hour,
-	LogKeep: 30 * 24 * time.Hour, Heartbeat: time.Minute, JobTTL: time.Minute, ProbeEvery: 6 * time.Hour}
+	LogKeep: 30 * 24 * time.Hour, Heartbeat: time.Minute, JobTTL: time.Minute, Policy: monitor.DefaultPolicy(),
+	AlertBatch: finding.DefaultAlertBatch}
 
 // orDefaults is l with DefaultAgentLimits' value for each zero field.
 func (l AgentLimits) orDefaults() AgentLimits {
@@ -48,7 +61,11 @@ func (l AgentLimits) orDefaults() AgentLimits {
 		d.RegistersPerIPHour = l.RegistersPerIPHour
 	}
 	d.ClaimCodeTTL, d.LogKeep = pick(l.ClaimCodeTTL, d.ClaimCodeTTL), pick(l.LogKeep, d.LogKeep)
-	d.Heartbeat, d.JobTTL, d.ProbeEvery = pick(l.Heartbeat, d.Heartbeat), pick(l.JobTTL, d.JobTTL), pick(l.ProbeEvery, d.ProbeEvery)
+	d.Heartbeat, d.JobTTL, d.AlertBatch = pick(l.Heartbeat, d.Heartbeat), pick(l.JobTTL, d.JobTTL), pick(l.AlertBatch, d.AlertBatch)
+	if l.Policy.Interval > 0 {
+		d.Policy = l.Policy
+	}
+	d.Roots = l.Roots
 	return d
 }
 
@@ -58,6 +75,7 @@ type AgentStore interface {
 	store.Agents
 	store.AgentJobs
 	store.SiteTargets
+	store.SiteJudge
 }
 
 // agentAPI serves /api/v1/agent/: registration, heartbeats, claim codes

@@ -12,9 +12,11 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
 	"time"
 
@@ -36,11 +38,14 @@ const (
 type agentJobs struct {
 	*agentAPI
 	prober *monitor.TLSProber
+	owner  string // this process's name in the monitor's leases of targets behind sites
 }
 
 // mountAgentJobs adds the job calls.
 func mountAgentJobs(mux *http.ServeMux, api *agentAPI) {
-	h := &agentJobs{agentAPI: api, prober: &monitor.TLSProber{Now: time.Now, HandshakeTimeout: monitor.DefaultHandshakeTimeout}}
+	host, _ := os.Hostname()
+	h := &agentJobs{agentAPI: api, prober: &monitor.TLSProber{Now: time.Now, HandshakeTimeout: monitor.DefaultHandshakeTimeout,
+		Roots: api.limits.Roots}, owner: fmt.Sprintf("relay/%s/%d/%s", host, os.Getpid(), relayTag())}
 	mux.HandleFunc("POST "+agent.PathJobs, h.take)
 	mux.HandleFunc("POST "+agent.PathJobResult, h.result)
 	mux.HandleFunc("POST "+agent.PathRelay, h.relay)
@@ -88,6 +93,15 @@ func (h *agentJobs) queueAndTake(ctx context.Context, ref store.KeyRef, hashes [
 		return nil, err
 	}
 	return h.st.TakeAgentJobs(ctx, ref, hashes)
+}
+
+// relayTag is a random part of this process's lease owner name.
+func relayTag() string {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
 }
 
 // jobTokens returns n fresh job tokens and their hashes.
@@ -142,17 +156,6 @@ func (h *agentJobs) result(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]bool{"recorded": true})
 }
 
-// judge records the finished job's verdict on its target, if it has one.
-func (h *agentJobs) judge(ctx context.Context, res agent.JobResult) error {
-	stored, err := h.st.JobRelayResults(ctx, res.ID)
-	if err != nil {
-		return err
-	}
-	v := siteVerdict(res, stored, time.Now())
-	v.Next = h.limits.ProbeEvery
-	return h.st.SetSiteTargetResult(ctx, res.ID, v)
-}
-
 // jobFailed answers a job call the store refused: 403 for a job that is
 // not the agent's live one (another agent's, forged, expired, finished or
 // replayed).
@@ -193,7 +196,7 @@ func (h *agentJobs) relay(w http.ResponseWriter, r *http.Request) {
 	defer conn.Close() // after the result is stored: the agent finishes the job once its relays closed
 	ap := netip.AddrPortFrom(addr.Unmap(), uint16(rel.Job.Port))
 	res := h.prober.ProbeConn(context.Background(), conn, rel.Job.Name, ap, parseCAs(rel.SiteCAs))
-	raw, _ := json.Marshal(relayOutcome(res, time.Now()))
+	raw, _ := json.Marshal(relayOutcome(res))
 	ctx, cancel = context.WithTimeout(context.Background(), agentTimeout)
 	defer cancel()
 	if err := h.st.RelayResult(ctx, rel.Job.ID, ap.Addr(), raw); err != nil {
@@ -234,19 +237,6 @@ func parseCAs(pems []string) []*x509.Certificate {
 				out = append(out, c)
 			}
 		}
-	}
-	return out
-}
-
-// relayOutcome is what is stored of a probe through a relay.
-func relayOutcome(res monitor.AddressResult, now time.Time) map[string]any {
-	out := map[string]any{"class": string(res.Class), "detail": res.Detail, "tls": res.TLSVersion}
-	if len(res.Chain) > 0 {
-		leaf := res.Chain[0]
-		out["not_after"] = leaf.NotAfter.UTC()
-		out["not_before"] = leaf.NotBefore.UTC()
-		out["days"] = int(leaf.NotAfter.Sub(now).Hours() / 24)
-		out["issuer"] = leaf.Issuer.CommonName
 	}
 	return out
 }

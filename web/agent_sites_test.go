@@ -127,8 +127,10 @@ func TestTwoAgentsShareASite(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every target has the survivor's verdict (a name mismatch: the server's
-	// certificate names ldap.corp.example), none a verdict of the dead jobs.
-	if got := w.count(t, `SELECT count(*) FROM agent_targets WHERE checked_at >= $1 AND state = 'critical'
+	// certificate names ldap.corp.example; the monitor's judge opens its
+	// finding on the second probe that sees it), none a verdict of the
+	// dead jobs.
+	if got := w.count(t, `SELECT count(*) FROM agent_targets WHERE checked_at >= $1
 		AND class = 'name_mismatch' AND addresses = 1`, round2); got != n {
 		t.Fatalf("checked in round 2: %d of %d", got, n)
 	}
@@ -154,7 +156,7 @@ func TestRunProbesNewTargets(t *testing.T) {
 	var data string
 	for time.Now().Before(deadline) {
 		data = w.line(t, "command cert domain ldap.corp.example:"+port+" apikey owner-key-0123456789").Data
-		if !strings.HasPrefix(data, "state=pending") {
+		if !strings.Contains(data, " checked=-") {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -171,7 +173,9 @@ func TestRunProbesNewTargets(t *testing.T) {
 // KEYCHEST_AGENT_JOB_TTL reaches the jobs (through Deps.AgentLimits), and
 // zero settings take the defaults.
 func TestAgentJobTTLSetting(t *testing.T) {
-	if d := (AgentLimits{}).orDefaults(); d != DefaultAgentLimits {
+	d, def := (AgentLimits{}).orDefaults(), DefaultAgentLimits
+	if d.JobTTL != def.JobTTL || d.Heartbeat != def.Heartbeat || d.LogKeep != def.LogKeep || d.AlertBatch != def.AlertBatch ||
+		d.Policy.Interval != def.Policy.Interval || d.Policy.WarnMax != def.Policy.WarnMax || d.RegistersPerIPHour != def.RegistersPerIPHour {
 		t.Fatalf("zero settings: %+v", d)
 	}
 	w := newRelayWorld(t, 60*24*time.Hour)

@@ -3,7 +3,11 @@
 package web
 
 import (
+	"context"
+	"crypto/x509"
 	"encoding/json"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/keychest/keychest-lined/agent"
@@ -12,67 +16,156 @@ import (
 	"github.com/keychest/keychest-lined/store"
 )
 
-// relayProbe is what is stored of one probe through a relay.
+// relayProbe is what is stored of one probe through a relay: enough to
+// give the monitor's judge the same AddressResult the probe made, in
+// whichever process finishes the job.
 type relayProbe struct {
-	Class     string     `json:"class"`
-	Detail    string     `json:"detail"`
-	NotBefore *time.Time `json:"not_before"`
-	NotAfter  *time.Time `json:"not_after"`
-	Issuer    string     `json:"issuer"`
+	Address  netip.Addr `json:"address"`
+	Class    string     `json:"class"`
+	Detail   string     `json:"detail"`
+	TLS      string     `json:"tls"`
+	Problems []string   `json:"problems,omitempty"`
+	Chain    [][]byte   `json:"chain,omitempty"` // DER, leaf first
 }
 
-// certProblems are the classes of a certificate that was served but is
-// wrong: the target is critical, as the monitor's findings make it.
-var certProblems = map[string]bool{string(monitor.ClassExpired): true, string(monitor.ClassUntrusted): true,
-	string(monitor.ClassMismatch): true, string(monitor.ClassRevoked): true, string(monitor.ClassNotYetValid): true}
+// relayOutcome is what is stored of a probe through a relay.
+func relayOutcome(res monitor.AddressResult) relayProbe {
+	p := relayProbe{Address: res.Address, Class: string(res.Class), Detail: res.Detail, TLS: res.TLSVersion}
+	for _, c := range res.Problems {
+		p.Problems = append(p.Problems, string(c))
+	}
+	for _, c := range res.Chain {
+		p.Chain = append(p.Chain, c.Raw)
+	}
+	return p
+}
 
-// siteVerdict judges a finished job from the agent's report and the
-// probes through its relays: the class of the first failing address (or
-// agent_refused when allow.conf refused some), and a state from the
-// soonest expiry by the monitor's default thresholds.
-func siteVerdict(res agent.JobResult, stored [][]byte, now time.Time) store.SiteTargetResult {
-	v := store.SiteTargetResult{State: "unknown"}
-	refused := false
-	for _, a := range res.Addresses {
-		switch a.Outcome {
-		case agent.OutcomeRefused:
-			refused = true
-		case agent.OutcomeUnreachable:
-			v.Class, v.Detail = string(monitor.ClassRefused), a.Detail
+// addressResult is the probe back as the monitor made it; false when
+// its chain does not parse.
+func (p relayProbe) addressResult() (monitor.AddressResult, bool) {
+	a := monitor.AddressResult{Address: p.Address, Class: monitor.Class(p.Class), Detail: p.Detail, TLSVersion: p.TLS}
+	for _, c := range p.Problems {
+		a.Problems = append(a.Problems, monitor.Class(c))
+	}
+	for _, der := range p.Chain {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return a, false
 		}
+		a.Chain = append(a.Chain, c)
 	}
-	if res.Outcome == agent.OutcomeRefused {
-		v.Class, v.Detail = string(monitor.ClassAgentRefused), "the agent's allow.conf refused every address: no packet was sent"
-		return v
-	}
-	var soonest *relayProbe
+	return a, true
+}
+
+// siteResult is the monitor's Result of a finished job: the probes through
+// its relays (stored by the processes that took them), and the addresses
+// the agent could not dial, or its failed lookup, as the central monitor
+// would have seen them. Addresses allow.conf refused are not probed and
+// not judged. False when nothing was probed: a job whose relays were all
+// cut (its agent died) gives no verdict, never a wrong finding.
+func siteResult(name string, port int, res agent.JobResult, stored [][]byte) (monitor.Result, bool) {
+	out := monitor.Result{Host: name, Port: port, Class: monitor.ClassOK}
+	seen := map[netip.Addr]bool{}
 	for _, raw := range stored {
 		var p relayProbe
-		if json.Unmarshal(raw, &p) != nil {
+		if json.Unmarshal(raw, &p) != nil || !p.Address.IsValid() {
 			continue
 		}
-		v.Addresses++
-		if p.Class != string(monitor.ClassOK) && (v.Class == "" || v.Class == string(monitor.ClassRefused)) {
-			v.Class, v.Detail = p.Class, p.Detail
-		}
-		if p.NotAfter != nil && (soonest == nil || p.NotAfter.Before(*soonest.NotAfter)) {
-			soonest = &p
+		if a, ok := p.addressResult(); ok {
+			out.Addresses = append(out.Addresses, a)
+			seen[a.Address] = true
 		}
 	}
-	if v.Class == "" && refused {
-		v.Class, v.Detail = string(monitor.ClassAgentRefused), "the agent's allow.conf refused some addresses"
+	for _, a := range res.Addresses {
+		if a.Outcome != agent.OutcomeUnreachable {
+			continue
+		}
+		addr, err := netip.ParseAddr(a.Address)
+		if err != nil { // the agent's lookup failed: no address at all
+			if len(res.Addresses) == 1 && len(out.Addresses) == 0 {
+				out.Class, out.Detail = lookupClass(a.Detail), a.Detail
+				return out, true
+			}
+			continue
+		}
+		if addr = addr.Unmap(); !seen[addr] && len(out.Addresses) < store.MaxRelaysPerJob {
+			seen[addr] = true // an agent's report counts each address once, and at most as many as a job may relay
+			out.Addresses = append(out.Addresses, monitor.AddressResult{Address: addr, Class: dialClass(a.Detail), Detail: a.Detail})
+		}
 	}
-	if soonest == nil || soonest.NotBefore == nil {
-		return v
+	for _, a := range out.Addresses {
+		if a.Class != monitor.ClassOK {
+			out.Class, out.Detail = a.Class, a.Detail
+			break
+		}
 	}
-	v.NotAfter, v.Issuer = soonest.NotAfter, soonest.Issuer
-	switch sev := monitor.DefaultPolicy().ExpirySeverity(*soonest.NotBefore, *soonest.NotAfter, now); {
-	case certProblems[v.Class] || sev == finding.Expired || sev == finding.Critical:
-		v.State = "critical"
-	case sev == finding.Warning:
-		v.State = "warning"
-	default:
-		v.State = "ok"
+	return out, len(out.Addresses) > 0
+}
+
+// lookupClass and dialClass name the agent's failures with the monitor's
+// classes, from the error text it reported.
+func lookupClass(detail string) monitor.Class {
+	if strings.Contains(detail, "no such host") {
+		return monitor.ClassNXDomain
 	}
-	return v
+	return monitor.ClassDNSError
+}
+
+func dialClass(detail string) monitor.Class {
+	if strings.Contains(detail, "timeout") || strings.Contains(detail, "deadline") {
+		return monitor.ClassTimeout
+	}
+	return monitor.ClassRefused
+}
+
+// judge records a finished job's verdict: a job that relayed something
+// goes through the monitor's judge and write-back (findings, history,
+// alert mails, as for a public target); a job allow.conf refused whole
+// records the class agent_refused.
+func (h *agentJobs) judge(ctx context.Context, res agent.JobResult) error {
+	now := time.Now()
+	if res.Outcome == agent.OutcomeRefused {
+		return h.st.SetSiteTargetResult(ctx, res.ID, store.SiteTargetResult{Class: string(monitor.ClassAgentRefused),
+			Detail: "the agent's allow.conf refused every address: no packet was sent", Next: h.limits.Policy.Interval})
+	}
+	target, ok, err := h.st.LeaseSiteJob(ctx, res.ID, h.owner, now, now.Add(time.Minute))
+	if err != nil || !ok {
+		return err
+	}
+	stored, err := h.st.JobRelayResults(ctx, res.ID)
+	if err != nil {
+		return err
+	}
+	result, probed := siteResult(target.Name, target.Port, res, stored)
+	if !probed {
+		// Nothing seen: the row is let go, and the target is due again
+		// as after a failed probe.
+		if err := h.st.Release(ctx, h.owner, []int64{target.ID}); err != nil {
+			return err
+		}
+		return h.st.SetSiteTargetResult(ctx, res.ID, store.SiteTargetResult{Next: firstRetry(h.limits.Policy)})
+	}
+	v := h.limits.Policy.Judge(target, result, now)
+	v.StartedAt = now
+	if _, err := h.st.WriteBack(ctx, h.owner, []finding.Verdict{v}, h.limits.AlertBatch); err != nil {
+		return err
+	}
+	return h.st.SetSiteTargetResult(ctx, res.ID, store.SiteTargetResult{State: v.State, Class: classOf(result),
+		Detail: result.Detail, Addresses: len(result.Addresses), Next: v.NextDue.Sub(now)})
+}
+
+// firstRetry is the policy's first retry, or its interval.
+func firstRetry(p monitor.Policy) time.Duration {
+	if len(p.Retries) > 0 {
+		return p.Retries[0]
+	}
+	return p.Interval
+}
+
+// classOf is the class "cert" shows: the first failing address's, or "".
+func classOf(r monitor.Result) string {
+	if r.Class == monitor.ClassOK {
+		return ""
+	}
+	return string(r.Class)
 }

@@ -56,7 +56,7 @@ type Config struct {
 	ACMEMaxNames     int           `envconfig:"ACME_MAX_NAMES" default:"5000" desc:"DNS names in one POST /api/v1/acme/events, summed over its events; past it: 413"`
 	ACMERowsPerHour  int           `envconfig:"LIMIT_ACME_ROWS_PER_KEY_HOUR" default:"50000" desc:"rows (an event, and each DNS name it gives) one key may post per hour (0: no limit); past it: 429"`
 	MetricsListen    string        `envconfig:"METRICS_LISTEN" desc:"address of a listener of its own for /metrics (e.g. 127.0.0.1:9323), which then leaves KEYCHEST_HTTP_LISTEN; empty: /metrics is on KEYCHEST_HTTP_LISTEN"`
-	AgentSilentAfter time.Duration `envconfig:"AGENT_SILENT_AFTER" default:"15m" desc:"'command agents' shows an agent as silent when it has not called in for this long"`
+	AgentSilentAfter time.Duration `envconfig:"AGENT_SILENT_AFTER" default:"15m" desc:"'command agents' shows an agent as silent, and an agent_silent finding opens (and is mailed), when it has not called in for this long"`
 	AgentJobTTL      time.Duration `envconfig:"AGENT_JOB_TTL" default:"60s" desc:"how long a job for a site's agents lives; a job its agent did not finish by then is void and its target due again"`
 	AgentLogDays     int           `envconfig:"AGENT_LOG_DAYS" default:"30" desc:"days the agents' posted logs are kept"`
 	MonitorConfig

@@ -72,18 +72,9 @@ func (c MonitorConfig) prober() (*monitor.TLSProber, error) {
 		return nil, err
 	}
 	guard := monitor.NewGuard(nets)
-	var roots *x509.CertPool
-	if c.MonitorCAFile != "" {
-		if roots, err = x509.SystemCertPool(); err != nil {
-			roots = x509.NewCertPool()
-		}
-		pem, err := os.ReadFile(c.MonitorCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s_MONITOR_CA_FILE: %w", envPrefix, err)
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s_MONITOR_CA_FILE: no certificate in %s", envPrefix, c.MonitorCAFile)
-		}
+	roots, err := c.roots()
+	if err != nil {
+		return nil, err
 	}
 	p := monitor.NewProber(resolve.New(c.MonitorResolver), guard, roots, c.MonitorConcurrency)
 	p.Revocation = monitor.NewRevocation(guard, monitor.DefaultHandshakeTimeout, monitor.DefaultCRLMaxBytes, time.Now)
@@ -95,14 +86,35 @@ func (c MonitorConfig) prober() (*monitor.TLSProber, error) {
 	return p, nil
 }
 
+// roots are the system's roots plus MONITOR_CA_FILE; nil (the system's)
+// without that file.
+func (c MonitorConfig) roots() (*x509.CertPool, error) {
+	if c.MonitorCAFile == "" {
+		return nil, nil
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	pem, err := os.ReadFile(c.MonitorCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s_MONITOR_CA_FILE: %w", envPrefix, err)
+	}
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s_MONITOR_CA_FILE: no certificate in %s", envPrefix, c.MonitorCAFile)
+	}
+	return roots, nil
+}
+
 // newMonitor builds a monitor on db, with its metrics in reg.
-func newMonitor(c MonitorConfig, db *store.Postgres, reg prometheus.Registerer, log zerolog.Logger) (*monitor.Monitor, error) {
+func newMonitor(c MonitorConfig, silentAfter time.Duration, db *store.Postgres, reg prometheus.Registerer, log zerolog.Logger) (*monitor.Monitor, error) {
 	p, err := c.prober()
 	if err != nil {
 		return nil, err
 	}
 	return monitor.New(db, p, monitor.Config{Concurrency: c.MonitorConcurrency, History: time.Duration(c.MonitorHistory),
-		Policy: c.policy(), AlertBatch: c.AlertBatch, DigestDay: time.Weekday(c.DigestDay), DigestHour: c.DigestHour},
+		Policy: c.policy(), AlertBatch: c.AlertBatch, DigestDay: time.Weekday(c.DigestDay), DigestHour: c.DigestHour,
+		AgentSilentAfter: silentAfter},
 		log, monitor.NewMetrics(reg)), nil
 }
 
@@ -139,7 +151,7 @@ func runMonitor(args []string) int {
 	defer db.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m, err := newMonitor(cfg.MonitorConfig, db, reg, log)
+	m, err := newMonitor(cfg.MonitorConfig, cfg.AgentSilentAfter, db, reg, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "keychest-lined:", err)
 		return 2

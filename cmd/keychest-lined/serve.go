@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -162,8 +163,13 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 		RetryMin: cfg.MailRetryMin, RetryMax: cfg.MailRetryMax, GiveUp: cfg.MailGiveUp,
 		Compose: mailer.Composer{PublicURL: publicURL(cfg, a.webLn.Addr())}.Fill})
 	proxies, _ := clientnet.ParseNets(cfg.ProxyFrom) // loadConfig checked it
+	roots, err := cfg.MonitorConfig.roots()
+	if err != nil {
+		a.closeListeners()
+		return nil, err
+	}
 	if cfg.Monitor == "on" {
-		if a.monitor, err = newMonitor(cfg.MonitorConfig, a.db, metrics.Registry, log); err != nil {
+		if a.monitor, err = newMonitor(cfg.MonitorConfig, cfg.AgentSilentAfter, a.db, metrics.Registry, log); err != nil {
 			a.closeListeners()
 			return nil, err
 		}
@@ -179,7 +185,7 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	}
 	a.web = &http.Server{Handler: web.New(web.Deps{Tokens: a.db, Accounts: a.db, ACME: a.db, ACMELimits: acmeLimits(cfg),
-		Metrics: webMetrics, Proxies: proxies, Log: log, Agents: a.db, AgentLimits: agentLimits(cfg)}), ReadHeaderTimeout: 10 * time.Second,
+		Metrics: webMetrics, Proxies: proxies, Log: log, Agents: a.db, AgentLimits: agentLimits(cfg, roots)}), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	return a, nil
 }
@@ -193,9 +199,12 @@ var (
 	_ web.AgentStore = (*store.Postgres)(nil)
 )
 
-// agentLimits are the agent API's settings.
-func agentLimits(c Config) web.AgentLimits {
-	return web.AgentLimits{JobTTL: c.AgentJobTTL, LogKeep: time.Duration(c.AgentLogDays) * 24 * time.Hour}
+// agentLimits are the agent API's settings: relayed probes are judged by
+// the monitor's policy (its thresholds), trust its roots, and their
+// alerts gather as long as the monitor's.
+func agentLimits(c Config, roots *x509.CertPool) web.AgentLimits {
+	return web.AgentLimits{JobTTL: c.AgentJobTTL, LogKeep: time.Duration(c.AgentLogDays) * 24 * time.Hour,
+		Policy: c.MonitorConfig.policy(), AlertBatch: c.AlertBatch, Roots: roots}
 }
 
 // acmeLimits are the ACME endpoint's settings.
