@@ -53,8 +53,8 @@ func (m *Mux) verbOf(req *lineproto.Request) (verb, bool) {
 
 // agentStore is the storage of agents, or a 503 when there is none.
 func (m *Mux) agentStore() (store.Agents, error) {
-	if st, ok := m.store.(store.Agents); ok {
-		return st, nil
+	if m.agentDB != nil {
+		return m.agentDB, nil
 	}
 	return nil, lineproto.Errorf(lineproto.CodeUnavailable, "agents are not available on this server")
 }

@@ -26,8 +26,8 @@ var (
 
 // siteTargets is the storage of targets behind sites, or a 503.
 func (m *Mux) siteTargets() (store.SiteTargets, error) {
-	if st, ok := m.store.(store.SiteTargets); ok {
-		return st, nil
+	if m.sites != nil {
+		return m.sites, nil
 	}
 	return nil, lineproto.Errorf(lineproto.CodeUnavailable, "sites are not available on this server")
 }
@@ -67,8 +67,8 @@ func (m *Mux) addSite(ctx context.Context, req *lineproto.Request) (lineproto.Re
 // targets get the monitor's answer. A site without an agent that called
 // in within KEYCHEST_AGENT_SILENT_AFTER reads class agent_unavailable.
 func (m *Mux) certSite(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
-	st, ok := m.store.(store.SiteTargets)
-	if !ok {
+	st := m.sites
+	if st == nil {
 		return m.cert(ctx, req)
 	}
 	ref, d, err := domainArgs(req)
@@ -103,8 +103,8 @@ func (m *Mux) silentAfter() time.Duration {
 func (m *Mux) siteOr(op func(store.SiteTargets, context.Context, store.KeyRef, string, int) (bool, error), done func(names.Domain) string,
 	public func(context.Context, *lineproto.Request) (lineproto.Reply, error)) func(context.Context, *lineproto.Request) (lineproto.Reply, error) {
 	return func(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
-		st, ok := m.store.(store.SiteTargets)
-		if !ok {
+		st := m.sites
+		if st == nil {
 			return public(ctx, req)
 		}
 		ref, d, err := domainArgs(req)

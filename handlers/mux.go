@@ -51,7 +51,9 @@ type Config struct {
 // Mux routes each request to its verb. It implements lineproto.Handler.
 type Mux struct {
 	store   store.Store
-	starter store.AddStarter // st, when it can start an add without waiting; else nil
+	starter store.AddStarter  // WithAddStarter; nil: every add waits on a worker
+	agentDB store.Agents      // WithAgents; nil: the agent commands answer 503
+	sites   store.SiteTargets // WithSiteTargets; nil: no targets behind sites
 	cfg     Config
 	log     zerolog.Logger
 	verbs   map[string]verb
@@ -66,12 +68,11 @@ type verb struct {
 }
 
 // NewMux returns the handler for every command, backed by st.
-func NewMux(st store.Store, cfg Config, log zerolog.Logger) *Mux {
+func NewMux(st store.Store, cfg Config, log zerolog.Logger, opts ...Option) *Mux {
 	if cfg.MonitorPorts.IsZero() {
 		cfg.MonitorPorts = ports.DefaultSet()
 	}
 	m := &Mux{store: st, cfg: cfg, log: log}
-	m.starter, _ = st.(store.AddStarter)
 	m.verbs = map[string]verb{
 		"apikey":  {blocking: true, run: m.apikey},
 		"claim":   {args: []string{"apikey", "email"}, blocking: true, run: m.claim},
@@ -86,9 +87,29 @@ func NewMux(st store.Store, cfg Config, log zerolog.Logger) *Mux {
 		"help":    {run: m.help},
 		"quit":    {run: m.quit},
 	}
+	for _, o := range opts {
+		o(m)
+	}
 	m.addAgentVerbs()
 	return m
 }
+
+// Option gives a Mux a storage it uses besides its store.Store, given
+// explicitly so that a storage whose methods drift fails the build.
+type Option func(*Mux)
+
+// WithAddStarter lets the event loop start an add without a worker (the
+// group-commit writer answers it); without it every add waits on a worker.
+func WithAddStarter(a store.AddStarter) Option { return func(m *Mux) { m.starter = a } }
+
+// WithAgents gives "claim agent" and "agents" their storage; without it
+// they answer 503.
+func WithAgents(a store.Agents) Option { return func(m *Mux) { m.agentDB = a } }
+
+// WithSiteTargets gives "add ... site", and "cert", "check" and "remove"
+// of a target behind a site, their storage; without it "add ... site"
+// answers 503 and the others know public targets only.
+func WithSiteTargets(s store.SiteTargets) Option { return func(m *Mux) { m.sites = s } }
 
 // Verbs lists the commands the Mux knows.
 func (m *Mux) Verbs() []string {
