@@ -9,7 +9,8 @@
 #                          systemd-analyze; the package's test), Chromium
 #                          (the account page's browser test), haproxy (the
 #                          PROXY protocol's test), tinyproxy (the
-#                          agent's HTTP CONNECT test), and Pebble
+#                          agent's HTTP CONNECT test), nsd (the
+#                          agent's zone-transfer test), and Pebble
 #                          (the ACME test server, built with go install
 #                          into .local/bin)
 set -euo pipefail
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 
 want=(postgresql)
 case ${1:-run} in
-test) want+=(bats ksh busybox shellcheck openssl certbot lintian systemd chromium haproxy tinyproxy) ;;
+test) want+=(bats ksh busybox shellcheck openssl certbot lintian systemd chromium haproxy tinyproxy nsd) ;;
 bench) want+=(redis-server redis-tools) ;;
 esac
 
@@ -29,6 +30,7 @@ for pkg in "${want[@]}"; do
 	redis-tools) command -v redis-benchmark >/dev/null 2>&1 || missing+=("$pkg") ;;
 	systemd) command -v systemd-analyze >/dev/null 2>&1 || missing+=("$pkg") ;;
 	haproxy) [ -x /usr/sbin/haproxy ] || missing+=("$pkg") ;;
+	nsd) [ -x /usr/sbin/nsd ] || missing+=("$pkg") ;;
 	*) command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
 	esac
 done

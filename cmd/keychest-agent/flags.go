@@ -39,6 +39,8 @@ func parseFlags(cmd string, args []string, getenv func(string) string, stderr io
 	var hb, forDur string
 	fs.StringVar(&hb, "heartbeat", env("HEARTBEAT", "60s"), "time between heartbeats, jittered ±10% ($KEYCHESTAGENT_HEARTBEAT)")
 	fs.StringVar(&forDur, "for", env("FOR", "50s"), "once: the most the pass may take ($KEYCHESTAGENT_FOR)")
+	var discoverEvery string
+	fs.StringVar(&discoverEvery, "discover-every", env("DISCOVER_EVERY", "6h"), "time between transfers of discover.conf's zones ($KEYCHESTAGENT_DISCOVER_EVERY)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -50,6 +52,9 @@ func parseFlags(cmd string, args []string, getenv func(string) string, stderr io
 		return cfg, err
 	}
 	if cfg.For, err = positive("for", forDur); err != nil {
+		return cfg, err
+	}
+	if cfg.DiscoverEvery, err = positive("discover-every", discoverEvery); err != nil {
 		return cfg, err
 	}
 	if cmd != "status" && cfg.Server == "" {
