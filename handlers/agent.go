@@ -26,6 +26,7 @@ var claimAgentArgs = []string{"agent", "apikey"}
 // addAgentVerbs adds the agent commands to the table.
 func (m *Mux) addAgentVerbs() {
 	m.verbs["agents"] = verb{args: []string{"apikey"}, blocking: true, run: m.agents}
+	m.addDiscoveryVerbs()
 }
 
 // verbOf is the verb that serves req: "claim" with "agent" is the claim

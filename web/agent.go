@@ -84,6 +84,7 @@ func mountAgent(mux *http.ServeMux, d Deps) {
 	mux.HandleFunc("POST "+agent.PathClaimCode, h.claimCode)
 	mux.HandleFunc("POST "+agent.PathLogs, h.logs)
 	mountAgentJobs(mux, h)
+	mountDiscover(mux, h)
 }
 
 func (h *agentAPI) register(w http.ResponseWriter, r *http.Request) {

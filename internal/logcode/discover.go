@@ -16,4 +16,6 @@ const (
 	AgentTransferFailed = "AGT0530"
 	// AgentBadDiscover (AGT0531): discover.conf does not parse: the agent refuses to start.
 	AgentBadDiscover = "AGT0531"
+	// DiscoveredStored (WEB0230): an agent's discovered endpoints were stored as proposals.
+	DiscoveredStored = "WEB0230"
 )

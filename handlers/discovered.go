@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/keychest/keychest-lined/internal/words"
+	"github.com/keychest/keychest-lined/lineproto"
+	"github.com/keychest/keychest-lined/store"
+)
+
+// addDiscoveryVerbs adds "discovered" and "ignore" to the table.
+func (m *Mux) addDiscoveryVerbs() {
+	m.verbs["discovered"] = verb{args: []string{"apikey"}, blocking: true, run: m.discovered}
+	m.verbs["ignore"] = verb{args: []string{"domain", "apikey"}, blocking: true, run: m.ignore}
+}
+
+// discoveryStore is the storage of proposals, or a 503.
+func (m *Mux) discoveryStore() (store.Discovery, error) {
+	if st, ok := m.store.(store.Discovery); ok {
+		return st, nil
+	}
+	return nil, lineproto.Errorf(lineproto.CodeUnavailable, "discovery is not available on this server")
+}
+
+// discoveredBudget is what the data line of "discovered" may use.
+const discoveredBudget = 900
+
+// discovered lists the proposals of the key's account on one data line,
+// each "name:port site=S source=axfr:ZONE first_seen=... addresses=N"
+// (and "gone=..." once its zone no longer has it), separated by " ; ",
+// cut to fit. Ignored proposals and those already added are not shown.
+func (m *Mux) discovered(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
+	ref, err := keyArg(req)
+	if err != nil {
+		return lineproto.Reply{}, err
+	}
+	st, serr := m.discoveryStore()
+	if serr != nil {
+		return lineproto.Reply{}, serr
+	}
+	list, serr := st.AccountDiscovered(ctx, ref)
+	if serr != nil {
+		return lineproto.Reply{}, agentError(serr)
+	}
+	var b strings.Builder
+	shown := 0
+	for _, d := range list {
+		item := DiscoveredLine(d)
+		if b.Len()+len(item)+3 > discoveredBudget-len(" ; (+000000 more)") {
+			break
+		}
+		if shown > 0 {
+			b.WriteString(" ; ")
+		}
+		b.WriteString(item)
+		shown++
+	}
+	if left := len(list) - shown; left > 0 {
+		fmt.Fprintf(&b, " ; (+%d more)", left)
+	}
+	data := b.String()
+	if data == "" {
+		data = "-"
+	}
+	return lineproto.Reply{Data: data, Code: lineproto.CodeOK, Text: words.Count(len(list), "proposal")}, nil
+}
+
+// DiscoveredLine is one proposal as "discovered" shows it.
+func DiscoveredLine(d store.Discovered) string {
+	s := fmt.Sprintf("%s:%d site=%s source=%s first_seen=%s addresses=%d", d.Name, d.Port, d.Site, wordOf(d.Source),
+		d.FirstSeen.UTC().Format(time.RFC3339), d.Addresses)
+	if d.Gone != nil {
+		s += " gone=" + d.Gone.UTC().Format(time.RFC3339)
+	}
+	return s
+}
+
+// ignore hides the account's proposal of a name:port for good: it is not
+// listed again, and auto_add never adds it.
+func (m *Mux) ignore(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
+	ref, d, err := domainArgs(req)
+	if err != nil {
+		return lineproto.Reply{}, err
+	}
+	st, serr := m.discoveryStore()
+	if serr != nil {
+		return lineproto.Reply{}, serr
+	}
+	ok, serr := st.IgnoreDiscovered(ctx, ref, d.Name, d.Port)
+	switch {
+	case serr != nil:
+		return lineproto.Reply{}, agentError(serr)
+	case !ok:
+		return lineproto.Reply{}, lineproto.Errorf(lineproto.CodeNotFound, "no proposal %s:%d to ignore: see \"command discovered\"", d.Name, d.Port)
+	}
+	return lineproto.OK(fmt.Sprintf("proposal %s:%d ignored for good", d.Name, d.Port)), nil
+}
