@@ -82,10 +82,6 @@ func (a *Agent) Discover() Discover { return a.discover }
 // with its code and posts nothing (so nothing is marked gone for it).
 // It returns the first error of a post.
 func (a *Agent) DiscoverPass(ctx context.Context) error {
-	if len(a.discover.LDAP) > 0 {
-		a.event(a.Log.Warn(), logcode.AgentLDAPNotBuilt).Int("sources", len(a.discover.LDAP)).
-			Msg("ldap sources in discover.conf are not read by this version")
-	}
 	for _, z := range a.discover.Zones {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -100,6 +96,11 @@ func (a *Agent) DiscoverPass(ctx context.Context) error {
 		}
 		a.event(a.Log.Info(), logcode.AgentDiscoverPosted).Str("source", post.Source).Int("proposed", ans.Proposed).
 			Int("seen", ans.Seen).Int("gone", ans.Gone).Int("added", ans.Added).Msg("discovered endpoints posted")
+	}
+	for _, l := range a.discover.LDAP {
+		if err := a.ldapOne(ctx, l); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -10,7 +10,8 @@
 #                          (the account page's browser test), haproxy (the
 #                          PROXY protocol's test), tinyproxy (the
 #                          agent's HTTP CONNECT test), nsd (the
-#                          agent's zone-transfer test), and Pebble
+#                          agent's zone-transfer test), slapd (its
+#                          LDAP test), and Pebble
 #                          (the ACME test server, built with go install
 #                          into .local/bin)
 set -euo pipefail
@@ -18,7 +19,7 @@ cd "$(dirname "$0")/.."
 
 want=(postgresql)
 case ${1:-run} in
-test) want+=(bats ksh busybox shellcheck openssl certbot lintian systemd chromium haproxy tinyproxy nsd) ;;
+test) want+=(bats ksh busybox shellcheck openssl certbot lintian systemd chromium haproxy tinyproxy nsd slapd) ;;
 bench) want+=(redis-server redis-tools) ;;
 esac
 
@@ -31,6 +32,7 @@ for pkg in "${want[@]}"; do
 	systemd) command -v systemd-analyze >/dev/null 2>&1 || missing+=("$pkg") ;;
 	haproxy) [ -x /usr/sbin/haproxy ] || missing+=("$pkg") ;;
 	nsd) [ -x /usr/sbin/nsd ] || missing+=("$pkg") ;;
+	slapd) [ -x /usr/sbin/slapd ] || missing+=("$pkg") ;;
 	*) command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
 	esac
 done

@@ -118,3 +118,39 @@ func TestDiscoveredAutoAdd(t *testing.T) {
 		t.Errorf("added ones still proposed: %s", names(l))
 	}
 }
+
+func TestDiscoveredCertsGone(t *testing.T) {
+	w := newAgentWorld(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Second)
+	cert := func(dn string, fp byte) store.DiscoveredCert {
+		return store.DiscoveredCert{DN: dn, Attribute: "userCertificate", Fingerprint: bytes32(fp), Subject: dn,
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(5 * 24 * time.Hour)}
+	}
+	b := store.CertBatch{AgentKey: w.agent, Source: "ldap:ldap://x dc=x", Certs: []store.DiscoveredCert{cert("cn=a", 1), cert("cn=b", 2)}}
+	if _, err := w.p.StoreDiscoveredCerts(ctx, b); !errors.Is(err, store.ErrAgentNotClaimed) {
+		t.Fatalf("before the claim: %v", err)
+	}
+	w.setCode(t, "AAAAA-BBBBB", time.Hour)
+	if _, err := w.claim("owner-key-0123456789", "AAAAA-BBBBB", 10); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := w.p.StoreDiscoveredCerts(ctx, b); err != nil || c != (store.CertCounts{New: 2}) {
+		t.Fatalf("first: %+v %v", c, err)
+	}
+	// b renewed (a new fingerprint), a unchanged.
+	b.Certs = []store.DiscoveredCert{cert("cn=a", 1), cert("cn=b", 3)}
+	if c, err := w.p.StoreDiscoveredCerts(ctx, b); err != nil || c != (store.CertCounts{New: 1, Seen: 1, Gone: 1}) {
+		t.Fatalf("second: %+v %v", c, err)
+	}
+	all, err := w.p.AllDiscoveredCerts(ctx)
+	if err != nil || len(all) != 2 || all[0].Email != "owner@example.com" || !all[0].NotAfter.Equal(now.Add(5*24*time.Hour)) {
+		t.Fatalf("list: %+v %v", all, err)
+	}
+}
+
+func bytes32(b byte) []byte {
+	out := make([]byte, 32)
+	out[0] = b
+	return out
+}

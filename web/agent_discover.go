@@ -30,6 +30,7 @@ func mountDiscover(mux *http.ServeMux, h *agentAPI) {
 		return
 	}
 	mux.HandleFunc("POST "+agent.PathDiscovered, func(w http.ResponseWriter, r *http.Request) { h.discovered(w, r, ds) })
+	mountDiscoverLDAP(mux, h)
 }
 
 // discovered stores one source's candidates from a claimed agent as
