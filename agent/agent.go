@@ -55,6 +55,8 @@ type Agent struct {
 	guard    *Guard
 	refusing atomic.Bool
 	discover Discover
+	// discoveryFailed counts the sources the last discovery pass could not read.
+	discoveryFailed atomic.Int32
 }
 
 // Open checks DIR and allow.conf and opens the log. It fails, with the
@@ -159,7 +161,7 @@ func (a *Agent) Summary() (Summary, error) {
 	host, _ := os.Hostname()
 	s := Summary{Host: host, Version: a.cfg.Version, OS: runtime.GOOS, Arch: runtime.GOARCH,
 		Site: a.cfg.Site, Allow: a.allow.Strings(), Refusing: a.refusing.Load(),
-		Discovery: a.discover.Strings()}
+		Discovery: a.discover.Strings(), DiscoveryFailed: int(a.discoveryFailed.Load())}
 	for _, ip := range hostAddrs() {
 		s.Addresses = append(s.Addresses, ip.String())
 	}

@@ -31,23 +31,23 @@ type LDAPCertsReply struct {
 func LDAPSourceName(l LDAPSource) string { return "ldap:" + l.URL + " " + l.Base }
 
 // ldapOne reads one LDAP source and posts its certificates. A source that
-// cannot be read is logged (AGT0532) and posts nothing; the error
-// returned is the post's.
-func (a *Agent) ldapOne(ctx context.Context, l LDAPSource) error {
+// cannot be read is logged (AGT0532), posts nothing and gives false; the
+// error returned is the post's.
+func (a *Agent) ldapOne(ctx context.Context, l LDAPSource) (bool, error) {
 	start := time.Now()
 	certs, bad, err := ReadLDAP(l, a.cfg.Dir, transferTimeout)
 	if err != nil {
 		a.event(a.Log.Warn(), logcode.AgentLDAPFailed).Str("url", l.URL).Str("base", l.Base).Int("line", l.Line).Err(err).
 			Msg("reading the LDAP source failed: nothing read from it")
-		return nil
+		return false, nil
 	}
 	var ans LDAPCertsReply
 	post := LDAPCertsPost{Source: LDAPSourceName(l), Certs: certs}
 	if err := a.client.postJSON(ctx, PathLDAPCerts, post, &ans); err != nil {
-		return rejected(err)
+		return true, rejected(err)
 	}
 	a.event(a.Log.Info(), logcode.AgentLDAPRead).Str("url", l.URL).Str("base", l.Base).Int("certificates", len(certs)).
 		Int("not_certificates", bad).Int("new", ans.New).Int("gone", ans.Gone).Dur("took", time.Since(start)).
 		Msg("LDAP certificates read and posted")
-	return nil
+	return true, nil
 }

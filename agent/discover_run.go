@@ -82,12 +82,15 @@ func (a *Agent) Discover() Discover { return a.discover }
 // with its code and posts nothing (so nothing is marked gone for it).
 // It returns the first error of a post.
 func (a *Agent) DiscoverPass(ctx context.Context) error {
+	failed := int32(0)
+	defer func() { a.discoveryFailed.Store(failed) }()
 	for _, z := range a.discover.Zones {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		post, ok := a.transferOne(z)
 		if !ok {
+			failed++
 			continue
 		}
 		var ans DiscoveredReply
@@ -98,7 +101,11 @@ func (a *Agent) DiscoverPass(ctx context.Context) error {
 			Int("seen", ans.Seen).Int("gone", ans.Gone).Int("added", ans.Added).Msg("discovered endpoints posted")
 	}
 	for _, l := range a.discover.LDAP {
-		if err := a.ldapOne(ctx, l); err != nil {
+		read, err := a.ldapOne(ctx, l)
+		if !read {
+			failed++
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -27,6 +27,9 @@ type Summary struct {
 	SiteCAs   []string `json:"site_cas,omitempty"`  // PEM certificates to trust for the site's targets
 	// Refusing: allow.conf refused a connection since the last heartbeat.
 	Refusing bool `json:"refusing"`
+	// DiscoveryFailed: how many discover.conf sources the last discovery
+	// pass could not read (a refused or failed transfer, an LDAP error).
+	DiscoveryFailed int `json:"discovery_failed,omitempty"`
 }
 
 // Registered is the server's answer to register: the agent's identity.

@@ -100,3 +100,12 @@ func (m *Mux) ignore(ctx context.Context, req *lineproto.Request) (lineproto.Rep
 	}
 	return lineproto.OK(fmt.Sprintf("proposal %s:%d ignored for good", d.Name, d.Port)), nil
 }
+
+// discoveryWords is " discovery_failing=N" for an agent whose last
+// discovery pass could not read N sources (their codes are in its log).
+func discoveryWords(a store.Agent) string {
+	if a.DiscoveryFailing > 0 {
+		return fmt.Sprintf(" discovery_failing=%d", a.DiscoveryFailing)
+	}
+	return ""
+}

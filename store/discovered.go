@@ -207,3 +207,9 @@ func scanDiscovered(r pgx.CollectableRow) (Discovered, error) {
 		&d.Gone, &d.Ignored, &d.Added)
 	return d, err
 }
+
+// discoveryFailingSQL reads, from an agent's untrusted summary, how many
+// discovery sources its last pass could not read (0 unless a number;
+// bounded to 0..1000).
+const discoveryFailingSQL = `CASE WHEN jsonb_typeof(summary->'discovery_failed') = 'number'
+	THEN least(greatest((summary->>'discovery_failed')::numeric, 0), 1000)::int ELSE 0 END`

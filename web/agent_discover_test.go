@@ -15,6 +15,7 @@ import (
 
 	"github.com/keychest/keychest-lined/agent"
 	"github.com/keychest/keychest-lined/internal/certtest"
+	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/internal/nsdtest"
 	"github.com/keychest/keychest-lined/lineproto"
 )
@@ -183,5 +184,50 @@ func TestDiscoveredPostRefused(t *testing.T) {
 	}
 	if n := s.count(t, `SELECT count(*) FROM discovered`); n != 0 {
 		t.Errorf("%d proposals stored", n)
+	}
+}
+
+// A transfer NSD refuses (a wrong TSIG secret) proposes nothing; the agent
+// carries on, and "agents" shows the failing source from its next
+// heartbeat. A summary whose count is no number reads as none.
+func TestDiscoveryRefusalShownOnAgents(t *testing.T) {
+	s := newAgentSide(t)
+	server := nsdtest.Start(t, discoverZone(""))
+	dir := filepath.Join(t.TempDir(), "keychest-agent")
+	os.Mkdir(dir, 0o700)
+	os.WriteFile(filepath.Join(dir, "allow.conf"), []byte("allow 127.0.0.50/32 443\n"), 0o600)
+	ca, _ := certtest.NewCA("Corp Internal CA", time.Now())
+	os.WriteFile(filepath.Join(dir, "site-ca.pem"), ca.PEM, 0o600)
+	os.WriteFile(filepath.Join(dir, "tsig.secret"), []byte("d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldC13cm9uZy0wMTI="), 0o600)
+	a := openDiscoverAgent(t, s, dir, server, 443, false)
+	ctx := context.Background()
+	if err := a.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	code, _, err := a.ClaimCode(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := s.line(t, "command claim agent "+code+" apikey owner-key-0123456789"); r.Code != lineproto.CodeOK {
+		t.Fatalf("claim: %+v", r)
+	}
+	for range 2 { // the pass, then the heartbeat that reports it
+		os.Remove(filepath.Join(dir, "discover.stamp"))
+		if err := a.Once(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.count(t, `SELECT count(*) FROM discovered`); n != 0 {
+		t.Fatalf("%d proposals from a refused transfer", n)
+	}
+	if n := s.count(t, `SELECT count(*) FROM agent_logs WHERE code = $1`, logcode.AgentTransferRefused); n < 1 {
+		t.Fatalf("no %s posted", logcode.AgentTransferRefused)
+	}
+	if r := s.line(t, "command agents apikey owner-key-0123456789"); !strings.HasSuffix(r.Data, " state=ok discovery_failing=1") {
+		t.Fatalf("agents: %+v", r)
+	}
+	s.db.Exec(ctx, `UPDATE agents SET summary = jsonb_set(summary, '{discovery_failed}', '"many"')`)
+	if r := s.line(t, "command agents apikey owner-key-0123456789"); !strings.HasSuffix(r.Data, " state=ok") {
+		t.Fatalf("agents with a bad count: %+v", r)
 	}
 }
