@@ -40,6 +40,8 @@ type Config struct {
 	// UID is the agent's own user, which may own DIR and allow.conf
 	// besides root (os.Getuid()).
 	UID int
+	// DiscoverEvery is --discover-every: between discovery passes (6h).
+	DiscoverEvery time.Duration
 }
 
 // DefaultDir is DIR when none is given.
@@ -55,6 +57,9 @@ type Agent struct {
 	allow    Allow
 	guard    *Guard
 	refusing atomic.Bool
+	discover Discover
+	// discoveryFailed counts the sources the last discovery pass could not read.
+	discoveryFailed atomic.Int32
 }
 
 // Open checks DIR and allow.conf and opens the log. It fails, with the
@@ -72,6 +77,9 @@ func Open(cfg Config) (*Agent, error) {
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = time.Minute
+	}
+	if cfg.DiscoverEvery <= 0 {
+		cfg.DiscoverEvery = DefaultDiscoverEvery
 	}
 	if err := EnsureDir(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("DIR %s: %w", cfg.Dir, err)
@@ -116,6 +124,9 @@ func (a *Agent) load() error {
 		a.event(a.Log.Error(), logcode.AgentBadAllow).Err(err).Msg("refusing to start: allow.conf does not parse")
 		return err
 	}
+	if err := a.loadDiscover(); err != nil {
+		return err
+	}
 	a.guard = &Guard{Allow: a.allow, Refused: a.refused}
 	if a.client, err = NewClient(a.cfg.Server, a.cfg.CAFile); err != nil {
 		a.event(a.Log.Error(), logcode.AgentCannotRun).Err(err).Msg("cannot run")
@@ -152,7 +163,8 @@ func (a *Agent) event(e *zerolog.Event, code string) *zerolog.Event {
 func (a *Agent) Summary() (Summary, error) {
 	host, _ := os.Hostname()
 	s := Summary{Host: host, Version: a.cfg.Version, OS: runtime.GOOS, Arch: runtime.GOARCH,
-		Site: a.cfg.Site, Allow: a.allow.Strings(), Refusing: a.refusing.Load()}
+		Site: a.cfg.Site, Allow: a.allow.Strings(), Refusing: a.refusing.Load(),
+		Discovery: a.discover.Strings(), DiscoveryFailed: int(a.discoveryFailed.Load())}
 	for _, ip := range hostAddrs() {
 		s.Addresses = append(s.Addresses, ip.String())
 	}

@@ -120,7 +120,7 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 		}
 	}
 	b := Backoff{Base: a.cfg.RetryBase, Max: 5 * time.Minute}
-	failing := false
+	failing, discoverNow := false, true
 	for {
 		wait := Jitter(a.cfg.Heartbeat, 0.1)
 		beat, err := a.Contact(ctx)
@@ -141,6 +141,9 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 			b.Reset()
 			if beat.HeartbeatSeconds > 0 {
 				wait = Jitter(time.Duration(beat.HeartbeatSeconds)*time.Second, 0.1)
+			}
+			if beat.Claimed && a.discoverIfDue(ctx, discoverNow) {
+				discoverNow = false
 			}
 			if beat.Claimed {
 				// The long-poll for jobs is the wait until the next heartbeat.
@@ -173,6 +176,9 @@ func (a *Agent) Once(ctx context.Context) error {
 		}
 		a.event(a.Log.Warn(), code).Err(err).Msg("once: no contact with the server")
 		return err
+	}
+	if beat.Claimed {
+		a.discoverIfDue(ctx, false)
 	}
 	jobs := 0
 	for beat.Claimed && ctx.Err() == nil {

@@ -23,10 +23,13 @@ type Summary struct {
 	Arch      string   `json:"arch"`
 	Site      string   `json:"site,omitempty"`
 	Allow     []string `json:"allow"`               // allow.conf's rules, normalised
-	Discovery []string `json:"discovery,omitempty"` // discovery sources, without secrets (none built yet)
+	Discovery []string `json:"discovery,omitempty"` // discovery sources, without secrets
 	SiteCAs   []string `json:"site_cas,omitempty"`  // PEM certificates to trust for the site's targets
 	// Refusing: allow.conf refused a connection since the last heartbeat.
 	Refusing bool `json:"refusing"`
+	// DiscoveryFailed: how many discover.conf sources the last discovery
+	// pass could not read (a refused or failed transfer, an LDAP error).
+	DiscoveryFailed int `json:"discovery_failed,omitempty"`
 }
 
 // Registered is the server's answer to register: the agent's identity.

@@ -26,6 +26,7 @@ var claimAgentArgs = []string{"agent", "apikey"}
 // addAgentVerbs adds the agent commands to the table.
 func (m *Mux) addAgentVerbs() {
 	m.verbs["agents"] = verb{args: []string{"apikey"}, blocking: true, run: m.agents}
+	m.addDiscoveryVerbs()
 }
 
 // verbOf is the verb that serves req: "claim" with "agent" is the claim
@@ -117,7 +118,7 @@ func (m *Mux) agents(ctx context.Context, req *lineproto.Request) (lineproto.Rep
 func (m *Mux) agentLine(a store.Agent, now time.Time) string {
 	return fmt.Sprintf("id=%s site=%s host=%s version=%s claimed=%s last_seen=%s state=%s",
 		a.ID, a.Site, orDash(wordOf(a.Host)), orDash(wordOf(a.Version)), yesNo(a.Claimed),
-		a.LastSeen.UTC().Format(time.RFC3339), AgentState(a, now, m.silentAfter()))
+		a.LastSeen.UTC().Format(time.RFC3339), AgentState(a, now, m.silentAfter())) + discoveryWords(a)
 }
 
 // AgentState is ok, silent (no call for silentAfter,

@@ -50,13 +50,14 @@ type Config struct {
 
 // Mux routes each request to its verb. It implements lineproto.Handler.
 type Mux struct {
-	store   store.Store
-	starter store.AddStarter  // WithAddStarter; nil: every add waits on a worker
-	agentDB store.Agents      // WithAgents; nil: the agent commands answer 503
-	sites   store.SiteTargets // WithSiteTargets; nil: no targets behind sites
-	cfg     Config
-	log     zerolog.Logger
-	verbs   map[string]verb
+	store     store.Store
+	starter   store.AddStarter  // WithAddStarter; nil: every add waits on a worker
+	agentDB   store.Agents      // WithAgents; nil: the agent commands answer 503
+	sites     store.SiteTargets // WithSiteTargets; nil: no targets behind sites
+	discovery store.Discovery   // WithDiscovery; nil: "discovered" and "ignore" answer 503
+	cfg       Config
+	log       zerolog.Logger
+	verbs     map[string]verb
 }
 
 // verb describes one command: the names it takes (all required), whether
@@ -101,6 +102,10 @@ type Option func(*Mux)
 // WithAddStarter lets the event loop start an add without a worker (the
 // group-commit writer answers it); without it every add waits on a worker.
 func WithAddStarter(a store.AddStarter) Option { return func(m *Mux) { m.starter = a } }
+
+// WithDiscovery gives "discovered" and "ignore" their storage; without
+// it they answer 503.
+func WithDiscovery(d store.Discovery) Option { return func(m *Mux) { m.discovery = d } }
 
 // WithAgents gives "claim agent" and "agents" their storage; without it
 // they answer 503.

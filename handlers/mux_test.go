@@ -42,7 +42,7 @@ func newEnv(t *testing.T, maxDomains int) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
-	return &env{mux: NewMux(st, testConfig(maxDomains), zerolog.Nop(), WithAddStarter(st), WithAgents(st), WithSiteTargets(st)), db: db}
+	return &env{mux: NewMux(st, testConfig(maxDomains), zerolog.Nop(), WithAddStarter(st), WithAgents(st), WithSiteTargets(st), WithDiscovery(st)), db: db}
 }
 
 // testConfig has limits high enough not to get in the way.

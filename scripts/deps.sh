@@ -11,7 +11,9 @@
 #                          systemd-analyze; the package's test), Chromium
 #                          (the account page's browser test), haproxy (the
 #                          PROXY protocol's test), tinyproxy (the
-#                          agent's HTTP CONNECT test), and Pebble
+#                          agent's HTTP CONNECT test), nsd (the
+#                          agent's zone-transfer test), slapd (its
+#                          LDAP test), and Pebble
 #                          (the ACME test server, built with go install
 #                          into .local/bin)
 set -euo pipefail
@@ -19,7 +21,7 @@ cd "$(dirname "$0")/.."
 
 want=(postgresql)
 case ${1:-run} in
-test) want+=(bats ksh busybox shellcheck openssl certbot lintian systemd chromium haproxy tinyproxy) ;;
+test) want+=(bats ksh busybox shellcheck openssl certbot lintian systemd chromium haproxy tinyproxy nsd slapd) ;;
 bench) want+=(redis-server redis-tools python3) ;;
 esac
 
@@ -31,6 +33,8 @@ for pkg in "${want[@]}"; do
 	redis-tools) command -v redis-benchmark >/dev/null 2>&1 || missing+=("$pkg") ;;
 	systemd) command -v systemd-analyze >/dev/null 2>&1 || missing+=("$pkg") ;;
 	haproxy) [ -x /usr/sbin/haproxy ] || missing+=("$pkg") ;;
+	nsd) [ -x /usr/sbin/nsd ] || missing+=("$pkg") ;;
+	slapd) [ -x /usr/sbin/slapd ] || missing+=("$pkg") ;;
 	*) command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
 	esac
 done

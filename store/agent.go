@@ -71,6 +71,9 @@ type Agent struct {
 	Claimed             bool
 	Refusing            bool
 	LastSeen            time.Time
+	// DiscoveryFailing is how many discovery sources the agent's last
+	// pass could not read, as its summary says (AccountAgents only).
+	DiscoveryFailing int
 }
 
 // AgentLog is one entry an agent posted.

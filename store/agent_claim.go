@@ -95,14 +95,14 @@ func (p *Postgres) AccountAgents(ctx context.Context, owner KeyRef) ([]Agent, er
 		if err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT agent_id, key_prefix, site, host, version, refusing, last_seen_at
+		rows, err := tx.Query(ctx, `SELECT agent_id, key_prefix, site, host, version, refusing, last_seen_at, `+discoveryFailingSQL+`
 			FROM agents WHERE account_id = $1 ORDER BY site, host, id`, account)
 		if err != nil {
 			return err
 		}
 		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Agent, error) {
 			a := Agent{Claimed: true}
-			err := row.Scan(&a.ID, &a.KeyPrefix, &a.Site, &a.Host, &a.Version, &a.Refusing, &a.LastSeen)
+			err := row.Scan(&a.ID, &a.KeyPrefix, &a.Site, &a.Host, &a.Version, &a.Refusing, &a.LastSeen, &a.DiscoveryFailing)
 			return a, err
 		})
 		return err

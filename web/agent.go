@@ -76,6 +76,8 @@ type AgentStore interface {
 	store.AgentJobs
 	store.SiteTargets
 	store.SiteJudge
+	store.Discovery
+	store.DiscoveredCerts
 }
 
 // agentAPI serves /api/v1/agent/: registration, heartbeats, claim codes
@@ -102,6 +104,7 @@ func mountAgent(mux *http.ServeMux, d Deps) {
 	mux.HandleFunc("POST "+agent.PathClaimCode, h.claimCode)
 	mux.HandleFunc("POST "+agent.PathLogs, h.logs)
 	mountAgentJobs(mux, h)
+	mountDiscover(mux, h)
 }
 
 func (h *agentAPI) register(w http.ResponseWriter, r *http.Request) {

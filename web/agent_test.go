@@ -52,7 +52,7 @@ func newAgentSide(t testing.TB) *agentSide {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close(context.Background()) })
-	return &agentSide{st: st, srv: srv, mux: handlers.NewMux(st, handlers.Config{Version: "test"}, zerolog.Nop(), handlers.WithAgents(st), handlers.WithSiteTargets(st)), db: db}
+	return &agentSide{st: st, srv: srv, mux: handlers.NewMux(st, handlers.Config{Version: "test"}, zerolog.Nop(), handlers.WithAgents(st), handlers.WithSiteTargets(st), handlers.WithDiscovery(st)), db: db}
 }
 
 // line sends one line command.

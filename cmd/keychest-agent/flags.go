@@ -40,6 +40,8 @@ func parseFlags(cmd string, args []string, getenv func(string) string, stderr io
 	fs.StringVar(&hb, "heartbeat", env("HEARTBEAT", "60s"), "time between heartbeats, jittered ±10% ($KEYCHESTAGENT_HEARTBEAT)")
 	fs.StringVar(&forDur, "for", env("FOR", "50s"), "once: the most the pass may take ($KEYCHESTAGENT_FOR)")
 	fs.StringVar(&startJitter, "start-jitter", env("START_JITTER", "0s"), "run: wait a random part of this before the first contact ($KEYCHESTAGENT_START_JITTER)")
+	var discoverEvery string
+	fs.StringVar(&discoverEvery, "discover-every", env("DISCOVER_EVERY", "6h"), "time between transfers of discover.conf's zones ($KEYCHESTAGENT_DISCOVER_EVERY)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -55,6 +57,9 @@ func parseFlags(cmd string, args []string, getenv func(string) string, stderr io
 	}
 	if cfg.StartJitter, err = time.ParseDuration(startJitter); err != nil || cfg.StartJitter < 0 {
 		return cfg, fmt.Errorf("--start-jitter %q: want a duration such as 30s, or 0s", startJitter)
+	}
+	if cfg.DiscoverEvery, err = positive("discover-every", discoverEvery); err != nil {
+		return cfg, err
 	}
 	if cmd != "status" && cfg.Server == "" {
 		return cfg, fmt.Errorf("--server (or KEYCHESTAGENT_SERVER) is required")

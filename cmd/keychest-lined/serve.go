@@ -153,7 +153,7 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 
 		MonitorPorts:     cfg.MonitorPorts,
 		AgentSilentAfter: cfg.AgentSilentAfter,
-	}, log, handlers.WithAddStarter(a.db), handlers.WithAgents(a.db), handlers.WithSiteTargets(a.db))
+	}, log, handlers.WithAddStarter(a.db), handlers.WithAgents(a.db), handlers.WithSiteTargets(a.db), handlers.WithDiscovery(a.db))
 	a.lines = lineproto.NewServer(lcfg, mux, log)
 	metrics = web.NewMetrics(mux.Verbs(), a.lines.OpenConns, a.lines.QueueDepth)
 	metrics.RegisterBuildInfo(version)

@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package agent
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// MaxLDAPCerts bounds what one LDAP source may yield (the service takes
+// at most as many in one post).
+const MaxLDAPCerts = 20_000
+
+// ldapPageSize is the page of the paged search (RFC 2696).
+const ldapPageSize = 500
+
+// ldapCertAttrs are the attributes certificates are read from.
+var ldapCertAttrs = []string{"userCertificate;binary", "cACertificate;binary", "userSMIMECertificate"}
+
+// defaultLDAPFilter finds the entries that hold a certificate.
+const defaultLDAPFilter = "(|(userCertificate=*)(cACertificate=*)(userSMIMECertificate=*))"
+
+// LDAPCert is one certificate read from an LDAP store: where it was (its
+// entry's DN and attribute) and the certificate itself.
+type LDAPCert struct {
+	DN          string    `json:"dn"`
+	Attribute   string    `json:"attribute"`
+	DER         []byte    `json:"der"`
+	Fingerprint string    `json:"-"` // SHA-256, hex
+	NotAfter    time.Time `json:"-"`
+}
+
+// ReadLDAP reads every certificate below src's base with a paged search,
+// bound as src's bind DN (password from its file, relative to dir) when
+// it has one. A value that is no X.509 certificate is skipped and
+// counted.
+func ReadLDAP(src LDAPSource, dir string, timeout time.Duration) ([]LDAPCert, int, error) {
+	conn, err := ldap.DialURL(src.URL, ldap.DialWithDialer(&net.Dialer{Timeout: timeout}),
+		ldap.DialWithTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}))
+	if err != nil {
+		return nil, 0, fmt.Errorf("ldap %s: %w", src.URL, err)
+	}
+	defer conn.Close()
+	conn.SetTimeout(timeout)
+	if src.BindDN != "" {
+		pw, err := readSecretFile(dir, src.PasswordFile)
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := conn.Bind(src.BindDN, pw); err != nil {
+			return nil, 0, fmt.Errorf("ldap bind as %s: %w", src.BindDN, err)
+		}
+	}
+	filter := src.Filter
+	if filter == "" {
+		filter = defaultLDAPFilter
+	}
+	req := ldap.NewSearchRequest(src.Base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		filter, ldapCertAttrs, nil)
+	res, err := conn.SearchWithPaging(req, ldapPageSize)
+	if err != nil {
+		return nil, 0, fmt.Errorf("ldap search below %s: %w", src.Base, err)
+	}
+	return ldapCerts(res.Entries)
+}
+
+// ldapCerts parses the certificates of entries.
+func ldapCerts(entries []*ldap.Entry) ([]LDAPCert, int, error) {
+	var out []LDAPCert
+	bad := 0
+	for _, e := range entries {
+		for _, a := range e.Attributes {
+			for _, der := range a.ByteValues {
+				c, err := x509.ParseCertificate(der)
+				if err != nil {
+					bad++
+					continue
+				}
+				sum := sha256.Sum256(der)
+				out = append(out, LDAPCert{DN: e.DN, Attribute: strings.TrimSuffix(a.Name, ";binary"), DER: der,
+					Fingerprint: hex.EncodeToString(sum[:]), NotAfter: c.NotAfter})
+				if len(out) > MaxLDAPCerts {
+					return nil, bad, fmt.Errorf("more than %d certificates", MaxLDAPCerts)
+				}
+			}
+		}
+	}
+	return out, bad, nil
+}
+
+// readSecretFile reads the first line of a secret file (relative to dir
+// unless absolute).
+func readSecretFile(dir, name string) (string, error) {
+	p := name
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dir, p)
+	}
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		return "", fmt.Errorf("secret file: %w", err)
+	}
+	s := strings.TrimRight(strings.SplitN(string(raw), "\n", 2)[0], "\r")
+	if s == "" {
+		return "", fmt.Errorf("secret file %s: empty", p)
+	}
+	return s, nil
+}

@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: Apache-2.0
+
+// Package slapdtest runs Debian's OpenLDAP server (slapd) on loopback
+// for the tests of LDAP certificate stores (scripts/deps.sh test installs
+// it).
+package slapdtest
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keychest/keychest-lined/internal/certtest"
+)
+
+// Base is the suffix of the directory; Agent and Password are the DN
+// and password of the reader the tests bind as (not the root DN, whom
+// slapd's limits do not bind).
+const (
+	Base     = "dc=corp,dc=example"
+	Agent    = "cn=agent,dc=corp,dc=example"
+	Password = "agent-password-0123"
+	// SizeLimit is the most entries a search that is not paged returns.
+	SizeLimit = 500
+)
+
+// Entry is a person below ou=people with certificates in
+// userCertificate;binary (and a CA entry when CA is set: cACertificate).
+type Entry struct {
+	CN    string
+	Certs [][]byte
+	CA    bool
+}
+
+func ldif(entries []Entry) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "dn: %s\nobjectClass: dcObject\nobjectClass: organization\ndc: corp\no: Corp\n\n", Base)
+	fmt.Fprintf(&b, "dn: ou=people,%s\nobjectClass: organizationalUnit\nou: people\n\n", Base)
+	fmt.Fprintf(&b, "dn: %s\nobjectClass: person\nobjectClass: simpleSecurityObject\ncn: agent\nsn: agent\nuserPassword: %s\n\n", Agent, Password)
+	for _, e := range entries {
+		if e.CA {
+			fmt.Fprintf(&b, "dn: cn=%s,%s\nobjectClass: applicationProcess\nobjectClass: pkiCA\ncn: %s\n", e.CN, Base, e.CN)
+			for _, c := range e.Certs {
+				fmt.Fprintf(&b, "cACertificate;binary:: %s\n", base64.StdEncoding.EncodeToString(c))
+			}
+		} else {
+			fmt.Fprintf(&b, "dn: cn=%s,ou=people,%s\nobjectClass: inetOrgPerson\ncn: %s\nsn: %s\n", e.CN, Base, e.CN, e.CN)
+			for _, c := range e.Certs {
+				fmt.Fprintf(&b, "userCertificate;binary:: %s\n", base64.StdEncoding.EncodeToString(c))
+			}
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// Start loads entries into a fresh slapd on a free 127.0.0.1 port and
+// returns its ldap:// URL. Anonymous binds read nothing; Agent reads all.
+// slapd is required: make test installs it (scripts/deps.sh test).
+func Start(t testing.TB, entries []Entry) string {
+	t.Helper()
+	for _, bin := range []string{"/usr/sbin/slapd", "/usr/sbin/slapadd"} {
+		if _, err := os.Stat(bin); err != nil {
+			t.Fatalf("%s is missing: run scripts/deps.sh test (as root) to install Debian's slapd", bin)
+		}
+	}
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "db"), 0o700)
+	conf := fmt.Sprintf(`include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+pidfile %[1]s/slapd.pid
+argsfile %[1]s/slapd.args
+database mdb
+maxsize 268435456
+suffix "%[2]s"
+rootdn "cn=admin,%[2]s"
+directory %[1]s/db
+limits users size.soft=%[3]d size.hard=%[3]d size.pr=%[3]d size.prtotal=unlimited
+access to attrs=userPassword by anonymous auth by * none
+access to * by users read by * none
+`, dir, Base, SizeLimit)
+	cf := filepath.Join(dir, "slapd.conf")
+	os.WriteFile(cf, []byte(conf), 0o600)
+	data := filepath.Join(dir, "data.ldif")
+	os.WriteFile(data, []byte(ldif(entries)), 0o600)
+	if out, err := exec.Command("/usr/sbin/slapadd", "-q", "-f", cf, "-l", data).CombinedOutput(); err != nil {
+		t.Fatalf("slapadd: %v\n%s", err, out)
+	}
+	port := freePort(t)
+	url := fmt.Sprintf("ldap://127.0.0.1:%d", port)
+	cmd := exec.Command("/usr/sbin/slapd", "-f", cf, "-h", url+"/", "-d", "0")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond); err == nil {
+			c.Close()
+			return url
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slapd did not listen on %s: %s", url, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// People are n people with a certificate each (the first one
+// expiring in 5 days, the others in 60) and a CA entry.
+func People(t testing.TB, n int) []Entry {
+	t.Helper()
+	now := time.Now()
+	ca, err := certtest.NewCA("Corp Internal CA", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := []Entry{{CN: "corp-ca", Certs: [][]byte{ca.Cert.Raw}, CA: true}}
+	for i := range n {
+		left := 60 * 24 * time.Hour
+		if i == 0 {
+			left = 5 * 24 * time.Hour
+		}
+		c, err := ca.Issue(certtest.Lifetime(now, 365*24*time.Hour, left, fmt.Sprintf("user%04d.corp.example", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, Entry{CN: fmt.Sprintf("user%04d", i), Certs: [][]byte{c.Certificate[0]}})
+	}
+	return out
+}
