@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The three calls on one connection, as a hook would make them: a key, a
 # claim, and a domain with the keys in the seed's order and in the other.
 # Each reply is read with one dd; prints every reply.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # From the seed: add a domain with "echo -e" (with a newline), read once.
 # $1 is the key.
 exec 3<> "/dev/tcp/$HOST/$PORT"

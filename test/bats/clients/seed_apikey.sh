@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # From the seed: request an API key with "echo -ne" (no newline), read once.
 TCP_DEV="/dev/tcp/$HOST/$PORT"
 exec 3<> "$TCP_DEV"

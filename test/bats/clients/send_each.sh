@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Sends each argument in turn on one connection (echo -ne: escapes
 # allowed, no newline added), reading the reply to each with one dd.
 exec 3<> "/dev/tcp/$HOST/$PORT"

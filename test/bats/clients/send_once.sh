@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Sends $1 (echo -e escapes allowed, no newline added) and reads once.
 exec 3<> "/dev/tcp/$HOST/$PORT"
 echo -ne "$1" >&3
