@@ -93,6 +93,10 @@ func (c Composer) digest(d store.Digest, now time.Time) (subject, body string) {
 		b.WriteString("\n")
 	}
 	b.WriteString("\n")
+	if d.NewProposals > 0 {
+		fmt.Fprintf(&b, "%s by your agents: see `command discovered` or your account page.\n\n",
+			words.Count(d.NewProposals, "new endpoint discovered", "new endpoints discovered"))
+	}
 	return subject, b.String()
 }
 

@@ -17,6 +17,11 @@ import (
 type AccountView struct {
 	Email   string
 	Domains []DomainView
+	// Proposals are the endpoints the account's agents discovered that
+	// are neither ignored nor added yet (at most MaxPageProposals);
+	// ProposalsTotal counts them all.
+	Proposals      []Discovered
+	ProposalsTotal int
 }
 
 // DomainView is one domain on the account page: its status (the same as
@@ -63,7 +68,10 @@ func (p *Postgres) AccountPage(ctx context.Context, raw string) (AccountView, er
 		if err != nil {
 			return err
 		}
-		v.Domains, err = pageDomains(ctx, tx, id)
+		if v.Domains, err = pageDomains(ctx, tx, id); err != nil {
+			return err
+		}
+		v.Proposals, v.ProposalsTotal, err = pageProposals(ctx, tx, id)
 		return err
 	})
 	return v, classify(err)

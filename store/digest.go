@@ -18,6 +18,9 @@ type Digest struct {
 	Domains []CertStatus   // soonest expiry first
 	Changes []DigestChange // oldest first
 	Since   time.Time
+	// NewProposals counts the endpoints the account's agents discovered
+	// for the first time since Since that are neither ignored nor added.
+	NewProposals int
 }
 
 // DigestChange is one line of "what changed this week".
@@ -75,7 +78,10 @@ func digestOf(ctx context.Context, q pgx.Tx, account int64, _ time.Duration) (Di
 	if err != nil {
 		return d, err
 	}
-	d.Changes, err = pgx.CollectRows(rows, pgx.RowToStructByPos[DigestChange])
+	if d.Changes, err = pgx.CollectRows(rows, pgx.RowToStructByPos[DigestChange]); err != nil {
+		return d, err
+	}
+	d.NewProposals, err = newProposals(ctx, q, account, d.Since)
 	return d, err
 }
 

@@ -51,6 +51,15 @@ func (a accountPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type accountView struct {
 	Email, Summary, Now string
 	Domains             []domainRow
+	Proposals           []proposalRow
+	ProposalsTotal      int
+	ProposalsNote       string // how many more than shown; "" when all are
+}
+
+// proposalRow is one endpoint an agent discovered: text from the agent
+// (name, site, source) cleaned.
+type proposalRow struct {
+	Target, Site, Source, FirstSeen, Addresses, Gone string
 }
 
 type domainRow struct {
@@ -84,7 +93,33 @@ func accountModel(v store.AccountView, now time.Time) accountView {
 		}
 	}
 	m.Summary = words.Count(len(v.Domains), "domain") + ", " + words.Count(problems, "with a problem", "with problems")
+	m.Proposals, m.ProposalsNote = proposalsModel(v.Proposals, v.ProposalsTotal)
+	m.ProposalsTotal = max(v.ProposalsTotal, len(m.Proposals))
 	return m
+}
+
+// maxProposalText is the most of a proposal's name, site or source the
+// page shows, in runes.
+const maxProposalText = 255
+
+// proposalsModel words the account's open proposals, and says how many
+// the page leaves out.
+func proposalsModel(ps []store.Discovered, total int) ([]proposalRow, string) {
+	rows := make([]proposalRow, 0, len(ps))
+	for _, p := range ps {
+		r := proposalRow{Target: fmt.Sprintf("%s:%d", words.Clean(p.Name, maxProposalText), p.Port),
+			Site: words.Clean(p.Site, maxProposalText), Source: words.Clean(p.Source, maxProposalText),
+			FirstSeen: words.Stamp(p.FirstSeen), Addresses: words.Count(p.Addresses, "address", "addresses")}
+		if p.Gone != nil {
+			r.Gone = "gone since " + words.Stamp(*p.Gone)
+		}
+		rows = append(rows, r)
+	}
+	note := ""
+	if total > len(ps) {
+		note = fmt.Sprintf("Shown: %d of %d; `command discovered` lists them all.", len(ps), total)
+	}
+	return rows, note
 }
 
 // stateNote explains the states that carry no certificate. An unknown

@@ -5,6 +5,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image/png"
 	"net/http/httptest"
 	"net/netip"
@@ -53,6 +54,11 @@ func pageFixture(now time.Time) store.AccountView {
 		{CertStatus: store.CertStatus{Name: "www.example.com", Port: 443, State: "ok", Expires: at(60 * day),
 			IssuerCN: "E5", Addresses: 1, Checked: at(-time.Hour), Findings: []string{}}, NotBefore: at(-30 * day)},
 		{CertStatus: store.CertStatus{Name: "new.example.com", Port: 443, State: "pending", Findings: []string{}}},
+	}, ProposalsTotal: 2, Proposals: []store.Discovered{
+		{Site: "office", Name: "ldap-replica-02.dc1.internal.corp.example.com", Port: 636, Source: "axfr:internal.corp.example.com",
+			Addresses: 2, FirstSeen: now.Add(-day), LastSeen: now},
+		{Site: "office", Name: "old.corp.example", Port: 443, Source: "axfr:corp.example", Addresses: 1,
+			FirstSeen: now.Add(-9 * day), LastSeen: now.Add(-day), Gone: at(-day)},
 	}}
 }
 
@@ -106,6 +112,13 @@ func renderPage(ctx context.Context, url string, width, height int64) ([]visible
 	if err != nil {
 		return nil, false, nil, err
 	}
+	proposals, err := chromedp.Run(ctx, chromedp.Evaluate[int](proposalsShownJS))
+	if err != nil {
+		return nil, false, nil, err
+	}
+	if proposals != 2 {
+		return nil, false, nil, fmt.Errorf("%d proposals laid out visibly, want 2", proposals)
+	}
 	overflow, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`))
 	if err != nil {
 		return nil, false, nil, err
@@ -120,6 +133,13 @@ type visibleRow struct {
 	Left, Right, Height float64
 	Visible, StateShown bool
 }
+
+// proposalsShownJS counts the proposals' rows laid out visibly inside the
+// screen's width.
+const proposalsShownJS = `[...document.querySelectorAll('div.proposal')].filter(p => {
+	const r = p.getBoundingClientRect();
+	return r.height > 0 && r.left >= 0 && r.right <= window.innerWidth && getComputedStyle(p).visibility === 'visible';
+}).length`
 
 // visibleRowsJS reads each row's box, its visibility and its rendered text.
 const visibleRowsJS = `[...document.querySelectorAll('section.domain')].map(s => {
