@@ -110,16 +110,21 @@ WHERE account_id = $1 AND pending_at IS NOT NULL AND revoked_at IS NULL
   AND (id = $2 OR $2::bigint IS NULL AND (SELECT confirmed_at FROM accounts WHERE id = $1) IS NULL)`
 
 // giveAgent applies an agent_approve link: the account (confirmed by it
-// if it was not) gets the agent, unless someone claimed the agent first;
-// both are audited.
+// if it was not) gets the agent, and it is audited. ErrAgentClaimed, with
+// nothing changed (the link stays unused), when the agent was claimed
+// meanwhile (by code, or another address's mail) or the account is blocked.
 func giveAgent(ctx context.Context, tx pgx.Tx, accountID int64, agentID *int64, ip netip.Addr) error {
 	if agentID == nil {
 		return errors.New("agent_approve token without an agent")
 	}
-	if _, err := tx.Exec(ctx, giveAgentSQL, accountID, *agentID, inet(ip)); err != nil {
+	tag, err := tx.Exec(ctx, giveAgentSQL, accountID, *agentID, inet(ip))
+	if err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO audit (remote_ip, action, key_prefix, detail)
+	if tag.RowsAffected() == 0 {
+		return ErrAgentClaimed
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO audit (remote_ip, action, key_prefix, detail)
 		SELECT $1, 'agent.claim', g.key_prefix, jsonb_build_object('agent', g.agent_id, 'account', $2::bigint,
 			'claimed', g.account_id = $2, 'by', 'link')
 		FROM agents g WHERE g.id = $3`, inet(ip), accountID, *agentID)

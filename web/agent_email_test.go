@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/keychest/keychest-lined/agent"
+	"github.com/keychest/keychest-lined/lineproto"
 	"github.com/keychest/keychest-lined/mailer"
 	"github.com/keychest/keychest-lined/store"
 )
@@ -141,6 +142,43 @@ func TestStrangersAgentNeedsOwnersPost(t *testing.T) {
 	}
 	if n := s.count(t, `SELECT count(*) FROM outbox WHERE kind = 'agent_claim' AND to_email = 'owner@example.com'`); n != 1 {
 		t.Fatal("no mail to the owner")
+	}
+}
+
+// A mail's link for an agent that was claimed by code meanwhile changes
+// nothing: the agent stays with the account that claimed it.
+func TestAgentEmailLinkAfterClaimByCode(t *testing.T) {
+	s := newAgentSide(t)
+	a := emailAgent(t, s.srv.URL, "late@example.com")
+	ctx := context.Background()
+	if err := a.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mails := sendMails(t, s.st, s.srv.URL)
+	if len(mails) != 1 {
+		t.Fatalf("mails: %d", len(mails))
+	}
+	m := approveLink.FindStringSubmatch(mails[0].Body)
+	code, _, err := a.ClaimCode(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := s.line(t, "command claim agent "+code+" apikey owner-key-0123456789"); r.Code != lineproto.CodeOK {
+		t.Fatalf("claim: %+v", r)
+	}
+	res, err := http.Post(s.srv.URL+"/agent_approve/"+m[1], "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusConflict {
+		t.Fatalf("POST after the claim by code: %d", res.StatusCode)
+	}
+	if n := s.count(t, `SELECT count(*) FROM agents g JOIN accounts c ON c.id = g.account_id WHERE c.email = 'owner@example.com'`); n != 1 {
+		t.Fatal("the agent left the account that claimed it")
+	}
+	if n := s.count(t, `SELECT count(*) FROM accounts WHERE email = 'late@example.com' AND confirmed_at IS NOT NULL`); n != 0 {
+		t.Fatal("the refused link confirmed its account")
 	}
 }
 

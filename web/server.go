@@ -162,6 +162,8 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 		render(w, http.StatusNotFound, page{Title: "Unknown link", Message: "This link is not valid. Check that it was copied whole."})
 	case errors.Is(err, store.ErrTokenUsed):
 		render(w, http.StatusGone, page{Title: "Link already used", Message: "This link has already been used; each link works once."})
+	case errors.Is(err, store.ErrAgentClaimed):
+		render(w, http.StatusConflict, page{Title: "Agent already claimed", Message: "This agent was claimed meanwhile (by a claim code, or another address's mail), or this account is blocked. Nothing changed."})
 	case errors.Is(err, store.ErrTokenExpired):
 		render(w, http.StatusGone, page{Title: "Link expired", Message: "This link has expired. A newer mail carries a fresh one."})
 	default:
