@@ -42,6 +42,9 @@ type Config struct {
 	UID int
 	// DiscoverEvery is --discover-every: between discovery passes (6h).
 	DiscoverEvery time.Duration
+	// Email is --email: while unclaimed, the agent asks the server to mail
+	// this address a link that gives the agent to its account.
+	Email string
 }
 
 // DefaultDir is DIR when none is given.
@@ -60,6 +63,8 @@ type Agent struct {
 	discover Discover
 	// discoveryFailed counts the sources the last discovery pass could not read.
 	discoveryFailed atomic.Int32
+	// emailAsked: the server took this process's claim-email request.
+	emailAsked atomic.Bool
 }
 
 // Open checks DIR and allow.conf and opens the log. It fails, with the

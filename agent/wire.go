@@ -11,6 +11,9 @@ const (
 	PathHeartbeat = "/api/v1/agent/heartbeat"
 	PathClaimCode = "/api/v1/agent/claim-code"
 	PathLogs      = "/api/v1/agent/logs"
+	// PathClaimEmail asks the service to mail an address a link that gives
+	// the agent to its account (run --email).
+	PathClaimEmail = "/api/v1/agent/claim-email"
 )
 
 // Summary is the configuration an agent pushes at registration and with
@@ -118,4 +121,15 @@ type JobResult struct {
 	Token     string           `json:"token"`
 	Outcome   string           `json:"outcome"` // ok, refused or unavailable
 	Addresses []AddressOutcome `json:"addresses"`
+}
+
+// ClaimEmailRequest asks that the agent be claimed for Email.
+type ClaimEmailRequest struct {
+	Email string `json:"email"`
+}
+
+// ClaimEmailReply says whether a mail was queued now (false: a mail sent
+// before still has a live link).
+type ClaimEmailReply struct {
+	Queued bool `json:"queued"`
 }

@@ -31,6 +31,10 @@ func (c Composer) Fill(m *store.Mail) {
 		if m.Claim != nil {
 			m.Subject, m.Body = c.claim(m.Kind, m.To, *m.Claim, m.Tokens)
 		}
+	case "agent_claim":
+		if m.Claim != nil && m.Claim.Agent != nil {
+			m.Subject, m.Body = c.agentClaim(m.To, *m.Claim, m.Tokens["agent_approve"])
+		}
 	case "alert":
 		m.Subject, m.Body = c.alert(m.Items)
 		m.ListUnsubscribe = c.link("alerts_off", m.Tokens["alerts_off"])

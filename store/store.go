@@ -85,6 +85,8 @@ type ClaimMail struct {
 	Keys      int        `json:"keys"`    // keys the account holds now
 	Domains   int        `json:"domains"` // domains the account holds now
 	Expires   time.Time  `json:"expires"` // when the links stop working
+	// Agent is set in an agent_claim mail: the agent the link gives away.
+	Agent *AgentMail `json:"agent,omitempty"`
 }
 
 // ClaimOutcome says what a successful claim changed.

@@ -18,20 +18,25 @@ type TokenInfo struct {
 	KeyPrefix  string // the key the claim was about
 	Domains    int    // domains the account holds
 	KeyDomains int    // domains the claim's key holds
-	ExpiresAt  time.Time
+	// Agent names the agent an agent_approve link gives away: its host
+	// and id, as the agent pushed them (not yet cleaned for a page).
+	Agent     string
+	ExpiresAt time.Time
 }
 
 const tokenSQL = `SELECT t.id, t.action, a.id, a.email, coalesce(k.key_prefix, ''), t.api_key_id,
 		(SELECT count(*) FROM domains d JOIN api_keys dk ON dk.id = d.api_key_id WHERE dk.account_id = a.id),
-		coalesce(k.domain_count, 0),
+		coalesce(k.domain_count, 0), t.agent_id, coalesce(g.host || ' (' || g.agent_id || ')', ''),
 		t.expires_at, t.used_at IS NOT NULL
 	FROM tokens t JOIN accounts a ON a.id = t.account_id LEFT JOIN api_keys k ON k.id = t.api_key_id
+		LEFT JOIN agents g ON g.id = t.agent_id
 	WHERE t.hash = $1`
 
 // tokenRow is a token as read for checking and use.
 type tokenRow struct {
 	id, accountID int64
 	keyID         *int64
+	agentID       *int64
 	used          bool
 	info          TokenInfo
 }
@@ -44,7 +49,7 @@ func readToken(ctx context.Context, q pgx.Tx, action, raw string, lock bool) (to
 		sql += ` FOR UPDATE OF t`
 	}
 	err := q.QueryRow(ctx, sql, hash[:]).Scan(&t.id, &t.info.Action, &t.accountID, &t.info.Email,
-		&t.info.KeyPrefix, &t.keyID, &t.info.Domains, &t.info.KeyDomains, &t.info.ExpiresAt, &t.used)
+		&t.info.KeyPrefix, &t.keyID, &t.info.Domains, &t.info.KeyDomains, &t.agentID, &t.info.Agent, &t.info.ExpiresAt, &t.used)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows), err == nil && t.info.Action != action:
 		return tokenRow{}, ErrTokenUnknown
@@ -82,6 +87,9 @@ func (p *Postgres) UseToken(ctx context.Context, action, raw string, ip netip.Ad
 		if _, err := tx.Exec(ctx, `UPDATE tokens SET used_at = now() WHERE id = $1`, t.id); err != nil {
 			return err
 		}
+		if t.info.Action == "agent_approve" {
+			return giveAgent(ctx, tx, t.accountID, t.agentID, ip)
+		}
 		return applyAction(ctx, tx, t.info.Action, t.accountID, t.keyID, ip, "link")
 	})
 	return info, classify(err)
@@ -100,6 +108,28 @@ const confirmSQL = `WITH confirmed AS (
 UPDATE api_keys SET pending_at = NULL, approved_at = now()
 WHERE account_id = $1 AND pending_at IS NOT NULL AND revoked_at IS NULL
   AND (id = $2 OR $2::bigint IS NULL AND (SELECT confirmed_at FROM accounts WHERE id = $1) IS NULL)`
+
+// giveAgent applies an agent_approve link: the account (confirmed by it
+// if it was not) gets the agent, and it is audited. ErrAgentClaimed, with
+// nothing changed (the link stays unused), when the agent was claimed
+// meanwhile (by code, or another address's mail) or the account is blocked.
+func giveAgent(ctx context.Context, tx pgx.Tx, accountID int64, agentID *int64, ip netip.Addr) error {
+	if agentID == nil {
+		return errors.New("agent_approve token without an agent")
+	}
+	tag, err := tx.Exec(ctx, giveAgentSQL, accountID, *agentID, inet(ip))
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrAgentClaimed
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO audit (remote_ip, action, key_prefix, detail)
+		SELECT $1, 'agent.claim', g.key_prefix, jsonb_build_object('agent', g.agent_id, 'account', $2::bigint,
+			'claimed', g.account_id = $2, 'by', 'link')
+		FROM agents g WHERE g.id = $3`, inet(ip), accountID, *agentID)
+	return err
+}
 
 // applyAction confirms or blocks an account, or approves or revokes a key,
 // and audits it. Approving a key that waits no more (approved before, or

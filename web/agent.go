@@ -31,6 +31,9 @@ type AgentLimits struct {
 	LogKeep            time.Duration // how long agents' logs are kept (KEYCHEST_AGENT_LOG_DAYS)
 	Heartbeat          time.Duration // the heartbeat interval agents are told
 	JobTTL             time.Duration // how long a job lives (KEYCHEST_AGENT_JOB_TTL)
+	// ClaimsPerIPHour and MailsPerDay limit run --email as they limit a
+	// key's claim (KEYCHEST_LIMIT_CLAIMS_PER_IP_HOUR, _MAILS_PER_DAY); 0: no limit.
+	ClaimsPerIPHour, MailsPerDay int
 	// Policy is the monitor's judge and schedule (the KEYCHEST_MONITOR_WARN_*
 	// and CRIT_* thresholds among them), applied to relayed probes as to
 	// public ones; its zero value takes monitor.DefaultPolicy.
@@ -66,6 +69,7 @@ func (l AgentLimits) orDefaults() AgentLimits {
 		d.Policy = l.Policy
 	}
 	d.Roots = l.Roots
+	d.ClaimsPerIPHour, d.MailsPerDay = l.ClaimsPerIPHour, l.MailsPerDay
 	return d
 }
 
@@ -78,6 +82,7 @@ type AgentStore interface {
 	store.SiteJudge
 	store.Discovery
 	store.DiscoveredCerts
+	AgentEmailStore
 }
 
 // agentAPI serves /api/v1/agent/: registration, heartbeats, claim codes
@@ -103,6 +108,7 @@ func mountAgent(mux *http.ServeMux, d Deps) {
 	mux.HandleFunc("POST "+agent.PathHeartbeat, h.heartbeat)
 	mux.HandleFunc("POST "+agent.PathClaimCode, h.claimCode)
 	mux.HandleFunc("POST "+agent.PathLogs, h.logs)
+	mux.HandleFunc("POST "+agent.PathClaimEmail, h.claimEmail)
 	mountAgentJobs(mux, h)
 	mountDiscover(mux, h)
 }

@@ -96,6 +96,10 @@ var asks = map[string]struct {
 		"Approve the API key %[3]s... for %[1]s? It holds %[4]s, pending until you approve: then KeyChest watches them and shows them in your mails and on your account page. If you did not add this key, revoke it instead, with the other link of the mail.",
 		"Approve key", "",
 		"Key approved", "The API key %[3]s... of %[1]s is approved: KeyChest now watches its %[4]s."},
+	"agent_approve": {"Give this agent to your account?",
+		"Give the agent %[5]s to %[1]s? It then takes audit jobs for the names you put behind its site, and dials them from inside its network, within its own allow-list. If you did not start this agent, close this page: nothing happens.",
+		"Claim agent", "",
+		"Agent claimed", "The agent %[5]s now belongs to %[1]s, which is confirmed. The command agents lists it."},
 	"revoke": {"Revoke this API key?",
 		"The API key %[3]s... of %[1]s stops working at once. Its domains stay listed.",
 		"Revoke key", "danger",
@@ -144,10 +148,11 @@ func (h *Handler) act(w http.ResponseWriter, r *http.Request) {
 }
 
 // words4 fills a page's message: %[1]s the account's email, %[2]s its
-// domains, %[3]s the key's prefix, %[4]s the key's domains.
+// domains, %[3]s the key's prefix, %[4]s the key's domains, %[5]s the
+// agent of an agent_approve link (capped and cleaned).
 func words4(format string, info store.TokenInfo) string {
 	return fmt.Sprintf(format, info.Email, words.Count(info.Domains, "domain"), info.KeyPrefix,
-		words.Count(info.KeyDomains, "domain"))
+		words.Count(info.KeyDomains, "domain"), words.Clean(info.Agent, 200))
 }
 
 // fail shows why a link does not work.
@@ -157,6 +162,8 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 		render(w, http.StatusNotFound, page{Title: "Unknown link", Message: "This link is not valid. Check that it was copied whole."})
 	case errors.Is(err, store.ErrTokenUsed):
 		render(w, http.StatusGone, page{Title: "Link already used", Message: "This link has already been used; each link works once."})
+	case errors.Is(err, store.ErrAgentClaimed):
+		render(w, http.StatusConflict, page{Title: "Agent already claimed", Message: "This agent was claimed meanwhile (by a claim code, or another address's mail), or this account is blocked. Nothing changed."})
 	case errors.Is(err, store.ErrTokenExpired):
 		render(w, http.StatusGone, page{Title: "Link expired", Message: "This link has expired. A newer mail carries a fresh one."})
 	default:

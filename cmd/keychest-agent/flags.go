@@ -35,6 +35,7 @@ func parseFlags(cmd string, args []string, getenv func(string) string, stderr io
 	fs.StringVar(&cfg.CAFile, "ca", env("CA", ""), "PEM file of the CAs to trust for the server ($KEYCHESTAGENT_CA)")
 	fs.StringVar(&cfg.SiteCA, "site-ca", env("SITE_CA", ""), "PEM file of internal CAs for the site's targets, pushed to the server ($KEYCHESTAGENT_SITE_CA)")
 	fs.StringVar(&cfg.Log, "log", env("LOG", ""), "log destination: - for stdout; default DIR/agent.log ($KEYCHESTAGENT_LOG)")
+	fs.StringVar(&cfg.Email, "email", env("EMAIL", ""), "run, once: ask the server to mail this address the link that claims the agent ($KEYCHESTAGENT_EMAIL)")
 	fs.StringVar(&cfg.Resolver, "resolver", env("RESOLVER", ""), "DNS server host:port for the targets' names ($KEYCHESTAGENT_RESOLVER)")
 	var hb, forDur, startJitter string
 	fs.StringVar(&hb, "heartbeat", env("HEARTBEAT", "60s"), "time between heartbeats, jittered ±10% ($KEYCHESTAGENT_HEARTBEAT)")

@@ -204,7 +204,8 @@ var (
 // alerts gather as long as the monitor's.
 func agentLimits(c Config, roots *x509.CertPool) web.AgentLimits {
 	return web.AgentLimits{JobTTL: c.AgentJobTTL, LogKeep: time.Duration(c.AgentLogDays) * 24 * time.Hour,
-		Policy: c.MonitorConfig.policy(), AlertBatch: c.AlertBatch, Roots: roots}
+		Policy: c.MonitorConfig.policy(), AlertBatch: c.AlertBatch, Roots: roots,
+		ClaimsPerIPHour: c.ClaimsPerIPHour, MailsPerDay: c.MailsPerDay}
 }
 
 // acmeLimits are the ACME endpoint's settings.

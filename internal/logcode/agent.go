@@ -12,6 +12,9 @@ const (
 	AgentClaimed = "AGT0003"
 	// AgentClaimCode (AGT0004): a claim code was made (the code itself is not logged).
 	AgentClaimCode = "AGT0004"
+	// AgentClaimMail (AGT0005): the server took the request (--email) to
+	// mail the owner the link that claims the agent.
+	AgentClaimMail = "AGT0005"
 	// AgentStopping (AGT0010): a signal asked the agent to stop.
 	AgentStopping = "AGT0010"
 	// AgentOnceDone (AGT0011): "once" finished its pass.
@@ -32,6 +35,9 @@ const (
 	AgentRejected = "AGT0505"
 	// AgentSpoolFull (AGT0507): the log spool was full: entries were not kept for the server.
 	AgentSpoolFull = "AGT0507"
+	// AgentClaimMailRefused (AGT0508): the server refused to mail the
+	// claim link (--email): a bad address, a limit; the agent runs on.
+	AgentClaimMailRefused = "AGT0508"
 )
 
 // Codes of keychest-lined's agent API (/api/v1/agent/).
@@ -40,6 +46,9 @@ const (
 	AgentAPIRegistered = "WEB0210"
 	// AgentAPILogs (WEB0211): a batch of an agent's log entries was stored.
 	AgentAPILogs = "WEB0211"
+	// AgentAPIClaimMail (WEB0212): an agent asked to be claimed by e-mail
+	// (run --email), and its mail was queued.
+	AgentAPIClaimMail = "WEB0212"
 	// AgentAPIRefused (WEB0410): a call of the agent API was refused.
 	AgentAPIRefused = "WEB0410"
 )
