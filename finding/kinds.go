@@ -50,6 +50,19 @@ func Kinds() []string {
 // opens one, and its next call closes it.
 var AgentKinds = []string{KindAgentSilent}
 
+// LDAPLabel starts the label of a certificate read from an LDAP store
+// ("LDAP " and its entry's DN), as alert mails show it.
+const LDAPLabel = "LDAP "
+
+// TargetAdvice is Advice for a finding of target: an expiry finding of a
+// certificate read from an LDAP store is renewed with its CA, not certbot.
+func TargetAdvice(target, kind, severity string) string {
+	if kind == KindExpiry && strings.HasPrefix(target, LDAPLabel) {
+		return "renew the certificate with its CA and replace it in the LDAP entry; the finding closes once the store no longer has this one."
+	}
+	return Advice(kind, severity)
+}
+
 // Advice says what an owner should do about a finding of kind at
 // severity, in one line of an alert mail.
 func Advice(kind, severity string) string {

@@ -47,7 +47,7 @@ func (c Composer) alert(items []finding.AlertItem) (subject, body string) {
 		for _, part := range finding.DetailLines(it.Kind, it.Detail) {
 			fmt.Fprintf(&b, "    %s\n", words.Clean(part, words.MaxShown))
 		}
-		fmt.Fprintf(&b, "    What to do: %s\n\n", finding.Advice(it.Kind, it.Severity))
+		fmt.Fprintf(&b, "    What to do: %s\n\n", finding.TargetAdvice(it.Target, it.Kind, it.Severity))
 	}
 	if len(resolved) > 0 {
 		b.WriteString("Resolved:\n")

@@ -28,6 +28,7 @@ type Store interface {
 	QueueDigests(ctx context.Context, now time.Time, day time.Weekday, hour int) (int, error)
 	Overview(ctx context.Context, now time.Time) (store.MonitorOverview, error)
 	LeaseAgents(ctx context.Context, owner string, now, until time.Time, silentAfter time.Duration, n int) ([]store.AgentWatch, error)
+	LeaseLDAPCerts(ctx context.Context, owner string, now, until time.Time, n int) ([]store.LDAPCertWatch, error)
 }
 
 // The database is the monitor's store; a signature that drifts fails the
@@ -98,6 +99,7 @@ type Monitor struct {
 	digestWeek string // the week whose digests are queued
 	viewAt     time.Time
 	agentsAt   time.Time // when the agents' silence was last judged
+	ldapAt     time.Time // when the LDAP certificates' expiry was last judged
 }
 
 // Prober probes one name (see probe.go; tests may pass another).
@@ -359,6 +361,7 @@ func (m *Monitor) maintain(ctx context.Context) {
 		}
 	}
 	m.watchAgents(ctx, wall)
+	m.watchLDAPCerts(ctx, wall)
 	if wall.Sub(m.houseAt) >= time.Hour {
 		m.houseAt = wall
 		if n, err := m.store.Housekeep(ctx, now.Add(-m.cfg.History)); err == nil && n > 0 {

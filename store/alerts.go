@@ -23,7 +23,8 @@ const LinkLifetime = 365 * 24 * time.Hour
 // ownersSQL finds the accounts to tell about a target: confirmed, not
 // blocked, alerts on, with an active domain naming it (a public target),
 // or with the target behind one of its sites, or owning the agent (an
-// agent's row); only account $2 when it is not 0 (an ACME finding is its
+// agent's row), or owning the certificate (a row of a certificate read
+// from an LDAP store); only account $2 when it is not 0 (an ACME finding is its
 // account's alone).
 const ownersSQL = `
 SELECT a.id, a.email
@@ -35,6 +36,10 @@ WHERE ` + activeDomain + ` AND a.alerts_off_at IS NULL AND ($2::bigint = 0 OR a.
 UNION
 SELECT a.id, a.email
 FROM mon_targets t JOIN agents g ON g.id = t.agent JOIN accounts a ON a.id = g.account_id
+WHERE t.id = $1 AND a.confirmed_at IS NOT NULL AND a.blocked_at IS NULL AND a.alerts_off_at IS NULL
+UNION
+SELECT a.id, a.email
+FROM mon_targets t JOIN discovered_certs d ON d.id = t.discovered_cert JOIN accounts a ON a.id = d.account_id
 WHERE t.id = $1 AND a.confirmed_at IS NOT NULL AND a.blocked_at IS NULL AND a.alerts_off_at IS NULL`
 
 // queueAlerts writes, in the write-back's transaction, the alert items
@@ -76,8 +81,9 @@ func alertItems(ctx context.Context, tx pgx.Tx, v finding.Verdict) ([]ownedItem,
 		return nil, nil
 	}
 	var target string
-	if err := tx.QueryRow(ctx, `SELECT CASE WHEN agent IS NULL THEN name || ':' || port ELSE 'agent ' || name END
-		FROM mon_targets WHERE id = $1`, v.TargetID).Scan(&target); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT CASE WHEN agent IS NOT NULL THEN 'agent ' || name
+		WHEN discovered_cert IS NOT NULL THEN $2::text || name ELSE name || ':' || port END
+		FROM mon_targets WHERE id = $1`, v.TargetID, finding.LDAPLabel).Scan(&target); err != nil {
 		return nil, err
 	}
 	rows, err := tx.Query(ctx, ownersSQL, v.TargetID, v.Account)

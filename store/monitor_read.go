@@ -264,12 +264,12 @@ type MonitorOverview struct {
 }
 
 // Overview counts active targets by state (those behind sites too; not
-// the agents' own rows) and measures the oldest lag of the central
-// monitor's (public) targets.
+// the agents' own rows nor the LDAP certificates') and measures the
+// oldest lag of the central monitor's (public) targets.
 func (p *Postgres) Overview(ctx context.Context, now time.Time) (MonitorOverview, error) {
 	o := MonitorOverview{ByState: map[string]int{}}
 	rows, err := p.pool.Query(ctx, `SELECT `+shownState+`, count(*)
-		FROM mon_targets t WHERE t.active AND t.agent IS NULL GROUP BY 1`)
+		FROM mon_targets t WHERE t.active AND t.agent IS NULL AND t.discovered_cert IS NULL GROUP BY 1`)
 	if err != nil {
 		return o, classify(err)
 	}

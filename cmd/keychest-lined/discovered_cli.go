@@ -68,7 +68,10 @@ func listDiscoveredCerts(ctx context.Context, db operatorStore, a cliArgs, out i
 		return orJSON(out, rows, err)
 	}
 	now := time.Now()
-	policy := monitor.DefaultPolicy()
+	policy := monitor.DefaultPolicy() // the configured thresholds, as the monitor's findings use them
+	if cfg, err := loadConfig(); err == nil && cfg.MonitorConfig.check() == nil {
+		policy = cfg.MonitorConfig.policy()
+	}
 	return table(out, "ACCOUNT\tSITE\tDN\tATTRIBUTE\tSUBJECT\tEXPIRES\tDAYS\tSTATE", len(rows), func(i int) string {
 		r := rows[i]
 		state := policy.ExpirySeverity(r.NotBefore, r.NotAfter, now)
