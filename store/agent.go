@@ -191,3 +191,28 @@ func (p *Postgres) StoreAgentLogs(ctx context.Context, agentKey KeyRef, logs []A
 	}
 	return len(logs), nil
 }
+
+// claimedAgent is an agent that an account claimed.
+type claimedAgent struct {
+	id, account int64
+	site        string
+}
+
+// claimedAgentOf reads the agent whose key is key, in tx: ErrAgentUnknown
+// when there is none, ErrAgentNotClaimed while no account claimed it.
+func claimedAgentOf(ctx context.Context, tx pgx.Tx, key KeyRef) (claimedAgent, error) {
+	var ag claimedAgent
+	var account *int64
+	err := tx.QueryRow(ctx, `SELECT id, account_id, site FROM agents WHERE key_hash = $1`, key.Hash[:]).
+		Scan(&ag.id, &account, &ag.site)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return ag, ErrAgentUnknown
+	case err != nil:
+		return ag, err
+	case account == nil:
+		return ag, ErrAgentNotClaimed
+	}
+	ag.account = *account
+	return ag, nil
+}

@@ -72,22 +72,13 @@ func (p *Postgres) QueueAgentJob(ctx context.Context, account int64, site, name 
 func (p *Postgres) TakeAgentJobs(ctx context.Context, agentKey KeyRef, tokens [][32]byte) ([]AgentJob, error) {
 	var out []AgentJob
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		var agent int64
-		var account *int64
-		var site string
-		err := tx.QueryRow(ctx, `SELECT id, account_id, site FROM agents WHERE key_hash = $1`, agentKey.Hash[:]).
-			Scan(&agent, &account, &site)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			return ErrAgentUnknown
-		case err != nil:
+		ag, err := claimedAgentOf(ctx, tx, agentKey)
+		if err != nil {
 			return err
-		case account == nil:
-			return ErrAgentNotClaimed
 		}
 		rows, err := tx.Query(ctx, `SELECT id FROM agent_jobs WHERE account_id = $1 AND site = $2
 			AND taken_at IS NULL AND expires_at > now() ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED`,
-			*account, site, len(tokens))
+			ag.account, ag.site, len(tokens))
 		if err != nil {
 			return err
 		}
@@ -101,7 +92,7 @@ func (p *Postgres) TakeAgentJobs(ctx context.Context, agentKey KeyRef, tokens []
 		}
 		rows, err = tx.Query(ctx, `UPDATE agent_jobs j SET taken_by = $1, taken_at = now(), token_hash = t.h
 			FROM unnest($2::bigint[], $3::bytea[]) AS t(id, h) WHERE j.id = t.id
-			RETURNING j.id, j.site, j.name, j.port, j.expires_at`, agent, ids, hashes)
+			RETURNING j.id, j.site, j.name, j.port, j.expires_at`, ag.id, ids, hashes)
 		if err != nil {
 			return err
 		}

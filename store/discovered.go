@@ -4,7 +4,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -74,27 +73,18 @@ type Discovered struct {
 func (p *Postgres) StoreDiscovered(ctx context.Context, b DiscoveredBatch) (DiscoveredCounts, error) {
 	var c DiscoveredCounts
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		var id int64
-		var account *int64
-		var site string
-		err := tx.QueryRow(ctx, `SELECT id, account_id, site FROM agents WHERE key_hash = $1`, b.AgentKey.Hash[:]).
-			Scan(&id, &account, &site)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			return ErrAgentUnknown
-		case err != nil:
+		ag, err := claimedAgentOf(ctx, tx, b.AgentKey)
+		if err != nil {
 			return err
-		case account == nil:
-			return ErrAgentNotClaimed
 		}
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1::bigint::text || '/' || $2 || '/' || $3, 0))`,
-			*account, site, b.Source); err != nil {
+			ag.account, ag.site, b.Source); err != nil {
 			return err
 		}
-		if c, err = upsertDiscovered(ctx, tx, *account, site, id, b); err != nil || !b.AutoAdd {
+		if c, err = upsertDiscovered(ctx, tx, ag.account, ag.site, ag.id, b); err != nil || !b.AutoAdd {
 			return err
 		}
-		c.Added, err = autoAdd(ctx, tx, *account, site, b.Source)
+		c.Added, err = autoAdd(ctx, tx, ag.account, ag.site, b.Source)
 		return err
 	})
 	return c, classify(err)

@@ -4,7 +4,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -53,24 +52,15 @@ type CertCounts struct{ New, Seen, Gone int }
 func (p *Postgres) StoreDiscoveredCerts(ctx context.Context, b CertBatch) (CertCounts, error) {
 	var c CertCounts
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		var id int64
-		var account *int64
-		var site string
-		err := tx.QueryRow(ctx, `SELECT id, account_id, site FROM agents WHERE key_hash = $1`, b.AgentKey.Hash[:]).
-			Scan(&id, &account, &site)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			return ErrAgentUnknown
-		case err != nil:
+		ag, err := claimedAgentOf(ctx, tx, b.AgentKey)
+		if err != nil {
 			return err
-		case account == nil:
-			return ErrAgentNotClaimed
 		}
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('certs/' || $1::bigint::text || '/' || $2 || '/' || $3, 0))`,
-			*account, site, b.Source); err != nil {
+			ag.account, ag.site, b.Source); err != nil {
 			return err
 		}
-		c, err = upsertCerts(ctx, tx, *account, site, id, b)
+		c, err = upsertCerts(ctx, tx, ag.account, ag.site, ag.id, b)
 		return err
 	})
 	return c, classify(err)

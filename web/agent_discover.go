@@ -25,13 +25,13 @@ const (
 // mountDiscover adds POST /api/v1/agent/discovered, and the LDAP
 // certificates' route.
 func mountDiscover(mux *http.ServeMux, h *agentAPI) {
-	mux.HandleFunc("POST "+agent.PathDiscovered, func(w http.ResponseWriter, r *http.Request) { h.discovered(w, r, h.st) })
+	mux.HandleFunc("POST "+agent.PathDiscovered, h.discovered)
 	mountDiscoverLDAP(mux, h)
 }
 
 // discovered stores one source's candidates from a claimed agent as
 // proposals to its account (or targets, with auto_add).
-func (h *agentAPI) discovered(w http.ResponseWriter, r *http.Request, ds store.Discovery) {
+func (h *agentAPI) discovered(w http.ResponseWriter, r *http.Request) {
 	ip := clientAddr(r, h.proxies)
 	ref, ok := h.bearer(w, r, ip)
 	if !ok {
@@ -45,7 +45,7 @@ func (h *agentAPI) discovered(w http.ResponseWriter, r *http.Request, ds store.D
 	b.AgentKey = ref
 	ctx, cancel := context.WithTimeout(r.Context(), agentTimeout)
 	defer cancel()
-	c, err := ds.StoreDiscovered(ctx, b)
+	c, err := h.st.StoreDiscovered(ctx, b)
 	if err != nil {
 		h.storeFailed(w, ref.Prefix, ip, err)
 		return

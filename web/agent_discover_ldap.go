@@ -28,13 +28,13 @@ var ldapAttributes = map[string]bool{"userCertificate": true, "cACertificate": t
 
 // mountDiscoverLDAP adds POST /api/v1/agent/ldap-certs.
 func mountDiscoverLDAP(mux *http.ServeMux, h *agentAPI) {
-	mux.HandleFunc("POST "+agent.PathLDAPCerts, func(w http.ResponseWriter, r *http.Request) { h.ldapCerts(w, r, h.st) })
+	mux.HandleFunc("POST "+agent.PathLDAPCerts, h.ldapCerts)
 }
 
 // ldapCerts stores one LDAP source's certificates from a claimed agent.
 // The service parses each certificate itself: what the agent says of it
 // beyond its DN, attribute and bytes is not trusted.
-func (h *agentAPI) ldapCerts(w http.ResponseWriter, r *http.Request, cs store.DiscoveredCerts) {
+func (h *agentAPI) ldapCerts(w http.ResponseWriter, r *http.Request) {
 	ip := clientAddr(r, h.proxies)
 	ref, ok := h.bearer(w, r, ip)
 	if !ok {
@@ -48,7 +48,7 @@ func (h *agentAPI) ldapCerts(w http.ResponseWriter, r *http.Request, cs store.Di
 	b.AgentKey = ref
 	ctx, cancel := context.WithTimeout(r.Context(), agentTimeout)
 	defer cancel()
-	c, err := cs.StoreDiscoveredCerts(ctx, b)
+	c, err := h.st.StoreDiscoveredCerts(ctx, b)
 	if err != nil {
 		h.storeFailed(w, ref.Prefix, ip, err)
 		return
