@@ -68,22 +68,14 @@ func TestReadLDAPPaged(t *testing.T) {
 	}
 }
 
-// ldapTLS is a slapd speaking TLS with a certificate for 127.0.0.1 from
-// a CA made here, and that CA's PEM; a password file and the CA's PEM
+// ldapTLS is a slapd speaking TLS; a password file and its CA's PEM
 // (ca.pem) are in dir.
-func ldapTLS(t *testing.T, dir string) (slapdtest.TLS, []byte) {
+func ldapTLS(t *testing.T, dir string) slapdtest.TLS {
 	t.Helper()
-	ca, err := certtest.NewCA("Corp LDAP CA", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.Issue(certtest.Lifetime(time.Now(), 90*24*time.Hour, 60*24*time.Hour, "127.0.0.1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	urls := slapdtest.StartTLS(t, ldapEntries(t, 3))
 	os.WriteFile(filepath.Join(dir, "ldap.pw"), []byte(slapdtest.Password+"\n"), 0o600)
-	os.WriteFile(filepath.Join(dir, "ca.pem"), ca.PEM, 0o600)
-	return slapdtest.StartTLS(t, ldapEntries(t, 3), cert), ca.PEM
+	os.WriteFile(filepath.Join(dir, "ca.pem"), urls.CA, 0o600)
+	return urls
 }
 
 // ldaps:// and StartTLS read the store with the server's CA from a "ca"
@@ -91,7 +83,7 @@ func ldapTLS(t *testing.T, dir string) (slapdtest.TLS, []byte) {
 // for confidentiality), so StartTLS did encrypt.
 func TestReadLDAPOverTLS(t *testing.T) {
 	dir := t.TempDir()
-	urls, _ := ldapTLS(t, dir)
+	urls := ldapTLS(t, dir)
 	for _, src := range []LDAPSource{
 		{URL: urls.LDAPS, CAFile: "ca.pem"},
 		{URL: urls.Plain, StartTLS: true, CAFile: filepath.Join(dir, "ca.pem")},
@@ -124,7 +116,7 @@ func TestLDAPWrongCAIsRefused(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "tls")
 			os.Mkdir(dir, 0o700)
-			urls, _ := ldapTLS(t, dir)
+			urls := ldapTLS(t, dir)
 			url := urls.LDAPS
 			if strings.Contains(c.opts, "starttls") {
 				url = urls.Plain

@@ -160,6 +160,25 @@ func (a *Agent) discoverIfDue(ctx context.Context, force bool) bool {
 	return true
 }
 
+// discoverBeside starts, for run, a discovery pass in a goroutine of
+// its own when none is under way, so that a long transfer or LDAP read
+// never holds up the jobs: the first after the start is forced, the
+// others wait for --discover-every (a pass whose post failed is forced
+// again). Run waits for it before it returns.
+func (a *Agent) discoverBeside(ctx context.Context) {
+	if !a.discovering.CompareAndSwap(false, true) {
+		return
+	}
+	a.discoveryDone.Add(1)
+	go func() {
+		defer a.discoveryDone.Done()
+		defer a.discovering.Store(false)
+		if a.discoverIfDue(ctx, !a.discovered.Load()) {
+			a.discovered.Store(true)
+		}
+	}()
+}
+
 func trimDot(s string) string {
 	if len(s) > 1 && s[len(s)-1] == '.' {
 		return s[:len(s)-1]

@@ -73,15 +73,29 @@ func Start(t testing.TB, entries []Entry) string {
 }
 
 // TLS are the URLs of a slapd that speaks TLS: Plain (ldap://, where a
-// simple bind needs StartTLS first) and LDAPS (ldaps://).
-type TLS struct{ Plain, LDAPS string }
+// simple bind needs StartTLS first) and LDAPS (ldaps://), and CA, the
+// PEM of the CA that issued its certificate.
+type TLS struct {
+	Plain, LDAPS string
+	CA           []byte
+}
 
-// StartTLS is Start with TLS: slapd serves cert (whose names should
-// include 127.0.0.1) on an ldaps:// port and offers StartTLS on its
+// StartTLS is Start with TLS: slapd serves a certificate for 127.0.0.1
+// from a CA made here on an ldaps:// port, and offers StartTLS on its
 // ldap:// port, where it refuses a simple bind without TLS.
-func StartTLS(t testing.TB, entries []Entry, cert tls.Certificate) TLS {
+func StartTLS(t testing.TB, entries []Entry) TLS {
 	t.Helper()
-	return start(t, entries, &cert)
+	ca, err := certtest.NewCA("Corp LDAP CA", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue(certtest.Lifetime(time.Now(), 90*24*time.Hour, 60*24*time.Hour, "127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	urls := start(t, entries, &cert)
+	urls.CA = ca.PEM
+	return urls
 }
 
 func start(t testing.TB, entries []Entry, cert *tls.Certificate) TLS {
