@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keychest/keychest-lined/agent"
+	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/internal/slapdtest"
 )
 
@@ -40,6 +41,9 @@ func (w *siteWorld) agentLog(t *testing.T) string {
 	raw, _ := os.ReadFile(filepath.Join(w.agent.Config().Dir, agent.LogFile))
 	return string(raw)
 }
+
+// logged says whether log has an entry of code.
+func logged(log, code string) bool { return strings.Contains(log, `"code":"`+code+`"`) }
 
 // waitFor polls cond until it holds, failing after d.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
@@ -70,7 +74,7 @@ func TestLDAPStoreExpiryFindingEndToEnd(t *testing.T) {
 	if err := w.agent.Once(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if log := w.agentLog(t); !strings.Contains(log, `"code":"AGT0032"`) || !strings.Contains(log, `"certificates":4`) {
+	if log := w.agentLog(t); !logged(log, logcode.AgentLDAPRead) || !strings.Contains(log, `"certificates":4`) {
 		t.Fatalf("the agent did not read and post the store:\n%s", log)
 	}
 	const dn = "cn=user0000,ou=people," + slapdtest.Base
@@ -150,11 +154,11 @@ func TestRunRelaysJobsDuringDiscovery(t *testing.T) {
 	if data := w.c.must("command cert domain "+target+" apikey "+w.key, "status ok 200"); !strings.HasPrefix(data, "state=ok ") {
 		t.Fatalf("cert: %s", data)
 	}
-	if log := w.agentLog(t); strings.Contains(log, `"code":"AGT0532"`) || strings.Contains(log, `"code":"AGT0032"`) {
+	if log := w.agentLog(t); logged(log, logcode.AgentLDAPFailed) || logged(log, logcode.AgentLDAPRead) {
 		t.Fatalf("the discovery pass ended before the job ran:\n%s", log)
 	}
 	close(release)
-	waitFor(t, 20*time.Second, "the released pass did not end (AGT0532)", func() bool {
-		return strings.Contains(w.agentLog(t), `"code":"AGT0532"`)
+	waitFor(t, 20*time.Second, "the released pass did not end (its read failed)", func() bool {
+		return logged(w.agentLog(t), logcode.AgentLDAPFailed)
 	})
 }
