@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -65,6 +66,11 @@ type Agent struct {
 	discoveryFailed atomic.Int32
 	// emailAsked: the server took this process's claim-email request.
 	emailAsked atomic.Bool
+	// discovering: run's discovery pass is under way beside the job loop
+	// (discovered: one has succeeded since the start); discoveryDone
+	// ends when it finishes.
+	discovering, discovered atomic.Bool
+	discoveryDone           sync.WaitGroup
 }
 
 // Open checks DIR and allow.conf and opens the log. It fails, with the

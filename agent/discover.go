@@ -34,11 +34,15 @@ type ZoneSource struct {
 	Line   int
 }
 
-// LDAPSource is one "ldap URL base DN [bind DN PASSWORD-FILE] [filter F]"
-// line of discover.conf. A DN or filter with spaces is written in double
-// quotes.
+// LDAPSource is one "ldap URL base DN [bind DN PASSWORD-FILE] [filter F]
+// [starttls] [ca FILE]" line of discover.conf. A DN or filter with spaces
+// is written in double quotes. StartTLS (ldap:// only) upgrades the
+// connection before the bind; CAFile (relative to DIR unless absolute)
+// holds the PEM CAs trusted for the server instead of the system's roots.
 type LDAPSource struct {
 	URL, Base, BindDN, PasswordFile, Filter string
+	StartTLS                                bool
+	CAFile                                  string
 	Line                                    int
 }
 
@@ -209,7 +213,7 @@ func parsePortList(s string) ([]int, error) {
 func parseLDAP(f []string) (LDAPSource, error) {
 	var l LDAPSource
 	if len(f) < 3 || f[1] != "base" {
-		return l, errors.New("want: ldap URL base DN [bind DN PASSWORD-FILE] [filter F]")
+		return l, errors.New(ldapSyntax)
 	}
 	u, err := url.Parse(f[0])
 	if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Host == "" || u.User != nil {
@@ -219,24 +223,41 @@ func parseLDAP(f []string) (LDAPSource, error) {
 	if !strings.Contains(l.Base, "=") {
 		return l, fmt.Errorf("base %q: not a DN", l.Base)
 	}
-	rest := f[3:]
+	if err := l.options(f[3:]); err != nil {
+		return l, err
+	}
+	if l.StartTLS && u.Scheme != "ldap" {
+		return l, errors.New("starttls: only with ldap:// (ldaps:// is TLS from the start)")
+	}
+	return l, nil
+}
+
+// ldapSyntax is the ldap line's form, for errors.
+const ldapSyntax = "want: ldap URL base DN [bind DN PASSWORD-FILE] [filter F] [starttls] [ca FILE]"
+
+// options parses an ldap line's options after its base.
+func (l *LDAPSource) options(rest []string) error {
 	for len(rest) > 0 {
 		switch {
 		case rest[0] == "bind" && len(rest) >= 3 && l.BindDN == "":
 			if !strings.Contains(rest[1], "=") {
-				return l, fmt.Errorf("bind DN %q: not a DN", rest[1])
+				return fmt.Errorf("bind DN %q: not a DN", rest[1])
 			}
 			l.BindDN, l.PasswordFile, rest = rest[1], rest[2], rest[3:]
 		case rest[0] == "filter" && len(rest) >= 2 && l.Filter == "":
 			if !balancedFilter(rest[1]) {
-				return l, fmt.Errorf("filter %q: want a parenthesised LDAP filter", rest[1])
+				return fmt.Errorf("filter %q: want a parenthesised LDAP filter", rest[1])
 			}
 			l.Filter, rest = rest[1], rest[2:]
+		case rest[0] == "starttls" && !l.StartTLS:
+			l.StartTLS, rest = true, rest[1:]
+		case rest[0] == "ca" && len(rest) >= 2 && l.CAFile == "":
+			l.CAFile, rest = rest[1], rest[2:]
 		default:
-			return l, fmt.Errorf("option %q: unknown, incomplete or given twice (want bind DN PASSWORD-FILE, filter F)", rest[0])
+			return fmt.Errorf("option %q: unknown, incomplete or given twice (%s)", rest[0], ldapSyntax)
 		}
 	}
-	return l, nil
+	return nil
 }
 
 // balancedFilter is a cheap shape check of an LDAP filter: "(...)" with
@@ -270,7 +291,11 @@ func (d Discover) Strings() []string {
 		out = append(out, s+" ports "+joinInts(z.Ports))
 	}
 	for _, l := range d.LDAP {
-		out = append(out, "ldap "+l.URL+" base "+l.Base)
+		s := "ldap " + l.URL + " base " + l.Base
+		if l.StartTLS {
+			s += " starttls"
+		}
+		out = append(out, s)
 	}
 	if d.AutoAdd {
 		out = append(out, "auto_add yes")

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -44,10 +43,7 @@ func (e *TransferError) Unwrap() error { return e.Err }
 // readTSIGSecret reads a TSIG secret file (relative to dir unless
 // absolute): its first line, base64 as in BIND's and NSD's key statements.
 func readTSIGSecret(dir string, t *TSIG) (string, error) {
-	p := t.SecretFile
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(dir, p)
-	}
+	p := inDir(dir, t.SecretFile)
 	raw, err := os.ReadFile(p)
 	if err != nil {
 		return "", fmt.Errorf("tsig secret: %w", err)

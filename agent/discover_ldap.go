@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,13 +46,11 @@ type LDAPCert struct {
 // it has one. A value that is no X.509 certificate is skipped and
 // counted.
 func ReadLDAP(src LDAPSource, dir string, timeout time.Duration) ([]LDAPCert, int, error) {
-	conn, err := ldap.DialURL(src.URL, ldap.DialWithDialer(&net.Dialer{Timeout: timeout}),
-		ldap.DialWithTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}))
+	conn, err := dialLDAP(src, dir, timeout)
 	if err != nil {
-		return nil, 0, fmt.Errorf("ldap %s: %w", src.URL, err)
+		return nil, 0, err
 	}
 	defer conn.Close()
-	conn.SetTimeout(timeout)
 	if src.BindDN != "" {
 		pw, err := readSecretFile(dir, src.PasswordFile)
 		if err != nil {
@@ -72,6 +71,55 @@ func ReadLDAP(src LDAPSource, dir string, timeout time.Duration) ([]LDAPCert, in
 		return nil, 0, fmt.Errorf("ldap search below %s: %w", src.Base, err)
 	}
 	return ldapCerts(res.Entries)
+}
+
+// dialLDAP connects to src's server: ldaps:// or, with starttls, ldap://
+// upgraded before anything else is sent; the server's certificate is
+// checked against src's CA file, or the system's roots without one.
+func dialLDAP(src LDAPSource, dir string, timeout time.Duration) (*ldap.Conn, error) {
+	u, err := url.Parse(src.URL)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.Hostname()}
+	if src.CAFile != "" {
+		if cfg.RootCAs, err = readCAFile(dir, src.CAFile); err != nil {
+			return nil, err
+		}
+	}
+	conn, err := ldap.DialURL(src.URL, ldap.DialWithDialer(&net.Dialer{Timeout: timeout}), ldap.DialWithTLSConfig(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("ldap %s: %w", src.URL, err)
+	}
+	conn.SetTimeout(timeout)
+	if src.StartTLS {
+		if err := conn.StartTLS(cfg); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("ldap %s: StartTLS: %w", src.URL, err)
+		}
+	}
+	return conn, nil
+}
+
+// readCAFile reads PEM CA certificates (relative to dir unless absolute).
+func readCAFile(dir, name string) (*x509.CertPool, error) {
+	raw, err := os.ReadFile(inDir(dir, name))
+	if err != nil {
+		return nil, fmt.Errorf("ca file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(raw) {
+		return nil, fmt.Errorf("ca file %s: no PEM certificate", inDir(dir, name))
+	}
+	return pool, nil
+}
+
+// inDir is name relative to dir unless absolute.
+func inDir(dir, name string) string {
+	if filepath.IsAbs(name) {
+		return name
+	}
+	return filepath.Join(dir, name)
 }
 
 // ldapCerts parses the certificates of entries.
@@ -101,10 +149,7 @@ func ldapCerts(entries []*ldap.Entry) ([]LDAPCert, int, error) {
 // readSecretFile reads the first line of a secret file (relative to dir
 // unless absolute).
 func readSecretFile(dir, name string) (string, error) {
-	p := name
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(dir, p)
-	}
+	p := inDir(dir, name)
 	raw, err := os.ReadFile(p)
 	if err != nil {
 		return "", fmt.Errorf("secret file: %w", err)

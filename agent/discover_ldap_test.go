@@ -3,13 +3,17 @@
 package agent
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/keychest/keychest-lined/internal/certtest"
+	"github.com/keychest/keychest-lined/internal/logcode"
 	"github.com/keychest/keychest-lined/internal/slapdtest"
 )
 
@@ -61,5 +65,76 @@ func TestReadLDAPPaged(t *testing.T) {
 	src.PasswordFile = "wrong.pw"
 	if _, _, err := ReadLDAP(src, dir, 10*time.Second); !ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
 		t.Errorf("wrong password: %v", err)
+	}
+}
+
+// ldapTLS is a slapd speaking TLS; a password file and its CA's PEM
+// (ca.pem) are in dir.
+func ldapTLS(t *testing.T, dir string) slapdtest.TLS {
+	t.Helper()
+	urls := slapdtest.StartTLS(t, ldapEntries(t, 3))
+	os.WriteFile(filepath.Join(dir, "ldap.pw"), []byte(slapdtest.Password+"\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "ca.pem"), urls.CA, 0o600)
+	return urls
+}
+
+// ldaps:// and StartTLS read the store with the server's CA from a "ca"
+// file; on the same server, a bind without TLS is refused (slapd asks
+// for confidentiality), so StartTLS did encrypt.
+func TestReadLDAPOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	urls := ldapTLS(t, dir)
+	for _, src := range []LDAPSource{
+		{URL: urls.LDAPS, CAFile: "ca.pem"},
+		{URL: urls.Plain, StartTLS: true, CAFile: filepath.Join(dir, "ca.pem")},
+	} {
+		src.Base, src.BindDN, src.PasswordFile = slapdtest.Base, slapdtest.Agent, "ldap.pw"
+		if certs, _, err := ReadLDAP(src, dir, 10*time.Second); err != nil || len(certs) != 4 {
+			t.Errorf("%s starttls=%v: %d certificates, %v", src.URL, src.StartTLS, len(certs), err)
+		}
+	}
+	plain := LDAPSource{URL: urls.Plain, Base: slapdtest.Base, BindDN: slapdtest.Agent, PasswordFile: "ldap.pw"}
+	if _, _, err := ReadLDAP(plain, dir, 10*time.Second); !ldap.IsErrorWithCode(err, ldap.LDAPResultConfidentialityRequired) {
+		t.Errorf("a bind without TLS: %v", err)
+	}
+}
+
+// A server whose certificate the configured CA did not sign (here: the
+// system's roots, and another CA) is not read: AGT0532, nothing posted,
+// the agent carries on; the password is never sent (the bind comes after
+// the handshake) nor logged.
+func TestLDAPWrongCAIsRefused(t *testing.T) {
+	other, err := certtest.NewCA("Someone Else", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, opts string }{
+		{"ldaps, system roots", ""},
+		{"ldaps, other CA", " ca other.pem"},
+		{"starttls, other CA", " starttls ca other.pem"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "tls")
+			os.Mkdir(dir, 0o700)
+			urls := ldapTLS(t, dir)
+			url := urls.LDAPS
+			if strings.Contains(c.opts, "starttls") {
+				url = urls.Plain
+			}
+			line := "ldap " + url + " base " + slapdtest.Base + " bind " + slapdtest.Agent + " " + filepath.Join(dir, "ldap.pw") +
+				strings.ReplaceAll(c.opts, "other.pem", filepath.Join(dir, "other.pem")) + "\n"
+			os.WriteFile(filepath.Join(dir, "other.pem"), other.PEM, 0o600)
+			a, adir, ds := discoverAgent(t, line, nsdSecret)
+			if err := a.Once(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			seen, raw := entries(t, adir)
+			if seen[logcode.AgentLDAPFailed] != 1 || seen[logcode.AgentLDAPRead] != 0 || len(ds.posts) != 0 {
+				t.Errorf("codes %v, %d posts:\n%s", seen, len(ds.posts), raw)
+			}
+			if !strings.Contains(raw, "certificate") || strings.Contains(raw, slapdtest.Password) {
+				t.Errorf("the log: %s", raw)
+			}
+		})
 	}
 }

@@ -45,7 +45,8 @@ type DiscoveredReply struct {
 }
 
 // LoadDiscover applies the ownership rule to DIR/discover.conf (a missing
-// file discovers nothing) and parses it.
+// file discovers nothing), parses it, and applies the rule to the files
+// it names (CheckDiscoverFiles).
 func LoadDiscover(dir string, uid int) (Discover, error) {
 	p := filepath.Join(dir, DiscoverFile)
 	if err := checkOwner(p, uid, false); err != nil {
@@ -55,7 +56,11 @@ func LoadDiscover(dir string, uid int) (Discover, error) {
 	if err != nil && !os.IsNotExist(err) {
 		return Discover{}, err
 	}
-	return ParseDiscover(string(raw))
+	d, err := ParseDiscover(string(raw))
+	if err != nil {
+		return Discover{}, err
+	}
+	return d, CheckDiscoverFiles(d, dir, uid)
 }
 
 // loadDiscover is LoadDiscover for Open, logging a refusal under its code.
@@ -63,7 +68,7 @@ func (a *Agent) loadDiscover() error {
 	d, err := LoadDiscover(a.cfg.Dir, a.cfg.UID)
 	if oe := (*OwnershipError)(nil); err != nil && errors.As(err, &oe) {
 		a.event(a.Log.Error(), logcode.AgentInsecureFiles).Str("path", oe.Path).Err(err).
-			Msg("refusing to start: discover.conf is writable by others")
+			Msg("refusing to start: discover.conf or a file it names is loose")
 		return err
 	}
 	if err != nil {
@@ -153,6 +158,25 @@ func (a *Agent) discoverIfDue(ctx context.Context, force bool) bool {
 		os.Chtimes(stamp, now, now)
 	}
 	return true
+}
+
+// discoverBeside starts, for run, a discovery pass in a goroutine of
+// its own when none is under way, so that a long transfer or LDAP read
+// never holds up the jobs: the first after the start is forced, the
+// others wait for --discover-every (a pass whose post failed is forced
+// again). Run waits for it before it returns.
+func (a *Agent) discoverBeside(ctx context.Context) {
+	if !a.discovering.CompareAndSwap(false, true) {
+		return
+	}
+	a.discoveryDone.Add(1)
+	go func() {
+		defer a.discoveryDone.Done()
+		defer a.discovering.Store(false)
+		if a.discoverIfDue(ctx, !a.discovered.Load()) {
+			a.discovered.Store(true)
+		}
+	}()
 }
 
 func trimDot(s string) string {

@@ -16,6 +16,7 @@ zone corp.example server 10.20.0.53:53 tsig agent-key:hmac-sha256:tsig.secret po
 zone Lab.Example. server ns.lab.example:5353   # no key, default port
 ldap ldaps://ldap.corp.example base "ou=PKI, dc=corp,dc=example" bind cn=agent,dc=corp,dc=example /etc/keychest-agent/ldap.pw filter (objectClass=pkiUser)
 ldap ldap://127.0.0.1:389 base dc=x
+ldap ldap://ldap.corp.example base dc=x starttls ca ldap-ca.pem
 auto_add yes
 `
 	d, err := ParseDiscover(text)
@@ -32,6 +33,7 @@ auto_add yes
 			{URL: "ldaps://ldap.corp.example", Base: "ou=PKI, dc=corp,dc=example", BindDN: "cn=agent,dc=corp,dc=example",
 				PasswordFile: "/etc/keychest-agent/ldap.pw", Filter: "(objectClass=pkiUser)", Line: 4},
 			{URL: "ldap://127.0.0.1:389", Base: "dc=x", Line: 5},
+			{URL: "ldap://ldap.corp.example", Base: "dc=x", StartTLS: true, CAFile: "ldap-ca.pem", Line: 6},
 		},
 		AutoAdd: true,
 	}
@@ -74,6 +76,10 @@ func TestParseDiscoverRefuses(t *testing.T) {
 		"ldap ldap://x base dc=x filter objectClass=x",      // unparenthesised
 		"ldap ldap://x base dc=x filter (a=b))(",            // unbalanced
 		"ldap ldap://x base dc=x filter (a=b) filter (c=d)", // twice
+		"ldap ldaps://x base dc=x starttls",                 // ldaps is TLS already
+		"ldap ldap://x base dc=x starttls starttls",         // twice
+		"ldap ldap://x base dc=x ca",                        // ca without a file
+		"ldap ldap://x base dc=x ca a.pem ca b.pem",         // twice
 		`ldap ldap://x base "dc=x`,                          // unterminated quote
 		`ldap ldap://x base "dc=x"y`,                        // text after a quote
 		"auto_add",

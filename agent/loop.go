@@ -49,7 +49,9 @@ func (a *Agent) Contact(ctx context.Context) (Beat, error) {
 	if err != nil {
 		return Beat{}, err
 	}
-	a.client.Key = id.APIKey
+	if a.client.Key != id.APIKey { // written only when it changes: a discovery pass may be reading it
+		a.client.Key = id.APIKey
+	}
 	sum, err := a.Summary()
 	if err != nil {
 		return Beat{}, err
@@ -139,7 +141,8 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 		}
 	}
 	b := Backoff{Base: a.cfg.RetryBase, Max: 5 * time.Minute}
-	failing, discoverNow := false, true
+	failing := false
+	defer a.discoveryDone.Wait()
 	for {
 		wait := Jitter(a.cfg.Heartbeat, 0.1)
 		beat, err := a.Contact(ctx)
@@ -161,8 +164,8 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 			if beat.HeartbeatSeconds > 0 {
 				wait = Jitter(time.Duration(beat.HeartbeatSeconds)*time.Second, 0.1)
 			}
-			if beat.Claimed && a.discoverIfDue(ctx, discoverNow) {
-				discoverNow = false
+			if beat.Claimed {
+				a.discoverBeside(ctx)
 			}
 			if beat.Claimed {
 				// The long-poll for jobs is the wait until the next heartbeat.

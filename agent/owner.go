@@ -58,6 +58,53 @@ func checkOwner(path string, uid int, isDir bool) error {
 	return nil
 }
 
+// CheckDiscoverFiles applies the rule of allow.conf to the files
+// discover.conf names (relative to dir unless absolute): each TSIG secret
+// and LDAP password file, and each LDAP CA file, must be a regular file
+// owned by root or uid and writable by neither group nor others; a
+// secret must not be readable by others either (the agent's group may
+// read it). A file that does not exist yet is no error here: the source
+// then fails when read (AGT0530, AGT0532).
+func CheckDiscoverFiles(d Discover, dir string, uid int) error {
+	var secrets, others []string
+	for _, z := range d.Zones {
+		if z.TSIG != nil {
+			secrets = append(secrets, z.TSIG.SecretFile)
+		}
+	}
+	for _, l := range d.LDAP {
+		if l.PasswordFile != "" {
+			secrets = append(secrets, l.PasswordFile)
+		}
+		if l.CAFile != "" {
+			others = append(others, l.CAFile)
+		}
+	}
+	for _, f := range others {
+		if err := checkOwner(inDir(dir, f), uid, false); err != nil {
+			return err
+		}
+	}
+	for _, f := range secrets {
+		if err := checkSecret(inDir(dir, f), uid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkSecret is checkOwner for a file holding a secret, which others
+// may not read either.
+func checkSecret(path string, uid int) error {
+	if err := checkOwner(path, uid, false); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o004 != 0 {
+		return &OwnershipError{path, fmt.Sprintf("mode %04o: a secret readable by others (chmod o-r)", fi.Mode().Perm())}
+	}
+	return nil
+}
+
 // dirMode and fileMode are the modes the agent creates DIR and its files with.
 const (
 	dirMode  fs.FileMode = 0o700

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/keychest/keychest-lined/internal/logcode"
 )
 
 func TestCheckOwnership(t *testing.T) {
@@ -87,5 +90,49 @@ func TestEnsureDirMode(t *testing.T) {
 	fi, err := os.Stat(dir)
 	if err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("DIR mode %v, %v", fi.Mode().Perm(), err)
+	}
+}
+
+// The files discover.conf names follow allow.conf's rule, and a secret
+// (a TSIG secret, an LDAP password) may not be readable by others either;
+// a CA file may. Open refuses a loose one with AGT0501, naming it.
+func TestOpenRefusesLooseDiscoverFiles(t *testing.T) {
+	for _, c := range []struct {
+		file string
+		mode os.FileMode
+		ok   bool
+	}{
+		{"tsig.secret", 0o600, true},
+		{"tsig.secret", 0o640, true}, // root:keychest-agent 0640
+		{"tsig.secret", 0o644, false},
+		{"tsig.secret", 0o620, false},
+		{"ldap.pw", 0o640, true},
+		{"ldap.pw", 0o604, false},
+		{"ldap.pw", 0o602, false},
+		{"ldap-ca.pem", 0o644, true},
+		{"ldap-ca.pem", 0o664, false},
+	} {
+		dir := filepath.Join(t.TempDir(), "keychest-agent")
+		os.Mkdir(dir, 0o700)
+		conf := "zone corp.example server 127.0.0.1:53 tsig k:hmac-sha256:tsig.secret\n" +
+			"ldap ldap://127.0.0.1 base dc=x bind cn=a,dc=x " + filepath.Join(dir, "ldap.pw") + " starttls ca ldap-ca.pem\n"
+		os.WriteFile(filepath.Join(dir, DiscoverFile), []byte(conf), 0o600)
+		for _, f := range []string{"tsig.secret", "ldap.pw", "ldap-ca.pem"} {
+			os.WriteFile(filepath.Join(dir, f), []byte("x\n"), 0o600)
+		}
+		os.Chmod(filepath.Join(dir, c.file), c.mode)
+		a, err := Open(Config{Dir: dir, Server: "http://127.0.0.1:1", UID: os.Getuid()})
+		if a != nil {
+			a.Close()
+		}
+		if c.ok {
+			if err != nil {
+				t.Errorf("%s %04o: refused: %v", c.file, c.mode, err)
+			}
+			continue
+		}
+		if seen, raw := entries(t, dir); err == nil || seen[logcode.AgentInsecureFiles] != 1 || !strings.Contains(raw, c.file) {
+			t.Errorf("%s %04o: %v, codes %v", c.file, c.mode, err, seen)
+		}
 	}
 }

@@ -73,9 +73,11 @@ func roundDays(d time.Duration) string {
 
 // watchLDAPCerts opens, raises and closes the expiry findings of the
 // certificates read from LDAP stores: it leases the rows due, judges
-// them and writes them back like probes (findings, alert mails).
-func (m *Monitor) watchLDAPCerts(ctx context.Context, wall time.Time) {
-	if wall.Sub(m.ldapAt) < max(m.cfg.Poll, ldapEvery) {
+// them and writes them back like probes (findings, alert mails). It looks
+// about every minute, and at once (at most once a poll) when poked: an
+// agent's post brought new certificates or gone ones.
+func (m *Monitor) watchLDAPCerts(ctx context.Context, wall time.Time, poked bool) {
+	if since := wall.Sub(m.ldapAt); since < max(m.cfg.Poll, ldapEvery) && !(poked && since >= m.cfg.Poll) {
 		return
 	}
 	m.ldapAt = wall

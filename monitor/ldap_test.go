@@ -161,3 +161,55 @@ func keysOf(m map[string][]store.Mail) []string {
 	}
 	return out
 }
+
+// A certificate gone from its store is deleted (its row, its target and
+// its closed finding) by the housekeeping once it has been gone longer
+// than the history kept (KEYCHEST_MONITOR_HISTORY), but not while its
+// finding is still open; one still in the store is kept whatever its age.
+func TestGoneLDAPCertificatesArePruned(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	now := w.clock()
+	k := w.ldapAgent("owner@example.com")
+	const soon, later, kept = "cn=soon,dc=x", "cn=later,dc=x", "cn=kept,dc=x"
+	b := store.CertBatch{AgentKey: k, Source: "ldap:ldap://127.0.0.1 dc=x", Certs: []store.DiscoveredCert{
+		ldapCert(soon, now, 5*24*time.Hour), ldapCert(later, now, 60*24*time.Hour), ldapCert(kept, now, 60*24*time.Hour)}}
+	if _, err := w.db.StoreDiscoveredCerts(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	m := w.monitor("m1")
+	w.round(m)
+	b.Certs = b.Certs[2:] // soon (its finding open) and later are gone
+	if _, err := w.db.StoreDiscoveredCerts(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	left := func() string {
+		var s []string
+		rows, _ := w.sql.Query(ctx, `SELECT d.dn || '/' || count(t.id) || '/' || count(f.id) FROM discovered_certs d
+			LEFT JOIN mon_targets t ON t.discovered_cert = d.id LEFT JOIN mon_findings f ON f.target_id = t.id
+			GROUP BY d.dn ORDER BY d.dn`)
+		for rows.Next() {
+			var r string
+			rows.Scan(&r)
+			s = append(s, r)
+		}
+		return strings.Join(s, " ")
+	}
+	// Within the history: nothing goes.
+	if _, err := w.db.Housekeep(ctx, time.Now().Add(-400*24*time.Hour)); err != nil || left() != kept+"/1/0 "+later+"/1/0 "+soon+"/1/1" {
+		t.Fatalf("within the history: %q %v", left(), err)
+	}
+	// Gone longer than the history: later goes; soon waits for its
+	// finding to close.
+	if _, err := w.db.Housekeep(ctx, time.Now().Add(time.Minute)); err != nil || left() != kept+"/1/0 "+soon+"/1/1" {
+		t.Fatalf("past the history, soon's finding open: %q %v", left(), err)
+	}
+	m.ldapAt = time.Time{}
+	w.round(m)
+	if _, err := w.db.Housekeep(ctx, time.Now().Add(time.Minute)); err != nil || left() != kept+"/1/0" {
+		t.Fatalf("past the history, soon's finding closed: %q %v", left(), err)
+	}
+	if n := w.count(`SELECT count(*) FROM mon_targets WHERE discovered_cert IS NULL AND name LIKE 'cn=%'`); n != 0 {
+		t.Fatalf("%d targets left without their certificate", n)
+	}
+}

@@ -361,7 +361,7 @@ func (m *Monitor) maintain(ctx context.Context) {
 		}
 	}
 	m.watchAgents(ctx, wall)
-	m.watchLDAPCerts(ctx, wall)
+	m.watchLDAPCerts(ctx, wall, poked)
 	if wall.Sub(m.houseAt) >= time.Hour {
 		m.houseAt = wall
 		if n, err := m.store.Housekeep(ctx, now.Add(-m.cfg.History)); err == nil && n > 0 {

@@ -4,10 +4,12 @@
 # keychest-bench (a new connection per command, like the shell clients),
 # measures Redis and pgbench on the same machine in the same run, and
 # writes docs/benchmarks.md. Each figure is the median of REPEAT runs of
-# SECONDS each. Takes about eight minutes.
+# SECONDS each. Takes about ten minutes.
 #   scripts/bench.sh agent   only keychest-agent's figures
 #                            (scripts/bench-agent.sh, about a minute),
 #                            replacing their section of docs/benchmarks.md
+#   scripts/bench.sh discovery  only discovery's figures (scripts/bench-
+#                            discovery.sh, about two minutes), likewise
 set -Eeuo pipefail
 # A failing step stops the run (set -e); say which one.
 trap 'echo "bench: failed at scripts/bench.sh line $LINENO (exit $?); see .local/bench/*.err" >&2' ERR
@@ -17,16 +19,28 @@ SECONDS_EACH=${SECONDS_EACH:-5}
 HOSTILE_SECONDS=${HOSTILE_SECONDS:-7}
 OUT=${OUT:-docs/benchmarks.md}
 
-if [ "${1:-}" = agent ]; then
-	section=$(scripts/bench-agent.sh)
+# replace HEADING SCRIPT: run SCRIPT alone and put what it prints in
+# place of $OUT's "## HEADING" section.
+replace() {
+	local section
+	section=$("$2")
 	# drop the old section (up to the next "## " heading), then append the new one
-	awk '/^## keychest-agent$/ {skip = 1; next} skip && /^## / {skip = 0} !skip' "$OUT" |
+	awk -v h="## $1" '$0 == h {skip = 1; next} skip && /^## / {skip = 0} !skip' "$OUT" |
 		sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' >"$OUT.new"
 	printf '%s\n' "$section" >>"$OUT.new"
 	mv "$OUT.new" "$OUT"
-	echo "bench: keychest-agent figures written to $OUT" >&2
+	echo "bench: $1 figures written to $OUT" >&2
+}
+case "${1:-}" in
+agent)
+	replace keychest-agent scripts/bench-agent.sh
 	exit 0
-fi
+	;;
+discovery)
+	replace discovery scripts/bench-discovery.sh
+	exit 0
+	;;
+esac
 
 scripts/deps.sh bench
 load_start=$(cut -d' ' -f1-3 /proc/loadavg) # other work on the machine skews every figure
@@ -344,3 +358,8 @@ echo "bench: monitor figures added to $OUT" >&2
 # per relayed probe and its idle RSS, on a PostgreSQL of its own.
 scripts/bench-agent.sh >>"$OUT"
 echo "bench: keychest-agent figures added to $OUT" >&2
+
+# Discovery (issue 23): a zone and an LDAP store read by the agent, and
+# the service storing what it posts, on a PostgreSQL of its own.
+scripts/bench-discovery.sh >>"$OUT"
+echo "bench: discovery figures added to $OUT" >&2

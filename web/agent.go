@@ -93,6 +93,7 @@ type agentAPI struct {
 	log     zerolog.Logger
 	limits  AgentLimits
 	proxies []netip.Prefix
+	watch   func() // Deps.Watch
 }
 
 // agentTimeout bounds one call's database work.
@@ -103,7 +104,7 @@ func mountAgent(mux *http.ServeMux, d Deps) {
 	if d.Agents == nil {
 		return
 	}
-	h := &agentAPI{st: d.Agents, log: d.Log, limits: d.AgentLimits.orDefaults(), proxies: d.Proxies}
+	h := &agentAPI{st: d.Agents, log: d.Log, limits: d.AgentLimits.orDefaults(), proxies: d.Proxies, watch: d.Watch}
 	mux.HandleFunc("POST "+agent.PathRegister, h.register)
 	mux.HandleFunc("POST "+agent.PathHeartbeat, h.heartbeat)
 	mux.HandleFunc("POST "+agent.PathClaimCode, h.claimCode)

@@ -56,6 +56,9 @@ func (h *agentAPI) ldapCerts(w http.ResponseWriter, r *http.Request) {
 	h.log.Info().Str("code", logcode.DiscoveredCertsStored).Time("event_time", time.Now()).Str("subject", ref.Prefix).
 		Str("remote", ip.String()).Str("source", b.Source).Int("certificates", len(b.Certs)).Int("skipped", skipped).
 		Int("new", c.New).Int("seen", c.Seen).Int("gone", c.Gone).Msg("LDAP certificates stored")
+	if h.watch != nil && c.New+c.Gone > 0 {
+		h.watch()
+	}
 	writeJSON(w, agent.LDAPCertsReply{New: c.New, Seen: c.Seen, Gone: c.Gone, Skipped: skipped})
 }
 

@@ -60,4 +60,7 @@ type Deps struct {
 	// DefaultAgentLimits'.
 	Agents      AgentStore
 	AgentLimits AgentLimits
+	// Watch, when set, is called after an agent's post stored new LDAP
+	// certificates or marked some gone: the monitor judges them at once.
+	Watch func()
 }

@@ -185,7 +185,8 @@ func start(cfg Config, log zerolog.Logger) (*app, error) {
 			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	}
 	a.web = &http.Server{Handler: web.New(web.Deps{Tokens: a.db, Accounts: a.db, ACME: a.db, ACMELimits: acmeLimits(cfg),
-		Metrics: webMetrics, Proxies: proxies, Log: log, Agents: a.db, AgentLimits: agentLimits(cfg, roots)}), ReadHeaderTimeout: 10 * time.Second,
+		Metrics: webMetrics, Proxies: proxies, Log: log, Agents: a.db, AgentLimits: agentLimits(cfg, roots),
+		Watch: a.pokeMonitor}), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute}
 	return a, nil
 }

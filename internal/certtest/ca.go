@@ -17,6 +17,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"sync/atomic"
 	"time"
 )
@@ -87,8 +88,17 @@ func (ca *CA) Issue(l Leaf) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, err
 	}
+	var dnsNames []string
+	var ips []net.IP
+	for _, n := range l.Names { // an address is an IP SAN
+		if ip := net.ParseIP(n); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			dnsNames = append(dnsNames, n)
+		}
+	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(ca.serial.Add(1)),
-		Subject: pkix.Name{CommonName: l.Names[0]}, DNSNames: l.Names,
+		Subject: pkix.Name{CommonName: l.Names[0]}, DNSNames: dnsNames, IPAddresses: ips,
 		NotBefore: l.NotBefore, NotAfter: l.NotAfter,
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	if ca.CRLURL != "" {

@@ -23,7 +23,7 @@ const (
 	AgentServerBack = "AGT0201"
 	// AgentDialRefused (AGT0403): a connection was refused by allow.conf; no packet was sent.
 	AgentDialRefused = "AGT0403"
-	// AgentInsecureFiles (AGT0501): DIR or allow.conf is writable by others: the agent refuses to start.
+	// AgentInsecureFiles (AGT0501): DIR, allow.conf, discover.conf or a file it names is loose: the agent refuses to start.
 	AgentInsecureFiles = "AGT0501"
 	// AgentBadAllow (AGT0502): allow.conf does not parse: the agent refuses to start.
 	AgentBadAllow = "AGT0502"
