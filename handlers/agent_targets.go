@@ -51,7 +51,8 @@ func (m *Mux) addSite(ctx context.Context, req *lineproto.Request) (lineproto.Re
 	if serr != nil {
 		return lineproto.Reply{}, serr
 	}
-	out, serr := st.AddSiteTarget(ctx, store.NewSiteTarget{Key: ref, Site: site, Name: d.Name, Port: d.Port, IP: req.Remote})
+	out, serr := st.AddSiteTarget(ctx, store.NewSiteTarget{Key: ref, Site: site, Name: d.Name, Port: d.Port, IP: req.Remote,
+		MaxPerKey: m.cfg.MaxDomainsPerKey})
 	switch {
 	case errors.Is(serr, store.ErrNoSite):
 		return lineproto.Reply{}, lineproto.Errorf(lineproto.CodeNotFound, "no claimed agent of this account serves site %s: see \"command agents\"", site)

@@ -15,7 +15,8 @@ import (
 // probed only through the site's agents.
 type SiteTargets interface {
 	// AddSiteTarget records name:port behind site for the key's account;
-	// ErrNoSite unless a claimed agent of the account serves the site.
+	// ErrNoSite unless a claimed agent of the account serves the site,
+	// ErrDomainLimit past the key's cap (its public domains count too).
 	AddSiteTarget(ctx context.Context, t NewSiteTarget) (AddOutcome, error)
 	// SiteTargetStatus reads one target of the key behind a site, with how
 	// many agents of its site called in within silentAfter; ErrNotFound
@@ -44,6 +45,9 @@ type NewSiteTarget struct {
 	Name string
 	Port int
 	IP   netip.Addr
+	// MaxPerKey refuses with ErrDomainLimit an add past this many names
+	// of the key, public and behind sites together (0: no limit).
+	MaxPerKey int
 }
 
 // SiteTargetResult is a job's verdict on its target.
@@ -64,23 +68,27 @@ type SiteTargetStatus struct {
 // ErrNoSite is an add behind a site that no claimed agent of the account serves.
 var ErrNoSite error = ownError("no claimed agent of this account serves this site")
 
-// AddSiteTarget records a target behind a site.
+// AddSiteTarget records a target behind a site. It holds the key's lock
+// (lockKeysSQL, as a batch of public adds does), so that adds of one key,
+// public or behind a site, wait for each other and its cap is exact.
 func (p *Postgres) AddSiteTarget(ctx context.Context, t NewSiteTarget) (AddOutcome, error) {
 	var out AddOutcome
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockKeysSQL, [][]byte{t.Key.Hash[:]}); err != nil {
+			return err
+		}
 		account, err := ownerAccount(ctx, tx, t.Key)
 		if err != nil {
 			return err
 		}
+		if err := siteAddRoom(ctx, tx, account, t); err != nil {
+			return err
+		}
 		var inserted bool
 		err = tx.QueryRow(ctx, `INSERT INTO agent_targets (account_id, api_key_id, site, name, port, created_ip)
-			SELECT $1, k.id, $3, $4, $5, $6 FROM api_keys k
-			WHERE k.key_hash = $2 AND EXISTS (SELECT 1 FROM agents WHERE account_id = $1 AND site = $3)
+			SELECT $1, k.id, $3, $4, $5, $6 FROM api_keys k WHERE k.key_hash = $2
 			ON CONFLICT (api_key_id, name, port) DO UPDATE SET site = excluded.site
 			RETURNING xmax = 0`, account, t.Key.Hash[:], t.Site, t.Name, t.Port, inet(t.IP)).Scan(&inserted)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrNoSite
-		}
 		if err != nil {
 			return err
 		}
@@ -94,6 +102,32 @@ func (p *Postgres) AddSiteTarget(ctx context.Context, t NewSiteTarget) (AddOutco
 		return err
 	})
 	return out, classify(err)
+}
+
+// keyHeldSQL is how many names key k holds against its cap
+// (KEYCHEST_MAX_DOMAINS_PER_KEY, one cap per key): its public domains
+// (domain_count) and its targets behind sites.
+const keyHeldSQL = `k.domain_count + (SELECT count(*) FROM agent_targets s WHERE s.api_key_id = k.id)`
+
+// siteAddRoom refuses an add behind a site that no claimed agent of the
+// account serves (ErrNoSite), or that would take the key past its cap
+// (ErrDomainLimit; a target the key holds already is no new one).
+func siteAddRoom(ctx context.Context, tx pgx.Tx, account int64, t NewSiteTarget) error {
+	var served, held bool
+	var count int
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM agents WHERE account_id = $2 AND site = $3),
+			EXISTS (SELECT 1 FROM agent_targets s WHERE s.api_key_id = k.id AND s.name = $4 AND s.port = $5),
+			`+keyHeldSQL+`
+		FROM api_keys k WHERE k.key_hash = $1`, t.Key.Hash[:], account, t.Site, t.Name, t.Port).Scan(&served, &held, &count)
+	switch {
+	case err != nil:
+		return err
+	case !served:
+		return ErrNoSite
+	case !held && t.MaxPerKey > 0 && count >= t.MaxPerKey:
+		return ErrDomainLimit
+	}
+	return nil
 }
 
 // SiteTargetStatus reads one target of the key behind a site: the
