@@ -22,6 +22,14 @@ type AccountView struct {
 	// ProposalsTotal counts them all.
 	Proposals      []Discovered
 	ProposalsTotal int
+	// SilentAgents are the account's agents with an open agent_silent
+	// finding.
+	SilentAgents []SilentAgent
+	// LDAPCerts are the certificates the account's agents read from LDAP
+	// stores (at most MaxPageLDAPCerts, soonest expiry first);
+	// LDAPCertsTotal counts them all.
+	LDAPCerts      []LDAPCertView
+	LDAPCertsTotal int
 }
 
 // DomainView is one domain on the account page: its status (the same as
@@ -71,7 +79,10 @@ func (p *Postgres) AccountPage(ctx context.Context, raw string) (AccountView, er
 		if v.Domains, err = pageDomains(ctx, tx, id); err != nil {
 			return err
 		}
-		v.Proposals, v.ProposalsTotal, err = pageProposals(ctx, tx, id)
+		if v.Proposals, v.ProposalsTotal, err = pageProposals(ctx, tx, id); err != nil {
+			return err
+		}
+		v.SilentAgents, v.LDAPCerts, v.LDAPCertsTotal, err = agentsAndLDAP(ctx, tx, id, MaxPageLDAPCerts)
 		return err
 	})
 	return v, classify(err)

@@ -63,6 +63,9 @@ type SiteTargetStatus struct {
 	Site       string
 	LiveAgents int
 	Status     CertStatus
+	// SilentAgents counts the site's agents with an open agent_silent
+	// finding.
+	SilentAgents int
 }
 
 // ErrNoSite is an add behind a site that no claimed agent of the account serves.
@@ -160,7 +163,8 @@ func (p *Postgres) SiteTargetStatus(ctx context.Context, k KeyRef, name string, 
 	if class != nil && *class == agentRefused {
 		s.Status.Class = *class
 	}
-	return s, nil
+	s.SilentAgents, err = p.siteSilentAgents(ctx, account, s.Site)
+	return s, classify(err)
 }
 
 // agentRefused is monitor.ClassAgentRefused (store imports no monitor).
