@@ -63,8 +63,8 @@ type Agent struct {
 	discover Discover
 	// discoveryFailed counts the sources the last discovery pass could not read.
 	discoveryFailed atomic.Int32
-	// emailAsked: the server took this process's claim-email request.
-	emailAsked atomic.Bool
+	// emailHeld: this process logged that it asks no more claim mails.
+	emailHeld atomic.Bool
 }
 
 // Open checks DIR and allow.conf and opens the log. It fails, with the
