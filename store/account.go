@@ -136,7 +136,8 @@ func pageDomains(ctx context.Context, tx pgx.Tx, account int64) ([]DomainView, e
 // leaving out those of keys that wait for the owner's approval.
 func pageSiteTargets(ctx context.Context, tx pgx.Tx, account int64) ([]DomainView, error) {
 	rows, err := tx.Query(ctx, `SELECT s.id, s.name, s.port, s.site FROM agent_targets s JOIN api_keys k ON k.id = s.api_key_id
-		JOIN accounts a ON a.id = k.account_id WHERE a.id = $1 AND `+activeDomain+` ORDER BY s.name, s.port, s.site, s.id`, account)
+		JOIN accounts a ON a.id = k.account_id WHERE a.id = $1 AND `+activeDomain+` AND `+liveSiteTarget("s")+`
+		ORDER BY s.name, s.port, s.site, s.id`, account)
 	if err != nil {
 		return nil, err
 	}

@@ -45,7 +45,7 @@ const lockKeysSQL = `SELECT 1 FROM api_keys WHERE key_hash = ANY($1::bytea[]) OR
 // equal rows in one batch is the one that adds. It answers one row per
 // input, by its position (1-based): the key's state, and whether the row
 // inserted, or found its domain already stored.
-const addDomainsSQL = `
+var addDomainsSQL = `
 WITH input AS (
     SELECT * FROM unnest($1::bytea[], $2::text[], $3::int[], $4::bool[], $5::inet[], $6::int[])
         WITH ORDINALITY AS i (key_hash, name, port, wildcard, ip, max_per_key, idx)

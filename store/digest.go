@@ -53,7 +53,7 @@ WITH mine AS (
     WHERE k.account_id = $1 AND ` + keyApproved + `
     UNION
     SELECT t.id FROM agent_targets s JOIN api_keys k ON k.id = s.api_key_id JOIN mon_targets t ON t.site_target = s.id
-    WHERE k.account_id = $1 AND ` + keyApproved + `
+    WHERE k.account_id = $1 AND t.active AND ` + keyApproved + `
 )
 SELECT e.at, t.name || ':' || t.port, 'renewed', e.detail
 FROM mon_events e JOIN mon_targets t ON t.id = e.target_id JOIN mine ON mine.id = t.id WHERE e.at >= $2
@@ -118,7 +118,8 @@ func (p *Postgres) DigestFor(ctx context.Context, email string) (Digest, error) 
 var digestAccountsSQL = `SELECT a.id, a.email FROM accounts a
 WHERE a.confirmed_at IS NOT NULL AND a.blocked_at IS NULL AND a.digest_off_at IS NULL
   AND (EXISTS (SELECT 1 FROM api_keys k JOIN domains d ON d.api_key_id = k.id WHERE k.account_id = a.id AND ` + activeDomain + `)
-    OR EXISTS (SELECT 1 FROM api_keys k JOIN agent_targets s ON s.api_key_id = k.id WHERE k.account_id = a.id AND ` + activeDomain + `)
+    OR EXISTS (SELECT 1 FROM api_keys k JOIN agent_targets s ON s.api_key_id = k.id WHERE k.account_id = a.id AND ` + activeDomain + `
+        AND ` + liveSiteTarget("s") + `)
     OR EXISTS (SELECT 1 FROM discovered d WHERE ` + openProposalsOf("a.id") + `)
     OR EXISTS (SELECT 1 FROM discovered_certs c WHERE c.account_id = a.id AND c.gone_at IS NULL))
   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.dedup_key = 'digest:' || a.id || ':' || $1)

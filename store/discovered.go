@@ -157,7 +157,7 @@ func autoAdd(ctx context.Context, tx pgx.Tx, account int64, site, source string,
 	tag, err := tx.Exec(ctx, `INSERT INTO agent_targets (account_id, api_key_id, site, name, port)
 		SELECT d.account_id, $4, d.site, d.name, d.port `+open+`
 		ORDER BY d.name, d.port
-		LIMIT greatest(0, least($6, $5 - (SELECT count(*) FROM agent_targets WHERE account_id = $1)))
+		LIMIT greatest(0, least($6, $5 - (SELECT count(*) FROM agent_targets s WHERE s.account_id = $1 AND `+liveSiteTarget("s")+`)))
 		ON CONFLICT (api_key_id, name, port) DO NOTHING`, account, site, source, key, MaxAutoAdd, room)
 	if err != nil {
 		return 0, 0, err
@@ -176,8 +176,7 @@ func (p *Postgres) AccountDiscovered(ctx context.Context, owner KeyRef) ([]Disco
 		}
 		rows, err := tx.Query(ctx, `SELECT '', d.site, d.name, d.port, d.source, d.addresses, d.first_seen, d.last_seen,
 				d.gone_at, d.ignored_at, false
-			FROM discovered d WHERE d.account_id = $1 AND d.ignored_at IS NULL
-			  AND NOT EXISTS (SELECT 1 FROM agent_targets t WHERE t.account_id = d.account_id AND t.name = d.name AND t.port = d.port)
+			FROM discovered d WHERE `+openProposalsSQL+`
 			ORDER BY d.site, d.name, d.port`, account)
 		if err != nil {
 			return err
@@ -208,7 +207,8 @@ func (p *Postgres) IgnoreDiscovered(ctx context.Context, owner KeyRef, name stri
 func (p *Postgres) AllDiscovered(ctx context.Context) ([]Discovered, error) {
 	rows, err := p.pool.Query(ctx, `SELECT a.email, d.site, d.name, d.port, d.source, d.addresses, d.first_seen, d.last_seen,
 			d.gone_at, d.ignored_at,
-			EXISTS (SELECT 1 FROM agent_targets t WHERE t.account_id = d.account_id AND t.name = d.name AND t.port = d.port)
+			EXISTS (SELECT 1 FROM agent_targets t WHERE t.account_id = d.account_id AND t.name = d.name AND t.port = d.port
+				AND `+liveSiteTarget("t")+`)
 		FROM discovered d JOIN accounts a ON a.id = d.account_id
 		ORDER BY a.email, d.site, d.name, d.port`)
 	if err != nil {

@@ -21,7 +21,8 @@ var openProposalsSQL = openProposalsOf("$1")
 // the SQL expression account.
 func openProposalsOf(account string) string {
 	return `d.account_id = ` + account + ` AND d.ignored_at IS NULL
-	AND NOT EXISTS (SELECT 1 FROM agent_targets t WHERE t.account_id = d.account_id AND t.name = d.name AND t.port = d.port)`
+	AND NOT EXISTS (SELECT 1 FROM agent_targets t WHERE t.account_id = d.account_id AND t.name = d.name AND t.port = d.port
+		AND ` + liveSiteTarget("t") + `)`
 }
 
 // pageProposals reads an account's open proposals for its page, live ones
