@@ -25,9 +25,10 @@ import (
 
 // liveSiteTarget is the condition under which agent_targets row alias
 // is a target (not removed): its monitor's row, if it has one yet, is
-// active.
+// active. A scalar subquery, not a NOT EXISTS: PostgreSQL would make that
+// an anti-join reading every inactive row (TestAddPlanUsesIndexes).
 func liveSiteTarget(alias string) string {
-	return `NOT EXISTS (SELECT 1 FROM mon_targets rm WHERE rm.site_target = ` + alias + `.id AND NOT rm.active)`
+	return `coalesce((SELECT rm.active FROM mon_targets rm WHERE rm.site_target = ` + alias + `.id), true)`
 }
 
 // removeSiteTargetSQL marks the key's live target ($1 key hash, $2 name,
