@@ -64,13 +64,13 @@ type Agent struct {
 	discover Discover
 	// discoveryFailed counts the sources the last discovery pass could not read.
 	discoveryFailed atomic.Int32
-	// emailAsked: the server took this process's claim-email request.
-	emailAsked atomic.Bool
 	// discovering: run's discovery pass is under way beside the job loop
 	// (discovered: one has succeeded since the start); discoveryDone
 	// ends when it finishes.
 	discovering, discovered atomic.Bool
 	discoveryDone           sync.WaitGroup
+	// emailHeld: this process logged that it asks no more claim mails.
+	emailHeld atomic.Bool
 }
 
 // Open checks DIR and allow.conf and opens the log. It fails, with the

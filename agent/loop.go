@@ -75,24 +75,6 @@ func (a *Agent) Contact(ctx context.Context) (Beat, error) {
 	return beat, nil
 }
 
-// askClaimMail asks the server, once per process and only while
-// unclaimed, to mail --email the link that claims this agent. The server
-// sends no second mail while the first one's link is live. A refusal (a
-// limit, a bad address) is logged and leaves the agent running.
-func (a *Agent) askClaimMail(ctx context.Context, id Identity) {
-	if a.cfg.Email == "" || a.emailAsked.Load() {
-		return
-	}
-	var ans ClaimEmailReply
-	if err := a.client.postJSON(ctx, PathClaimEmail, ClaimEmailRequest{Email: a.cfg.Email}, &ans); err != nil {
-		a.event(a.Log.Warn(), logcode.AgentClaimMailRefused).Str("id", id.ID).Err(err).Msg("claim by e-mail refused")
-		return
-	}
-	a.emailAsked.Store(true)
-	a.event(a.Log.Info(), logcode.AgentClaimMail).Str("id", id.ID).Str("email", a.cfg.Email).Bool("queued", ans.Queued).
-		Msg("claim by e-mail asked: the owner approves it from the mail")
-}
-
 // postLogs posts the spool in batches, dropping what the server took.
 func (a *Agent) postLogs(ctx context.Context) error {
 	if n := a.spool.Dropped(); n > 0 {

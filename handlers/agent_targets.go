@@ -51,7 +51,8 @@ func (m *Mux) addSite(ctx context.Context, req *lineproto.Request) (lineproto.Re
 	if serr != nil {
 		return lineproto.Reply{}, serr
 	}
-	out, serr := st.AddSiteTarget(ctx, store.NewSiteTarget{Key: ref, Site: site, Name: d.Name, Port: d.Port, IP: req.Remote})
+	out, serr := st.AddSiteTarget(ctx, store.NewSiteTarget{Key: ref, Site: site, Name: d.Name, Port: d.Port, IP: req.Remote,
+		MaxPerKey: m.cfg.MaxDomainsPerKey})
 	switch {
 	case errors.Is(serr, store.ErrNoSite):
 		return lineproto.Reply{}, lineproto.Errorf(lineproto.CodeNotFound, "no claimed agent of this account serves site %s: see \"command agents\"", site)
@@ -65,7 +66,9 @@ func (m *Mux) addSite(ctx context.Context, req *lineproto.Request) (lineproto.Re
 
 // certSite answers "cert" for a target behind a site, with site=S; other
 // targets get the monitor's answer. A site without an agent that called
-// in within KEYCHEST_AGENT_SILENT_AFTER reads class agent_unavailable.
+// in within KEYCHEST_AGENT_SILENT_AFTER reads class agent_unavailable;
+// one with agents that have an open agent_silent finding ends its line
+// with agent_silent=N, how many.
 func (m *Mux) certSite(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
 	st := m.sites
 	if st == nil {
@@ -85,8 +88,11 @@ func (m *Mux) certSite(ctx context.Context, req *lineproto.Request) (lineproto.R
 	if s.LiveAgents == 0 {
 		s.Status.State, s.Status.Class = "unknown", string(monitor.ClassAgentUnavailable)
 	}
-	return lineproto.Reply{Data: CertLine(s.Status, time.Now()) + " site=" + s.Site, Code: lineproto.CodeOK,
-		Text: fmt.Sprintf("certificate of %s:%d", d.Name, d.Port)}, nil
+	data := CertLine(s.Status, time.Now()) + " site=" + s.Site
+	if s.SilentAgents > 0 {
+		data += fmt.Sprintf(" agent_silent=%d", s.SilentAgents)
+	}
+	return lineproto.Reply{Data: data, Code: lineproto.CodeOK, Text: fmt.Sprintf("certificate of %s:%d", d.Name, d.Port)}, nil
 }
 
 // silentAfter is KEYCHEST_AGENT_SILENT_AFTER, or its default.

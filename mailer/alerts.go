@@ -68,7 +68,12 @@ func (c Composer) digest(d store.Digest, now time.Time) (subject, body string) {
 			problems++
 		}
 	}
-	subject = fmt.Sprintf("KeyChest weekly: %s watched, %s", words.Count(len(d.Domains), "certificate"),
+	for _, c := range d.LDAPCerts {
+		if c.Finding != "" {
+			problems++
+		}
+	}
+	subject = fmt.Sprintf("KeyChest weekly: %s watched, %s", words.Count(len(d.Domains)+d.LDAPCertsTotal, "certificate"),
 		map[bool]string{true: "all well", false: words.Count(problems, "with a problem", "with problems")}[problems == 0])
 	var b strings.Builder
 	fmt.Fprintf(&b, "Your certificates, soonest expiry first:\n\n")
@@ -93,6 +98,7 @@ func (c Composer) digest(d store.Digest, now time.Time) (subject, body string) {
 		b.WriteString("\n")
 	}
 	b.WriteString("\n")
+	digestAgents(&b, d, now)
 	if d.NewProposals > 0 {
 		fmt.Fprintf(&b, "%s by your agents: see `command discovered` or your account page.\n\n",
 			words.Count(d.NewProposals, "new endpoint discovered", "new endpoints discovered"))

@@ -22,6 +22,14 @@ type AccountView struct {
 	// ProposalsTotal counts them all.
 	Proposals      []Discovered
 	ProposalsTotal int
+	// SilentAgents are the account's agents with an open agent_silent
+	// finding.
+	SilentAgents []SilentAgent
+	// LDAPCerts are the certificates the account's agents read from LDAP
+	// stores (at most MaxPageLDAPCerts, soonest expiry first);
+	// LDAPCertsTotal counts them all.
+	LDAPCerts      []LDAPCertView
+	LDAPCertsTotal int
 }
 
 // DomainView is one domain on the account page: its status (the same as
@@ -71,7 +79,10 @@ func (p *Postgres) AccountPage(ctx context.Context, raw string) (AccountView, er
 		if v.Domains, err = pageDomains(ctx, tx, id); err != nil {
 			return err
 		}
-		v.Proposals, v.ProposalsTotal, err = pageProposals(ctx, tx, id)
+		if v.Proposals, v.ProposalsTotal, err = pageProposals(ctx, tx, id); err != nil {
+			return err
+		}
+		v.SilentAgents, v.LDAPCerts, v.LDAPCertsTotal, err = agentsAndLDAP(ctx, tx, id, MaxPageLDAPCerts)
 		return err
 	})
 	return v, classify(err)
@@ -125,7 +136,8 @@ func pageDomains(ctx context.Context, tx pgx.Tx, account int64) ([]DomainView, e
 // leaving out those of keys that wait for the owner's approval.
 func pageSiteTargets(ctx context.Context, tx pgx.Tx, account int64) ([]DomainView, error) {
 	rows, err := tx.Query(ctx, `SELECT s.id, s.name, s.port, s.site FROM agent_targets s JOIN api_keys k ON k.id = s.api_key_id
-		JOIN accounts a ON a.id = k.account_id WHERE a.id = $1 AND `+activeDomain+` ORDER BY s.name, s.port, s.site, s.id`, account)
+		JOIN accounts a ON a.id = k.account_id WHERE a.id = $1 AND `+activeDomain+` AND `+liveSiteTarget("s")+`
+		ORDER BY s.name, s.port, s.site, s.id`, account)
 	if err != nil {
 		return nil, err
 	}

@@ -22,10 +22,13 @@ import (
 //     and remove of those keys that committed before: its existence checks
 //     and counts are exact, with no second look.
 //
-// The count a key's cap is checked against is api_keys.domain_count, one
-// HOT update per key per batch. count(*) over the domains index would be
-// exact too (see above), but it costs a walk of up to the cap's 1,000
-// index entries per key per batch, where the counter costs one row.
+// The count a key's cap is checked against is keyHeldSQL: its public
+// domains (api_keys.domain_count, one HOT update per key per batch) and
+// its targets behind sites, which share the one cap. count(*) over the
+// domains index would be exact too (see above), but it costs a walk of up
+// to the cap's 1,000 index entries per key per batch, where the counter
+// costs one row; a key's targets behind sites are counted (usually none),
+// and AddSiteTarget takes the same key lock before it adds one.
 //
 // An add is audited by its own domains row (created_at, created_ip, the
 // key); the view audit_trail shows those rows as "domain.add" events
@@ -42,12 +45,12 @@ const lockKeysSQL = `SELECT 1 FROM api_keys WHERE key_hash = ANY($1::bytea[]) OR
 // equal rows in one batch is the one that adds. It answers one row per
 // input, by its position (1-based): the key's state, and whether the row
 // inserted, or found its domain already stored.
-const addDomainsSQL = `
+var addDomainsSQL = `
 WITH input AS (
     SELECT * FROM unnest($1::bytea[], $2::text[], $3::int[], $4::bool[], $5::inet[], $6::int[])
         WITH ORDINALITY AS i (key_hash, name, port, wildcard, ip, max_per_key, idx)
 ), keyed AS (
-    SELECT i.*, k.id AS key_id, k.domain_count, k.revoked_at IS NOT NULL AS revoked,
+    SELECT i.*, k.id AS key_id, ` + keyHeldSQL + ` AS domain_count, k.revoked_at IS NOT NULL AS revoked,
            coalesce(a.blocked_at IS NOT NULL, false) AS blocked,
            coalesce(a.confirmed_at IS NOT NULL, false) AND k.pending_at IS NULL AS confirmed,
            (SELECT true FROM domains d WHERE d.api_key_id = k.id AND d.name = i.name AND d.port = i.port

@@ -15,7 +15,8 @@ import (
 // probed only through the site's agents.
 type SiteTargets interface {
 	// AddSiteTarget records name:port behind site for the key's account;
-	// ErrNoSite unless a claimed agent of the account serves the site.
+	// ErrNoSite unless a claimed agent of the account serves the site,
+	// ErrDomainLimit past the key's cap (its public domains count too).
 	AddSiteTarget(ctx context.Context, t NewSiteTarget) (AddOutcome, error)
 	// SiteTargetStatus reads one target of the key behind a site, with how
 	// many agents of its site called in within silentAfter; ErrNotFound
@@ -44,6 +45,9 @@ type NewSiteTarget struct {
 	Name string
 	Port int
 	IP   netip.Addr
+	// MaxPerKey refuses with ErrDomainLimit an add past this many names
+	// of the key, public and behind sites together (0: no limit).
+	MaxPerKey int
 }
 
 // SiteTargetResult is a job's verdict on its target.
@@ -59,41 +63,84 @@ type SiteTargetStatus struct {
 	Site       string
 	LiveAgents int
 	Status     CertStatus
+	// SilentAgents counts the site's agents with an open agent_silent
+	// finding.
+	SilentAgents int
 }
 
 // ErrNoSite is an add behind a site that no claimed agent of the account serves.
 var ErrNoSite error = ownError("no claimed agent of this account serves this site")
 
-// AddSiteTarget records a target behind a site.
+// AddSiteTarget records a target behind a site. It holds the key's lock
+// (lockKeysSQL, as a batch of public adds does), so that adds of one key,
+// public or behind a site, wait for each other and its cap is exact.
 func (p *Postgres) AddSiteTarget(ctx context.Context, t NewSiteTarget) (AddOutcome, error) {
 	var out AddOutcome
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockKeysSQL, [][]byte{t.Key.Hash[:]}); err != nil {
+			return err
+		}
 		account, err := ownerAccount(ctx, tx, t.Key)
 		if err != nil {
 			return err
 		}
-		var inserted bool
-		err = tx.QueryRow(ctx, `INSERT INTO agent_targets (account_id, api_key_id, site, name, port, created_ip)
-			SELECT $1, k.id, $3, $4, $5, $6 FROM api_keys k
-			WHERE k.key_hash = $2 AND EXISTS (SELECT 1 FROM agents WHERE account_id = $1 AND site = $3)
-			ON CONFLICT (api_key_id, name, port) DO UPDATE SET site = excluded.site
-			RETURNING xmax = 0`, account, t.Key.Hash[:], t.Site, t.Name, t.Port, inet(t.IP)).Scan(&inserted)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrNoSite
-		}
+		held, err := siteAddRoom(ctx, tx, account, t)
 		if err != nil {
 			return err
 		}
-		out = map[bool]AddOutcome{true: DomainAdded, false: DomainExists}[inserted]
+		out = map[bool]AddOutcome{false: DomainAdded, true: DomainExists}[held]
+		if _, err := tx.Exec(ctx, upsertSiteTargetSQL, account, t.Key.Hash[:], t.Site, t.Name, t.Port, inet(t.IP), held); err != nil {
+			return err
+		}
 		// The monitor's row of the target, which the central monitor never
-		// leases (it is not public): its findings, history and alerts.
+		// leases (it is not public): its findings, history and alerts; a
+		// removed target's row (its history) is taken up again.
 		_, err = tx.Exec(ctx, `INSERT INTO mon_targets (name, port, site_target)
 			SELECT s.name, s.port, s.id FROM agent_targets s JOIN api_keys k ON k.id = s.api_key_id
 			WHERE k.key_hash = $1 AND s.name = $2 AND s.port = $3
-			ON CONFLICT (site_target) DO NOTHING`, t.Key.Hash[:], t.Name, t.Port)
+			ON CONFLICT (site_target) DO UPDATE SET active = true, removed_at = NULL WHERE NOT mon_targets.active`,
+			t.Key.Hash[:], t.Name, t.Port)
 		return err
 	})
 	return out, classify(err)
+}
+
+// keyHeldSQL is how many names key k holds against its cap
+// (KEYCHEST_MAX_DOMAINS_PER_KEY, one cap per key): its public domains
+// (domain_count) and its targets behind sites.
+var keyHeldSQL = `k.domain_count + (SELECT count(*) FROM agent_targets s WHERE s.api_key_id = k.id AND ` + liveSiteTarget("s") + `)`
+
+// upsertSiteTargetSQL records the key's target behind a site: a new one,
+// one the key holds ($7: moved to the site given), or one it removed
+// (added anew: due now, with when and from where).
+const upsertSiteTargetSQL = `INSERT INTO agent_targets (account_id, api_key_id, site, name, port, created_ip)
+	SELECT $1, k.id, $3, $4, $5, $6 FROM api_keys k WHERE k.key_hash = $2
+	ON CONFLICT (api_key_id, name, port) DO UPDATE SET site = excluded.site,
+		next_due = CASE WHEN $7 THEN agent_targets.next_due ELSE now() END,
+		created_at = CASE WHEN $7 THEN agent_targets.created_at ELSE now() END,
+		created_ip = CASE WHEN $7 THEN agent_targets.created_ip ELSE excluded.created_ip END`
+
+// siteAddRoom refuses an add behind a site that no claimed agent of the
+// account serves (ErrNoSite), or that would take the key past its cap
+// (ErrDomainLimit; a target the key holds already is no new one, and
+// says so: held).
+func siteAddRoom(ctx context.Context, tx pgx.Tx, account int64, t NewSiteTarget) (held bool, err error) {
+	var served bool
+	var count int
+	err = tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM agents WHERE account_id = $2 AND site = $3),
+			EXISTS (SELECT 1 FROM agent_targets s WHERE s.api_key_id = k.id AND s.name = $4 AND s.port = $5
+				AND `+liveSiteTarget("s")+`),
+			`+keyHeldSQL+`
+		FROM api_keys k WHERE k.key_hash = $1`, t.Key.Hash[:], account, t.Site, t.Name, t.Port).Scan(&served, &held, &count)
+	switch {
+	case err != nil:
+		return false, err
+	case !served:
+		return false, ErrNoSite
+	case !held && t.MaxPerKey > 0 && count >= t.MaxPerKey:
+		return false, ErrDomainLimit
+	}
+	return held, nil
 }
 
 // SiteTargetStatus reads one target of the key behind a site: the
@@ -108,7 +155,7 @@ func (p *Postgres) SiteTargetStatus(ctx context.Context, k KeyRef, name string, 
 			(SELECT count(*) FROM agents g WHERE g.account_id = t.account_id AND g.site = t.site
 			 AND g.last_seen_at > now() - $4::interval)
 		FROM agent_targets t JOIN api_keys k ON k.id = t.api_key_id
-		WHERE k.key_hash = $1 AND t.name = $2 AND t.port = $3`, k.Hash[:], name, port, silentAfter).
+		WHERE k.key_hash = $1 AND t.name = $2 AND t.port = $3 AND `+liveSiteTarget("t"), k.Hash[:], name, port, silentAfter).
 		Scan(&id, &account, &s.Site, &class, &s.LiveAgents)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return s, ErrNotFound
@@ -126,7 +173,8 @@ func (p *Postgres) SiteTargetStatus(ctx context.Context, k KeyRef, name string, 
 	if class != nil && *class == agentRefused {
 		s.Status.Class = *class
 	}
-	return s, nil
+	s.SilentAgents, err = p.siteSilentAgents(ctx, account, s.Site)
+	return s, classify(err)
 }
 
 // agentRefused is monitor.ClassAgentRefused (store imports no monitor).
@@ -169,20 +217,18 @@ func (p *Postgres) SetSiteTargetResult(ctx context.Context, job int64, r SiteTar
 	return classify(err)
 }
 
-// RemoveSiteTarget deletes a target of the key behind a site; false when
+// RemoveSiteTarget removes a target of the key behind a site, keeping
+// its history as a removed public domain's (site_removal.go); false when
 // the key has none such.
 func (p *Postgres) RemoveSiteTarget(ctx context.Context, k KeyRef, name string, port int) (bool, error) {
-	tag, err := p.pool.Exec(ctx, `DELETE FROM agent_targets t USING api_keys k
-		WHERE k.id = t.api_key_id AND k.key_hash = $1 AND k.revoked_at IS NULL AND t.name = $2 AND t.port = $3`,
-		k.Hash[:], name, port)
-	return err == nil && tag.RowsAffected() > 0, classify(err)
+	return p.removeSiteTarget(ctx, k, name, port)
 }
 
 // CheckSiteTarget makes a target of the key behind a site due now; false
 // when the key has none such.
 func (p *Postgres) CheckSiteTarget(ctx context.Context, k KeyRef, name string, port int) (bool, error) {
 	tag, err := p.pool.Exec(ctx, `UPDATE agent_targets t SET next_due = least(next_due, now()) FROM api_keys k
-		WHERE k.id = t.api_key_id AND k.key_hash = $1 AND k.revoked_at IS NULL AND t.name = $2 AND t.port = $3`,
-		k.Hash[:], name, port)
+		WHERE k.id = t.api_key_id AND k.key_hash = $1 AND k.revoked_at IS NULL AND t.name = $2 AND t.port = $3
+		  AND `+liveSiteTarget("t"), k.Hash[:], name, port)
 	return err == nil && tag.RowsAffected() > 0, classify(err)
 }

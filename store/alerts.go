@@ -30,7 +30,7 @@ const ownersSQL = `
 SELECT a.id, a.email
 FROM (SELECT d.api_key_id FROM mon_targets t JOIN domains d ON d.name = t.name AND d.port = t.port WHERE t.id = $1 AND t.public
       UNION ALL
-      SELECT s.api_key_id FROM mon_targets t JOIN agent_targets s ON s.id = t.site_target WHERE t.id = $1) o
+      SELECT s.api_key_id FROM mon_targets t JOIN agent_targets s ON s.id = t.site_target WHERE t.id = $1 AND t.active) o
 JOIN api_keys k ON k.id = o.api_key_id JOIN accounts a ON a.id = k.account_id
 WHERE ` + activeDomain + ` AND a.alerts_off_at IS NULL AND ($2::bigint = 0 OR a.id = $2)
 UNION

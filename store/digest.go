@@ -21,6 +21,13 @@ type Digest struct {
 	// NewProposals counts the endpoints the account's agents discovered
 	// for the first time since Since that are neither ignored nor added.
 	NewProposals int
+	// SilentAgents are the account's agents with an open agent_silent
+	// finding; LDAPCerts the certificates its agents read from LDAP
+	// stores (at most MaxDigestLDAPCerts, soonest expiry first), of
+	// LDAPCertsTotal.
+	SilentAgents   []SilentAgent
+	LDAPCerts      []LDAPCertView
+	LDAPCertsTotal int
 }
 
 // DigestChange is one line of "what changed this week".
@@ -46,7 +53,7 @@ WITH mine AS (
     WHERE k.account_id = $1 AND ` + keyApproved + `
     UNION
     SELECT t.id FROM agent_targets s JOIN api_keys k ON k.id = s.api_key_id JOIN mon_targets t ON t.site_target = s.id
-    WHERE k.account_id = $1 AND ` + keyApproved + `
+    WHERE k.account_id = $1 AND t.active AND ` + keyApproved + `
 )
 SELECT e.at, t.name || ':' || t.port, 'renewed', e.detail
 FROM mon_events e JOIN mon_targets t ON t.id = e.target_id JOIN mine ON mine.id = t.id WHERE e.at >= $2
@@ -81,7 +88,10 @@ func digestOf(ctx context.Context, q pgx.Tx, account int64, _ time.Duration) (Di
 	if d.Changes, err = pgx.CollectRows(rows, pgx.RowToStructByPos[DigestChange]); err != nil {
 		return d, err
 	}
-	d.NewProposals, err = newProposals(ctx, q, account, d.Since)
+	if d.NewProposals, err = newProposals(ctx, q, account, d.Since); err != nil {
+		return d, err
+	}
+	d.SilentAgents, d.LDAPCerts, d.LDAPCertsTotal, err = agentsAndLDAP(ctx, q, account, MaxDigestLDAPCerts)
 	return d, err
 }
 
@@ -100,8 +110,23 @@ func (p *Postgres) DigestFor(ctx context.Context, email string) (Digest, error) 
 	return d, classify(err)
 }
 
-// QueueDigests queues this week's digest for every confirmed, unblocked
-// account that has active domains and has not turned the digest off, once
+// digestAccountsSQL picks the accounts due this week's digest ($1): every
+// confirmed, unblocked account that has not turned the digest off, has
+// not had this week's, and has something to be told of: an active
+// domain, or a target behind a site of an approved working key, an open
+// proposal, or a certificate from an LDAP store.
+var digestAccountsSQL = `SELECT a.id, a.email FROM accounts a
+WHERE a.confirmed_at IS NOT NULL AND a.blocked_at IS NULL AND a.digest_off_at IS NULL
+  AND (EXISTS (SELECT 1 FROM api_keys k JOIN domains d ON d.api_key_id = k.id WHERE k.account_id = a.id AND ` + activeDomain + `)
+    OR EXISTS (SELECT 1 FROM api_keys k JOIN agent_targets s ON s.api_key_id = k.id WHERE k.account_id = a.id AND ` + activeDomain + `
+        AND ` + liveSiteTarget("s") + `)
+    OR EXISTS (SELECT 1 FROM discovered d WHERE ` + openProposalsOf("a.id") + `)
+    OR EXISTS (SELECT 1 FROM discovered_certs c WHERE c.account_id = a.id AND c.gone_at IS NULL))
+  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.dedup_key = 'digest:' || a.id || ':' || $1)
+ORDER BY a.id`
+
+// QueueDigests queues this week's digest for every account
+// digestAccountsSQL picks, once
 // the week's digest moment (finding.DigestMoment) has passed. The dedup key (account and week)
 // makes it once a week whatever number of monitors run. It reports how
 // many it queued.
@@ -114,10 +139,7 @@ func (p *Postgres) QueueDigests(ctx context.Context, now time.Time, weekday time
 	queued := 0
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		queued = 0
-		rows, err := tx.Query(ctx, `SELECT DISTINCT a.id, a.email FROM accounts a
-			JOIN api_keys k ON k.account_id = a.id JOIN domains d ON d.api_key_id = k.id
-			WHERE `+activeDomain+` AND a.digest_off_at IS NULL
-			  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.dedup_key = 'digest:' || a.id || ':' || $1)`, week)
+		rows, err := tx.Query(ctx, digestAccountsSQL, week)
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,8 @@ package store
 
 import (
 	"context"
+	"errors"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -46,11 +48,17 @@ type DiscoveredBatch struct {
 	Source     string // "axfr:ZONE"
 	AutoAdd    bool
 	Candidates []DiscoveredName
+	// MaxPerKey is the cap of the key auto_add adds through
+	// (KEYCHEST_MAX_DOMAINS_PER_KEY; 0: no limit).
+	MaxPerKey int
 }
 
 // DiscoveredCounts says what a batch did.
 type DiscoveredCounts struct {
 	Proposed, Seen, Gone, Added int
+	// Left counts, with auto_add, the source's open proposals it did not
+	// add: the key's cap (or MaxAutoAdd) was reached.
+	Left int
 }
 
 // Discovered is one proposal.
@@ -84,7 +92,7 @@ func (p *Postgres) StoreDiscovered(ctx context.Context, b DiscoveredBatch) (Disc
 		if c, err = upsertDiscovered(ctx, tx, ag.account, ag.site, ag.id, b); err != nil || !b.AutoAdd {
 			return err
 		}
-		c.Added, err = autoAdd(ctx, tx, ag.account, ag.site, b.Source)
+		c.Added, c.Left, err = autoAdd(ctx, tx, ag.account, ag.site, b.Source, b.MaxPerKey)
 		return err
 	})
 	return c, classify(err)
@@ -124,19 +132,38 @@ func upsertDiscovered(ctx context.Context, tx pgx.Tx, account int64, site string
 
 // autoAdd adds the source's live proposals that are neither ignored nor
 // targets yet behind the site, through the account's oldest working key,
-// while the account has fewer than MaxAutoAdd targets behind sites.
-func autoAdd(ctx context.Context, tx pgx.Tx, account int64, site, source string) (int, error) {
+// while the account has fewer than MaxAutoAdd targets behind sites and
+// the key is under its cap (maxPerKey, 0: none; its public domains count
+// too). It holds the key's lock as AddSiteTarget does. It reports how
+// many it added, and how many of those proposals it left (the cap).
+func autoAdd(ctx context.Context, tx pgx.Tx, account int64, site, source string, maxPerKey int) (added, left int, err error) {
+	var key int64
+	var held int
+	err = tx.QueryRow(ctx, `SELECT k.id, `+keyHeldSQL+` FROM api_keys k JOIN accounts a ON a.id = k.account_id
+		WHERE k.account_id = $1 AND k.revoked_at IS NULL AND a.confirmed_at IS NOT NULL AND a.blocked_at IS NULL
+		ORDER BY k.id LIMIT 1 FOR NO KEY UPDATE OF k`, account).Scan(&key, &held)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	room := math.MaxInt32
+	if maxPerKey > 0 {
+		room = max(0, maxPerKey-held)
+	}
+	const open = `FROM discovered d WHERE d.account_id = $1 AND d.site = $2 AND d.source = $3 AND d.gone_at IS NULL AND d.ignored_at IS NULL
+		  AND NOT EXISTS (SELECT 1 FROM agent_targets t WHERE t.account_id = $1 AND t.name = d.name AND t.port = d.port)`
 	tag, err := tx.Exec(ctx, `INSERT INTO agent_targets (account_id, api_key_id, site, name, port)
-		SELECT d.account_id, k.id, d.site, d.name, d.port
-		FROM discovered d
-		JOIN accounts a ON a.id = d.account_id AND a.confirmed_at IS NOT NULL AND a.blocked_at IS NULL
-		CROSS JOIN LATERAL (SELECT id FROM api_keys WHERE account_id = $1 AND revoked_at IS NULL ORDER BY id LIMIT 1) k
-		WHERE d.account_id = $1 AND d.site = $2 AND d.source = $3 AND d.gone_at IS NULL AND d.ignored_at IS NULL
-		  AND NOT EXISTS (SELECT 1 FROM agent_targets t WHERE t.account_id = $1 AND t.name = d.name AND t.port = d.port)
+		SELECT d.account_id, $4, d.site, d.name, d.port `+open+`
 		ORDER BY d.name, d.port
-		LIMIT greatest(0, $4 - (SELECT count(*) FROM agent_targets WHERE account_id = $1))
-		ON CONFLICT (api_key_id, name, port) DO NOTHING`, account, site, source, MaxAutoAdd)
-	return int(tag.RowsAffected()), err
+		LIMIT greatest(0, least($6, $5 - (SELECT count(*) FROM agent_targets s WHERE s.account_id = $1 AND `+liveSiteTarget("s")+`)))
+		ON CONFLICT (api_key_id, name, port) DO NOTHING`, account, site, source, key, MaxAutoAdd, room)
+	if err != nil {
+		return 0, 0, err
+	}
+	err = tx.QueryRow(ctx, `SELECT count(*) `+open, account, site, source).Scan(&left)
+	return int(tag.RowsAffected()), left, err
 }
 
 // AccountDiscovered lists the account's open proposals.
@@ -149,8 +176,7 @@ func (p *Postgres) AccountDiscovered(ctx context.Context, owner KeyRef) ([]Disco
 		}
 		rows, err := tx.Query(ctx, `SELECT '', d.site, d.name, d.port, d.source, d.addresses, d.first_seen, d.last_seen,
 				d.gone_at, d.ignored_at, false
-			FROM discovered d WHERE d.account_id = $1 AND d.ignored_at IS NULL
-			  AND NOT EXISTS (SELECT 1 FROM agent_targets t WHERE t.account_id = d.account_id AND t.name = d.name AND t.port = d.port)
+			FROM discovered d WHERE `+openProposalsSQL+`
 			ORDER BY d.site, d.name, d.port`, account)
 		if err != nil {
 			return err
@@ -181,7 +207,8 @@ func (p *Postgres) IgnoreDiscovered(ctx context.Context, owner KeyRef, name stri
 func (p *Postgres) AllDiscovered(ctx context.Context) ([]Discovered, error) {
 	rows, err := p.pool.Query(ctx, `SELECT a.email, d.site, d.name, d.port, d.source, d.addresses, d.first_seen, d.last_seen,
 			d.gone_at, d.ignored_at,
-			EXISTS (SELECT 1 FROM agent_targets t WHERE t.account_id = d.account_id AND t.name = d.name AND t.port = d.port)
+			EXISTS (SELECT 1 FROM agent_targets t WHERE t.account_id = d.account_id AND t.name = d.name AND t.port = d.port
+				AND `+liveSiteTarget("t")+`)
 		FROM discovered d JOIN accounts a ON a.id = d.account_id
 		ORDER BY a.email, d.site, d.name, d.port`)
 	if err != nil {

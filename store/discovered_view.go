@@ -15,8 +15,15 @@ const MaxPageProposals = 500
 
 // openProposalsSQL picks an account's open proposals ($1: the account's
 // id): neither ignored nor already targets behind a site; gone ones stay.
-const openProposalsSQL = `d.account_id = $1 AND d.ignored_at IS NULL
-	AND NOT EXISTS (SELECT 1 FROM agent_targets t WHERE t.account_id = d.account_id AND t.name = d.name AND t.port = d.port)`
+var openProposalsSQL = openProposalsOf("$1")
+
+// openProposalsOf picks the open proposals d of the account whose id is
+// the SQL expression account.
+func openProposalsOf(account string) string {
+	return `d.account_id = ` + account + ` AND d.ignored_at IS NULL
+	AND NOT EXISTS (SELECT 1 FROM agent_targets t WHERE t.account_id = d.account_id AND t.name = d.name AND t.port = d.port
+		AND ` + liveSiteTarget("t") + `)`
+}
 
 // pageProposals reads an account's open proposals for its page, live ones
 // first, then by site, name and port, at most MaxPageProposals; it also

@@ -37,4 +37,4 @@ func (p *Postgres) AddTogether(ds []NewDomain) ([]AddResult, []error, int64) {
 func (p *Postgres) SweepFullBuckets() error { return p.sweepFullBuckets(context.Background()) }
 
 // AddDomainsSQL is the adds' set statement, for a test of its plan.
-const AddDomainsSQL = addDomainsSQL
+var AddDomainsSQL = addDomainsSQL

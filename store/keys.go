@@ -59,12 +59,12 @@ func (p *Postgres) KeyStatus(ctx context.Context, k KeyRef) (KeyStatus, error) {
 	var email *string
 	err := p.pool.QueryRow(ctx, `SELECT a.email, coalesce(a.confirmed_at IS NOT NULL, false) AND `+keyApproved+`,
 			coalesce(a.blocked_at IS NOT NULL, false), k.revoked_at IS NOT NULL,
-			k.domain_count + (SELECT count(*) FROM agent_targets s WHERE s.api_key_id = k.id), k.created_at,
+			`+keyHeldSQL+`, k.created_at,
 			(SELECT count(*) FROM domains d JOIN mon_targets t ON t.public AND t.name = d.name AND t.port = d.port
 			 WHERE d.api_key_id = k.id AND t.active AND `+targetInTrouble+`
 			   AND coalesce(`+activeDomain+`, false))
 			+ (SELECT count(*) FROM agent_targets s JOIN mon_targets t ON t.site_target = s.id
-			   WHERE s.api_key_id = k.id AND `+targetInTrouble+` AND coalesce(`+activeDomain+`, false))
+			   WHERE s.api_key_id = k.id AND t.active AND `+targetInTrouble+` AND coalesce(`+activeDomain+`, false))
 		FROM api_keys k LEFT JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = $1`,
 		k.Hash[:]).Scan(&email, &s.Confirmed, &s.Blocked, &s.Revoked, &s.Domains, &s.CreatedAt, &s.Problems)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -88,7 +88,7 @@ func (p *Postgres) KeyDomains(ctx context.Context, k KeyRef) ([]Domain, error) {
 	}
 	rows, err := p.pool.Query(ctx, `SELECT s.name, s.port, false, k.key_prefix, coalesce(`+activeDomain+`, false), s.created_at, s.site
 		FROM agent_targets s JOIN api_keys k ON k.id = s.api_key_id LEFT JOIN accounts a ON a.id = k.account_id
-		WHERE k.key_hash = $1 ORDER BY s.created_at, s.id`, k.Hash[:])
+		WHERE k.key_hash = $1 AND `+liveSiteTarget("s")+` ORDER BY s.created_at, s.id`, k.Hash[:])
 	if err != nil {
 		return nil, classify(err)
 	}

@@ -131,7 +131,7 @@ func accountNames(cond string) string {
 	return `(t.public AND EXISTS (SELECT 1 FROM domains d JOIN api_keys k ON k.id = d.api_key_id
 		JOIN accounts a ON a.id = k.account_id WHERE ` + cond + ` AND d.name = t.name AND d.port = t.port)
 	OR EXISTS (SELECT 1 FROM agent_targets s JOIN api_keys k ON k.id = s.api_key_id
-		JOIN accounts a ON a.id = k.account_id WHERE ` + cond + ` AND s.id = t.site_target))`
+		JOIN accounts a ON a.id = k.account_id WHERE ` + cond + ` AND s.id = t.site_target AND t.active))`
 }
 
 // Findings lists findings, newest first: all, or only open ones, of every

@@ -156,6 +156,7 @@ func (p *Postgres) Housekeep(ctx context.Context, cutoff time.Time) (int64, erro
 	var deleted int64
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		for _, q := range []string{
+			purgeRemovedSiteTargetsSQL,
 			`DELETE FROM mon_targets WHERE NOT active AND removed_at < $1`,
 			`DELETE FROM mon_findings WHERE closed_at < $1`,
 			`DELETE FROM mon_observations WHERE ended_at < $1`,

@@ -88,7 +88,7 @@ func (p *Postgres) UseToken(ctx context.Context, action, raw string, ip netip.Ad
 			return err
 		}
 		if t.info.Action == "agent_approve" {
-			return giveAgent(ctx, tx, t.accountID, t.agentID, ip)
+			return giveAgent(ctx, tx, t.accountID, t.agentID, ip, "link")
 		}
 		return applyAction(ctx, tx, t.info.Action, t.accountID, t.keyID, ip, "link")
 	})
@@ -113,7 +113,8 @@ WHERE account_id = $1 AND pending_at IS NOT NULL AND revoked_at IS NULL
 // if it was not) gets the agent, and it is audited. ErrAgentClaimed, with
 // nothing changed (the link stays unused), when the agent was claimed
 // meanwhile (by code, or another address's mail) or the account is blocked.
-func giveAgent(ctx context.Context, tx pgx.Tx, accountID int64, agentID *int64, ip netip.Addr) error {
+// by is who gave it: "link" (the mail's button) or "cli" (the operator).
+func giveAgent(ctx context.Context, tx pgx.Tx, accountID int64, agentID *int64, ip netip.Addr, by string) error {
 	if agentID == nil {
 		return errors.New("agent_approve token without an agent")
 	}
@@ -126,8 +127,8 @@ func giveAgent(ctx context.Context, tx pgx.Tx, accountID int64, agentID *int64, 
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO audit (remote_ip, action, key_prefix, detail)
 		SELECT $1, 'agent.claim', g.key_prefix, jsonb_build_object('agent', g.agent_id, 'account', $2::bigint,
-			'claimed', g.account_id = $2, 'by', 'link')
-		FROM agents g WHERE g.id = $3`, inet(ip), accountID, *agentID)
+			'claimed', g.account_id = $2, 'by', $4::text)
+		FROM agents g WHERE g.id = $3`, inet(ip), accountID, *agentID, by)
 	return err
 }
 

@@ -54,6 +54,10 @@ type accountView struct {
 	Proposals           []proposalRow
 	ProposalsTotal      int
 	ProposalsNote       string // how many more than shown; "" when all are
+	SilentAgents        []silentRow
+	LDAPCerts           []ldapRow
+	LDAPCertsTotal      int
+	LDAPNote            string // how many more than shown; "" when all are
 }
 
 // proposalRow is one endpoint an agent discovered: text from the agent
@@ -95,6 +99,8 @@ func accountModel(v store.AccountView, now time.Time) accountView {
 	m.Summary = words.Count(len(v.Domains), "domain") + ", " + words.Count(problems, "with a problem", "with problems")
 	m.Proposals, m.ProposalsNote = proposalsModel(v.Proposals, v.ProposalsTotal)
 	m.ProposalsTotal = max(v.ProposalsTotal, len(m.Proposals))
+	m.SilentAgents, m.LDAPCerts, m.LDAPNote = agentsModel(v, now)
+	m.LDAPCertsTotal = max(v.LDAPCertsTotal, len(m.LDAPCerts))
 	return m
 }
 

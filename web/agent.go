@@ -44,6 +44,9 @@ type AgentLimits struct {
 	// Roots are the CAs relayed probes trust besides a site's own
 	// (KEYCHEST_MONITOR_CA_FILE); nil: the system's.
 	Roots *x509.CertPool
+	// MaxDomainsPerKey caps what auto_add adds through a key, its public
+	// domains counted (KEYCHEST_MAX_DOMAINS_PER_KEY; 0: no limit).
+	MaxDomainsPerKey int
 }
 
 // DefaultAgentLimits are the agent API's defaults.
@@ -70,6 +73,7 @@ func (l AgentLimits) orDefaults() AgentLimits {
 	}
 	d.Roots = l.Roots
 	d.ClaimsPerIPHour, d.MailsPerDay = l.ClaimsPerIPHour, l.MailsPerDay
+	d.MaxDomainsPerKey = l.MaxDomainsPerKey
 	return d
 }
 

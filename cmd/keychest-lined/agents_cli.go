@@ -18,6 +18,35 @@ import (
 func init() {
 	subcommands["agents"] = subcommand{"every keychest-agent: id, account, site, host, version, last seen, state", "", listAgents}
 	subcommands["agent-logs"] = subcommand{"the last 1000 log entries a keychest-agent posted (--agent ID; --json: as posted)", "", agentLogs}
+	subcommands["approve-agent"] = subcommand{"give a keychest-agent to the account its live claim mail (run --email) went to, as the mail's button does (--agent ID; --email E when mails to several addresses wait)", "", approveAgent}
+}
+
+// approveAgent approves an agent's claim by mail for the owner.
+func approveAgent(ctx context.Context, db operatorStore, a cliArgs, out io.Writer) error {
+	if a.agent == "" {
+		return errors.New("--agent is required (its id, as \"keychest-lined agents\" shows it)")
+	}
+	email, err := db.ApproveAgentClaim(ctx, a.agent, a.email)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("no claim mail waits for agent %s%s: none asked, or its link expired or was used", a.agent, forEmail(a.email))
+	case errors.Is(err, store.ErrAmbiguousClaim):
+		return errors.New("claim mails to several addresses wait for agent " + a.agent + ": name one with --email")
+	case errors.Is(err, store.ErrAgentClaimed):
+		return errors.New("agent " + a.agent + " is claimed already, or the mail's account is blocked: nothing changed")
+	case err != nil:
+		return err
+	}
+	_, err = fmt.Fprintf(out, "agent %s given to %s\n", a.agent, email)
+	return err
+}
+
+// forEmail is " to E", or "" without an address.
+func forEmail(email string) string {
+	if email == "" {
+		return ""
+	}
+	return " to " + email
 }
 
 // agentLogLimit is how many entries agent-logs prints.

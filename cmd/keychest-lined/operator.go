@@ -43,6 +43,9 @@ type operatorStore interface {
 	ACMEActivities(ctx context.Context, email string) ([]store.ACMEActivity, error)
 	// AllAgents and AgentLogs read the keychest-agents (agents_cli.go).
 	store.AgentAdmin
+	// ApproveAgentClaim gives an agent to the account its live claim
+	// mail (run --email) was sent to, as the mail's button does.
+	ApproveAgentClaim(ctx context.Context, agentID, email string) (string, error)
 }
 
 // The database is the operator's store: a method whose signature drifts

@@ -206,7 +206,7 @@ var (
 func agentLimits(c Config, roots *x509.CertPool) web.AgentLimits {
 	return web.AgentLimits{JobTTL: c.AgentJobTTL, LogKeep: time.Duration(c.AgentLogDays) * 24 * time.Hour,
 		Policy: c.MonitorConfig.policy(), AlertBatch: c.AlertBatch, Roots: roots,
-		ClaimsPerIPHour: c.ClaimsPerIPHour, MailsPerDay: c.MailsPerDay}
+		ClaimsPerIPHour: c.ClaimsPerIPHour, MailsPerDay: c.MailsPerDay, MaxDomainsPerKey: c.MaxDomainsPerKey}
 }
 
 // acmeLimits are the ACME endpoint's settings.

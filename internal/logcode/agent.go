@@ -38,6 +38,9 @@ const (
 	// AgentClaimMailRefused (AGT0508): the server refused to mail the
 	// claim link (--email): a bad address, a limit; the agent runs on.
 	AgentClaimMailRefused = "AGT0508"
+	// AgentClaimMailHeld (AGT0509): --email: no claim mail is asked any
+	// more for this address, as its links expired unanswered.
+	AgentClaimMailHeld = "AGT0509"
 )
 
 // Codes of keychest-lined's agent API (/api/v1/agent/).

@@ -90,3 +90,42 @@ codes() {
 	# the spooled log reached the server once claimed
 	[ "$(sql 'SELECT count(*) > 0 FROM agent_logs')" = t ]
 }
+
+@test "once --email from a crontab-like loop (bash, ksh93): one claim mail per link lifetime, not one per run; the operator's approve-agent claims it" {
+	dir=$BATS_TEST_TMPDIR/agent-mail
+	cron_line='"$AGENT" once -e "$DIR" --server "$SERVER" --for 20s --site lab --email owner@example.org'
+	for sh in bash ksh93 bash ksh93; do # the crontab line, in either shell
+		run env AGENT="$ROOT/bin/keychest-agent" DIR="$dir" SERVER="http://$WEB" "$sh" -c "$cron_line"
+		echo "$sh: $output"
+		[ "$status" -eq 0 ]
+	done
+	cat "$dir/agent.log"
+	mails() { sql "SELECT count(*) FROM outbox WHERE kind = 'agent_claim' AND to_email = 'owner@example.org'"; }
+	[ "$(mails)" = 1 ]
+	[ "$(grep -c '"code":"AGT0005"' "$dir/agent.log")" = 1 ]
+	[ "$(stat -c %a "$dir/claim-mail.json")" = 600 ]
+	# Seven days on: the link expired, unanswered. The next run asks once more.
+	sql "UPDATE tokens SET expires_at = now() - interval '1 second' WHERE action = 'agent_approve'" >/dev/null
+	python3 - "$dir/claim-mail.json" <<'PY'
+import json, sys, datetime
+p = sys.argv[1]
+s = json.load(open(p))
+s["last"] = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=7, minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+json.dump(s, open(p, "w"))
+PY
+	for sh in ksh93 bash; do
+		run env AGENT="$ROOT/bin/keychest-agent" DIR="$dir" SERVER="http://$WEB" "$sh" -c "$cron_line"
+		[ "$status" -eq 0 ]
+	done
+	[ "$(mails)" = 2 ]
+	# The owner cannot find the mail; the operator approves the claim for them.
+	id=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$dir/identity.json")
+	run env KEYCHEST_DATABASE_URL="$DB_URL" "$ROOT/bin/keychest-lined" approve-agent --agent "$id"
+	echo "$output"
+	[ "$status" -eq 0 ] && [[ $output == "agent $id given to owner@example.org" ]]
+	run env AGENT="$ROOT/bin/keychest-agent" DIR="$dir" SERVER="http://$WEB" bash -c "$cron_line"
+	[ "$status" -eq 0 ]
+	grep -q '"code":"AGT0003"' "$dir/agent.log" # claimed
+	[ "$(mails)" = 2 ]
+	[ "$(sql "SELECT a.email FROM agents g JOIN accounts a ON a.id = g.account_id WHERE g.agent_id = '$id'")" = owner@example.org ]
+}
