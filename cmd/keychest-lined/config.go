@@ -36,7 +36,7 @@ type Config struct {
 	RequestTimeout   time.Duration `envconfig:"REQUEST_TIMEOUT" default:"5s" desc:"longest time a database command may take; past it: 503"`
 	MaxConns         int           `envconfig:"MAX_CONNS" default:"15000" desc:"open connections in total (kept below the file limit); past it: 503"`
 	MaxConnsPerIP    int           `envconfig:"MAX_CONNS_PER_IP" default:"1000" desc:"open connections per client address; past it: 503"`
-	MaxDomainsPerKey int           `envconfig:"MAX_DOMAINS_PER_KEY" default:"1000" desc:"domains one API key may register (0: no limit); past it: 403"`
+	MaxDomainsPerKey int           `envconfig:"MAX_DOMAINS_PER_KEY" default:"1000" desc:"domains one API key may register, public and behind sites together (0: no limit); past it: 403"`
 	StartupTimeout   time.Duration `envconfig:"STARTUP_TIMEOUT" default:"30s" desc:"how long to wait for the database at start"`
 	PProf            string        `envconfig:"PPROF" desc:"address for Go's pprof endpoints (e.g. 127.0.0.1:6060); empty: off"`
 	ProxyFrom        string        `envconfig:"PROXY_FROM" desc:"networks (CIDR or addresses, comma-separated) of proxies whose PROXY protocol header (line port) and X-Forwarded-For (web listener) are believed; empty: none"`
