@@ -27,25 +27,42 @@ const maxAddresses = 16
 
 // TakeJobs asks for waiting jobs, waiting up to wait for one.
 func (a *Agent) TakeJobs(ctx context.Context, wait time.Duration) ([]Job, error) {
-	var ans JobsReply
-	err := a.client.postJSON(ctx, PathJobs, JobsRequest{Max: maxJobsAtOnce, WaitSeconds: int(wait / time.Second)}, &ans)
-	return ans.Jobs, rejected(err)
+	return a.takeJobs(ctx, maxJobsAtOnce, wait, nil)
 }
 
-// RunJobs runs jobs together and reports each one's result.
+// takeJobs reports results and asks for up to n waiting jobs (none when
+// n is 0), waiting up to wait for one. A result the server refused (its
+// job expired, say) is logged.
+func (a *Agent) takeJobs(ctx context.Context, n int, wait time.Duration, results []JobResult) ([]Job, error) {
+	var ans JobsReply
+	err := a.client.postJSON(ctx, PathJobs, JobsRequest{Max: n, WaitSeconds: int(wait / time.Second), Results: results}, &ans)
+	if err != nil {
+		if len(results) > 0 {
+			a.event(a.Log.Warn(), logcode.AgentServerDown).Int("results", len(results)).Err(err).Msg("job results not posted")
+		}
+		return nil, rejected(err)
+	}
+	for _, id := range ans.Refused {
+		a.event(a.Log.Warn(), logcode.AgentServerDown).Int64("job", id).Msg("job result refused: the job expired or is not this agent's")
+	}
+	return ans.Jobs, nil
+}
+
+// RunJobs runs jobs together and reports their results in one call.
 func (a *Agent) RunJobs(ctx context.Context, jobs []Job) {
+	results := make([]JobResult, len(jobs))
 	var wg sync.WaitGroup
-	for _, j := range jobs {
+	for i, j := range jobs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res := a.RunJob(ctx, j)
-			if err := a.client.postJSON(ctx, PathJobResult, res, nil); err != nil {
-				a.event(a.Log.Warn(), logcode.AgentServerDown).Int64("job", j.ID).Err(err).Msg("job result not posted")
-			}
+			results[i] = a.RunJob(ctx, j)
 		}()
 	}
 	wg.Wait()
+	if len(results) > 0 {
+		a.takeJobs(ctx, 0, 0, results)
+	}
 }
 
 // RunJob resolves the job's name with the agent's own resolver, and for

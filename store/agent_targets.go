@@ -3,9 +3,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,6 +31,8 @@ type SiteTargets interface {
 	JobRelayResults(ctx context.Context, job int64) ([][]byte, error)
 	// SetSiteTargetResult records a job's verdict on its target.
 	SetSiteTargetResult(ctx context.Context, job int64, r SiteTargetResult) error
+	// SetSiteTargetResults records jobs' verdicts in one transaction.
+	SetSiteTargetResults(ctx context.Context, rs []JobVerdict) error
 	// RemoveSiteTarget and CheckSiteTarget remove a target of the key
 	// behind a site, or make it due now; false when the key has none such.
 	RemoveSiteTarget(ctx context.Context, k KeyRef, name string, port int) (bool, error)
@@ -52,6 +56,12 @@ type SiteTargetResult struct {
 	NotAfter                     *time.Time
 	Addresses                    int
 	Next                         time.Duration // until the target's next probe
+}
+
+// JobVerdict is a job's verdict on its target.
+type JobVerdict struct {
+	Job    int64
+	Result SiteTargetResult
 }
 
 // SiteTargetStatus is a target behind a site as "cert" shows it.
@@ -159,14 +169,30 @@ func (p *Postgres) JobRelayResults(ctx context.Context, job int64) ([][]byte, er
 	return out, classify(err)
 }
 
+// setSiteTargetSQL records job $1's verdict on its target.
+const setSiteTargetSQL = `UPDATE agent_targets t SET checked_at = now(), state = coalesce(nullif($2, ''), t.state), class = nullif($3, ''), detail = $4,
+		issuer = $5, not_after = $6, addresses = $7, next_due = now() + $8::interval
+	FROM agent_jobs j WHERE j.id = $1 AND t.id = j.target_id`
+
 // SetSiteTargetResult records a job's verdict on its target (none for a
 // job without one).
 func (p *Postgres) SetSiteTargetResult(ctx context.Context, job int64, r SiteTargetResult) error {
-	_, err := p.pool.Exec(ctx, `UPDATE agent_targets t SET checked_at = now(), state = coalesce(nullif($2, ''), t.state), class = nullif($3, ''), detail = $4,
-			issuer = $5, not_after = $6, addresses = $7, next_due = now() + $8::interval
-		FROM agent_jobs j WHERE j.id = $1 AND t.id = j.target_id`,
-		job, r.State, r.Class, r.Detail, r.Issuer, r.NotAfter, r.Addresses, r.Next)
-	return classify(err)
+	return p.SetSiteTargetResults(ctx, []JobVerdict{{Job: job, Result: r}})
+}
+
+// SetSiteTargetResults records jobs' verdicts, in one round trip and one
+// transaction.
+func (p *Postgres) SetSiteTargetResults(ctx context.Context, rs []JobVerdict) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	rs = slices.SortedFunc(slices.Values(rs), func(a, b JobVerdict) int { return cmp.Compare(a.Job, b.Job) })
+	b := &pgx.Batch{}
+	for _, v := range rs {
+		r := v.Result
+		b.Queue(setSiteTargetSQL, v.Job, r.State, r.Class, r.Detail, r.Issuer, r.NotAfter, r.Addresses, r.Next)
+	}
+	return classify(p.pool.SendBatch(ctx, b).Close())
 }
 
 // RemoveSiteTarget deletes a target of the key behind a site; false when

@@ -29,8 +29,10 @@ import (
 // Bounds of the job calls.
 const (
 	maxJobsPerTake = 32
-	maxJobWait     = 25 * time.Second
-	jobPoll        = 500 * time.Millisecond
+	// maxResultsPerTake bounds the results one take reports.
+	maxResultsPerTake = 64
+	maxJobWait        = 25 * time.Second
+	jobPoll           = 500 * time.Millisecond
 )
 
 // agentJobs serves the job and relay calls: the process that accepts a
@@ -60,11 +62,23 @@ func (h *agentJobs) take(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req agent.JobsRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
-		h.refuse(w, ref.Prefix, ip, http.StatusBadRequest, "want {\"max\": N, \"wait_seconds\": S}")
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil ||
+		len(req.Results) > maxResultsPerTake || !validResults(req.Results) {
+		h.refuse(w, ref.Prefix, ip, http.StatusBadRequest, "want {\"max\": N, \"wait_seconds\": S, \"results\": [at most 64 job results]}")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), agentTimeout)
+	refused, err := h.finish(ctx, ref, req.Results)
+	cancel()
+	if err != nil {
+		h.storeFailed(w, ref.Prefix, ip, err)
 		return
 	}
 	n := min(max(req.Max, 1), maxJobsPerTake)
+	if req.Max <= 0 && len(req.Results) > 0 {
+		writeJSON(w, agent.JobsReply{Jobs: []agent.Job{}, Refused: refused})
+		return
+	}
 	deadline := time.Now().Add(min(time.Duration(max(req.WaitSeconds, 0))*time.Second, maxJobWait))
 	for {
 		raw, hashes := jobTokens(n)
@@ -76,7 +90,7 @@ func (h *agentJobs) take(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if len(taken) > 0 || !time.Now().Before(deadline) {
-			writeJSON(w, agent.JobsReply{Jobs: wireJobs(taken, raw)})
+			writeJSON(w, agent.JobsReply{Jobs: wireJobs(taken, raw), Refused: refused})
 			return
 		}
 		select {
@@ -126,7 +140,8 @@ func wireJobs(taken []store.AgentJob, tokens []string) []agent.Job {
 	return out
 }
 
-// result records a job's end, as its agent reports it.
+// result records a job's end, as its agent reports it (agents before
+// the results rode on the take).
 func (h *agentJobs) result(w http.ResponseWriter, r *http.Request) {
 	ip := clientAddr(r, h.proxies)
 	ref, ok := h.bearer(w, r, ip)
@@ -135,25 +150,68 @@ func (h *agentJobs) result(w http.ResponseWriter, r *http.Request) {
 	}
 	var res agent.JobResult
 	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&res)
-	if err != nil || (res.Outcome != agent.OutcomeOK && res.Outcome != agent.OutcomeRefused && res.Outcome != agent.OutcomeUnavailable) {
+	if err != nil || !validResults([]agent.JobResult{res}) {
 		h.refuse(w, ref.Prefix, ip, http.StatusBadRequest, "want a job result: id, token, outcome ok|refused|unavailable, addresses")
 		return
 	}
-	for i := range res.Addresses {
-		res.Addresses[i].Detail = cleanText(res.Addresses[i].Detail, maxItemLen)
-	}
-	raw, _ := json.Marshal(res.Addresses)
 	ctx, cancel := context.WithTimeout(r.Context(), agentTimeout)
 	defer cancel()
-	if err := h.st.FinishAgentJob(ctx, ref, res.ID, sha256.Sum256([]byte(res.Token)), res.Outcome, raw); err != nil {
+	refused, err := h.finish(ctx, ref, []agent.JobResult{res})
+	if err == nil && len(refused) > 0 {
+		err = store.ErrJobRefused
+	}
+	if err != nil {
 		h.jobFailed(w, ref.Prefix, ip, err)
 		return
 	}
-	if err := h.judge(ctx, res); err != nil {
-		h.storeFailed(w, ref.Prefix, ip, err)
-		return
-	}
 	writeJSON(w, map[string]bool{"recorded": true})
+}
+
+// validResults reports whether every result has a known outcome.
+func validResults(rs []agent.JobResult) bool {
+	for _, res := range rs {
+		if res.Outcome != agent.OutcomeOK && res.Outcome != agent.OutcomeRefused && res.Outcome != agent.OutcomeUnavailable {
+			return false
+		}
+	}
+	return true
+}
+
+// finish records the ends of jobs the agent reports, in one statement,
+// and judges those it finished; it returns the ids it refused (not a live
+// job of this agent and token: another's, forged, expired, finished or
+// replayed).
+func (h *agentJobs) finish(ctx context.Context, ref store.KeyRef, results []agent.JobResult) ([]int64, error) {
+	if len(results) == 0 {
+		return nil, nil
+	}
+	fs := make([]store.JobFinish, len(results))
+	for i, res := range results {
+		for k := range res.Addresses {
+			res.Addresses[k].Detail = cleanText(res.Addresses[k].Detail, maxItemLen)
+		}
+		raw, _ := json.Marshal(res.Addresses)
+		fs[i] = store.JobFinish{ID: res.ID, Token: sha256.Sum256([]byte(res.Token)), Outcome: res.Outcome, Result: raw}
+	}
+	done, err := h.st.FinishAgentJobs(ctx, ref, fs)
+	if err != nil {
+		return nil, err
+	}
+	finished := make(map[int64]bool, len(done))
+	for _, id := range done {
+		finished[id] = true
+	}
+	var judged []agent.JobResult
+	var refused []int64
+	for _, res := range results {
+		if finished[res.ID] {
+			judged = append(judged, res)
+			delete(finished, res.ID) // a job reported twice counts once
+		} else {
+			refused = append(refused, res.ID)
+		}
+	}
+	return refused, h.judge(ctx, judged)
 }
 
 // jobFailed answers a job call the store refused: 403 for a job that is

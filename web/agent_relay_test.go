@@ -33,13 +33,19 @@ type relayWorld struct {
 
 func newRelayWorld(t testing.TB, left time.Duration) *relayWorld {
 	t.Helper()
+	return newRelayWorldFor(t, left, "ldap.corp.example")
+}
+
+// newRelayWorldFor is newRelayWorld with a certificate for names.
+func newRelayWorldFor(t testing.TB, left time.Duration, names ...string) *relayWorld {
+	t.Helper()
 	s := newAgentSide(t)
 	now := time.Now()
 	ca, err := certtest.NewCA("Corp Internal CA", now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := ca.Issue(certtest.Lifetime(now, 90*24*time.Hour, left, "ldap.corp.example"))
+	cert, err := ca.Issue(certtest.Lifetime(now, 90*24*time.Hour, left, names...))
 	if err != nil {
 		t.Fatal(err)
 	}
