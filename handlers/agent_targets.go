@@ -63,7 +63,8 @@ func (m *Mux) addSite(ctx context.Context, req *lineproto.Request) (lineproto.Re
 	return lineproto.OK(fmt.Sprintf("domain %s:%d added behind site %s", d.Name, d.Port, site)), nil
 }
 
-// certSite answers "cert" for a target behind a site, with site=S; other
+// certSite answers "cert" for a target behind a site, with site=S (and
+// revocation=ok|revoked|unknown|none once the service checked); other
 // targets get the monitor's answer. A site without an agent that called
 // in within KEYCHEST_AGENT_SILENT_AFTER reads class agent_unavailable.
 func (m *Mux) certSite(ctx context.Context, req *lineproto.Request) (lineproto.Reply, error) {
@@ -85,7 +86,11 @@ func (m *Mux) certSite(ctx context.Context, req *lineproto.Request) (lineproto.R
 	if s.LiveAgents == 0 {
 		s.Status.State, s.Status.Class = "unknown", string(monitor.ClassAgentUnavailable)
 	}
-	return lineproto.Reply{Data: CertLine(s.Status, time.Now()) + " site=" + s.Site, Code: lineproto.CodeOK,
+	data := CertLine(s.Status, time.Now()) + " site=" + s.Site
+	if s.Revocation != "" {
+		data += " revocation=" + s.Revocation // the service's check of a relayed certificate
+	}
+	return lineproto.Reply{Data: data, Code: lineproto.CodeOK,
 		Text: fmt.Sprintf("certificate of %s:%d", d.Name, d.Port)}, nil
 }
 

@@ -36,7 +36,7 @@ func (p *TLSProber) ProbeConn(ctx context.Context, raw net.Conn, host string, ap
 	if len(roots) > 0 {
 		site.Roots = withRoots(p.Roots, roots)
 	}
-	res.Problems, res.Detail = site.verify(ctx, host, res.Chain)
+	res.Problems, res.Detail, res.Revocation = site.verify(ctx, host, res.Chain)
 	res.Class = ClassOK
 	if len(res.Problems) > 0 {
 		res.Class = res.Problems[0]

@@ -56,6 +56,9 @@ type SiteTargetResult struct {
 	NotAfter                     *time.Time
 	Addresses                    int
 	Next                         time.Duration // until the target's next probe
+	// Revocation is what the service's revocation check told of the
+	// certificates seen (ok, revoked, unknown, none); "" when none was made.
+	Revocation string
 }
 
 // JobVerdict is a job's verdict on its target.
@@ -69,6 +72,7 @@ type SiteTargetStatus struct {
 	Site       string
 	LiveAgents int
 	Status     CertStatus
+	Revocation string // the last verdict's SiteTargetResult.Revocation
 }
 
 // ErrNoSite is an add behind a site that no claimed agent of the account serves.
@@ -113,13 +117,13 @@ func (p *Postgres) AddSiteTarget(ctx context.Context, t NewSiteTarget) (AddOutco
 func (p *Postgres) SiteTargetStatus(ctx context.Context, k KeyRef, name string, port int, silentAfter time.Duration) (SiteTargetStatus, error) {
 	s := SiteTargetStatus{Status: CertStatus{Name: name, Port: port, State: "unknown", Findings: []string{}}}
 	var id, account int64
-	var class *string
-	err := p.pool.QueryRow(ctx, `SELECT t.id, t.account_id, t.site, t.class,
+	var class, revocation *string
+	err := p.pool.QueryRow(ctx, `SELECT t.id, t.account_id, t.site, t.class, t.revocation,
 			(SELECT count(*) FROM agents g WHERE g.account_id = t.account_id AND g.site = t.site
 			 AND g.last_seen_at > now() - $4::interval)
 		FROM agent_targets t JOIN api_keys k ON k.id = t.api_key_id
 		WHERE k.key_hash = $1 AND t.name = $2 AND t.port = $3`, k.Hash[:], name, port, silentAfter).
-		Scan(&id, &account, &s.Site, &class, &s.LiveAgents)
+		Scan(&id, &account, &s.Site, &class, &revocation, &s.LiveAgents)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return s, ErrNotFound
 	}
@@ -135,6 +139,9 @@ func (p *Postgres) SiteTargetStatus(ctx context.Context, k KeyRef, name string, 
 	}
 	if class != nil && *class == agentRefused {
 		s.Status.Class = *class
+	}
+	if revocation != nil {
+		s.Revocation = *revocation
 	}
 	return s, nil
 }
@@ -171,7 +178,8 @@ func (p *Postgres) JobRelayResults(ctx context.Context, job int64) ([][]byte, er
 
 // setSiteTargetSQL records job $1's verdict on its target.
 const setSiteTargetSQL = `UPDATE agent_targets t SET checked_at = now(), state = coalesce(nullif($2, ''), t.state), class = nullif($3, ''), detail = $4,
-		issuer = $5, not_after = $6, addresses = $7, next_due = now() + $8::interval
+		issuer = $5, not_after = $6, addresses = $7, next_due = now() + $8::interval,
+		revocation = CASE WHEN $2 = '' AND $3 = '' THEN t.revocation ELSE nullif($9, '') END
 	FROM agent_jobs j WHERE j.id = $1 AND t.id = j.target_id`
 
 // SetSiteTargetResult records a job's verdict on its target (none for a
@@ -190,7 +198,7 @@ func (p *Postgres) SetSiteTargetResults(ctx context.Context, rs []JobVerdict) er
 	b := &pgx.Batch{}
 	for _, v := range rs {
 		r := v.Result
-		b.Queue(setSiteTargetSQL, v.Job, r.State, r.Class, r.Detail, r.Issuer, r.NotAfter, r.Addresses, r.Next)
+		b.Queue(setSiteTargetSQL, v.Job, r.State, r.Class, r.Detail, r.Issuer, r.NotAfter, r.Addresses, r.Next, r.Revocation)
 	}
 	return classify(p.pool.SendBatch(ctx, b).Close())
 }

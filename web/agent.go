@@ -44,6 +44,10 @@ type AgentLimits struct {
 	// Roots are the CAs relayed probes trust besides a site's own
 	// (KEYCHEST_MONITOR_CA_FILE); nil: the system's.
 	Roots *x509.CertPool
+	// Revocation checks relayed certificates' CRL or OCSP responder from
+	// the service itself, through the monitor's address guard (never
+	// through the agent); nil: no check.
+	Revocation *monitor.Revocation
 }
 
 // DefaultAgentLimits are the agent API's defaults.
@@ -68,7 +72,7 @@ func (l AgentLimits) orDefaults() AgentLimits {
 	if l.Policy.Interval > 0 {
 		d.Policy = l.Policy
 	}
-	d.Roots = l.Roots
+	d.Roots, d.Revocation = l.Roots, l.Revocation
 	d.ClaimsPerIPHour, d.MailsPerDay = l.ClaimsPerIPHour, l.MailsPerDay
 	return d
 }

@@ -33,7 +33,7 @@ func (r fixedResolver) LookupNetIP(context.Context, string, string) ([]netip.Add
 //	go test -run '^$' -bench RelayedVersusDirect ./web/
 func BenchmarkRelayedVersusDirect(b *testing.B) {
 	const batch = 64
-	w := newRelayWorldFor(b, 60*24*time.Hour, "ldap.corp.example", "*.bench.corp.example")
+	w := newRelayWorldWith(b, 60*24*time.Hour, worldOptions{names: []string{"ldap.corp.example", "*.bench.corp.example"}})
 	ctx := context.Background()
 	port := strconv.Itoa(w.target.Port())
 	for i := range batch {

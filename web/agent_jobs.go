@@ -47,7 +47,7 @@ type agentJobs struct {
 func mountAgentJobs(mux *http.ServeMux, api *agentAPI) {
 	host, _ := os.Hostname()
 	h := &agentJobs{agentAPI: api, prober: &monitor.TLSProber{Now: time.Now, HandshakeTimeout: monitor.DefaultHandshakeTimeout,
-		Roots: api.limits.Roots}, owner: fmt.Sprintf("relay/%s/%d/%s", host, os.Getpid(), relayTag())}
+		Roots: api.limits.Roots, Revocation: api.limits.Revocation}, owner: fmt.Sprintf("relay/%s/%d/%s", host, os.Getpid(), relayTag())}
 	mux.HandleFunc("POST "+agent.PathJobs, h.take)
 	mux.HandleFunc("POST "+agent.PathJobResult, h.result)
 	mux.HandleFunc("POST "+agent.PathRelay, h.relay)

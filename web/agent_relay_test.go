@@ -33,19 +33,32 @@ type relayWorld struct {
 
 func newRelayWorld(t testing.TB, left time.Duration) *relayWorld {
 	t.Helper()
-	return newRelayWorldFor(t, left, "ldap.corp.example")
+	return newRelayWorldWith(t, left, worldOptions{})
 }
 
-// newRelayWorldFor is newRelayWorld with a certificate for names.
-func newRelayWorldFor(t testing.TB, left time.Duration, names ...string) *relayWorld {
+// worldOptions change newRelayWorld's: the certificate's names (default
+// ldap.corp.example), its CA (default a new one), the agent API's settings.
+type worldOptions struct {
+	names  []string
+	ca     *certtest.CA
+	limits AgentLimits
+}
+
+// newRelayWorldWith is newRelayWorld with options.
+func newRelayWorldWith(t testing.TB, left time.Duration, o worldOptions) *relayWorld {
 	t.Helper()
-	s := newAgentSide(t)
+	s := newAgentSideWith(t, o.limits)
 	now := time.Now()
-	ca, err := certtest.NewCA("Corp Internal CA", now)
-	if err != nil {
-		t.Fatal(err)
+	if len(o.names) == 0 {
+		o.names = []string{"ldap.corp.example"}
 	}
-	cert, err := ca.Issue(certtest.Lifetime(now, 90*24*time.Hour, left, names...))
+	ca, err := o.ca, error(nil)
+	if ca == nil {
+		if ca, err = certtest.NewCA("Corp Internal CA", now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cert, err := ca.Issue(certtest.Lifetime(now, 90*24*time.Hour, left, o.names...))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,12 +26,14 @@ type relayProbe struct {
 	Detail   string     `json:"detail"`
 	TLS      string     `json:"tls"`
 	Problems []string   `json:"problems,omitempty"`
-	Chain    [][]byte   `json:"chain,omitempty"` // DER, leaf first
+	// Revocation is what the service's own revocation check told.
+	Revocation string   `json:"revocation,omitempty"`
+	Chain      [][]byte `json:"chain,omitempty"` // DER, leaf first
 }
 
 // relayOutcome is what is stored of a probe through a relay.
 func relayOutcome(res monitor.AddressResult) relayProbe {
-	p := relayProbe{Address: res.Address, Class: string(res.Class), Detail: res.Detail, TLS: res.TLSVersion}
+	p := relayProbe{Address: res.Address, Class: string(res.Class), Detail: res.Detail, TLS: res.TLSVersion, Revocation: res.Revocation}
 	for _, c := range res.Problems {
 		p.Problems = append(p.Problems, string(c))
 	}
@@ -43,7 +46,8 @@ func relayOutcome(res monitor.AddressResult) relayProbe {
 // addressResult is the probe back as the monitor made it; false when
 // its chain does not parse.
 func (p relayProbe) addressResult() (monitor.AddressResult, bool) {
-	a := monitor.AddressResult{Address: p.Address, Class: monitor.Class(p.Class), Detail: p.Detail, TLSVersion: p.TLS}
+	a := monitor.AddressResult{Address: p.Address, Class: monitor.Class(p.Class), Detail: p.Detail, TLSVersion: p.TLS,
+		Revocation: p.Revocation}
 	for _, c := range p.Problems {
 		a.Problems = append(a.Problems, monitor.Class(c))
 	}
@@ -155,7 +159,7 @@ func (h *agentJobs) judge(ctx context.Context, done []agent.JobResult) error {
 		v.StartedAt = now
 		vs = append(vs, v)
 		verdicts = append(verdicts, store.JobVerdict{Job: sj.Job, Result: store.SiteTargetResult{State: v.State, Class: classOf(result),
-			Detail: result.Detail, Addresses: len(result.Addresses), Next: v.NextDue.Sub(now)}})
+			Detail: result.Detail, Addresses: len(result.Addresses), Next: v.NextDue.Sub(now), Revocation: revocationOf(result)}})
 	}
 	if len(unseen) > 0 {
 		if err := h.st.Release(ctx, h.owner, unseen); err != nil {
@@ -168,6 +172,25 @@ func (h *agentJobs) judge(ctx context.Context, done []agent.JobResult) error {
 		}
 	}
 	return h.st.SetSiteTargetResults(ctx, verdicts)
+}
+
+// revocationOrder ranks the revocation answers, the one to show first.
+var revocationOrder = []string{monitor.RevocationRevoked, monitor.RevocationUnknown, monitor.RevocationOK, monitor.RevocationNone}
+
+// revocationOf is what the revocation checks of a result's addresses told,
+// the worst of them: revoked, then unknown (never read as ok), then ok,
+// then none; "" when no check was made.
+func revocationOf(r monitor.Result) string {
+	best := len(revocationOrder)
+	for _, a := range r.Addresses {
+		if i := slices.Index(revocationOrder, a.Revocation); i >= 0 && i < best {
+			best = i
+		}
+	}
+	if best == len(revocationOrder) {
+		return ""
+	}
+	return revocationOrder[best]
 }
 
 // firstRetry is the policy's first retry, or its interval.
