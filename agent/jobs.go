@@ -18,8 +18,11 @@ import (
 	"github.com/keychest/keychest-lined/internal/logcode"
 )
 
-// maxJobsAtOnce bounds the jobs an agent takes and runs together.
-const maxJobsAtOnce = 32
+// MaxJobsAtOnce bounds the jobs an agent runs at once (over two takes at
+// least: the service gives at most 32 a take). A job mostly waits (on
+// its target, the relay, the service's writes), so more of them at once
+// keep the line full.
+const MaxJobsAtOnce = 64
 
 // maxAddresses is how many addresses of a name a job probes, as the
 // monitor does (the service relays no more: store.MaxRelaysPerJob).
@@ -27,7 +30,7 @@ const maxAddresses = 16
 
 // TakeJobs asks for waiting jobs, waiting up to wait for one.
 func (a *Agent) TakeJobs(ctx context.Context, wait time.Duration) ([]Job, error) {
-	return a.takeJobs(ctx, maxJobsAtOnce, wait, nil)
+	return a.takeJobs(ctx, MaxJobsAtOnce, wait, nil)
 }
 
 // takeJobs reports results and asks for up to n waiting jobs (none when

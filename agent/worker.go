@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// refillAt is how many of the maxJobsAtOnce places must be free before
+// refillAt is how many of the MaxJobsAtOnce places must be free before
 // the agent asks for more jobs while others still run: the next jobs come
 // while the rest run, and the results so far ride on that request.
-const refillAt = maxJobsAtOnce / 4
+const refillAt = MaxJobsAtOnce / 4
 
 // taken is the answer to one take: the jobs, and how many were asked.
 type taken struct {
@@ -35,7 +35,7 @@ type worker struct {
 	firstErr error
 }
 
-// Work takes jobs and runs them, at most maxJobsAtOnce at a time, until
+// Work takes jobs and runs them, at most MaxJobsAtOnce at a time, until
 // the server has none left or stop has passed (no take after it). The
 // next take goes while jobs run, once refillAt places are free, and
 // carries the results so far; the last results go on their own. The first
@@ -43,7 +43,7 @@ type worker struct {
 // failed call it lets the running jobs end (results not posted: the jobs
 // expire, and their targets are due again) and returns the error.
 func (a *Agent) Work(ctx context.Context, wait time.Duration, stop time.Time) (int, error) {
-	w := &worker{a: a, done: make(chan JobResult, maxJobsAtOnce), answers: make(chan taken, 1), more: true, wait: wait, stop: stop}
+	w := &worker{a: a, done: make(chan JobResult, MaxJobsAtOnce), answers: make(chan taken, 1), more: true, wait: wait, stop: stop}
 	for {
 		if !w.next(ctx) {
 			return w.ran, w.firstErr
@@ -68,7 +68,7 @@ func (w *worker) next(ctx context.Context) bool {
 	if w.taking {
 		return true
 	}
-	free := maxJobsAtOnce - w.running
+	free := MaxJobsAtOnce - w.running
 	switch {
 	case w.more && (free >= refillAt || w.running == 0):
 	case !w.more && w.running == 0 && len(w.results) > 0 && w.firstErr == nil:

@@ -47,6 +47,9 @@ const leaseSiteSQL = `UPDATE mon_targets t SET lease_owner = $2, lease_until = $
 // one transaction with the reads the judge needs.
 func (p *Postgres) LeaseSiteJobs(ctx context.Context, jobs []int64, owner string, now, until time.Time) ([]SiteJob, error) {
 	var out []SiteJob
+	if len(jobs) == 0 {
+		return nil, nil
+	}
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		out = nil
 		// The row is made with the target (AddSiteTarget); this makes it

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keychest/keychest-lined/agent"
 	"github.com/keychest/keychest-lined/lineproto"
 	"github.com/keychest/keychest-lined/monitor"
 )
@@ -45,12 +46,12 @@ func BenchmarkRelayedVersusDirect(b *testing.B) {
 	}
 	direct := monitor.NewProber(fixedResolver(netip.MustParseAddr("127.0.0.50")),
 		monitor.NewGuard([]netip.Prefix{netip.MustParsePrefix("127.0.0.50/32")}), nil, 64)
-	// Direct probes with the agent's parallelism (32 jobs at once).
+	// Direct probes with the agent's parallelism (agent.MaxJobsAtOnce).
 	c0 := cpuMicros()
 	start := time.Now()
 	work := make(chan struct{})
 	var wg sync.WaitGroup
-	for range 32 {
+	for range agent.MaxJobsAtOnce {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -68,34 +68,55 @@ func (h *agentJobs) take(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), agentTimeout)
-	refused, err := h.finish(ctx, ref, req.Results)
-	cancel()
+	defer cancel()
+	done, refused, err := h.finish(ctx, ref, req.Results)
 	if err != nil {
 		h.storeFailed(w, ref.Prefix, ip, err)
 		return
 	}
-	n := min(max(req.Max, 1), maxJobsPerTake)
-	if req.Max <= 0 && len(req.Results) > 0 {
-		writeJSON(w, agent.JobsReply{Jobs: []agent.Job{}, Refused: refused})
+	// The verdicts are written while the first take runs; the answer
+	// waits for both.
+	judged := make(chan error, 1)
+	go func() { judged <- h.judge(ctx, done) }()
+	n := 0
+	if req.Max > 0 || len(req.Results) == 0 {
+		n = min(max(req.Max, 1), maxJobsPerTake)
+	}
+	raw, taken, err := h.takeWaiting(r.Context(), ref, n, time.Duration(max(req.WaitSeconds, 0))*time.Second, judged)
+	if err != nil {
+		h.storeFailed(w, ref.Prefix, ip, err)
 		return
 	}
-	deadline := time.Now().Add(min(time.Duration(max(req.WaitSeconds, 0))*time.Second, maxJobWait))
-	for {
-		raw, hashes := jobTokens(n)
-		ctx, cancel := context.WithTimeout(r.Context(), agentTimeout)
-		taken, err := h.queueAndTake(ctx, ref, hashes)
-		cancel()
-		if err != nil {
-			h.storeFailed(w, ref.Prefix, ip, err)
-			return
+	if r.Context().Err() == nil {
+		writeJSON(w, agent.JobsReply{Jobs: wireJobs(taken, raw), Refused: refused})
+	}
+}
+
+// takeWaiting takes up to n jobs (none for 0), polling until one comes or
+// wait (at most 25 s) passed; it first hears judged, the outcome of the
+// verdicts written meanwhile.
+func (h *agentJobs) takeWaiting(rctx context.Context, ref store.KeyRef, n int, wait time.Duration, judged <-chan error) ([]string, []store.AgentJob, error) {
+	deadline := time.Now().Add(min(wait, maxJobWait))
+	for first := true; ; first = false {
+		var raw []string
+		var taken []store.AgentJob
+		var err error
+		if n > 0 {
+			var hashes [][32]byte
+			raw, hashes = jobTokens(n)
+			ctx, cancel := context.WithTimeout(rctx, agentTimeout)
+			taken, err = h.queueAndTake(ctx, ref, hashes)
+			cancel()
 		}
-		if len(taken) > 0 || !time.Now().Before(deadline) {
-			writeJSON(w, agent.JobsReply{Jobs: wireJobs(taken, raw), Refused: refused})
-			return
+		if first {
+			err = errors.Join(<-judged, err)
+		}
+		if err != nil || len(taken) > 0 || n == 0 || !time.Now().Before(deadline) {
+			return raw, taken, err
 		}
 		select {
-		case <-r.Context().Done():
-			return
+		case <-rctx.Done():
+			return nil, nil, nil
 		case <-time.After(jobPoll):
 		}
 	}
@@ -156,9 +177,12 @@ func (h *agentJobs) result(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), agentTimeout)
 	defer cancel()
-	refused, err := h.finish(ctx, ref, []agent.JobResult{res})
+	done, refused, err := h.finish(ctx, ref, []agent.JobResult{res})
 	if err == nil && len(refused) > 0 {
 		err = store.ErrJobRefused
+	}
+	if err == nil {
+		err = h.judge(ctx, done)
 	}
 	if err != nil {
 		h.jobFailed(w, ref.Prefix, ip, err)
@@ -177,13 +201,13 @@ func validResults(rs []agent.JobResult) bool {
 	return true
 }
 
-// finish records the ends of jobs the agent reports, in one statement,
-// and judges those it finished; it returns the ids it refused (not a live
-// job of this agent and token: another's, forged, expired, finished or
-// replayed).
-func (h *agentJobs) finish(ctx context.Context, ref store.KeyRef, results []agent.JobResult) ([]int64, error) {
+// finish records the ends of jobs the agent reports, in one statement;
+// it returns the results it recorded, to judge, and the ids it refused
+// (not a live job of this agent and token: another's, forged, expired,
+// finished or replayed).
+func (h *agentJobs) finish(ctx context.Context, ref store.KeyRef, results []agent.JobResult) ([]agent.JobResult, []int64, error) {
 	if len(results) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	fs := make([]store.JobFinish, len(results))
 	for i, res := range results {
@@ -195,7 +219,7 @@ func (h *agentJobs) finish(ctx context.Context, ref store.KeyRef, results []agen
 	}
 	done, err := h.st.FinishAgentJobs(ctx, ref, fs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	finished := make(map[int64]bool, len(done))
 	for _, id := range done {
@@ -211,7 +235,7 @@ func (h *agentJobs) finish(ctx context.Context, ref store.KeyRef, results []agen
 			refused = append(refused, res.ID)
 		}
 	}
-	return refused, h.judge(ctx, judged)
+	return judged, refused, nil
 }
 
 // jobFailed answers a job call the store refused: 403 for a job that is

@@ -128,6 +128,9 @@ func dialClass(detail string) monitor.Class {
 // target); a job allow.conf refused whole records the class
 // agent_refused.
 func (h *agentJobs) judge(ctx context.Context, done []agent.JobResult) error {
+	if len(done) == 0 {
+		return nil
+	}
 	now := time.Now()
 	var verdicts []store.JobVerdict
 	var relayed []int64
