@@ -150,8 +150,8 @@ func (a *Agent) relayAddress(ctx context.Context, d *net.Dialer, j Job, addr net
 // or when ctx ends; then both are closed.
 func pipe(ctx context.Context, up, down io.ReadWriteCloser) {
 	upDone := make(chan struct{})
-	go io.Copy(up, down)
-	go func() { io.Copy(down, up); close(upDone) }()
+	go copyPooled(up, down)
+	go func() { copyPooled(down, up); close(upDone) }()
 	select {
 	case <-upDone:
 	case <-ctx.Done():
@@ -159,6 +159,18 @@ func pipe(ctx context.Context, up, down io.ReadWriteCloser) {
 	up.Close()
 	down.Close()
 	<-upDone
+}
+
+// copyBufs are the buffers of the relays' copies, reused: a relay is
+// short, and two fresh 32 KiB buffers each made garbage at the relay rate.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyPooled copies src to dst through a buffer of copyBufs (the wrappers
+// keep io.CopyBuffer from its own buffer in ReadFrom and WriteTo).
+func copyPooled(dst io.Writer, src io.Reader) {
+	b := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(b)
+	io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *b)
 }
 
 // openRelay opens the upstream side of a relay: an HTTP/1.1 upgrade on a
