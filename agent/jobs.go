@@ -162,8 +162,9 @@ func pipe(ctx context.Context, up, down io.ReadWriteCloser) {
 }
 
 // copyBufs are the buffers of the relays' copies, reused: a relay is
-// short, and two fresh 32 KiB buffers each made garbage at the relay rate.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// short (a handshake: a few KiB each way), and two fresh 32 KiB buffers
+// each (io.Copy's) made garbage at the relay rate.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}
 
 // copyPooled copies src to dst through a buffer of copyBufs (the wrappers
 // keep io.CopyBuffer from its own buffer in ReadFrom and WriteTo).
