@@ -191,10 +191,13 @@ func (h *agentJobs) result(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]bool{"recorded": true})
 }
 
-// validResults reports whether every result has a known outcome.
+// validResults reports whether every result has a known outcome and at
+// most twice as many addresses as a job may relay (an agent reports at
+// most 16, or its failed lookup).
 func validResults(rs []agent.JobResult) bool {
 	for _, res := range rs {
-		if res.Outcome != agent.OutcomeOK && res.Outcome != agent.OutcomeRefused && res.Outcome != agent.OutcomeUnavailable {
+		if res.Outcome != agent.OutcomeOK && res.Outcome != agent.OutcomeRefused && res.Outcome != agent.OutcomeUnavailable ||
+			len(res.Addresses) > 2*store.MaxRelaysPerJob {
 			return false
 		}
 	}

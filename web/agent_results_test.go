@@ -56,6 +56,12 @@ func TestResultsRideOnTheTake(t *testing.T) {
 	if res.Outcome != agent.OutcomeOK {
 		t.Fatalf("run: %+v", res)
 	}
+	// More addresses than a job may have: refused whole.
+	long := res
+	long.Addresses = make([]agent.AddressOutcome, 33)
+	if code, _ := w.postJobs(t, id.APIKey, agent.JobsRequest{Results: []agent.JobResult{long}}); code != http.StatusBadRequest {
+		t.Fatalf("a result of 33 addresses: %d", code)
+	}
 	// A stranger's agent (another account's) posts the result first.
 	stranger := w.strangerAgent(t)
 	if code, got := w.postJobs(t, stranger, agent.JobsRequest{Results: []agent.JobResult{res}}); code != http.StatusOK ||
