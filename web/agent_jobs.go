@@ -93,8 +93,8 @@ func (h *agentJobs) take(w http.ResponseWriter, r *http.Request) {
 }
 
 // takeWaiting takes up to n jobs (none for 0), polling until one comes or
-// wait (at most 25 s) passed; it first hears judged, the outcome of the
-// verdicts written meanwhile.
+// wait (at most 25 s) passed; after its first take it hears judged, the
+// outcome of the verdicts written meanwhile (a failure is logged).
 func (h *agentJobs) takeWaiting(rctx context.Context, ref store.KeyRef, n int, wait time.Duration, judged <-chan error) ([]string, []store.AgentJob, error) {
 	deadline := time.Now().Add(min(wait, maxJobWait))
 	for first := true; ; first = false {
@@ -109,7 +109,7 @@ func (h *agentJobs) takeWaiting(rctx context.Context, ref store.KeyRef, n int, w
 			cancel()
 		}
 		if first {
-			err = errors.Join(<-judged, err)
+			h.heard(<-judged)
 		}
 		if err != nil || len(taken) > 0 || n == 0 || !time.Now().Before(deadline) {
 			return raw, taken, err
@@ -119,6 +119,16 @@ func (h *agentJobs) takeWaiting(rctx context.Context, ref store.KeyRef, n int, w
 			return nil, nil, nil
 		case <-time.After(jobPoll):
 		}
+	}
+}
+
+// heard logs a failure to write the verdicts of a take's results: the
+// results are recorded (their jobs finished), their verdicts not, and
+// their targets are due again once the jobs' time ran out; the jobs just
+// taken still go to the agent.
+func (h *agentJobs) heard(err error) {
+	if err != nil {
+		h.log.Warn().Str("code", logcode.DatabaseUnavailable).Time("event_time", time.Now()).Err(err).Msg("verdicts of relayed probes not written")
 	}
 }
 
