@@ -27,8 +27,6 @@ type SiteTargets interface {
 	// (one live job per target at most); the target is due again once the
 	// job expired, unless its result comes first.
 	QueueDueJobs(ctx context.Context, agentKey KeyRef, ttl time.Duration) (int, error)
-	// JobRelayResults lists what the probes through a job's relays saw.
-	JobRelayResults(ctx context.Context, job int64) ([][]byte, error)
 	// SetSiteTargetResult records a job's verdict on its target.
 	SetSiteTargetResult(ctx context.Context, job int64, r SiteTargetResult) error
 	// SetSiteTargetResults records jobs' verdicts in one transaction.
@@ -164,16 +162,6 @@ func (p *Postgres) QueueDueJobs(ctx context.Context, agentKey KeyRef, ttl time.D
 		INSERT INTO agent_jobs (account_id, site, name, port, expires_at, target_id)
 		SELECT account_id, site, name, port, now() + $2::interval, id FROM due`, agentKey.Hash[:], ttl)
 	return int(tag.RowsAffected()), classify(err)
-}
-
-// JobRelayResults lists the stored results of a job's relays.
-func (p *Postgres) JobRelayResults(ctx context.Context, job int64) ([][]byte, error) {
-	rows, err := p.pool.Query(ctx, `SELECT result FROM agent_job_relays WHERE job_id = $1 AND result IS NOT NULL ORDER BY address`, job)
-	if err != nil {
-		return nil, classify(err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-	return out, classify(err)
 }
 
 // setSiteTargetSQL records job $1's verdict on its target.
