@@ -18,8 +18,11 @@ import (
 	"github.com/keychest/keychest-lined/internal/logcode"
 )
 
-// maxJobsAtOnce bounds the jobs an agent takes and runs together.
-const maxJobsAtOnce = 32
+// MaxJobsAtOnce bounds the jobs an agent runs at once (over two takes at
+// least: the service gives at most 32 a take). A job mostly waits (on
+// its target, the relay, the service's writes), so more of them at once
+// keep the line full.
+const MaxJobsAtOnce = 64
 
 // maxAddresses is how many addresses of a name a job probes, as the
 // monitor does (the service relays no more: store.MaxRelaysPerJob).
@@ -27,25 +30,42 @@ const maxAddresses = 16
 
 // TakeJobs asks for waiting jobs, waiting up to wait for one.
 func (a *Agent) TakeJobs(ctx context.Context, wait time.Duration) ([]Job, error) {
-	var ans JobsReply
-	err := a.client.postJSON(ctx, PathJobs, JobsRequest{Max: maxJobsAtOnce, WaitSeconds: int(wait / time.Second)}, &ans)
-	return ans.Jobs, rejected(err)
+	return a.takeJobs(ctx, MaxJobsAtOnce, wait, nil)
 }
 
-// RunJobs runs jobs together and reports each one's result.
+// takeJobs reports results and asks for up to n waiting jobs (none when
+// n is 0), waiting up to wait for one. A result the server refused (its
+// job expired, say) is logged.
+func (a *Agent) takeJobs(ctx context.Context, n int, wait time.Duration, results []JobResult) ([]Job, error) {
+	var ans JobsReply
+	err := a.client.postJSON(ctx, PathJobs, JobsRequest{Max: n, WaitSeconds: int(wait / time.Second), Results: results}, &ans)
+	if err != nil {
+		if len(results) > 0 {
+			a.event(a.Log.Warn(), logcode.AgentServerDown).Int("results", len(results)).Err(err).Msg("job results not posted")
+		}
+		return nil, rejected(err)
+	}
+	for _, id := range ans.Refused {
+		a.event(a.Log.Warn(), logcode.AgentServerDown).Int64("job", id).Msg("job result refused: the job expired or is not this agent's")
+	}
+	return ans.Jobs, nil
+}
+
+// RunJobs runs jobs together and reports their results in one call.
 func (a *Agent) RunJobs(ctx context.Context, jobs []Job) {
+	results := make([]JobResult, len(jobs))
 	var wg sync.WaitGroup
-	for _, j := range jobs {
+	for i, j := range jobs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res := a.RunJob(ctx, j)
-			if err := a.client.postJSON(ctx, PathJobResult, res, nil); err != nil {
-				a.event(a.Log.Warn(), logcode.AgentServerDown).Int64("job", j.ID).Err(err).Msg("job result not posted")
-			}
+			results[i] = a.RunJob(ctx, j)
 		}()
 	}
 	wg.Wait()
+	if len(results) > 0 {
+		a.takeJobs(ctx, 0, 0, results)
+	}
 }
 
 // RunJob resolves the job's name with the agent's own resolver, and for
@@ -130,8 +150,8 @@ func (a *Agent) relayAddress(ctx context.Context, d *net.Dialer, j Job, addr net
 // or when ctx ends; then both are closed.
 func pipe(ctx context.Context, up, down io.ReadWriteCloser) {
 	upDone := make(chan struct{})
-	go io.Copy(up, down)
-	go func() { io.Copy(down, up); close(upDone) }()
+	go copyPooled(up, down)
+	go func() { copyPooled(down, up); close(upDone) }()
 	select {
 	case <-upDone:
 	case <-ctx.Done():
@@ -139,6 +159,19 @@ func pipe(ctx context.Context, up, down io.ReadWriteCloser) {
 	up.Close()
 	down.Close()
 	<-upDone
+}
+
+// copyBufs are the buffers of the relays' copies, reused: a relay is
+// short (a handshake: a few KiB each way), and two fresh 32 KiB buffers
+// each (io.Copy's) made garbage at the relay rate.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}
+
+// copyPooled copies src to dst through a buffer of copyBufs (the wrappers
+// keep io.CopyBuffer from its own buffer in ReadFrom and WriteTo).
+func copyPooled(dst io.Writer, src io.Reader) {
+	b := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(b)
+	io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *b)
 }
 
 // openRelay opens the upstream side of a relay: an HTTP/1.1 upgrade on a

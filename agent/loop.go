@@ -185,17 +185,12 @@ func (a *Agent) Once(ctx context.Context) error {
 		a.discoverIfDue(ctx, false)
 	}
 	jobs := 0
-	for beat.Claimed && ctx.Err() == nil {
-		taken, err := a.TakeJobs(ctx, 0)
-		if err != nil {
+	if beat.Claimed {
+		deadline, _ := ctx.Deadline()
+		if jobs, err = a.Work(ctx, 0, deadline); err != nil {
 			a.event(a.Log.Warn(), logcode.AgentServerDown).Err(err).Msg("once: taking jobs failed")
 			return err
 		}
-		if len(taken) == 0 {
-			break
-		}
-		a.RunJobs(ctx, taken)
-		jobs += len(taken)
 	}
 	if beat.Claimed {
 		if err := a.postLogs(ctx); err != nil {
@@ -206,12 +201,9 @@ func (a *Agent) Once(ctx context.Context) error {
 	return nil
 }
 
-// jobRound long-polls for jobs for at most wait and runs those it gets.
+// jobRound long-polls for jobs for at most wait, and runs those it gets
+// and those that come while they run, taking none after wait.
 func (a *Agent) jobRound(ctx context.Context, wait time.Duration) error {
-	jobs, err := a.TakeJobs(ctx, wait)
-	if err != nil {
-		return err
-	}
-	a.RunJobs(ctx, jobs)
-	return nil
+	_, err := a.Work(ctx, wait, time.Now().Add(wait))
+	return err
 }

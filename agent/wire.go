@@ -77,10 +77,13 @@ const (
 	HeaderJobToken = "X-Keychest-Job-Token"
 )
 
-// JobsRequest asks for waiting jobs, waiting at most WaitSeconds for one.
+// JobsRequest asks for waiting jobs, waiting at most WaitSeconds for one,
+// and reports the results of jobs run since the last request (recorded
+// before any job is taken). Max 0 with results takes none.
 type JobsRequest struct {
-	Max         int `json:"max"`
-	WaitSeconds int `json:"wait_seconds"`
+	Max         int         `json:"max"`
+	WaitSeconds int         `json:"wait_seconds"`
+	Results     []JobResult `json:"results,omitempty"`
 }
 
 // Job is one audit job: probe every address of Name:Port that allow.conf
@@ -94,9 +97,12 @@ type Job struct {
 	Expires time.Time `json:"expires"`
 }
 
-// JobsReply carries the jobs taken (none when the wait ended without one).
+// JobsReply carries the jobs taken (none when the wait ended without
+// one), and the ids of the results it refused (not a live job of this
+// agent and token: expired, finished before, or another's).
 type JobsReply struct {
-	Jobs []Job `json:"jobs"`
+	Jobs    []Job   `json:"jobs"`
+	Refused []int64 `json:"refused,omitempty"`
 }
 
 // Outcomes of an address and of a job.

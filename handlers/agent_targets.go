@@ -64,7 +64,8 @@ func (m *Mux) addSite(ctx context.Context, req *lineproto.Request) (lineproto.Re
 	return lineproto.OK(fmt.Sprintf("domain %s:%d added behind site %s", d.Name, d.Port, site)), nil
 }
 
-// certSite answers "cert" for a target behind a site, with site=S; other
+// certSite answers "cert" for a target behind a site, with site=S (and
+// revocation=ok|revoked|unknown|none once the service checked); other
 // targets get the monitor's answer. A site without an agent that called
 // in within KEYCHEST_AGENT_SILENT_AFTER reads class agent_unavailable;
 // one with agents that have an open agent_silent finding ends its line
@@ -89,10 +90,14 @@ func (m *Mux) certSite(ctx context.Context, req *lineproto.Request) (lineproto.R
 		s.Status.State, s.Status.Class = "unknown", string(monitor.ClassAgentUnavailable)
 	}
 	data := CertLine(s.Status, time.Now()) + " site=" + s.Site
+	if s.Revocation != "" {
+		data += " revocation=" + s.Revocation // the service's check of a relayed certificate
+	}
 	if s.SilentAgents > 0 {
 		data += fmt.Sprintf(" agent_silent=%d", s.SilentAgents)
 	}
-	return lineproto.Reply{Data: data, Code: lineproto.CodeOK, Text: fmt.Sprintf("certificate of %s:%d", d.Name, d.Port)}, nil
+	return lineproto.Reply{Data: data, Code: lineproto.CodeOK,
+		Text: fmt.Sprintf("certificate of %s:%d", d.Name, d.Port)}, nil
 }
 
 // silentAfter is KEYCHEST_AGENT_SILENT_AFTER, or its default.

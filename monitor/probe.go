@@ -75,6 +75,9 @@ type AddressResult struct {
 	Chain      []*x509.Certificate // leaf first, as served; nil when no handshake
 	TLSVersion string
 	Problems   []Class // certificate problems, worst first
+	// Revocation is what the revocation check told (RevocationOK and the
+	// others); "" when none was made (no checker, or an untrusted chain).
+	Revocation string
 }
 
 // Probe resolves host and probes every address (at most MaxAddresses).
@@ -155,7 +158,7 @@ func (p *TLSProber) probeAddress(ctx context.Context, host string, ap netip.Addr
 		res.Class, res.Detail = ClassTLSError, "no certificate"
 		return res
 	}
-	res.Problems, res.Detail = p.verify(ctx, host, res.Chain)
+	res.Problems, res.Detail, res.Revocation = p.verify(ctx, host, res.Chain)
 	res.Class = ClassOK
 	if len(res.Problems) > 0 {
 		res.Class = res.Problems[0]
@@ -236,11 +239,11 @@ func (p *TLSProber) handshake(ctx context.Context, host string, ap netip.AddrPor
 }
 
 // verify lists the leaf's problems, worst first: expired or not yet valid,
-// revoked, untrusted, name mismatch.
-func (p *TLSProber) verify(ctx context.Context, host string, chain []*x509.Certificate) ([]Class, string) {
+// revoked, untrusted, name mismatch; and what the revocation check told.
+func (p *TLSProber) verify(ctx context.Context, host string, chain []*x509.Certificate) ([]Class, string, string) {
 	leaf, now := chain[0], p.Now()
 	var problems []Class
-	var detail string
+	var detail, revocation string
 	switch {
 	case now.After(leaf.NotAfter):
 		problems = append(problems, ClassExpired)
@@ -258,7 +261,8 @@ func (p *TLSProber) verify(ctx context.Context, host string, chain []*x509.Certi
 		problems = append(problems, ClassUntrusted)
 		detail = join(detail, err.Error())
 	case p.Revocation != nil && len(chains[0]) > 1:
-		if revoked, why := p.Revocation.Check(ctx, leaf, chains[0][1]); revoked {
+		var why string
+		if revocation, why = p.Revocation.Status(ctx, leaf, chains[0][1]); revocation == RevocationRevoked {
 			problems = append([]Class{ClassRevoked}, problems...)
 			detail = join(detail, why)
 		}
@@ -267,7 +271,7 @@ func (p *TLSProber) verify(ctx context.Context, host string, chain []*x509.Certi
 		problems = append(problems, ClassMismatch)
 		detail = join(detail, err.Error())
 	}
-	return problems, detail
+	return problems, detail, revocation
 }
 
 func pool(certs []*x509.Certificate) *x509.CertPool {

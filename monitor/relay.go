@@ -4,10 +4,12 @@ package monitor
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"net"
 	"net/netip"
+	"sync"
 )
 
 // ProbeConn makes the probe of one address of host over raw, a connection
@@ -34,14 +36,55 @@ func (p *TLSProber) ProbeConn(ctx context.Context, raw net.Conn, host string, ap
 	}
 	site := *p
 	if len(roots) > 0 {
-		site.Roots = withRoots(p.Roots, roots)
+		site.Roots = sitePools.get(p.Roots, roots)
 	}
-	res.Problems, res.Detail = site.verify(ctx, host, res.Chain)
+	res.Problems, res.Detail, res.Revocation = site.verify(ctx, host, res.Chain)
 	res.Class = ClassOK
 	if len(res.Problems) > 0 {
 		res.Class = res.Problems[0]
 	}
 	return res
+}
+
+// pools keeps, for each set of a site's CAs, the pool of base and those
+// CAs: a relayed probe verifies against it without copying the system's
+// roots each time. At most maxPools sets; past that it starts afresh.
+type pools struct {
+	mu sync.Mutex
+	m  map[poolKey]*x509.CertPool
+}
+
+// poolKey names a pool: its base, and the hash of the site's CAs.
+type poolKey struct {
+	base *x509.CertPool
+	cas  [32]byte
+}
+
+// sitePools are the pools of relayed probes, shared by every prober.
+var sitePools pools
+
+// maxPools bounds the pools kept (agents push the CAs of their sites).
+const maxPools = 1024
+
+// get returns the pool of base and extra, made once per set of extra.
+func (ps *pools) get(base *x509.CertPool, extra []*x509.Certificate) *x509.CertPool {
+	h := sha256.New()
+	for _, c := range extra {
+		h.Write(c.Raw)
+	}
+	key := poolKey{base: base}
+	h.Sum(key.cas[:0])
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if p, ok := ps.m[key]; ok {
+		return p
+	}
+	if ps.m == nil || len(ps.m) >= maxPools {
+		ps.m = map[poolKey]*x509.CertPool{}
+	}
+	p := withRoots(base, extra)
+	ps.m[key] = p
+	return p
 }
 
 // withRoots is base (nil: the system's roots) and the certificates extra.

@@ -53,27 +53,52 @@ func NewRevocation(guard Guard, timeout time.Duration, maxBytes int64, now func(
 		maxBytes: maxBytes, now: now, cache: map[string]*crlEntry{}}
 }
 
+// What a revocation check could tell (Status).
+const (
+	// RevocationOK: the CRL, or the OCSP responder, says the certificate is not revoked.
+	RevocationOK = "ok"
+	// RevocationRevoked: it is on the CRL, or the OCSP responder says revoked.
+	RevocationRevoked = "revoked"
+	// RevocationUnknown: a CRL or responder is named but gave no answer: not
+	// reachable, refused by the address guard (a private address), or an
+	// answer that does not parse or check out. Neither revoked nor ok.
+	RevocationUnknown = "unknown"
+	// RevocationNone: the certificate names no CRL nor OCSP responder (over http).
+	RevocationNone = "none"
+)
+
 // Check reports whether leaf, issued by issuer, is revoked, and why. A CRL
 // or OCSP responder that cannot be reached is not a revocation: the probe
 // says nothing rather than raise a false alarm.
 func (r *Revocation) Check(ctx context.Context, leaf, issuer *x509.Certificate) (bool, string) {
+	status, why := r.Status(ctx, leaf, issuer)
+	if status != RevocationRevoked {
+		return false, ""
+	}
+	return true, why
+}
+
+// Status tells what the CRL the certificate names (the first over http),
+// or else its OCSP responder, says of leaf: one of the Revocation*
+// answers, and why (the revocation, or why there is no answer).
+func (r *Revocation) Status(ctx context.Context, leaf, issuer *x509.Certificate) (string, string) {
 	for _, url := range leaf.CRLDistributionPoints {
 		if !strings.HasPrefix(url, "http://") {
 			continue
 		}
 		e := r.crl(ctx, url, issuer)
 		if e.err != nil {
-			return false, ""
+			return RevocationUnknown, e.err.Error()
 		}
 		if e.revoked[leaf.SerialNumber.String()] {
-			return true, "serial " + leaf.SerialNumber.Text(16) + " is on the CRL " + url
+			return RevocationRevoked, "serial " + leaf.SerialNumber.Text(16) + " is on the CRL " + url
 		}
-		return false, ""
+		return RevocationOK, ""
 	}
 	if len(leaf.OCSPServer) > 0 {
 		return r.ocsp(ctx, leaf, issuer)
 	}
-	return false, ""
+	return RevocationNone, ""
 }
 
 // crl returns the cached CRL of url, fetching it when missing or past its
@@ -143,28 +168,34 @@ func (r *Revocation) get(url string) ([]byte, error) {
 }
 
 // ocsp asks the certificate's OCSP responder (only used without a CRL).
-func (r *Revocation) ocsp(ctx context.Context, leaf, issuer *x509.Certificate) (bool, string) {
+func (r *Revocation) ocsp(ctx context.Context, leaf, issuer *x509.Certificate) (string, string) {
+	url := leaf.OCSPServer[0]
 	req, err := ocsp.CreateRequest(leaf, issuer, nil)
 	if err != nil {
-		return false, ""
+		return RevocationUnknown, "OCSP request: " + err.Error()
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, leaf.OCSPServer[0], bytes.NewReader(req))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(req))
 	if err != nil {
-		return false, ""
+		return RevocationUnknown, "OCSP " + err.Error()
 	}
 	hreq.Header.Set("Content-Type", "application/ocsp-request")
 	resp, err := r.client.Do(hreq)
 	if err != nil {
-		return false, ""
+		return RevocationUnknown, "OCSP " + err.Error()
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
-		return false, ""
+		return RevocationUnknown, "OCSP " + url + ": " + err.Error()
 	}
 	parsed, err := ocsp.ParseResponseForCert(body, leaf, issuer)
-	if err != nil || parsed.Status != ocsp.Revoked {
-		return false, ""
+	switch {
+	case err != nil:
+		return RevocationUnknown, "OCSP " + url + ": " + err.Error()
+	case parsed.Status == ocsp.Revoked:
+		return RevocationRevoked, "OCSP: revoked " + parsed.RevokedAt.UTC().Format(time.RFC3339)
+	case parsed.Status == ocsp.Good:
+		return RevocationOK, ""
 	}
-	return true, "OCSP: revoked " + parsed.RevokedAt.UTC().Format(time.RFC3339)
+	return RevocationUnknown, "OCSP " + url + ": the responder does not know the certificate"
 }

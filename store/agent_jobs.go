@@ -5,6 +5,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"slices"
@@ -32,6 +33,19 @@ type AgentJobs interface {
 	RelayResult(ctx context.Context, job int64, addr netip.Addr, result []byte) error
 	// FinishAgentJob records a job's outcome, once, under the same rules.
 	FinishAgentJob(ctx context.Context, agentKey KeyRef, job int64, token [32]byte, outcome string, result []byte) error
+	// FinishAgentJobs records the outcomes of jobs of the agent in one
+	// statement, each once and under the same rules; it returns the ids
+	// it finished (the others were refused).
+	FinishAgentJobs(ctx context.Context, agentKey KeyRef, jobs []JobFinish) ([]int64, error)
+}
+
+// JobFinish is a job's end as its agent reports it: its token's hash,
+// its outcome and the agent's report (JSON, or nil).
+type JobFinish struct {
+	ID      int64
+	Token   [32]byte
+	Outcome string
+	Result  []byte
 }
 
 var _ AgentJobs = (*Postgres)(nil)
@@ -111,34 +125,90 @@ const liveJobSQL = `SELECT j.id, j.site, j.name, j.port, j.expires_at,
 		coalesce(g.summary->'site_cas', '[]'::jsonb) AS site_cas FROM agent_jobs j JOIN agents g ON g.id = j.taken_by
 	WHERE g.key_hash = $1 AND j.id = $2 AND j.token_hash = $3 AND j.done_at IS NULL AND j.expires_at > now()`
 
+// openRelaySQL inserts the relay of live job $2 to $4, once per address
+// and at most $5 a job, and returns the job.
+const openRelaySQL = `WITH j AS (` + liveJobSQL + `), ins AS (
+		INSERT INTO agent_job_relays (job_id, address) SELECT id, $4 FROM j
+		WHERE (SELECT count(*) FROM agent_job_relays r WHERE r.job_id = j.id) < $5
+		ON CONFLICT DO NOTHING RETURNING job_id
+	) SELECT j.* FROM j JOIN ins ON ins.job_id = j.id`
+
 // OpenRelay records the relay of a live job of the agent to addr, once.
+// It goes through group commit: the relays opened together share one
+// commit.
 func (p *Postgres) OpenRelay(ctx context.Context, agentKey KeyRef, job int64, token [32]byte, addr netip.Addr) (AgentRelay, error) {
 	var r AgentRelay
 	j := &r.Job
-	err := p.pool.QueryRow(ctx, `WITH j AS (`+liveJobSQL+`), ins AS (
-			INSERT INTO agent_job_relays (job_id, address) SELECT id, $4 FROM j
-			WHERE (SELECT count(*) FROM agent_job_relays r WHERE r.job_id = j.id) < $5
-			ON CONFLICT DO NOTHING RETURNING job_id
-		) SELECT j.* FROM j JOIN ins ON ins.job_id = j.id`, agentKey.Hash[:], job, token[:], addr, MaxRelaysPerJob).
-		Scan(&j.ID, &j.Site, &j.Name, &j.Port, &j.Expires, &r.SiteCAs)
-	if errors.Is(err, pgx.ErrNoRows) {
+	found := false
+	err := p.writes.do(ctx, &writeOp{
+		order: relayOrder(job, addr),
+		queue: func(b *pgx.Batch) {
+			b.Queue(openRelaySQL, agentKey.Hash[:], job, token[:], addr, MaxRelaysPerJob)
+		},
+		read: func(br pgx.BatchResults) error {
+			err := br.QueryRow().Scan(&j.ID, &j.Site, &j.Name, &j.Port, &j.Expires, &r.SiteCAs)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			found = err == nil
+			return err
+		},
+	})
+	if err == nil && !found {
 		return r, ErrJobRefused
 	}
 	return r, classify(err)
 }
 
-// RelayResult records what the probe through a relay saw.
+// relayOrder is a relay row's place in group commit's lock order.
+func relayOrder(job int64, addr netip.Addr) []byte {
+	b := binary.BigEndian.AppendUint64([]byte("relay/"), uint64(job))
+	return append(b, addr.AsSlice()...)
+}
+
+// RelayResult records what the probe through a relay saw, through group
+// commit (the results of relays that end together share one commit).
 func (p *Postgres) RelayResult(ctx context.Context, job int64, addr netip.Addr, result []byte) error {
-	_, err := p.pool.Exec(ctx, `UPDATE agent_job_relays SET result = $3 WHERE job_id = $1 AND address = $2`, job, addr, result)
-	return classify(err)
+	return classify(p.writes.do(ctx, &writeOp{
+		order: relayOrder(job, addr),
+		queue: func(b *pgx.Batch) {
+			b.Queue(`UPDATE agent_job_relays SET result = $3 WHERE job_id = $1 AND address = $2`, job, addr, result)
+		},
+		read: func(br pgx.BatchResults) error { _, err := br.Exec(); return err },
+	}))
 }
 
 // FinishAgentJob records the outcome of a live job of the agent, once.
 func (p *Postgres) FinishAgentJob(ctx context.Context, agentKey KeyRef, job int64, token [32]byte, outcome string, result []byte) error {
-	tag, err := p.pool.Exec(ctx, `UPDATE agent_jobs SET done_at = now(), outcome = $4, result = $5
-		WHERE id = (SELECT id FROM (`+liveJobSQL+`) l)`, agentKey.Hash[:], job, token[:], outcome, result)
-	if err == nil && tag.RowsAffected() == 0 {
+	done, err := p.FinishAgentJobs(ctx, agentKey, []JobFinish{{ID: job, Token: token, Outcome: outcome, Result: result}})
+	if err == nil && len(done) == 0 {
 		return ErrJobRefused
 	}
-	return classify(err)
+	return err
+}
+
+// FinishAgentJobs records the outcomes of live jobs of the agent, once
+// each, in one statement.
+func (p *Postgres) FinishAgentJobs(ctx context.Context, agentKey KeyRef, jobs []JobFinish) ([]int64, error) {
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	ids, hashes, outcomes, results := make([]int64, len(jobs)), make([][]byte, len(jobs)), make([]string, len(jobs)), make([]*string, len(jobs))
+	for i, j := range jobs {
+		ids[i], hashes[i], outcomes[i] = j.ID, j.Token[:], j.Outcome
+		if j.Result != nil {
+			r := string(j.Result)
+			results[i] = &r
+		}
+	}
+	rows, err := p.pool.Query(ctx, `UPDATE agent_jobs j SET done_at = now(), outcome = f.outcome, result = f.result::jsonb
+		FROM unnest($2::bigint[], $3::bytea[], $4::text[], $5::text[]) AS f(id, h, outcome, result), agents g
+		WHERE g.key_hash = $1 AND j.taken_by = g.id AND j.id = f.id AND j.token_hash = f.h
+		  AND j.done_at IS NULL AND j.expires_at > now()
+		RETURNING j.id`, agentKey.Hash[:], ids, hashes, outcomes, results)
+	if err != nil {
+		return nil, classify(err)
+	}
+	done, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	return done, classify(err)
 }

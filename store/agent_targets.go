@@ -3,9 +3,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,10 +28,10 @@ type SiteTargets interface {
 	// (one live job per target at most); the target is due again once the
 	// job expired, unless its result comes first.
 	QueueDueJobs(ctx context.Context, agentKey KeyRef, ttl time.Duration) (int, error)
-	// JobRelayResults lists what the probes through a job's relays saw.
-	JobRelayResults(ctx context.Context, job int64) ([][]byte, error)
 	// SetSiteTargetResult records a job's verdict on its target.
 	SetSiteTargetResult(ctx context.Context, job int64, r SiteTargetResult) error
+	// SetSiteTargetResults records jobs' verdicts in one transaction.
+	SetSiteTargetResults(ctx context.Context, rs []JobVerdict) error
 	// RemoveSiteTarget and CheckSiteTarget remove a target of the key
 	// behind a site, or make it due now; false when the key has none such.
 	RemoveSiteTarget(ctx context.Context, k KeyRef, name string, port int) (bool, error)
@@ -56,6 +58,15 @@ type SiteTargetResult struct {
 	NotAfter                     *time.Time
 	Addresses                    int
 	Next                         time.Duration // until the target's next probe
+	// Revocation is what the service's revocation check told of the
+	// certificates seen (ok, revoked, unknown, none); "" when none was made.
+	Revocation string
+}
+
+// JobVerdict is a job's verdict on its target.
+type JobVerdict struct {
+	Job    int64
+	Result SiteTargetResult
 }
 
 // SiteTargetStatus is a target behind a site as "cert" shows it.
@@ -66,6 +77,7 @@ type SiteTargetStatus struct {
 	// SilentAgents counts the site's agents with an open agent_silent
 	// finding.
 	SilentAgents int
+	Revocation   string // the last verdict's SiteTargetResult.Revocation
 }
 
 // ErrNoSite is an add behind a site that no claimed agent of the account serves.
@@ -150,13 +162,13 @@ func siteAddRoom(ctx context.Context, tx pgx.Tx, account int64, t NewSiteTarget)
 func (p *Postgres) SiteTargetStatus(ctx context.Context, k KeyRef, name string, port int, silentAfter time.Duration) (SiteTargetStatus, error) {
 	s := SiteTargetStatus{Status: CertStatus{Name: name, Port: port, State: "unknown", Findings: []string{}}}
 	var id, account int64
-	var class *string
-	err := p.pool.QueryRow(ctx, `SELECT t.id, t.account_id, t.site, t.class,
+	var class, revocation *string
+	err := p.pool.QueryRow(ctx, `SELECT t.id, t.account_id, t.site, t.class, t.revocation,
 			(SELECT count(*) FROM agents g WHERE g.account_id = t.account_id AND g.site = t.site
 			 AND g.last_seen_at > now() - $4::interval)
 		FROM agent_targets t JOIN api_keys k ON k.id = t.api_key_id
 		WHERE k.key_hash = $1 AND t.name = $2 AND t.port = $3 AND `+liveSiteTarget("t"), k.Hash[:], name, port, silentAfter).
-		Scan(&id, &account, &s.Site, &class, &s.LiveAgents)
+		Scan(&id, &account, &s.Site, &class, &revocation, &s.LiveAgents)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return s, ErrNotFound
 	}
@@ -172,6 +184,9 @@ func (p *Postgres) SiteTargetStatus(ctx context.Context, k KeyRef, name string, 
 	}
 	if class != nil && *class == agentRefused {
 		s.Status.Class = *class
+	}
+	if revocation != nil {
+		s.Revocation = *revocation
 	}
 	s.SilentAgents, err = p.siteSilentAgents(ctx, account, s.Site)
 	return s, classify(err)
@@ -197,24 +212,31 @@ func (p *Postgres) QueueDueJobs(ctx context.Context, agentKey KeyRef, ttl time.D
 	return int(tag.RowsAffected()), classify(err)
 }
 
-// JobRelayResults lists the stored results of a job's relays.
-func (p *Postgres) JobRelayResults(ctx context.Context, job int64) ([][]byte, error) {
-	rows, err := p.pool.Query(ctx, `SELECT result FROM agent_job_relays WHERE job_id = $1 AND result IS NOT NULL ORDER BY address`, job)
-	if err != nil {
-		return nil, classify(err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-	return out, classify(err)
-}
+// setSiteTargetSQL records job $1's verdict on its target.
+const setSiteTargetSQL = `UPDATE agent_targets t SET checked_at = now(), state = coalesce(nullif($2, ''), t.state), class = nullif($3, ''), detail = $4,
+		issuer = $5, not_after = $6, addresses = $7, next_due = now() + $8::interval,
+		revocation = CASE WHEN $2 = '' AND $3 = '' THEN t.revocation ELSE nullif($9, '') END
+	FROM agent_jobs j WHERE j.id = $1 AND t.id = j.target_id`
 
 // SetSiteTargetResult records a job's verdict on its target (none for a
 // job without one).
 func (p *Postgres) SetSiteTargetResult(ctx context.Context, job int64, r SiteTargetResult) error {
-	_, err := p.pool.Exec(ctx, `UPDATE agent_targets t SET checked_at = now(), state = coalesce(nullif($2, ''), t.state), class = nullif($3, ''), detail = $4,
-			issuer = $5, not_after = $6, addresses = $7, next_due = now() + $8::interval
-		FROM agent_jobs j WHERE j.id = $1 AND t.id = j.target_id`,
-		job, r.State, r.Class, r.Detail, r.Issuer, r.NotAfter, r.Addresses, r.Next)
-	return classify(err)
+	return p.SetSiteTargetResults(ctx, []JobVerdict{{Job: job, Result: r}})
+}
+
+// SetSiteTargetResults records jobs' verdicts, in one round trip and one
+// transaction.
+func (p *Postgres) SetSiteTargetResults(ctx context.Context, rs []JobVerdict) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	rs = slices.SortedFunc(slices.Values(rs), func(a, b JobVerdict) int { return cmp.Compare(a.Job, b.Job) })
+	b := &pgx.Batch{}
+	for _, v := range rs {
+		r := v.Result
+		b.Queue(setSiteTargetSQL, v.Job, r.State, r.Class, r.Detail, r.Issuer, r.NotAfter, r.Addresses, r.Next, r.Revocation)
+	}
+	return classify(p.pool.SendBatch(ctx, b).Close())
 }
 
 // RemoveSiteTarget removes a target of the key behind a site, keeping

@@ -139,8 +139,8 @@ func TestRemovedSiteTargetIgnoresJobInFlight(t *testing.T) {
 	if err := w.p.SetSiteTargetResult(ctx, job, store.SiteTargetResult{State: "ok", Next: time.Nanosecond}); err != nil {
 		t.Fatal(err)
 	}
-	if _, found, err := w.p.LeaseSiteJob(ctx, job, "test", time.Now(), time.Now().Add(time.Minute)); found || err != nil {
-		t.Fatalf("the monitor's row leased for a removed target's job: %v %v", found, err)
+	if leased, err := w.p.LeaseSiteJobs(ctx, []int64{job}, "test", time.Now(), time.Now().Add(time.Minute)); len(leased) > 0 || err != nil {
+		t.Fatalf("the monitor's row leased for a removed target's job: %v %v", leased, err)
 	}
 	var state string
 	w.db.QueryRow(ctx, `SELECT state FROM agent_targets`).Scan(&state)

@@ -47,6 +47,10 @@ type AgentLimits struct {
 	// MaxDomainsPerKey caps what auto_add adds through a key, its public
 	// domains counted (KEYCHEST_MAX_DOMAINS_PER_KEY; 0: no limit).
 	MaxDomainsPerKey int
+	// Revocation checks relayed certificates' CRL or OCSP responder from
+	// the service itself, through the monitor's address guard (never
+	// through the agent); nil: no check.
+	Revocation *monitor.Revocation
 }
 
 // DefaultAgentLimits are the agent API's defaults.
@@ -71,7 +75,7 @@ func (l AgentLimits) orDefaults() AgentLimits {
 	if l.Policy.Interval > 0 {
 		d.Policy = l.Policy
 	}
-	d.Roots = l.Roots
+	d.Roots, d.Revocation = l.Roots, l.Revocation
 	d.ClaimsPerIPHour, d.MailsPerDay = l.ClaimsPerIPHour, l.MailsPerDay
 	d.MaxDomainsPerKey = l.MaxDomainsPerKey
 	return d

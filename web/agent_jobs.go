@@ -29,8 +29,10 @@ import (
 // Bounds of the job calls.
 const (
 	maxJobsPerTake = 32
-	maxJobWait     = 25 * time.Second
-	jobPoll        = 500 * time.Millisecond
+	// maxResultsPerTake bounds the results one take reports.
+	maxResultsPerTake = 64
+	maxJobWait        = 25 * time.Second
+	jobPoll           = 500 * time.Millisecond
 )
 
 // agentJobs serves the job and relay calls: the process that accepts a
@@ -45,7 +47,7 @@ type agentJobs struct {
 func mountAgentJobs(mux *http.ServeMux, api *agentAPI) {
 	host, _ := os.Hostname()
 	h := &agentJobs{agentAPI: api, prober: &monitor.TLSProber{Now: time.Now, HandshakeTimeout: monitor.DefaultHandshakeTimeout,
-		Roots: api.limits.Roots}, owner: fmt.Sprintf("relay/%s/%d/%s", host, os.Getpid(), relayTag())}
+		Roots: api.limits.Roots, Revocation: api.limits.Revocation}, owner: fmt.Sprintf("relay/%s/%d/%s", host, os.Getpid(), relayTag())}
 	mux.HandleFunc("POST "+agent.PathJobs, h.take)
 	mux.HandleFunc("POST "+agent.PathJobResult, h.result)
 	mux.HandleFunc("POST "+agent.PathRelay, h.relay)
@@ -60,30 +62,73 @@ func (h *agentJobs) take(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req agent.JobsRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
-		h.refuse(w, ref.Prefix, ip, http.StatusBadRequest, "want {\"max\": N, \"wait_seconds\": S}")
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil ||
+		len(req.Results) > maxResultsPerTake || !validResults(req.Results) {
+		h.refuse(w, ref.Prefix, ip, http.StatusBadRequest, "want {\"max\": N, \"wait_seconds\": S, \"results\": [at most 64 job results]}")
 		return
 	}
-	n := min(max(req.Max, 1), maxJobsPerTake)
-	deadline := time.Now().Add(min(time.Duration(max(req.WaitSeconds, 0))*time.Second, maxJobWait))
-	for {
-		raw, hashes := jobTokens(n)
-		ctx, cancel := context.WithTimeout(r.Context(), agentTimeout)
-		taken, err := h.queueAndTake(ctx, ref, hashes)
-		cancel()
-		if err != nil {
-			h.storeFailed(w, ref.Prefix, ip, err)
-			return
+	ctx, cancel := context.WithTimeout(r.Context(), agentTimeout)
+	defer cancel()
+	done, refused, err := h.finish(ctx, ref, req.Results)
+	if err != nil {
+		h.storeFailed(w, ref.Prefix, ip, err)
+		return
+	}
+	// The verdicts are written while the first take runs; the answer
+	// waits for both.
+	judged := make(chan error, 1)
+	go func() { judged <- h.judge(ctx, done) }()
+	n := 0
+	if req.Max > 0 || len(req.Results) == 0 {
+		n = min(max(req.Max, 1), maxJobsPerTake)
+	}
+	raw, taken, err := h.takeWaiting(r.Context(), ref, n, time.Duration(max(req.WaitSeconds, 0))*time.Second, judged)
+	if err != nil {
+		h.storeFailed(w, ref.Prefix, ip, err)
+		return
+	}
+	if r.Context().Err() == nil {
+		writeJSON(w, agent.JobsReply{Jobs: wireJobs(taken, raw), Refused: refused})
+	}
+}
+
+// takeWaiting takes up to n jobs (none for 0), polling until one comes or
+// wait (at most 25 s) passed; after its first take it hears judged, the
+// outcome of the verdicts written meanwhile (a failure is logged).
+func (h *agentJobs) takeWaiting(rctx context.Context, ref store.KeyRef, n int, wait time.Duration, judged <-chan error) ([]string, []store.AgentJob, error) {
+	deadline := time.Now().Add(min(wait, maxJobWait))
+	for first := true; ; first = false {
+		var raw []string
+		var taken []store.AgentJob
+		var err error
+		if n > 0 {
+			var hashes [][32]byte
+			raw, hashes = jobTokens(n)
+			ctx, cancel := context.WithTimeout(rctx, agentTimeout)
+			taken, err = h.queueAndTake(ctx, ref, hashes)
+			cancel()
 		}
-		if len(taken) > 0 || !time.Now().Before(deadline) {
-			writeJSON(w, agent.JobsReply{Jobs: wireJobs(taken, raw)})
-			return
+		if first {
+			h.heard(<-judged)
+		}
+		if err != nil || len(taken) > 0 || n == 0 || !time.Now().Before(deadline) {
+			return raw, taken, err
 		}
 		select {
-		case <-r.Context().Done():
-			return
+		case <-rctx.Done():
+			return nil, nil, nil
 		case <-time.After(jobPoll):
 		}
+	}
+}
+
+// heard logs a failure to write the verdicts of a take's results: the
+// results are recorded (their jobs finished), their verdicts not, and
+// their targets are due again once the jobs' time ran out; the jobs just
+// taken still go to the agent.
+func (h *agentJobs) heard(err error) {
+	if err != nil {
+		h.log.Warn().Str("code", logcode.DatabaseUnavailable).Time("event_time", time.Now()).Err(err).Msg("verdicts of relayed probes not written")
 	}
 }
 
@@ -126,7 +171,8 @@ func wireJobs(taken []store.AgentJob, tokens []string) []agent.Job {
 	return out
 }
 
-// result records a job's end, as its agent reports it.
+// result records a job's end, as its agent reports it (agents before
+// the results rode on the take).
 func (h *agentJobs) result(w http.ResponseWriter, r *http.Request) {
 	ip := clientAddr(r, h.proxies)
 	ref, ok := h.bearer(w, r, ip)
@@ -135,25 +181,74 @@ func (h *agentJobs) result(w http.ResponseWriter, r *http.Request) {
 	}
 	var res agent.JobResult
 	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&res)
-	if err != nil || (res.Outcome != agent.OutcomeOK && res.Outcome != agent.OutcomeRefused && res.Outcome != agent.OutcomeUnavailable) {
+	if err != nil || !validResults([]agent.JobResult{res}) {
 		h.refuse(w, ref.Prefix, ip, http.StatusBadRequest, "want a job result: id, token, outcome ok|refused|unavailable, addresses")
 		return
 	}
-	for i := range res.Addresses {
-		res.Addresses[i].Detail = cleanText(res.Addresses[i].Detail, maxItemLen)
-	}
-	raw, _ := json.Marshal(res.Addresses)
 	ctx, cancel := context.WithTimeout(r.Context(), agentTimeout)
 	defer cancel()
-	if err := h.st.FinishAgentJob(ctx, ref, res.ID, sha256.Sum256([]byte(res.Token)), res.Outcome, raw); err != nil {
+	done, refused, err := h.finish(ctx, ref, []agent.JobResult{res})
+	if err == nil && len(refused) > 0 {
+		err = store.ErrJobRefused
+	}
+	if err == nil {
+		err = h.judge(ctx, done)
+	}
+	if err != nil {
 		h.jobFailed(w, ref.Prefix, ip, err)
 		return
 	}
-	if err := h.judge(ctx, res); err != nil {
-		h.storeFailed(w, ref.Prefix, ip, err)
-		return
-	}
 	writeJSON(w, map[string]bool{"recorded": true})
+}
+
+// validResults reports whether every result has a known outcome and at
+// most twice as many addresses as a job may relay (an agent reports at
+// most 16, or its failed lookup).
+func validResults(rs []agent.JobResult) bool {
+	for _, res := range rs {
+		if res.Outcome != agent.OutcomeOK && res.Outcome != agent.OutcomeRefused && res.Outcome != agent.OutcomeUnavailable ||
+			len(res.Addresses) > 2*store.MaxRelaysPerJob {
+			return false
+		}
+	}
+	return true
+}
+
+// finish records the ends of jobs the agent reports, in one statement;
+// it returns the results it recorded, to judge, and the ids it refused
+// (not a live job of this agent and token: another's, forged, expired,
+// finished or replayed).
+func (h *agentJobs) finish(ctx context.Context, ref store.KeyRef, results []agent.JobResult) ([]agent.JobResult, []int64, error) {
+	if len(results) == 0 {
+		return nil, nil, nil
+	}
+	fs := make([]store.JobFinish, len(results))
+	for i, res := range results {
+		for k := range res.Addresses {
+			res.Addresses[k].Detail = cleanText(res.Addresses[k].Detail, maxItemLen)
+		}
+		raw, _ := json.Marshal(res.Addresses)
+		fs[i] = store.JobFinish{ID: res.ID, Token: sha256.Sum256([]byte(res.Token)), Outcome: res.Outcome, Result: raw}
+	}
+	done, err := h.st.FinishAgentJobs(ctx, ref, fs)
+	if err != nil {
+		return nil, nil, err
+	}
+	finished := make(map[int64]bool, len(done))
+	for _, id := range done {
+		finished[id] = true
+	}
+	var judged []agent.JobResult
+	var refused []int64
+	for _, res := range results {
+		if finished[res.ID] {
+			judged = append(judged, res)
+			delete(finished, res.ID) // a job reported twice counts once
+		} else {
+			refused = append(refused, res.ID)
+		}
+	}
+	return judged, refused, nil
 }
 
 // jobFailed answers a job call the store refused: 403 for a job that is

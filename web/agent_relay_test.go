@@ -33,13 +33,32 @@ type relayWorld struct {
 
 func newRelayWorld(t testing.TB, left time.Duration) *relayWorld {
 	t.Helper()
-	s := newAgentSide(t)
+	return newRelayWorldWith(t, left, worldOptions{})
+}
+
+// worldOptions change newRelayWorld's: the certificate's names (default
+// ldap.corp.example), its CA (default a new one), the agent API's settings.
+type worldOptions struct {
+	names  []string
+	ca     *certtest.CA
+	limits AgentLimits
+}
+
+// newRelayWorldWith is newRelayWorld with options.
+func newRelayWorldWith(t testing.TB, left time.Duration, o worldOptions) *relayWorld {
+	t.Helper()
+	s := newAgentSideWith(t, o.limits)
 	now := time.Now()
-	ca, err := certtest.NewCA("Corp Internal CA", now)
-	if err != nil {
-		t.Fatal(err)
+	if len(o.names) == 0 {
+		o.names = []string{"ldap.corp.example"}
 	}
-	cert, err := ca.Issue(certtest.Lifetime(now, 90*24*time.Hour, left, "ldap.corp.example"))
+	ca, err := o.ca, error(nil)
+	if ca == nil {
+		if ca, err = certtest.NewCA("Corp Internal CA", now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cert, err := ca.Issue(certtest.Lifetime(now, 90*24*time.Hour, left, o.names...))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,13 @@ import (
 // the same allow-list, CA and resolver.
 func (w *relayWorld) secondAgent(t *testing.T) *agent.Agent {
 	t.Helper()
+	return w.agentOf(t, "owner-key-0123456789")
+}
+
+// agentOf opens another agent of the world's site name (allow-list, CA
+// and resolver as the first one's), claimed with the account key key.
+func (w *relayWorld) agentOf(t *testing.T, key string) *agent.Agent {
+	t.Helper()
 	first := w.a.Config()
 	dir := filepath.Join(t.TempDir(), "keychest-agent")
 	os.Mkdir(dir, 0o700)
@@ -41,7 +48,7 @@ func (w *relayWorld) secondAgent(t *testing.T) *agent.Agent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := w.line(t, "command claim agent "+code+" apikey owner-key-0123456789"); r.Code != lineproto.CodeOK {
+	if r := w.line(t, "command claim agent "+code+" apikey "+key); r.Code != lineproto.CodeOK {
 		t.Fatalf("claim: %+v", r)
 	}
 	return b

@@ -37,6 +37,12 @@ type agentSide struct {
 
 func newAgentSide(t testing.TB) *agentSide {
 	t.Helper()
+	return newAgentSideWith(t, AgentLimits{})
+}
+
+// newAgentSideWith is newAgentSide with the agent API's settings limits.
+func newAgentSideWith(t testing.TB, limits AgentLimits) *agentSide {
+	t.Helper()
 	url := pgtest.NewDatabase(t)
 	st, err := store.Open(context.Background(), url, 4)
 	if err != nil {
@@ -45,7 +51,7 @@ func newAgentSide(t testing.TB) *agentSide {
 	t.Cleanup(st.Close)
 	accountKey(t, st, url, "owner-key-0123456789", "owner@example.com")
 	accountKey(t, st, url, "stranger-key-0123456", "stranger@example.com")
-	srv := httptest.NewServer(New(Deps{Tokens: st, Accounts: st, ACME: st, Agents: st, Log: zerolog.Nop()}))
+	srv := httptest.NewServer(New(Deps{Tokens: st, Accounts: st, ACME: st, Agents: st, AgentLimits: limits, Log: zerolog.Nop()}))
 	t.Cleanup(srv.Close)
 	db, err := pgx.Connect(context.Background(), url)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,12 +26,14 @@ type relayProbe struct {
 	Detail   string     `json:"detail"`
 	TLS      string     `json:"tls"`
 	Problems []string   `json:"problems,omitempty"`
-	Chain    [][]byte   `json:"chain,omitempty"` // DER, leaf first
+	// Revocation is what the service's own revocation check told.
+	Revocation string   `json:"revocation,omitempty"`
+	Chain      [][]byte `json:"chain,omitempty"` // DER, leaf first
 }
 
 // relayOutcome is what is stored of a probe through a relay.
 func relayOutcome(res monitor.AddressResult) relayProbe {
-	p := relayProbe{Address: res.Address, Class: string(res.Class), Detail: res.Detail, TLS: res.TLSVersion}
+	p := relayProbe{Address: res.Address, Class: string(res.Class), Detail: res.Detail, TLS: res.TLSVersion, Revocation: res.Revocation}
 	for _, c := range res.Problems {
 		p.Problems = append(p.Problems, string(c))
 	}
@@ -43,7 +46,8 @@ func relayOutcome(res monitor.AddressResult) relayProbe {
 // addressResult is the probe back as the monitor made it; false when
 // its chain does not parse.
 func (p relayProbe) addressResult() (monitor.AddressResult, bool) {
-	a := monitor.AddressResult{Address: p.Address, Class: monitor.Class(p.Class), Detail: p.Detail, TLSVersion: p.TLS}
+	a := monitor.AddressResult{Address: p.Address, Class: monitor.Class(p.Class), Detail: p.Detail, TLSVersion: p.TLS,
+		Revocation: p.Revocation}
 	for _, c := range p.Problems {
 		a.Problems = append(a.Problems, monitor.Class(c))
 	}
@@ -118,40 +122,78 @@ func dialClass(detail string) monitor.Class {
 	return monitor.ClassRefused
 }
 
-// judge records a finished job's verdict: a job that relayed something
-// goes through the monitor's judge and write-back (findings, history,
-// alert mails, as for a public target); a job allow.conf refused whole
-// records the class agent_refused.
-func (h *agentJobs) judge(ctx context.Context, res agent.JobResult) error {
+// judge records finished jobs' verdicts, in a few transactions for all
+// of them: a job that relayed something goes through the monitor's judge
+// and write-back (findings, history, alert mails, as for a public
+// target); a job allow.conf refused whole records the class
+// agent_refused.
+func (h *agentJobs) judge(ctx context.Context, done []agent.JobResult) error {
+	if len(done) == 0 {
+		return nil
+	}
 	now := time.Now()
-	if res.Outcome == agent.OutcomeRefused {
-		return h.st.SetSiteTargetResult(ctx, res.ID, store.SiteTargetResult{Class: string(monitor.ClassAgentRefused),
-			Detail: "the agent's allow.conf refused every address: no packet was sent", Next: h.limits.Policy.Interval})
+	var verdicts []store.JobVerdict
+	var relayed []int64
+	byJob := make(map[int64]agent.JobResult, len(done))
+	for _, res := range done {
+		if res.Outcome == agent.OutcomeRefused {
+			verdicts = append(verdicts, store.JobVerdict{Job: res.ID, Result: store.SiteTargetResult{Class: string(monitor.ClassAgentRefused),
+				Detail: "the agent's allow.conf refused every address: no packet was sent", Next: h.limits.Policy.Interval}})
+			continue
+		}
+		relayed, byJob[res.ID] = append(relayed, res.ID), res
 	}
-	target, ok, err := h.st.LeaseSiteJob(ctx, res.ID, h.owner, now, now.Add(time.Minute))
-	if err != nil || !ok {
-		return err
-	}
-	stored, err := h.st.JobRelayResults(ctx, res.ID)
+	leased, err := h.st.LeaseSiteJobs(ctx, relayed, h.owner, now, now.Add(time.Minute))
 	if err != nil {
 		return err
 	}
-	result, probed := siteResult(target.Name, target.Port, res, stored)
-	if !probed {
-		// Nothing seen: the row is let go, and the target is due again
-		// as after a failed probe.
-		if err := h.st.Release(ctx, h.owner, []int64{target.ID}); err != nil {
+	var vs []finding.Verdict
+	var unseen []int64
+	for _, sj := range leased {
+		result, probed := siteResult(sj.Target.Name, sj.Target.Port, byJob[sj.Job], sj.Relays)
+		if !probed {
+			// Nothing seen: the row is let go, and the target is due again
+			// as after a failed probe.
+			unseen = append(unseen, sj.Target.ID)
+			verdicts = append(verdicts, store.JobVerdict{Job: sj.Job, Result: store.SiteTargetResult{Next: firstRetry(h.limits.Policy)}})
+			continue
+		}
+		v := h.limits.Policy.Judge(sj.Target, result, now)
+		v.StartedAt = now
+		vs = append(vs, v)
+		verdicts = append(verdicts, store.JobVerdict{Job: sj.Job, Result: store.SiteTargetResult{State: v.State, Class: classOf(result),
+			Detail: result.Detail, Addresses: len(result.Addresses), Next: v.NextDue.Sub(now), Revocation: revocationOf(result)}})
+	}
+	if len(unseen) > 0 {
+		if err := h.st.Release(ctx, h.owner, unseen); err != nil {
 			return err
 		}
-		return h.st.SetSiteTargetResult(ctx, res.ID, store.SiteTargetResult{Next: firstRetry(h.limits.Policy)})
 	}
-	v := h.limits.Policy.Judge(target, result, now)
-	v.StartedAt = now
-	if _, err := h.st.WriteBack(ctx, h.owner, []finding.Verdict{v}, h.limits.AlertBatch); err != nil {
-		return err
+	if len(vs) > 0 {
+		if _, err := h.st.WriteBack(ctx, h.owner, vs, h.limits.AlertBatch); err != nil {
+			return err
+		}
 	}
-	return h.st.SetSiteTargetResult(ctx, res.ID, store.SiteTargetResult{State: v.State, Class: classOf(result),
-		Detail: result.Detail, Addresses: len(result.Addresses), Next: v.NextDue.Sub(now)})
+	return h.st.SetSiteTargetResults(ctx, verdicts)
+}
+
+// revocationOrder ranks the revocation answers, the one to show first.
+var revocationOrder = []string{monitor.RevocationRevoked, monitor.RevocationUnknown, monitor.RevocationOK, monitor.RevocationNone}
+
+// revocationOf is what the revocation checks of a result's addresses told,
+// the worst of them: revoked, then unknown (never read as ok), then ok,
+// then none; "" when no check was made.
+func revocationOf(r monitor.Result) string {
+	best := len(revocationOrder)
+	for _, a := range r.Addresses {
+		if i := slices.Index(revocationOrder, a.Revocation); i >= 0 && i < best {
+			best = i
+		}
+	}
+	if best == len(revocationOrder) {
+		return ""
+	}
+	return revocationOrder[best]
 }
 
 // firstRetry is the policy's first retry, or its interval.

@@ -110,7 +110,7 @@ func TestSiteTargetFindingAndAlertMail(t *testing.T) {
 	}
 	data := w.c.must("command cert domain "+target+" apikey "+w.key, "status ok 200")
 	if !strings.HasPrefix(data, "state=warning ") || !strings.Contains(data, " days=4 ") || !strings.Contains(data, " finding=expiry ") ||
-		!strings.Contains(data, " issuer=Corp_Internal_CA addresses=1 ") || !strings.HasSuffix(data, " class=- site=office") {
+		!strings.Contains(data, " issuer=Corp_Internal_CA addresses=1 ") || !strings.HasSuffix(data, " class=- site=office revocation=none") {
 		t.Fatalf("cert: %s", data)
 	}
 	alert := w.mail.Wait(t, 2, 15*time.Second)[1]

@@ -77,13 +77,18 @@ func (c MonitorConfig) prober() (*monitor.TLSProber, error) {
 		return nil, err
 	}
 	p := monitor.NewProber(resolve.New(c.MonitorResolver), guard, roots, c.MonitorConcurrency)
-	p.Revocation = monitor.NewRevocation(guard, monitor.DefaultHandshakeTimeout, monitor.DefaultCRLMaxBytes, time.Now)
+	p.Revocation = newRevocation(guard)
 	allowed := c.MonitorPorts
 	if allowed.IsZero() { // a Config not read from the environment
 		allowed = ports.DefaultSet()
 	}
 	p.Ports = &allowed
 	return p, nil
+}
+
+// newRevocation is the revocation checker, whose downloads go through guard.
+func newRevocation(guard monitor.Guard) *monitor.Revocation {
+	return monitor.NewRevocation(guard, monitor.DefaultHandshakeTimeout, monitor.DefaultCRLMaxBytes, time.Now)
 }
 
 // roots are the system's roots plus MONITOR_CA_FILE; nil (the system's)

@@ -201,11 +201,14 @@ var (
 )
 
 // agentLimits are the agent API's settings: relayed probes are judged by
-// the monitor's policy (its thresholds), trust its roots, and their
+// the monitor's policy (its thresholds), trust its roots, have their
+// revocation checked by the service through the monitor's address guard
+// (KEYCHEST_MONITOR_ALLOW_NETS: no private address by default), and their
 // alerts gather as long as the monitor's.
 func agentLimits(c Config, roots *x509.CertPool) web.AgentLimits {
+	nets, _ := clientnet.ParseNets(c.MonitorAllowNets) // loadConfig checked it
 	return web.AgentLimits{JobTTL: c.AgentJobTTL, LogKeep: time.Duration(c.AgentLogDays) * 24 * time.Hour,
-		Policy: c.MonitorConfig.policy(), AlertBatch: c.AlertBatch, Roots: roots,
+		Policy: c.MonitorConfig.policy(), AlertBatch: c.AlertBatch, Roots: roots, Revocation: newRevocation(monitor.NewGuard(nets)),
 		ClaimsPerIPHour: c.ClaimsPerIPHour, MailsPerDay: c.MailsPerDay, MaxDomainsPerKey: c.MaxDomainsPerKey}
 }
 

@@ -30,7 +30,10 @@ type CA struct {
 	// CRLURL, when set before issuing, goes into every leaf's CRL
 	// distribution point.
 	CRLURL string
-	serial atomic.Int64
+	// OCSPURL, when set before issuing, goes into every leaf's OCSP
+	// responders (see ServeOCSP).
+	OCSPURL string
+	serial  atomic.Int64
 }
 
 // NewCA makes a self-signed ECDSA root valid for ten years around now.
@@ -103,6 +106,9 @@ func (ca *CA) Issue(l Leaf) (tls.Certificate, error) {
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	if ca.CRLURL != "" {
 		tmpl.CRLDistributionPoints = []string{ca.CRLURL}
+	}
+	if ca.OCSPURL != "" {
+		tmpl.OCSPServer = []string{ca.OCSPURL}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
