@@ -39,7 +39,7 @@ type SiteJob struct {
 
 // leaseSiteSQL leases the rows of jobs $1's targets unless someone holds them.
 const leaseSiteSQL = `UPDATE mon_targets t SET lease_owner = $2, lease_until = $3
-	FROM agent_jobs j WHERE j.id = ANY($1) AND t.site_target = j.target_id AND (t.lease_until IS NULL OR t.lease_until < $4)
+	FROM agent_jobs j WHERE j.id = ANY($1) AND t.site_target = j.target_id AND t.active AND (t.lease_until IS NULL OR t.lease_until < $4)
 	RETURNING j.id, t.id, t.name, t.port, coalesce(t.last_checked_at, 'epoch'), t.failures, t.suspects,
 	    EXISTS (SELECT 1 FROM mon_observations o WHERE o.target_id = t.id AND o.fingerprint IS NOT NULL)`
 

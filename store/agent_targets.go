@@ -203,7 +203,7 @@ func (p *Postgres) QueueDueJobs(ctx context.Context, agentKey KeyRef, ttl time.D
 			SELECT account_id, site FROM agents WHERE key_hash = $1 AND account_id IS NOT NULL
 		), due AS (
 			UPDATE agent_targets t SET next_due = now() + $2::interval FROM g
-			WHERE t.account_id = g.account_id AND t.site = g.site AND t.next_due <= now()
+			WHERE t.account_id = g.account_id AND t.site = g.site AND t.next_due <= now() AND `+liveSiteTarget("t")+`
 			  AND NOT EXISTS (SELECT 1 FROM agent_jobs j WHERE j.target_id = t.id AND j.done_at IS NULL AND j.expires_at > now())
 			RETURNING t.id, t.account_id, t.site, t.name, t.port
 		)
@@ -216,7 +216,8 @@ func (p *Postgres) QueueDueJobs(ctx context.Context, agentKey KeyRef, ttl time.D
 const setSiteTargetSQL = `UPDATE agent_targets t SET checked_at = now(), state = coalesce(nullif($2, ''), t.state), class = nullif($3, ''), detail = $4,
 		issuer = $5, not_after = $6, addresses = $7, next_due = now() + $8::interval,
 		revocation = CASE WHEN $2 = '' AND $3 = '' THEN t.revocation ELSE nullif($9, '') END
-	FROM agent_jobs j WHERE j.id = $1 AND t.id = j.target_id`
+	FROM agent_jobs j WHERE j.id = $1 AND t.id = j.target_id
+	  AND t.next_due <> 'infinity'` // removed (removeSiteTargetSQL): re-checked on the row a removal held
 
 // SetSiteTargetResult records a job's verdict on its target (none for a
 // job without one).

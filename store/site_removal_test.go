@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -165,5 +167,70 @@ func TestAutoAddLeavesRemovedTargetsProposed(t *testing.T) {
 	}
 	if l, err := w.p.AccountDiscovered(ctx, ref("owner-key-0123456789")); err != nil || names(l) != "y.corp.example:443/office/1 " {
 		t.Errorf("proposals: %q %v", names(l), err)
+	}
+}
+
+// A job's verdict that waits on the target's row while a removal holds it
+// lands on nothing once the removal commits: the removed target stays
+// never due, and no job is queued for it again.
+func TestVerdictRacingARemovalDoesNotReviveIt(t *testing.T) {
+	w := claimedWorld(t)
+	ctx := context.Background()
+	if _, err := w.siteAdd("race.corp.example", 0); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := w.p.QueueDueJobs(ctx, w.agent, time.Minute); err != nil || n != 1 {
+		t.Fatalf("queue: %d %v", n, err)
+	}
+	var job int64
+	if err := w.db.QueryRow(ctx, `SELECT id FROM agent_jobs`).Scan(&job); err != nil {
+		t.Fatal(err)
+	}
+	// Hold the job's row, so that the removal stops after it has locked
+	// and changed the target's row, before it lets go of the job.
+	holder, err := pgx.Connect(ctx, w.db.Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM agent_jobs WHERE id = $1 FOR UPDATE`, job); err != nil {
+		t.Fatal(err)
+	}
+	waiting := func(n int) func() bool {
+		return func() bool {
+			var got int
+			w.db.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE NOT granted`).Scan(&got)
+			return got >= n
+		}
+	}
+	removed := make(chan error, 1)
+	go func() {
+		_, err := w.p.RemoveSiteTarget(ctx, ref("owner-key-0123456789"), "race.corp.example", 443)
+		removed <- err
+	}()
+	waitFor(t, "the removal waiting on the job", waiting(1))
+	verdict := make(chan error, 1)
+	go func() {
+		verdict <- w.p.SetSiteTargetResult(ctx, job, store.SiteTargetResult{State: "ok", Next: time.Nanosecond})
+	}()
+	waitFor(t, "the verdict waiting on the target", waiting(2))
+	tx.Rollback(ctx)
+	if err := <-removed; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-verdict; err != nil {
+		t.Fatal(err)
+	}
+	var never bool
+	if err := w.db.QueryRow(ctx, `SELECT next_due = 'infinity' FROM agent_targets`).Scan(&never); err != nil || !never {
+		t.Fatalf("the removed target is due again: %v", err)
+	}
+	if n, err := w.p.QueueDueJobs(ctx, w.agent, time.Minute); err != nil || n != 0 {
+		t.Fatalf("%d jobs queued for a removed target: %v", n, err)
 	}
 }
