@@ -3,8 +3,10 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"sort"
@@ -56,11 +58,13 @@ func readTSIGSecret(dir string, t *TSIG) (string, error) {
 }
 
 // TransferZone fetches z by AXFR from its server, signed with its TSIG
-// key when it has one. dir is DIR (for a relative secret file).
-func TransferZone(z ZoneSource, dir string, timeout time.Duration) ([]dns.RR, error) {
+// key when it has one. dir is DIR (for a relative secret file). timeout
+// bounds the dial and each read and write; ending ctx cuts the
+// connection at once.
+func TransferZone(ctx context.Context, z ZoneSource, dir string, timeout time.Duration) ([]dns.RR, error) {
 	m := new(dns.Msg)
 	m.SetAxfr(z.Zone)
-	t := &dns.Transfer{DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout}
+	t := &dns.Transfer{ReadTimeout: timeout, WriteTimeout: timeout}
 	if z.TSIG != nil {
 		secret, err := readTSIGSecret(dir, z.TSIG)
 		if err != nil {
@@ -69,6 +73,15 @@ func TransferZone(z ZoneSource, dir string, timeout time.Duration) ([]dns.RR, er
 		t.TsigSecret = map[string]string{z.TSIG.Name: secret}
 		m.SetTsig(z.TSIG.Name, z.TSIG.Alg, 300, time.Now().Unix())
 	}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	c, err := new(net.Dialer).DialContext(dctx, "tcp", z.Server)
+	cancel()
+	if err != nil {
+		return nil, &TransferError{Zone: z.Zone, Err: err}
+	}
+	defer c.Close()
+	defer context.AfterFunc(ctx, func() { c.Close() })()
+	t.Conn = &dns.Conn{Conn: c}
 	ch, err := t.In(m, z.Server)
 	if err != nil {
 		return nil, &TransferError{Zone: z.Zone, Err: err}

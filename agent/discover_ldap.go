@@ -3,6 +3,7 @@
 package agent
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -44,13 +45,15 @@ type LDAPCert struct {
 // ReadLDAP reads every certificate below src's base with a paged search,
 // bound as src's bind DN (password from its file, relative to dir) when
 // it has one. A value that is no X.509 certificate is skipped and
-// counted.
-func ReadLDAP(src LDAPSource, dir string, timeout time.Duration) ([]LDAPCert, int, error) {
-	conn, err := dialLDAP(src, dir, timeout)
+// counted. timeout bounds the dial and each request; ending ctx cuts the
+// connection at once.
+func ReadLDAP(ctx context.Context, src LDAPSource, dir string, timeout time.Duration) ([]LDAPCert, int, error) {
+	conn, err := dialLDAP(ctx, src, dir, timeout)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer conn.Close()
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	if src.BindDN != "" {
 		pw, err := readSecretFile(dir, src.PasswordFile)
 		if err != nil {
@@ -76,7 +79,7 @@ func ReadLDAP(src LDAPSource, dir string, timeout time.Duration) ([]LDAPCert, in
 // dialLDAP connects to src's server: ldaps:// or, with starttls, ldap://
 // upgraded before anything else is sent; the server's certificate is
 // checked against src's CA file, or the system's roots without one.
-func dialLDAP(src LDAPSource, dir string, timeout time.Duration) (*ldap.Conn, error) {
+func dialLDAP(ctx context.Context, src LDAPSource, dir string, timeout time.Duration) (*ldap.Conn, error) {
 	u, err := url.Parse(src.URL)
 	if err != nil {
 		return nil, err
@@ -87,10 +90,12 @@ func dialLDAP(src LDAPSource, dir string, timeout time.Duration) (*ldap.Conn, er
 			return nil, err
 		}
 	}
-	conn, err := ldap.DialURL(src.URL, ldap.DialWithDialer(&net.Dialer{Timeout: timeout}), ldap.DialWithTLSConfig(cfg))
+	raw, err := dialLDAPConn(ctx, u, cfg, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("ldap %s: %w", src.URL, err)
 	}
+	conn := ldap.NewConn(raw, u.Scheme == "ldaps")
+	conn.Start()
 	conn.SetTimeout(timeout)
 	if src.StartTLS {
 		if err := conn.StartTLS(cfg); err != nil {
@@ -99,6 +104,27 @@ func dialLDAP(src LDAPSource, dir string, timeout time.Duration) (*ldap.Conn, er
 		}
 	}
 	return conn, nil
+}
+
+// dialLDAPConn opens the TCP connection of u (TLS from the start for
+// ldaps://), giving up when ctx ends or after timeout.
+func dialLDAPConn(ctx context.Context, u *url.URL, cfg *tls.Config, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"ldap": ldap.DefaultLdapPort, "ldaps": ldap.DefaultLdapsPort}[u.Scheme]
+	}
+	raw, err := new(net.Dialer).DialContext(ctx, "tcp", net.JoinHostPort(u.Hostname(), port))
+	if err != nil || u.Scheme != "ldaps" {
+		return raw, err
+	}
+	tc := tls.Client(raw, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return tc, nil
 }
 
 // readCAFile reads PEM CA certificates (relative to dir unless absolute).

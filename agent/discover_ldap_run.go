@@ -32,10 +32,13 @@ func LDAPSourceName(l LDAPSource) string { return "ldap:" + l.URL + " " + l.Base
 
 // ldapOne reads one LDAP source and posts its certificates. A source that
 // cannot be read is logged (AGT0532), posts nothing and gives false; the
-// error returned is the post's.
+// error returned is the post's, or ctx's when it ended.
 func (a *Agent) ldapOne(ctx context.Context, l LDAPSource) (bool, error) {
 	start := time.Now()
-	certs, bad, err := ReadLDAP(l, a.cfg.Dir, transferTimeout)
+	certs, bad, err := ReadLDAP(ctx, l, a.cfg.Dir, transferTimeout)
+	if err != nil && ctx.Err() != nil {
+		return false, ctx.Err()
+	}
 	if err != nil {
 		a.event(a.Log.Warn(), logcode.AgentLDAPFailed).Str("url", l.URL).Str("base", l.Base).Int("line", l.Line).Err(err).
 			Msg("reading the LDAP source failed: nothing read from it")

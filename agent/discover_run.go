@@ -25,7 +25,8 @@ const (
 // DefaultDiscoverEvery is --discover-every's default.
 const DefaultDiscoverEvery = 6 * time.Hour
 
-// transferTimeout bounds each read and write of a zone transfer.
+// transferTimeout bounds the dial and each read and write of a zone
+// transfer or LDAP read; stopping the agent cuts them at once.
 const transferTimeout = 30 * time.Second
 
 // DiscoveredPost is one source's complete list of candidates: what the
@@ -93,7 +94,10 @@ func (a *Agent) DiscoverPass(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		post, ok := a.transferOne(z)
+		post, ok := a.transferOne(ctx, z)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if !ok {
 			failed++
 			continue
@@ -106,6 +110,9 @@ func (a *Agent) DiscoverPass(ctx context.Context) error {
 			Int("seen", ans.Seen).Int("gone", ans.Gone).Int("added", ans.Added).Msg("discovered endpoints posted")
 	}
 	for _, l := range a.discover.LDAP {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		read, err := a.ldapOne(ctx, l)
 		if !read {
 			failed++
@@ -118,10 +125,13 @@ func (a *Agent) DiscoverPass(ctx context.Context) error {
 }
 
 // transferOne transfers z and turns it into a post; false when the
-// transfer failed (logged).
-func (a *Agent) transferOne(z ZoneSource) (DiscoveredPost, bool) {
+// transfer failed (logged unless ctx ended).
+func (a *Agent) transferOne(ctx context.Context, z ZoneSource) (DiscoveredPost, bool) {
 	start := time.Now()
-	rrs, err := TransferZone(z, a.cfg.Dir, transferTimeout)
+	rrs, err := TransferZone(ctx, z, a.cfg.Dir, transferTimeout)
+	if err != nil && ctx.Err() != nil {
+		return DiscoveredPost{}, false
+	}
 	if err != nil {
 		code := logcode.AgentTransferFailed
 		if te := (*TransferError)(nil); errors.As(err, &te) && te.Refused {
@@ -150,6 +160,9 @@ func (a *Agent) discoverIfDue(ctx context.Context, force bool) bool {
 		return true
 	}
 	if err := a.DiscoverPass(ctx); err != nil {
+		if ctx.Err() != nil {
+			return false // stopped, not failed
+		}
 		a.event(a.Log.Warn(), logcode.AgentServerDown).Err(err).Msg("posting discovered endpoints failed; retried later")
 		return false
 	}
