@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -43,10 +42,12 @@ func (e *TransferError) Error() string {
 func (e *TransferError) Unwrap() error { return e.Err }
 
 // readTSIGSecret reads a TSIG secret file (relative to dir unless
-// absolute): its first line, base64 as in BIND's and NSD's key statements.
-func readTSIGSecret(dir string, t *TSIG) (string, error) {
+// absolute; the rule of secrets checked on the file read, uid the
+// agent's user): its first line, base64 as in BIND's and NSD's key
+// statements.
+func readTSIGSecret(dir string, uid int, t *TSIG) (string, error) {
 	p := inDir(dir, t.SecretFile)
-	raw, err := os.ReadFile(p)
+	raw, err := readOwned(p, uid, true)
 	if err != nil {
 		return "", fmt.Errorf("tsig secret: %w", err)
 	}
@@ -58,15 +59,16 @@ func readTSIGSecret(dir string, t *TSIG) (string, error) {
 }
 
 // TransferZone fetches z by AXFR from its server, signed with its TSIG
-// key when it has one. dir is DIR (for a relative secret file). timeout
+// key when it has one. dir is DIR (for a relative secret file), uid the
+// agent's user (who may own it). timeout
 // bounds the dial and each read and write; ending ctx cuts the
 // connection at once.
-func TransferZone(ctx context.Context, z ZoneSource, dir string, timeout time.Duration) ([]dns.RR, error) {
+func TransferZone(ctx context.Context, z ZoneSource, dir string, uid int, timeout time.Duration) ([]dns.RR, error) {
 	m := new(dns.Msg)
 	m.SetAxfr(z.Zone)
 	t := &dns.Transfer{ReadTimeout: timeout, WriteTimeout: timeout}
 	if z.TSIG != nil {
-		secret, err := readTSIGSecret(dir, z.TSIG)
+		secret, err := readTSIGSecret(dir, uid, z.TSIG)
 		if err != nil {
 			return nil, &TransferError{Zone: z.Zone, Err: err}
 		}

@@ -5,6 +5,7 @@ package agent
 import (
 	"context"
 	"net"
+	"os"
 	"testing"
 	"time"
 )
@@ -65,13 +66,13 @@ func cutWhenHeld(t *testing.T, read func(ctx context.Context, addr string) error
 func TestDiscoveryReadsEndWithContext(t *testing.T) {
 	t.Run("axfr", func(t *testing.T) {
 		cutWhenHeld(t, func(ctx context.Context, addr string) error {
-			_, err := TransferZone(ctx, ZoneSource{Zone: "corp.example.", Server: addr}, t.TempDir(), time.Minute)
+			_, err := TransferZone(ctx, ZoneSource{Zone: "corp.example.", Server: addr}, t.TempDir(), os.Getuid(), time.Minute)
 			return err
 		})
 	})
 	t.Run("ldap", func(t *testing.T) {
 		cutWhenHeld(t, func(ctx context.Context, addr string) error {
-			_, _, err := ReadLDAP(ctx, LDAPSource{URL: "ldap://" + addr, Base: "dc=corp,dc=example"}, t.TempDir(), time.Minute)
+			_, _, err := ReadLDAP(ctx, LDAPSource{URL: "ldap://" + addr, Base: "dc=corp,dc=example"}, t.TempDir(), os.Getuid(), time.Minute)
 			return err
 		})
 	})

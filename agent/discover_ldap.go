@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -43,19 +42,19 @@ type LDAPCert struct {
 }
 
 // ReadLDAP reads every certificate below src's base with a paged search,
-// bound as src's bind DN (password from its file, relative to dir) when
-// it has one. A value that is no X.509 certificate is skipped and
+// bound as src's bind DN (password from its file, relative to dir; its
+// owner root or uid, the agent's user) when it has one. A value that is no X.509 certificate is skipped and
 // counted. timeout bounds the dial and each request; ending ctx cuts the
 // connection at once.
-func ReadLDAP(ctx context.Context, src LDAPSource, dir string, timeout time.Duration) ([]LDAPCert, int, error) {
-	conn, err := dialLDAP(ctx, src, dir, timeout)
+func ReadLDAP(ctx context.Context, src LDAPSource, dir string, uid int, timeout time.Duration) ([]LDAPCert, int, error) {
+	conn, err := dialLDAP(ctx, src, dir, uid, timeout)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer conn.Close()
 	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	if src.BindDN != "" {
-		pw, err := readSecretFile(dir, src.PasswordFile)
+		pw, err := readSecretFile(dir, uid, src.PasswordFile)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -79,14 +78,14 @@ func ReadLDAP(ctx context.Context, src LDAPSource, dir string, timeout time.Dura
 // dialLDAP connects to src's server: ldaps:// or, with starttls, ldap://
 // upgraded before anything else is sent; the server's certificate is
 // checked against src's CA file, or the system's roots without one.
-func dialLDAP(ctx context.Context, src LDAPSource, dir string, timeout time.Duration) (*ldap.Conn, error) {
+func dialLDAP(ctx context.Context, src LDAPSource, dir string, uid int, timeout time.Duration) (*ldap.Conn, error) {
 	u, err := url.Parse(src.URL)
 	if err != nil {
 		return nil, err
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.Hostname()}
 	if src.CAFile != "" {
-		if cfg.RootCAs, err = readCAFile(dir, src.CAFile); err != nil {
+		if cfg.RootCAs, err = readCAFile(dir, uid, src.CAFile); err != nil {
 			return nil, err
 		}
 	}
@@ -127,9 +126,10 @@ func dialLDAPConn(ctx context.Context, u *url.URL, cfg *tls.Config, timeout time
 	return tc, nil
 }
 
-// readCAFile reads PEM CA certificates (relative to dir unless absolute).
-func readCAFile(dir, name string) (*x509.CertPool, error) {
-	raw, err := os.ReadFile(inDir(dir, name))
+// readCAFile reads PEM CA certificates (relative to dir unless
+// absolute; the ownership rule checked on the file read).
+func readCAFile(dir string, uid int, name string) (*x509.CertPool, error) {
+	raw, err := readOwned(inDir(dir, name), uid, false)
 	if err != nil {
 		return nil, fmt.Errorf("ca file: %w", err)
 	}
@@ -173,10 +173,10 @@ func ldapCerts(entries []*ldap.Entry) ([]LDAPCert, int, error) {
 }
 
 // readSecretFile reads the first line of a secret file (relative to dir
-// unless absolute).
-func readSecretFile(dir, name string) (string, error) {
+// unless absolute; the rule of secrets checked on the file read).
+func readSecretFile(dir string, uid int, name string) (string, error) {
 	p := inDir(dir, name)
-	raw, err := os.ReadFile(p)
+	raw, err := readOwned(p, uid, true)
 	if err != nil {
 		return "", fmt.Errorf("secret file: %w", err)
 	}

@@ -35,7 +35,7 @@ func LDAPSourceName(l LDAPSource) string { return "ldap:" + l.URL + " " + l.Base
 // error returned is the post's, or ctx's when it ended.
 func (a *Agent) ldapOne(ctx context.Context, l LDAPSource) (bool, error) {
 	start := time.Now()
-	certs, bad, err := ReadLDAP(ctx, l, a.cfg.Dir, transferTimeout)
+	certs, bad, err := ReadLDAP(ctx, l, a.cfg.Dir, a.cfg.UID, transferTimeout)
 	if err != nil && ctx.Err() != nil {
 		return false, ctx.Err()
 	}

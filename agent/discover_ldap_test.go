@@ -26,7 +26,7 @@ func TestReadLDAPPaged(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "ldap.pw"), []byte(slapdtest.Password+"\n"), 0o600)
 	src := LDAPSource{URL: url, Base: slapdtest.Base, BindDN: slapdtest.Agent, PasswordFile: "ldap.pw"}
-	certs, bad, err := ReadLDAP(context.Background(), src, dir, 10*time.Second)
+	certs, bad, err := ReadLDAP(context.Background(), src, dir, os.Getuid(), 10*time.Second)
 	if err != nil || bad != 0 || len(certs) != 2001 {
 		t.Fatalf("read %d certificates (%d bad): %v", len(certs), bad, err)
 	}
@@ -58,12 +58,12 @@ func TestReadLDAPPaged(t *testing.T) {
 		t.Errorf("a search without paging: %v", err)
 	}
 	// Anonymous reads nothing; a wrong password binds not.
-	if certs, _, err := ReadLDAP(context.Background(), LDAPSource{URL: url, Base: slapdtest.Base}, dir, 10*time.Second); len(certs) != 0 {
+	if certs, _, err := ReadLDAP(context.Background(), LDAPSource{URL: url, Base: slapdtest.Base}, dir, os.Getuid(), 10*time.Second); len(certs) != 0 {
 		t.Errorf("anonymous read %d certificates (%v)", len(certs), err)
 	}
 	os.WriteFile(filepath.Join(dir, "wrong.pw"), []byte("nope\n"), 0o600)
 	src.PasswordFile = "wrong.pw"
-	if _, _, err := ReadLDAP(context.Background(), src, dir, 10*time.Second); !ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
+	if _, _, err := ReadLDAP(context.Background(), src, dir, os.Getuid(), 10*time.Second); !ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
 		t.Errorf("wrong password: %v", err)
 	}
 }
@@ -89,12 +89,12 @@ func TestReadLDAPOverTLS(t *testing.T) {
 		{URL: urls.Plain, StartTLS: true, CAFile: filepath.Join(dir, "ca.pem")},
 	} {
 		src.Base, src.BindDN, src.PasswordFile = slapdtest.Base, slapdtest.Agent, "ldap.pw"
-		if certs, _, err := ReadLDAP(context.Background(), src, dir, 10*time.Second); err != nil || len(certs) != 4 {
+		if certs, _, err := ReadLDAP(context.Background(), src, dir, os.Getuid(), 10*time.Second); err != nil || len(certs) != 4 {
 			t.Errorf("%s starttls=%v: %d certificates, %v", src.URL, src.StartTLS, len(certs), err)
 		}
 	}
 	plain := LDAPSource{URL: urls.Plain, Base: slapdtest.Base, BindDN: slapdtest.Agent, PasswordFile: "ldap.pw"}
-	if _, _, err := ReadLDAP(context.Background(), plain, dir, 10*time.Second); !ldap.IsErrorWithCode(err, ldap.LDAPResultConfidentialityRequired) {
+	if _, _, err := ReadLDAP(context.Background(), plain, dir, os.Getuid(), 10*time.Second); !ldap.IsErrorWithCode(err, ldap.LDAPResultConfidentialityRequired) {
 		t.Errorf("a bind without TLS: %v", err)
 	}
 }

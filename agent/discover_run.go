@@ -128,7 +128,7 @@ func (a *Agent) DiscoverPass(ctx context.Context) error {
 // transfer failed (logged unless ctx ended).
 func (a *Agent) transferOne(ctx context.Context, z ZoneSource) (DiscoveredPost, bool) {
 	start := time.Now()
-	rrs, err := TransferZone(ctx, z, a.cfg.Dir, transferTimeout)
+	rrs, err := TransferZone(ctx, z, a.cfg.Dir, a.cfg.UID, transferTimeout)
 	if err != nil && ctx.Err() != nil {
 		return DiscoveredPost{}, false
 	}
