@@ -97,3 +97,23 @@ func TestParseDiscoverRefuses(t *testing.T) {
 		}
 	}
 }
+
+// A bind over ldap:// without starttls would send the password in
+// clear: refused, but on loopback.
+func TestParseDiscoverClearBind(t *testing.T) {
+	for line, ok := range map[string]bool{
+		"ldap ldap://ldap.corp.example base dc=x bind cn=a,dc=x ldap.pw":          false,
+		"ldap ldap://10.0.0.5:389 base dc=x bind cn=a,dc=x ldap.pw":               false,
+		"ldap ldap://ldap.corp.example base dc=x bind cn=a,dc=x ldap.pw starttls": true,
+		"ldap ldaps://ldap.corp.example base dc=x bind cn=a,dc=x ldap.pw":         true,
+		"ldap ldap://ldap.corp.example base dc=x":                                 true, // anonymous: no password
+		"ldap ldap://127.0.0.1:389 base dc=x bind cn=a,dc=x ldap.pw":              true,
+		"ldap ldap://[::1]:389 base dc=x bind cn=a,dc=x ldap.pw":                  true,
+		"ldap ldap://localhost base dc=x bind cn=a,dc=x ldap.pw":                  true,
+	} {
+		_, err := ParseDiscover(line)
+		if ok != (err == nil) || (!ok && !strings.Contains(err.Error(), "in clear")) {
+			t.Errorf("%s: %v", line, err)
+		}
+	}
+}
