@@ -244,3 +244,35 @@ func TestLDAPPokesJudgeAtMostOnceAFloor(t *testing.T) {
 		}
 	}
 }
+
+// A certificate gone from its store before the cutoff is kept while its
+// finding closed after the cutoff: the history keeps that finding.
+func TestGoneLDAPCertificateKeepsRecentFinding(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	k := w.ldapAgent("owner@example.com")
+	const dn = "cn=soon,dc=x"
+	b := store.CertBatch{AgentKey: k, Source: "ldap:ldap://127.0.0.1 dc=x", Certs: []store.DiscoveredCert{ldapCert(dn, w.clock(), 5*24*time.Hour)}}
+	if _, err := w.db.StoreDiscoveredCerts(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	m := w.monitor("m1")
+	w.round(m)
+	b.Certs = nil
+	if _, err := w.db.StoreDiscoveredCerts(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	m.ldapAt = time.Time{}
+	w.round(m) // the finding closes now
+	w.exec(`UPDATE discovered_certs SET gone_at = now() - interval '500 days'`)
+	findings := `SELECT count(*) FROM mon_findings f JOIN mon_targets t ON t.id = f.target_id WHERE t.name = $1 AND f.closed_at IS NOT NULL`
+	if w.count(findings, dn) != 1 {
+		t.Fatal("the gone certificate's finding did not close")
+	}
+	if _, err := w.db.Housekeep(ctx, time.Now().Add(-400*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.count(findings, dn); n != 1 {
+		t.Fatalf("a finding closed after the cutoff was deleted with its certificate gone before it: %d left", n)
+	}
+}
