@@ -108,10 +108,11 @@ func TestLDAPWrongCAIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct{ name, opts string }{
-		{"ldaps, system roots", ""},
-		{"ldaps, other CA", " ca other.pem"},
-		{"starttls, other CA", " starttls ca other.pem"},
+	for _, c := range []struct{ name, opts, host string }{
+		{"ldaps, system roots", "", ""},
+		{"ldaps, other CA", " ca other.pem", ""},
+		{"starttls, other CA", " starttls ca other.pem", ""},
+		{"ldaps, right CA, wrong host name", " ca ca.pem", "localhost"}, // the certificate is for 127.0.0.1
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "tls")
@@ -121,8 +122,11 @@ func TestLDAPWrongCAIsRefused(t *testing.T) {
 			if strings.Contains(c.opts, "starttls") {
 				url = urls.Plain
 			}
-			line := "ldap " + url + " base " + slapdtest.Base + " bind " + slapdtest.Agent + " " + filepath.Join(dir, "ldap.pw") +
-				strings.ReplaceAll(c.opts, "other.pem", filepath.Join(dir, "other.pem")) + "\n"
+			if c.host != "" {
+				url = strings.Replace(url, "127.0.0.1", c.host, 1)
+			}
+			opts := strings.NewReplacer("other.pem", filepath.Join(dir, "other.pem"), "ca.pem", filepath.Join(dir, "ca.pem")).Replace(c.opts)
+			line := "ldap " + url + " base " + slapdtest.Base + " bind " + slapdtest.Agent + " " + filepath.Join(dir, "ldap.pw") + opts + "\n"
 			os.WriteFile(filepath.Join(dir, "other.pem"), other.PEM, 0o600)
 			a, adir, ds := discoverAgent(t, line, nsdSecret)
 			if err := a.Once(context.Background()); err != nil {
@@ -132,7 +136,8 @@ func TestLDAPWrongCAIsRefused(t *testing.T) {
 			if seen[logcode.AgentLDAPFailed] != 1 || seen[logcode.AgentLDAPRead] != 0 || len(ds.posts) != 0 {
 				t.Errorf("codes %v, %d posts:\n%s", seen, len(ds.posts), raw)
 			}
-			if !strings.Contains(raw, "certificate") || strings.Contains(raw, slapdtest.Password) {
+			if !strings.Contains(raw, "certificate") || strings.Contains(raw, slapdtest.Password) ||
+				(c.host != "" && !strings.Contains(raw, "wanted to match "+c.host)) {
 				t.Errorf("the log: %s", raw)
 			}
 		})

@@ -98,6 +98,9 @@ func TestLDAPStoreExpiryFindingEndToEnd(t *testing.T) {
 	if err := w.agent.Once(context.Background()); err != nil { // within --discover-every: nothing read again
 		t.Fatal(err)
 	}
+	if n := strings.Count(w.agentLog(t), `"code":"`+logcode.AgentLDAPRead+`"`); n != 1 {
+		t.Fatalf("the store was read %d times within --discover-every, want once", n)
+	}
 	for _, m := range w.mail.Messages() {
 		if strings.Contains(strings.Join(m.To, ","), "other@") && !strings.Contains(m.Body(), "confirm") {
 			t.Fatalf("a mail to the other account: %q\n%s", m.Header("Subject"), m.Body())
