@@ -305,6 +305,9 @@ func (d Discover) Strings() []string {
 		if l.StartTLS {
 			s += " starttls"
 		}
+		if l.CAFile != "" {
+			s += " ca " + l.CAFile
+		}
 		out = append(out, s)
 	}
 	if d.AutoAdd {

@@ -41,7 +41,8 @@ auto_add yes
 		t.Fatalf("got  %+v\nwant %+v", d, want)
 	}
 	got := strings.Join(d.Strings(), "\n")
-	if strings.Contains(got, "secret") || !strings.Contains(got, "zone corp.example. server 10.20.0.53:53 tsig agent-key. ports 443,636") {
+	if strings.Contains(got, "secret") || strings.Contains(got, "ldap.pw") || !strings.Contains(got, "zone corp.example. server 10.20.0.53:53 tsig agent-key. ports 443,636") ||
+		!strings.Contains(got, "ldap ldap://ldap.corp.example base dc=x starttls ca ldap-ca.pem") {
 		t.Errorf("Strings: %s", got)
 	}
 	if d, err := ParseDiscover("# nothing\n\n"); err != nil || len(d.Zones)+len(d.LDAP) != 0 || d.AutoAdd {
