@@ -30,10 +30,10 @@ type LDAPCertsReply struct {
 // LDAPSourceName is how an LDAP source is called at the service.
 func LDAPSourceName(l LDAPSource) string { return "ldap:" + l.URL + " " + l.Base }
 
-// ldapOne reads one LDAP source and posts its certificates. A source that
-// cannot be read is logged (AGT0532), posts nothing and gives false; the
-// error returned is the post's, or ctx's when it ended.
-func (a *Agent) ldapOne(ctx context.Context, l LDAPSource) (bool, error) {
+// ldapOne reads one LDAP source and posts its certificates through c. A
+// source that cannot be read is logged (AGT0532), posts nothing and gives
+// false; the error returned is the post's, or ctx's when it ended.
+func (a *Agent) ldapOne(ctx context.Context, c *Client, l LDAPSource) (bool, error) {
 	start := time.Now()
 	certs, bad, err := ReadLDAP(ctx, l, a.cfg.Dir, a.cfg.UID, transferTimeout)
 	if err != nil && ctx.Err() != nil {
@@ -46,7 +46,7 @@ func (a *Agent) ldapOne(ctx context.Context, l LDAPSource) (bool, error) {
 	}
 	var ans LDAPCertsReply
 	post := LDAPCertsPost{Source: LDAPSourceName(l), Certs: certs}
-	if err := a.client.postJSON(ctx, PathLDAPCerts, post, &ans); err != nil {
+	if err := c.postJSON(ctx, PathLDAPCerts, post, &ans); err != nil {
 		return true, rejected(err)
 	}
 	a.event(a.Log.Info(), logcode.AgentLDAPRead).Str("url", l.URL).Str("base", l.Base).Int("certificates", len(certs)).
