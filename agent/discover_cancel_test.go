@@ -4,6 +4,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"testing"
@@ -11,8 +12,9 @@ import (
 )
 
 // holdingServer accepts one connection on loopback and answers nothing
-// until the test ends; accepted is closed once it took the connection.
-func holdingServer(t *testing.T) (addr string, accepted <-chan struct{}) {
+// until the test ends; asked is closed once the client sent its first
+// request (it is past its dial, waiting for the answer).
+func holdingServer(t *testing.T) (addr string, asked <-chan struct{}) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -28,7 +30,9 @@ func holdingServer(t *testing.T) (addr string, accepted <-chan struct{}) {
 		if err != nil {
 			return
 		}
-		close(acc)
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			close(acc)
+		}
 		<-end
 		c.Close()
 	}()
@@ -36,19 +40,19 @@ func holdingServer(t *testing.T) (addr string, accepted <-chan struct{}) {
 }
 
 // cutWhenHeld runs read against a server that answers nothing, cancels
-// its context once connected, and fails unless read returns (well
-// before its own timeout of a minute).
+// its context once it asked, and fails unless read returns (well before
+// its own timeout of a minute).
 func cutWhenHeld(t *testing.T, read func(ctx context.Context, addr string) error) {
 	t.Helper()
-	addr, accepted := holdingServer(t)
+	addr, asked := holdingServer(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- read(ctx, addr) }()
 	select {
-	case <-accepted:
+	case <-asked:
 	case <-time.After(10 * time.Second):
-		t.Fatal("no connection")
+		t.Fatal("no request")
 	}
 	cancel()
 	select {
@@ -70,10 +74,13 @@ func TestDiscoveryReadsEndWithContext(t *testing.T) {
 			return err
 		})
 	})
-	t.Run("ldap", func(t *testing.T) {
-		cutWhenHeld(t, func(ctx context.Context, addr string) error {
-			_, _, err := ReadLDAP(ctx, LDAPSource{URL: "ldap://" + addr, Base: "dc=corp,dc=example"}, t.TempDir(), os.Getuid(), time.Minute)
-			return err
+	for _, starttls := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ldap, starttls %v", starttls), func(t *testing.T) {
+			cutWhenHeld(t, func(ctx context.Context, addr string) error {
+				src := LDAPSource{URL: "ldap://" + addr, Base: "dc=corp,dc=example", StartTLS: starttls}
+				_, _, err := ReadLDAP(ctx, src, t.TempDir(), os.Getuid(), time.Minute)
+				return err
+			})
 		})
-	})
+	}
 }

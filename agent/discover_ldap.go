@@ -43,16 +43,16 @@ type LDAPCert struct {
 
 // ReadLDAP reads every certificate below src's base with a paged search,
 // bound as src's bind DN (password from its file, relative to dir; its
-// owner root or uid, the agent's user) when it has one. A value that is no X.509 certificate is skipped and
-// counted. timeout bounds the dial and each request; ending ctx cuts the
-// connection at once.
+// owner root or uid, the agent's user) when it has one. A value that is
+// no X.509 certificate is skipped and counted. timeout bounds the dial
+// and each request; ending ctx cuts the connection at once.
 func ReadLDAP(ctx context.Context, src LDAPSource, dir string, uid int, timeout time.Duration) ([]LDAPCert, int, error) {
-	conn, err := dialLDAP(ctx, src, dir, uid, timeout)
+	conn, stop, err := dialLDAP(ctx, src, dir, uid, timeout)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer conn.Close()
-	defer context.AfterFunc(ctx, func() { conn.Close() })()
+	defer stop()
 	if src.BindDN != "" {
 		pw, err := readSecretFile(dir, uid, src.PasswordFile)
 		if err != nil {
@@ -78,31 +78,34 @@ func ReadLDAP(ctx context.Context, src LDAPSource, dir string, uid int, timeout 
 // dialLDAP connects to src's server: ldaps:// or, with starttls, ldap://
 // upgraded before anything else is sent; the server's certificate is
 // checked against src's CA file, or the system's roots without one.
-func dialLDAP(ctx context.Context, src LDAPSource, dir string, uid int, timeout time.Duration) (*ldap.Conn, error) {
+// Until stop is called, ending ctx closes the connection.
+func dialLDAP(ctx context.Context, src LDAPSource, dir string, uid int, timeout time.Duration) (_ *ldap.Conn, stop func() bool, _ error) {
 	u, err := url.Parse(src.URL)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.Hostname()}
 	if src.CAFile != "" {
 		if cfg.RootCAs, err = readCAFile(dir, uid, src.CAFile); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	raw, err := dialLDAPConn(ctx, u, cfg, timeout)
 	if err != nil {
-		return nil, fmt.Errorf("ldap %s: %w", src.URL, err)
+		return nil, nil, fmt.Errorf("ldap %s: %w", src.URL, err)
 	}
+	stop = context.AfterFunc(ctx, func() { raw.Close() })
 	conn := ldap.NewConn(raw, u.Scheme == "ldaps")
 	conn.Start()
 	conn.SetTimeout(timeout)
 	if src.StartTLS {
 		if err := conn.StartTLS(cfg); err != nil {
+			stop()
 			conn.Close()
-			return nil, fmt.Errorf("ldap %s: StartTLS: %w", src.URL, err)
+			return nil, nil, fmt.Errorf("ldap %s: StartTLS: %w", src.URL, err)
 		}
 	}
-	return conn, nil
+	return conn, stop, nil
 }
 
 // dialLDAPConn opens the TCP connection of u (TLS from the start for
