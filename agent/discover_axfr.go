@@ -60,9 +60,8 @@ func readTSIGSecret(dir string, uid int, t *TSIG) (string, error) {
 
 // TransferZone fetches z by AXFR from its server, signed with its TSIG
 // key when it has one. dir is DIR (for a relative secret file), uid the
-// agent's user (who may own it). timeout
-// bounds the dial and each read and write; ending ctx cuts the
-// connection at once.
+// agent's user (who may own it). timeout bounds the dial and each read
+// and write; ending ctx cuts the connection at once.
 func TransferZone(ctx context.Context, z ZoneSource, dir string, uid int, timeout time.Duration) ([]dns.RR, error) {
 	m := new(dns.Msg)
 	m.SetAxfr(z.Zone)
