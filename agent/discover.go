@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -229,7 +230,16 @@ func parseLDAP(f []string) (LDAPSource, error) {
 	if l.StartTLS && u.Scheme != "ldap" {
 		return l, errors.New("starttls: only with ldap:// (ldaps:// is TLS from the start)")
 	}
+	if l.BindDN != "" && u.Scheme == "ldap" && !l.StartTLS && !loopbackHost(u.Hostname()) {
+		return l, errors.New("bind over ldap:// without starttls would send the password in clear: add starttls or use ldaps:// (clear text is taken on loopback only)")
+	}
 	return l, nil
+}
+
+// loopbackHost says whether host is localhost or a loopback address.
+func loopbackHost(host string) bool {
+	a, err := netip.ParseAddr(host)
+	return strings.EqualFold(host, "localhost") || (err == nil && a.IsLoopback())
 }
 
 // ldapSyntax is the ldap line's form, for errors.
@@ -294,6 +304,9 @@ func (d Discover) Strings() []string {
 		s := "ldap " + l.URL + " base " + l.Base
 		if l.StartTLS {
 			s += " starttls"
+		}
+		if l.CAFile != "" {
+			s += " ca " + l.CAFile
 		}
 		out = append(out, s)
 	}

@@ -3,10 +3,11 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -41,10 +42,12 @@ func (e *TransferError) Error() string {
 func (e *TransferError) Unwrap() error { return e.Err }
 
 // readTSIGSecret reads a TSIG secret file (relative to dir unless
-// absolute): its first line, base64 as in BIND's and NSD's key statements.
-func readTSIGSecret(dir string, t *TSIG) (string, error) {
+// absolute; the rule of secrets checked on the file read, uid the
+// agent's user): its first line, base64 as in BIND's and NSD's key
+// statements.
+func readTSIGSecret(dir string, uid int, t *TSIG) (string, error) {
 	p := inDir(dir, t.SecretFile)
-	raw, err := os.ReadFile(p)
+	raw, err := readOwned(p, uid, true)
 	if err != nil {
 		return "", fmt.Errorf("tsig secret: %w", err)
 	}
@@ -56,19 +59,30 @@ func readTSIGSecret(dir string, t *TSIG) (string, error) {
 }
 
 // TransferZone fetches z by AXFR from its server, signed with its TSIG
-// key when it has one. dir is DIR (for a relative secret file).
-func TransferZone(z ZoneSource, dir string, timeout time.Duration) ([]dns.RR, error) {
+// key when it has one. dir is DIR (for a relative secret file), uid the
+// agent's user (who may own it). timeout bounds the dial and each read
+// and write; ending ctx cuts the connection at once.
+func TransferZone(ctx context.Context, z ZoneSource, dir string, uid int, timeout time.Duration) ([]dns.RR, error) {
 	m := new(dns.Msg)
 	m.SetAxfr(z.Zone)
-	t := &dns.Transfer{DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout}
+	t := &dns.Transfer{ReadTimeout: timeout, WriteTimeout: timeout}
 	if z.TSIG != nil {
-		secret, err := readTSIGSecret(dir, z.TSIG)
+		secret, err := readTSIGSecret(dir, uid, z.TSIG)
 		if err != nil {
 			return nil, &TransferError{Zone: z.Zone, Err: err}
 		}
 		t.TsigSecret = map[string]string{z.TSIG.Name: secret}
 		m.SetTsig(z.TSIG.Name, z.TSIG.Alg, 300, time.Now().Unix())
 	}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	c, err := new(net.Dialer).DialContext(dctx, "tcp", z.Server)
+	cancel()
+	if err != nil {
+		return nil, &TransferError{Zone: z.Zone, Err: err}
+	}
+	defer c.Close()
+	defer context.AfterFunc(ctx, func() { c.Close() })()
+	t.Conn = &dns.Conn{Conn: c}
 	ch, err := t.In(m, z.Server)
 	if err != nil {
 		return nil, &TransferError{Zone: z.Zone, Err: err}

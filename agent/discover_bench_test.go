@@ -3,6 +3,7 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -54,7 +55,7 @@ func BenchmarkZoneTransfer100k(b *testing.B) {
 	allow, _ := ParseAllow("allow 10.20.0.0/16 443\n")
 	for b.Loop() {
 		heapAfter(b, func() any {
-			rrs, err := TransferZone(src, dir, time.Minute)
+			rrs, err := TransferZone(context.Background(), src, dir, os.Getuid(), time.Minute)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -76,7 +77,7 @@ func BenchmarkLDAPRead10k(b *testing.B) {
 	src := LDAPSource{URL: url, Base: slapdtest.Base, BindDN: slapdtest.Agent, PasswordFile: "ldap.pw"}
 	for b.Loop() {
 		heapAfter(b, func() any {
-			certs, _, err := ReadLDAP(src, dir, time.Minute)
+			certs, _, err := ReadLDAP(context.Background(), src, dir, os.Getuid(), time.Minute)
 			if err != nil || len(certs) != 10_001 {
 				b.Fatalf("%d %v", len(certs), err)
 			}

@@ -3,6 +3,7 @@
 package agent
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,7 +11,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -42,17 +42,19 @@ type LDAPCert struct {
 }
 
 // ReadLDAP reads every certificate below src's base with a paged search,
-// bound as src's bind DN (password from its file, relative to dir) when
-// it has one. A value that is no X.509 certificate is skipped and
-// counted.
-func ReadLDAP(src LDAPSource, dir string, timeout time.Duration) ([]LDAPCert, int, error) {
-	conn, err := dialLDAP(src, dir, timeout)
+// bound as src's bind DN (password from its file, relative to dir; its
+// owner root or uid, the agent's user) when it has one. A value that is
+// no X.509 certificate is skipped and counted. timeout bounds the dial
+// and each request; ending ctx cuts the connection at once.
+func ReadLDAP(ctx context.Context, src LDAPSource, dir string, uid int, timeout time.Duration) ([]LDAPCert, int, error) {
+	conn, stop, err := dialLDAP(ctx, src, dir, uid, timeout)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer conn.Close()
+	defer stop()
 	if src.BindDN != "" {
-		pw, err := readSecretFile(dir, src.PasswordFile)
+		pw, err := readSecretFile(dir, uid, src.PasswordFile)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -76,34 +78,61 @@ func ReadLDAP(src LDAPSource, dir string, timeout time.Duration) ([]LDAPCert, in
 // dialLDAP connects to src's server: ldaps:// or, with starttls, ldap://
 // upgraded before anything else is sent; the server's certificate is
 // checked against src's CA file, or the system's roots without one.
-func dialLDAP(src LDAPSource, dir string, timeout time.Duration) (*ldap.Conn, error) {
+// Until stop is called, ending ctx closes the connection.
+func dialLDAP(ctx context.Context, src LDAPSource, dir string, uid int, timeout time.Duration) (_ *ldap.Conn, stop func() bool, _ error) {
 	u, err := url.Parse(src.URL)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.Hostname()}
 	if src.CAFile != "" {
-		if cfg.RootCAs, err = readCAFile(dir, src.CAFile); err != nil {
-			return nil, err
+		if cfg.RootCAs, err = readCAFile(dir, uid, src.CAFile); err != nil {
+			return nil, nil, err
 		}
 	}
-	conn, err := ldap.DialURL(src.URL, ldap.DialWithDialer(&net.Dialer{Timeout: timeout}), ldap.DialWithTLSConfig(cfg))
+	raw, err := dialLDAPConn(ctx, u, cfg, timeout)
 	if err != nil {
-		return nil, fmt.Errorf("ldap %s: %w", src.URL, err)
+		return nil, nil, fmt.Errorf("ldap %s: %w", src.URL, err)
 	}
+	stop = context.AfterFunc(ctx, func() { raw.Close() })
+	conn := ldap.NewConn(raw, u.Scheme == "ldaps")
+	conn.Start()
 	conn.SetTimeout(timeout)
 	if src.StartTLS {
 		if err := conn.StartTLS(cfg); err != nil {
+			stop()
 			conn.Close()
-			return nil, fmt.Errorf("ldap %s: StartTLS: %w", src.URL, err)
+			return nil, nil, fmt.Errorf("ldap %s: StartTLS: %w", src.URL, err)
 		}
 	}
-	return conn, nil
+	return conn, stop, nil
 }
 
-// readCAFile reads PEM CA certificates (relative to dir unless absolute).
-func readCAFile(dir, name string) (*x509.CertPool, error) {
-	raw, err := os.ReadFile(inDir(dir, name))
+// dialLDAPConn opens the TCP connection of u (TLS from the start for
+// ldaps://), giving up when ctx ends or after timeout.
+func dialLDAPConn(ctx context.Context, u *url.URL, cfg *tls.Config, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"ldap": ldap.DefaultLdapPort, "ldaps": ldap.DefaultLdapsPort}[u.Scheme]
+	}
+	raw, err := new(net.Dialer).DialContext(ctx, "tcp", net.JoinHostPort(u.Hostname(), port))
+	if err != nil || u.Scheme != "ldaps" {
+		return raw, err
+	}
+	tc := tls.Client(raw, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// readCAFile reads PEM CA certificates (relative to dir unless
+// absolute; the ownership rule checked on the file read).
+func readCAFile(dir string, uid int, name string) (*x509.CertPool, error) {
+	raw, err := readOwned(inDir(dir, name), uid, false)
 	if err != nil {
 		return nil, fmt.Errorf("ca file: %w", err)
 	}
@@ -147,10 +176,10 @@ func ldapCerts(entries []*ldap.Entry) ([]LDAPCert, int, error) {
 }
 
 // readSecretFile reads the first line of a secret file (relative to dir
-// unless absolute).
-func readSecretFile(dir, name string) (string, error) {
+// unless absolute; the rule of secrets checked on the file read).
+func readSecretFile(dir string, uid int, name string) (string, error) {
 	p := inDir(dir, name)
-	raw, err := os.ReadFile(p)
+	raw, err := readOwned(p, uid, true)
 	if err != nil {
 		return "", fmt.Errorf("secret file: %w", err)
 	}

@@ -30,12 +30,15 @@ type LDAPCertsReply struct {
 // LDAPSourceName is how an LDAP source is called at the service.
 func LDAPSourceName(l LDAPSource) string { return "ldap:" + l.URL + " " + l.Base }
 
-// ldapOne reads one LDAP source and posts its certificates. A source that
-// cannot be read is logged (AGT0532), posts nothing and gives false; the
-// error returned is the post's.
-func (a *Agent) ldapOne(ctx context.Context, l LDAPSource) (bool, error) {
+// ldapOne reads one LDAP source and posts its certificates through c. A
+// source that cannot be read is logged (AGT0532), posts nothing and gives
+// false; the error returned is the post's, or ctx's when it ended.
+func (a *Agent) ldapOne(ctx context.Context, c *Client, l LDAPSource) (bool, error) {
 	start := time.Now()
-	certs, bad, err := ReadLDAP(l, a.cfg.Dir, transferTimeout)
+	certs, bad, err := ReadLDAP(ctx, l, a.cfg.Dir, a.cfg.UID, transferTimeout)
+	if err != nil && ctx.Err() != nil {
+		return false, ctx.Err()
+	}
 	if err != nil {
 		a.event(a.Log.Warn(), logcode.AgentLDAPFailed).Str("url", l.URL).Str("base", l.Base).Int("line", l.Line).Err(err).
 			Msg("reading the LDAP source failed: nothing read from it")
@@ -43,7 +46,7 @@ func (a *Agent) ldapOne(ctx context.Context, l LDAPSource) (bool, error) {
 	}
 	var ans LDAPCertsReply
 	post := LDAPCertsPost{Source: LDAPSourceName(l), Certs: certs}
-	if err := a.client.postJSON(ctx, PathLDAPCerts, post, &ans); err != nil {
+	if err := c.postJSON(ctx, PathLDAPCerts, post, &ans); err != nil {
 		return true, rejected(err)
 	}
 	a.event(a.Log.Info(), logcode.AgentLDAPRead).Str("url", l.URL).Str("base", l.Base).Int("certificates", len(certs)).

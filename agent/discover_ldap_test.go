@@ -26,7 +26,7 @@ func TestReadLDAPPaged(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "ldap.pw"), []byte(slapdtest.Password+"\n"), 0o600)
 	src := LDAPSource{URL: url, Base: slapdtest.Base, BindDN: slapdtest.Agent, PasswordFile: "ldap.pw"}
-	certs, bad, err := ReadLDAP(src, dir, 10*time.Second)
+	certs, bad, err := ReadLDAP(context.Background(), src, dir, os.Getuid(), 10*time.Second)
 	if err != nil || bad != 0 || len(certs) != 2001 {
 		t.Fatalf("read %d certificates (%d bad): %v", len(certs), bad, err)
 	}
@@ -58,12 +58,12 @@ func TestReadLDAPPaged(t *testing.T) {
 		t.Errorf("a search without paging: %v", err)
 	}
 	// Anonymous reads nothing; a wrong password binds not.
-	if certs, _, err := ReadLDAP(LDAPSource{URL: url, Base: slapdtest.Base}, dir, 10*time.Second); len(certs) != 0 {
+	if certs, _, err := ReadLDAP(context.Background(), LDAPSource{URL: url, Base: slapdtest.Base}, dir, os.Getuid(), 10*time.Second); len(certs) != 0 {
 		t.Errorf("anonymous read %d certificates (%v)", len(certs), err)
 	}
 	os.WriteFile(filepath.Join(dir, "wrong.pw"), []byte("nope\n"), 0o600)
 	src.PasswordFile = "wrong.pw"
-	if _, _, err := ReadLDAP(src, dir, 10*time.Second); !ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
+	if _, _, err := ReadLDAP(context.Background(), src, dir, os.Getuid(), 10*time.Second); !ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
 		t.Errorf("wrong password: %v", err)
 	}
 }
@@ -89,12 +89,12 @@ func TestReadLDAPOverTLS(t *testing.T) {
 		{URL: urls.Plain, StartTLS: true, CAFile: filepath.Join(dir, "ca.pem")},
 	} {
 		src.Base, src.BindDN, src.PasswordFile = slapdtest.Base, slapdtest.Agent, "ldap.pw"
-		if certs, _, err := ReadLDAP(src, dir, 10*time.Second); err != nil || len(certs) != 4 {
+		if certs, _, err := ReadLDAP(context.Background(), src, dir, os.Getuid(), 10*time.Second); err != nil || len(certs) != 4 {
 			t.Errorf("%s starttls=%v: %d certificates, %v", src.URL, src.StartTLS, len(certs), err)
 		}
 	}
 	plain := LDAPSource{URL: urls.Plain, Base: slapdtest.Base, BindDN: slapdtest.Agent, PasswordFile: "ldap.pw"}
-	if _, _, err := ReadLDAP(plain, dir, 10*time.Second); !ldap.IsErrorWithCode(err, ldap.LDAPResultConfidentialityRequired) {
+	if _, _, err := ReadLDAP(context.Background(), plain, dir, os.Getuid(), 10*time.Second); !ldap.IsErrorWithCode(err, ldap.LDAPResultConfidentialityRequired) {
 		t.Errorf("a bind without TLS: %v", err)
 	}
 }
@@ -108,10 +108,11 @@ func TestLDAPWrongCAIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct{ name, opts string }{
-		{"ldaps, system roots", ""},
-		{"ldaps, other CA", " ca other.pem"},
-		{"starttls, other CA", " starttls ca other.pem"},
+	for _, c := range []struct{ name, opts, host string }{
+		{"ldaps, system roots", "", ""},
+		{"ldaps, other CA", " ca other.pem", ""},
+		{"starttls, other CA", " starttls ca other.pem", ""},
+		{"ldaps, right CA, wrong host name", " ca ca.pem", "localhost"}, // the certificate is for 127.0.0.1
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "tls")
@@ -121,8 +122,11 @@ func TestLDAPWrongCAIsRefused(t *testing.T) {
 			if strings.Contains(c.opts, "starttls") {
 				url = urls.Plain
 			}
-			line := "ldap " + url + " base " + slapdtest.Base + " bind " + slapdtest.Agent + " " + filepath.Join(dir, "ldap.pw") +
-				strings.ReplaceAll(c.opts, "other.pem", filepath.Join(dir, "other.pem")) + "\n"
+			if c.host != "" {
+				url = strings.Replace(url, "127.0.0.1", c.host, 1)
+			}
+			opts := strings.NewReplacer("other.pem", filepath.Join(dir, "other.pem"), "ca.pem", filepath.Join(dir, "ca.pem")).Replace(c.opts)
+			line := "ldap " + url + " base " + slapdtest.Base + " bind " + slapdtest.Agent + " " + filepath.Join(dir, "ldap.pw") + opts + "\n"
 			os.WriteFile(filepath.Join(dir, "other.pem"), other.PEM, 0o600)
 			a, adir, ds := discoverAgent(t, line, nsdSecret)
 			if err := a.Once(context.Background()); err != nil {
@@ -132,7 +136,8 @@ func TestLDAPWrongCAIsRefused(t *testing.T) {
 			if seen[logcode.AgentLDAPFailed] != 1 || seen[logcode.AgentLDAPRead] != 0 || len(ds.posts) != 0 {
 				t.Errorf("codes %v, %d posts:\n%s", seen, len(ds.posts), raw)
 			}
-			if !strings.Contains(raw, "certificate") || strings.Contains(raw, slapdtest.Password) {
+			if !strings.Contains(raw, "certificate") || strings.Contains(raw, slapdtest.Password) ||
+				(c.host != "" && !strings.Contains(raw, "wanted to match "+c.host)) {
 				t.Errorf("the log: %s", raw)
 			}
 		})

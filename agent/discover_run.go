@@ -25,7 +25,8 @@ const (
 // DefaultDiscoverEvery is --discover-every's default.
 const DefaultDiscoverEvery = 6 * time.Hour
 
-// transferTimeout bounds each read and write of a zone transfer.
+// transferTimeout bounds the dial and each read and write of a zone
+// transfer or LDAP read; stopping the agent cuts them at once.
 const transferTimeout = 30 * time.Second
 
 // DiscoveredPost is one source's complete list of candidates: what the
@@ -86,27 +87,36 @@ func (a *Agent) Discover() Discover { return a.discover }
 // transferred zone's candidates. A refused or failed transfer is logged
 // with its code and posts nothing (so nothing is marked gone for it).
 // It returns the first error of a post.
-func (a *Agent) DiscoverPass(ctx context.Context) error {
+func (a *Agent) DiscoverPass(ctx context.Context) error { return a.discoverPass(ctx, a.client) }
+
+// discoverPass is DiscoverPass posting through c.
+func (a *Agent) discoverPass(ctx context.Context, c *Client) error {
 	failed := int32(0)
 	defer func() { a.discoveryFailed.Store(failed) }()
 	for _, z := range a.discover.Zones {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		post, ok := a.transferOne(z)
+		post, ok := a.transferOne(ctx, z)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if !ok {
 			failed++
 			continue
 		}
 		var ans DiscoveredReply
-		if err := a.client.postJSON(ctx, PathDiscovered, post, &ans); err != nil {
+		if err := c.postJSON(ctx, PathDiscovered, post, &ans); err != nil {
 			return rejected(err)
 		}
 		a.event(a.Log.Info(), logcode.AgentDiscoverPosted).Str("source", post.Source).Int("proposed", ans.Proposed).
 			Int("seen", ans.Seen).Int("gone", ans.Gone).Int("added", ans.Added).Msg("discovered endpoints posted")
 	}
 	for _, l := range a.discover.LDAP {
-		read, err := a.ldapOne(ctx, l)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		read, err := a.ldapOne(ctx, c, l)
 		if !read {
 			failed++
 		}
@@ -118,10 +128,13 @@ func (a *Agent) DiscoverPass(ctx context.Context) error {
 }
 
 // transferOne transfers z and turns it into a post; false when the
-// transfer failed (logged).
-func (a *Agent) transferOne(z ZoneSource) (DiscoveredPost, bool) {
+// transfer failed (logged unless ctx ended).
+func (a *Agent) transferOne(ctx context.Context, z ZoneSource) (DiscoveredPost, bool) {
 	start := time.Now()
-	rrs, err := TransferZone(z, a.cfg.Dir, transferTimeout)
+	rrs, err := TransferZone(ctx, z, a.cfg.Dir, a.cfg.UID, transferTimeout)
+	if err != nil && ctx.Err() != nil {
+		return DiscoveredPost{}, false
+	}
 	if err != nil {
 		code := logcode.AgentTransferFailed
 		if te := (*TransferError)(nil); errors.As(err, &te) && te.Refused {
@@ -142,6 +155,11 @@ func (a *Agent) transferOne(z ZoneSource) (DiscoveredPost, bool) {
 // passed since the last one (DIR/discover.stamp), and then records it.
 // false when a post failed (the pass is then due again).
 func (a *Agent) discoverIfDue(ctx context.Context, force bool) bool {
+	return a.discoverIfDueWith(ctx, a.client, force)
+}
+
+// discoverIfDueWith is discoverIfDue posting through c.
+func (a *Agent) discoverIfDueWith(ctx context.Context, c *Client, force bool) bool {
 	if len(a.discover.Zones)+len(a.discover.LDAP) == 0 {
 		return true
 	}
@@ -149,7 +167,10 @@ func (a *Agent) discoverIfDue(ctx context.Context, force bool) bool {
 	if fi, err := os.Stat(stamp); !force && err == nil && time.Since(fi.ModTime()) < a.cfg.DiscoverEvery {
 		return true
 	}
-	if err := a.DiscoverPass(ctx); err != nil {
+	if err := a.discoverPass(ctx, c); err != nil {
+		if ctx.Err() != nil {
+			return false // stopped, not failed
+		}
 		a.event(a.Log.Warn(), logcode.AgentServerDown).Err(err).Msg("posting discovered endpoints failed; retried later")
 		return false
 	}
@@ -164,16 +185,19 @@ func (a *Agent) discoverIfDue(ctx context.Context, force bool) bool {
 // its own when none is under way, so that a long transfer or LDAP read
 // never holds up the jobs: the first after the start is forced, the
 // others wait for --discover-every (a pass whose post failed is forced
-// again). Run waits for it before it returns.
+// again). Run waits for it before it returns. The pass posts through a
+// copy of the client made here, on Run's goroutine: Contact may set the
+// client's key meanwhile (a new registration).
 func (a *Agent) discoverBeside(ctx context.Context) {
 	if !a.discovering.CompareAndSwap(false, true) {
 		return
 	}
 	a.discoveryDone.Add(1)
+	c := *a.client
 	go func() {
 		defer a.discoveryDone.Done()
 		defer a.discovering.Store(false)
-		if a.discoverIfDue(ctx, !a.discovered.Load()) {
+		if a.discoverIfDueWith(ctx, &c, !a.discovered.Load()) {
 			a.discovered.Store(true)
 		}
 	}()

@@ -41,7 +41,8 @@ auto_add yes
 		t.Fatalf("got  %+v\nwant %+v", d, want)
 	}
 	got := strings.Join(d.Strings(), "\n")
-	if strings.Contains(got, "secret") || !strings.Contains(got, "zone corp.example. server 10.20.0.53:53 tsig agent-key. ports 443,636") {
+	if strings.Contains(got, "secret") || strings.Contains(got, "ldap.pw") || !strings.Contains(got, "zone corp.example. server 10.20.0.53:53 tsig agent-key. ports 443,636") ||
+		!strings.Contains(got, "ldap ldap://ldap.corp.example base dc=x starttls ca ldap-ca.pem") {
 		t.Errorf("Strings: %s", got)
 	}
 	if d, err := ParseDiscover("# nothing\n\n"); err != nil || len(d.Zones)+len(d.LDAP) != 0 || d.AutoAdd {
@@ -94,6 +95,26 @@ func TestParseDiscoverRefuses(t *testing.T) {
 			t.Errorf("%.60q: accepted as %+v", s, d)
 		} else if !strings.Contains(err.Error(), "discover.conf line ") {
 			t.Errorf("%.60q: error without its line: %v", s, err)
+		}
+	}
+}
+
+// A bind over ldap:// without starttls would send the password in
+// clear: refused, but on loopback.
+func TestParseDiscoverClearBind(t *testing.T) {
+	for line, ok := range map[string]bool{
+		"ldap ldap://ldap.corp.example base dc=x bind cn=a,dc=x ldap.pw":          false,
+		"ldap ldap://10.0.0.5:389 base dc=x bind cn=a,dc=x ldap.pw":               false,
+		"ldap ldap://ldap.corp.example base dc=x bind cn=a,dc=x ldap.pw starttls": true,
+		"ldap ldaps://ldap.corp.example base dc=x bind cn=a,dc=x ldap.pw":         true,
+		"ldap ldap://ldap.corp.example base dc=x":                                 true, // anonymous: no password
+		"ldap ldap://127.0.0.1:389 base dc=x bind cn=a,dc=x ldap.pw":              true,
+		"ldap ldap://[::1]:389 base dc=x bind cn=a,dc=x ldap.pw":                  true,
+		"ldap ldap://localhost base dc=x bind cn=a,dc=x ldap.pw":                  true,
+	} {
+		_, err := ParseDiscover(line)
+		if ok != (err == nil) || (!ok && !strings.Contains(err.Error(), "in clear")) {
+			t.Errorf("%s: %v", line, err)
 		}
 	}
 }

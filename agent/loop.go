@@ -125,6 +125,8 @@ func (a *Agent) Run(ctx context.Context, ready func()) error {
 	b := Backoff{Base: a.cfg.RetryBase, Max: 5 * time.Minute}
 	failing := false
 	defer a.discoveryDone.Wait()
+	ctx, cancel := context.WithCancel(ctx) // cancelled before the wait: a pass under way stops at once
+	defer cancel()
 	for {
 		wait := Jitter(a.cfg.Heartbeat, 0.1)
 		beat, err := a.Contact(ctx)

@@ -3,6 +3,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -39,6 +40,11 @@ func checkOwner(path string, uid int, isDir bool) error {
 		}
 		return &OwnershipError{path, err.Error()}
 	}
+	return checkMode(path, fi, uid, isDir)
+}
+
+// checkMode applies the rule to what Lstat or Fstat said of path.
+func checkMode(path string, fi fs.FileInfo, uid int, isDir bool) error {
 	switch {
 	case isDir && !fi.IsDir():
 		return &OwnershipError{path, "not a directory"}
@@ -59,48 +65,52 @@ func checkOwner(path string, uid int, isDir bool) error {
 }
 
 // CheckDiscoverFiles applies the rule of allow.conf to the files
-// discover.conf names (relative to dir unless absolute): each TSIG secret
-// and LDAP password file, and each LDAP CA file, must be a regular file
-// owned by root or uid and writable by neither group nor others; a
-// secret must not be readable by others either (the agent's group may
-// read it). A file that does not exist yet is no error here: the source
-// then fails when read (AGT0530, AGT0532).
+// discover.conf names (relative to dir unless absolute), as each read
+// does again (readOwned): each TSIG secret and LDAP password file, and
+// each LDAP CA file, must be a regular file owned by root or uid and
+// writable by neither group nor others, below directories owned by root
+// or uid and writable by neither group nor others (unless sticky, as
+// /tmp); a secret must not be readable by others either, nor by a group
+// other than root's or the agent's own. A file that does not exist yet
+// is no error here: the source then fails when read (AGT0530, AGT0532).
 func CheckDiscoverFiles(d Discover, dir string, uid int) error {
-	var secrets, others []string
+	check := func(name string, secret bool) error {
+		p := inDir(dir, name)
+		f, err := openOwned(p, uid, os.Getgid(), secret)
+		switch oe := (*OwnershipError)(nil); {
+		case err == nil:
+			return f.Close()
+		case errors.Is(err, fs.ErrNotExist):
+			return nil
+		case errors.As(err, &oe):
+			return err
+		}
+		return &OwnershipError{p, err.Error()}
+	}
 	for _, z := range d.Zones {
 		if z.TSIG != nil {
-			secrets = append(secrets, z.TSIG.SecretFile)
+			if err := check(z.TSIG.SecretFile, true); err != nil {
+				return err
+			}
 		}
 	}
 	for _, l := range d.LDAP {
-		if l.PasswordFile != "" {
-			secrets = append(secrets, l.PasswordFile)
-		}
-		if l.CAFile != "" {
-			others = append(others, l.CAFile)
-		}
-	}
-	for _, f := range others {
-		if err := checkOwner(inDir(dir, f), uid, false); err != nil {
-			return err
-		}
-	}
-	for _, f := range secrets {
-		if err := checkSecret(inDir(dir, f), uid); err != nil {
+		if err := checkLDAPFiles(l, check); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// checkSecret is checkOwner for a file holding a secret, which others
-// may not read either.
-func checkSecret(path string, uid int) error {
-	if err := checkOwner(path, uid, false); err != nil {
-		return err
+// checkLDAPFiles applies check to an LDAP source's files.
+func checkLDAPFiles(l LDAPSource, check func(name string, secret bool) error) error {
+	if l.CAFile != "" {
+		if err := check(l.CAFile, false); err != nil {
+			return err
+		}
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o004 != 0 {
-		return &OwnershipError{path, fmt.Sprintf("mode %04o: a secret readable by others (chmod o-r)", fi.Mode().Perm())}
+	if l.PasswordFile != "" {
+		return check(l.PasswordFile, true)
 	}
 	return nil
 }

@@ -16,6 +16,13 @@ import (
 // looked at for a due judge.
 const ldapEvery = time.Minute
 
+// ldapPokeFloor is the least time between two judges that pokes bring
+// about: an agent posting again and again (or alternating two sets of
+// certificates) has the monitor judge at most once in it, so that the
+// probes never wait on the LDAP rows more than that; a poke within it is
+// kept and served once it passed.
+const ldapPokeFloor = 10 * time.Second
+
 // JudgeLDAPCert judges at now the expiry of a certificate read from an
 // LDAP store, on its own row, with the policy's thresholds: an expiry
 // finding opens (or rises) once it is in its warning or critical window
@@ -74,13 +81,19 @@ func roundDays(d time.Duration) string {
 // watchLDAPCerts opens, raises and closes the expiry findings of the
 // certificates read from LDAP stores: it leases the rows due, judges
 // them and writes them back like probes (findings, alert mails). It looks
-// about every minute, and at once (at most once a poll) when poked: an
-// agent's post brought new certificates or gone ones.
+// about every minute, and soon when poked (an agent's post brought new
+// certificates or gone ones): at once, but at most once an ldapPokeFloor.
 func (m *Monitor) watchLDAPCerts(ctx context.Context, wall time.Time, poked bool) {
-	if since := wall.Sub(m.ldapAt); since < max(m.cfg.Poll, ldapEvery) && !(poked && since >= m.cfg.Poll) {
+	m.ldapPoked = m.ldapPoked || poked
+	since := wall.Sub(m.ldapAt)
+	byPoke := m.ldapPoked && since >= m.cfg.Poll && wall.Sub(m.ldapPokeAt) >= ldapPokeFloor
+	if since < max(m.cfg.Poll, ldapEvery) && !byPoke {
 		return
 	}
-	m.ldapAt = wall
+	if m.ldapPoked {
+		m.ldapPokeAt = wall
+	}
+	m.ldapAt, m.ldapPoked = wall, false
 	for range 16 { // at most 16 leases of 256 a round; the rest next round
 		now := m.cfg.Now()
 		ws, err := m.store.LeaseLDAPCerts(ctx, m.cfg.Owner, now, now.Add(m.cfg.Lease), 256)

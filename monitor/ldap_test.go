@@ -5,6 +5,7 @@ package monitor
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -211,5 +212,67 @@ func TestGoneLDAPCertificatesArePruned(t *testing.T) {
 	}
 	if n := w.count(`SELECT count(*) FROM mon_targets WHERE discovered_cert IS NULL AND name LIKE 'cn=%'`); n != 0 {
 		t.Fatalf("%d targets left without their certificate", n)
+	}
+}
+
+// Pokes (posts with new or gone certificates) have the monitor judge at
+// once, but at most once an ldapPokeFloor however many come; a poke
+// within it is served once it passed.
+func TestLDAPPokesJudgeAtMostOnceAFloor(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	k := w.ldapAgent("owner@example.com")
+	b := store.CertBatch{AgentKey: k, Source: "ldap:ldap://127.0.0.1 dc=x"}
+	opened := func() int {
+		return w.count(`SELECT count(*) FROM mon_findings f JOIN mon_targets t ON t.id = f.target_id WHERE t.discovered_cert IS NOT NULL`)
+	}
+	m := w.monitor("m1")
+	wall := time.Now()
+	for i := range 6 { // a post of one more expiring certificate, and its poke, every 2 s
+		b.Certs = append(b.Certs, ldapCert(fmt.Sprintf("cn=c%03d,dc=x", i), w.clock(), 5*24*time.Hour))
+		if _, err := w.db.StoreDiscoveredCerts(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		at := wall.Add(time.Duration(i) * 2 * time.Second)
+		m.watchLDAPCerts(ctx, at, true)
+		want := 1 // judged at 0 s, then not before 10 s
+		if i == 5 {
+			want = 6
+		}
+		if n := opened(); n != want {
+			t.Fatalf("after the poke at %s: %d certificates judged, want %d", at.Sub(wall), n, want)
+		}
+	}
+}
+
+// A certificate gone from its store before the cutoff is kept while its
+// finding closed after the cutoff: the history keeps that finding.
+func TestGoneLDAPCertificateKeepsRecentFinding(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	k := w.ldapAgent("owner@example.com")
+	const dn = "cn=soon,dc=x"
+	b := store.CertBatch{AgentKey: k, Source: "ldap:ldap://127.0.0.1 dc=x", Certs: []store.DiscoveredCert{ldapCert(dn, w.clock(), 5*24*time.Hour)}}
+	if _, err := w.db.StoreDiscoveredCerts(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	m := w.monitor("m1")
+	w.round(m)
+	b.Certs = nil
+	if _, err := w.db.StoreDiscoveredCerts(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	m.ldapAt = time.Time{}
+	w.round(m) // the finding closes now
+	w.exec(`UPDATE discovered_certs SET gone_at = now() - interval '500 days'`)
+	findings := `SELECT count(*) FROM mon_findings f JOIN mon_targets t ON t.id = f.target_id WHERE t.name = $1 AND f.closed_at IS NOT NULL`
+	if w.count(findings, dn) != 1 {
+		t.Fatal("the gone certificate's finding did not close")
+	}
+	if _, err := w.db.Housekeep(ctx, time.Now().Add(-400*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.count(findings, dn); n != 1 {
+		t.Fatalf("a finding closed after the cutoff was deleted with its certificate gone before it: %d left", n)
 	}
 }

@@ -100,6 +100,8 @@ type Monitor struct {
 	viewAt     time.Time
 	agentsAt   time.Time // when the agents' silence was last judged
 	ldapAt     time.Time // when the LDAP certificates' expiry was last judged
+	ldapPoked  bool      // a poke waits for the LDAP certificates' next judge
+	ldapPokeAt time.Time // when a judge last served a poke
 }
 
 // Prober probes one name (see probe.go; tests may pass another).

@@ -32,13 +32,17 @@ go test -run '^$' -bench 'ZoneTransfer100k|LDAPRead10k' -benchtime 1x -count "$R
 echo "bench-discovery: the service (go test -bench 'StoreLDAPPost10k|StoreProposalPost65k' ./web/)" >&2
 go test -run '^$' -bench 'StoreLDAPPost10k|StoreProposalPost65k' -benchtime 1x -count "$REPEAT" ./web/ >"$work/web.txt"
 
-# m FILE BENCHMARK UNIT: the median of UNIT's values in FILE's lines of BENCHMARK
+# m FILE BENCHMARK UNIT: the median of UNIT's values in FILE's lines of
+# BENCHMARK. It runs inside the section's command substitutions, where a
+# failure does not stop the script: a missing figure leaves $work/missing.
 m() {
 	awk -v b="Benchmark$2-" -v u="$3" 'index($0, b) == 1 {for (i = 2; i < NF; i++) if ($(i + 1) == u) print $i}' "$1" |
-		sort -n | awk '{v[NR] = $1} END {if (NR == 0) exit 1; printf "%.2f\n", v[int((NR + 1) / 2)]}'
+		sort -n | awk '{v[NR] = $1} END {if (NR == 0) exit 1; printf "%.2f\n", v[int((NR + 1) / 2)]}' ||
+		{ echo "bench-discovery: no $3 for $2 in $1" >&2 && touch "$work/missing"; }
 }
 a=$work/agent.txt w=$work/web.txt
-cat <<EOT
+rm -f "$work/missing"
+section=$(cat <<EOT
 
 ## discovery
 
@@ -65,3 +69,9 @@ allocated is what the process allocated during the pass, heap is the live heap a
 | service: 65,536 proposals stored, new ($(m "$w" StoreProposalPost65k MiB-body) MiB of JSON) | $(m "$w" StoreProposalPost65k s/new) | $(m "$w" StoreProposalPost65k MiB-alloc/new) | |
 | service: the same post again, seen | $(m "$w" StoreProposalPost65k s/seen) | $(m "$w" StoreProposalPost65k MiB-alloc/seen) | |
 EOT
+)
+if [ -e "$work/missing" ]; then
+	echo "bench-discovery: a figure is missing (above); nothing written" >&2
+	exit 1
+fi
+printf '%s\n' "$section"

@@ -149,8 +149,8 @@ func queueHistory(b *pgx.Batch, v finding.Verdict, prevChecked *time.Time) {
 // longer watched, closed findings, ended observations, events, the
 // certificates nothing refers to any more, account-page links revoked
 // (rotate-links) before the cutoff, and certificates gone from their LDAP
-// store before the cutoff whose finding is closed (with their row and its
-// findings). A link that was never revoked stays: every mail's link keeps
+// store before the cutoff whose findings all closed before it too (with
+// their row). A link that was never revoked stays: every mail's link keeps
 // working.
 func (p *Postgres) Housekeep(ctx context.Context, cutoff time.Time) (int64, error) {
 	var deleted int64
@@ -166,7 +166,7 @@ func (p *Postgres) Housekeep(ctx context.Context, cutoff time.Time) (int64, erro
 				AND NOT EXISTS (SELECT 1 FROM mon_observations o WHERE o.chain @> ARRAY[c.fingerprint])`,
 			`DELETE FROM account_links WHERE revoked_at < $1`,
 			`DELETE FROM discovered_certs d WHERE gone_at < $1 AND NOT EXISTS (SELECT 1 FROM mon_targets t
-				JOIN mon_findings f ON f.target_id = t.id WHERE t.discovered_cert = d.id AND f.closed_at IS NULL)`,
+				JOIN mon_findings f ON f.target_id = t.id WHERE t.discovered_cert = d.id AND (f.closed_at IS NULL OR f.closed_at >= $1))`,
 		} {
 			tag, err := tx.Exec(ctx, q, cutoff)
 			if err != nil {

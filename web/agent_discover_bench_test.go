@@ -30,22 +30,28 @@ func claimedAgentKey(tb testing.TB, s *agentSide) string {
 		tb.Fatal(err)
 	}
 	defer a.Close()
-	ctx := context.Background()
-	if err := a.Once(ctx); err != nil {
+	if err := a.Once(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
-	code, _, err := a.ClaimCode(ctx)
+	claimAgent(tb, s, a)
+	id, err := agent.LoadIdentity(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return id.APIKey
+}
+
+// claimAgent has the owner claim a, registered already, with a claim
+// code a made.
+func claimAgent(tb testing.TB, s *agentSide, a *agent.Agent) {
+	tb.Helper()
+	code, _, err := a.ClaimCode(context.Background())
 	if err != nil {
 		tb.Fatal(err)
 	}
 	if r := s.line(tb, "command claim agent "+code+" apikey owner-key-0123456789"); r.Code != lineproto.CodeOK {
 		tb.Fatalf("claim: %+v", r)
 	}
-	id, err := agent.LoadIdentity(dir)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return id.APIKey
 }
 
 // timedPost posts body to path as the agent key and reports, under

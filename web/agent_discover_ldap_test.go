@@ -12,7 +12,6 @@ import (
 	"github.com/keychest/keychest-lined/agent"
 	"github.com/keychest/keychest-lined/finding"
 	"github.com/keychest/keychest-lined/internal/slapdtest"
-	"github.com/keychest/keychest-lined/lineproto"
 	"github.com/keychest/keychest-lined/monitor"
 )
 
@@ -43,13 +42,7 @@ func TestLDAPCertificatesStored(t *testing.T) {
 	if err := a.Once(ctx); err != nil {
 		t.Fatal(err)
 	}
-	code, _, err := a.ClaimCode(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := s.line(t, "command claim agent "+code+" apikey owner-key-0123456789"); r.Code != lineproto.CodeOK {
-		t.Fatalf("claim: %+v", r)
-	}
+	claimAgent(t, s, a)
 	if err := a.Once(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -80,13 +80,7 @@ func TestDiscoveryProposesAndAcceptsThroughTheRelay(t *testing.T) {
 	if n := s.count(t, `SELECT count(*) FROM discovered`); n != 0 {
 		t.Fatalf("proposals before the claim: %d", n)
 	}
-	code, _, err := a.ClaimCode(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := s.line(t, "command claim agent "+code+" apikey owner-key-0123456789"); r.Code != lineproto.CodeOK {
-		t.Fatalf("claim: %+v", r)
-	}
+	claimAgent(t, s, a)
 	if err := a.Once(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -204,13 +198,7 @@ func TestDiscoveryRefusalShownOnAgents(t *testing.T) {
 	if err := a.Once(ctx); err != nil {
 		t.Fatal(err)
 	}
-	code, _, err := a.ClaimCode(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := s.line(t, "command claim agent "+code+" apikey owner-key-0123456789"); r.Code != lineproto.CodeOK {
-		t.Fatalf("claim: %+v", r)
-	}
+	claimAgent(t, s, a)
 	for range 2 { // the pass, then the heartbeat that reports it
 		os.Remove(filepath.Join(dir, "discover.stamp"))
 		if err := a.Once(ctx); err != nil {

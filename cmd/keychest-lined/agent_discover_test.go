@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -97,6 +98,9 @@ func TestLDAPStoreExpiryFindingEndToEnd(t *testing.T) {
 	if err := w.agent.Once(context.Background()); err != nil { // within --discover-every: nothing read again
 		t.Fatal(err)
 	}
+	if n := strings.Count(w.agentLog(t), `"code":"`+logcode.AgentLDAPRead+`"`); n != 1 {
+		t.Fatalf("the store was read %d times within --discover-every, want once", n)
+	}
 	for _, m := range w.mail.Messages() {
 		if strings.Contains(strings.Join(m.To, ","), "other@") && !strings.Contains(m.Body(), "confirm") {
 			t.Fatalf("a mail to the other account: %q\n%s", m.Header("Subject"), m.Body())
@@ -161,4 +165,70 @@ func TestRunRelaysJobsDuringDiscovery(t *testing.T) {
 	waitFor(t, 20*time.Second, "the released pass did not end (its read failed)", func() bool {
 		return logged(w.agentLog(t), logcode.AgentLDAPFailed)
 	})
+}
+
+// runHeld starts "run" with discover.conf's one source an LDAP server
+// that answers nothing, and waits until the discovery pass connected.
+func runHeld(t *testing.T, w *siteWorld) (cancel context.CancelFunc, ran <-chan error) {
+	t.Helper()
+	addr, accepted, release := holdingLDAP(t)
+	t.Cleanup(func() { close(release) })
+	w.reopen(t, "ldap ldap://"+addr+" base "+slapdtest.Base+"\n", map[string][]byte{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done, finished := make(chan error, 1), make(chan struct{})
+	go func() {
+		done <- w.agent.Run(ctx, nil)
+		close(finished)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-finished
+	})
+	select {
+	case <-accepted:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the discovery pass did not connect")
+	}
+	return cancel, done
+}
+
+// stopped waits for run to return; the deadline is well below the 30 s
+// that bound one read, and the unit's TimeoutStopSec.
+func stopped(t *testing.T, ran <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-ran:
+		return err
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return: it waits out the discovery pass")
+		return nil
+	}
+}
+
+// Stopping "run" while a discovery pass is held open (an LDAP server that
+// answers nothing) cuts the pass: run returns without waiting for the
+// read's timeout, and logs no failed read nor failed post.
+func TestRunStopsDuringDiscovery(t *testing.T) {
+	w := newSiteWorld(t, 60*24*time.Hour, nil)
+	cancel, ran := runHeld(t, w)
+	cancel()
+	if err := stopped(t, ran); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if log := w.agentLog(t); logged(log, logcode.AgentLDAPFailed) || strings.Contains(log, "posting discovered endpoints failed") {
+		t.Fatalf("a stop logged as a failure:\n%s", log)
+	}
+}
+
+// When the server refuses the agent's key while a discovery pass is held
+// open, "run" returns ErrRejected without waiting for the pass.
+func TestRunRejectedDuringDiscovery(t *testing.T) {
+	w := newSiteWorld(t, 60*24*time.Hour, nil)
+	_, ran := runHeld(t, w)
+	if n := count(t, w.app, `WITH u AS (UPDATE agents SET key_hash = sha256(key_hash) RETURNING 1) SELECT count(*) FROM u`); n != 1 {
+		t.Fatalf("%d agents' keys changed", n)
+	}
+	if err := stopped(t, ran); !errors.Is(err, agent.ErrRejected) {
+		t.Fatalf("run: %v, want ErrRejected", err)
+	}
 }
