@@ -31,14 +31,14 @@ func liveSiteTarget(alias string) string {
 	return `coalesce((SELECT rm.active FROM mon_targets rm WHERE rm.site_target = ` + alias + `.id), true)`
 }
 
-// removeSiteTargetSQL marks the key's live target ($1 key hash, $2 name,
-// $3 port) removed: its monitor's row (made if the target has none yet)
+// removeSiteTargetSQL marks the live target ($2 name, $3 port) of the key
+// ($1 key hash; not revoked, approved) removed: its monitor's row (made if the target has none yet)
 // inactive, never due, its open jobs let go; it returns when and from
 // where the target was added, and its site, for the audit.
 var removeSiteTargetSQL = `
 WITH s AS (
     SELECT s.id, s.site, s.created_at, s.created_ip FROM agent_targets s JOIN api_keys k ON k.id = s.api_key_id
-    WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND s.name = $2 AND s.port = $3 AND ` + liveSiteTarget("s") + `
+    WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND ` + keyApproved + ` AND s.name = $2 AND s.port = $3 AND ` + liveSiteTarget("s") + `
     FOR UPDATE OF s
 ), due AS (
     UPDATE agent_targets t SET next_due = 'infinity' FROM s WHERE t.id = s.id
