@@ -4,7 +4,6 @@ package store_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -65,37 +64,15 @@ func TestAddPlanUsesIndexes(t *testing.T) {
 // addsPlan explains the set statement for a batch of n adds under the
 // plan cache mode.
 func addsPlan(t *testing.T, db *pgxpool.Pool, mode string, n int) planNode {
-	ctx := context.Background()
-	conn, err := db.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SET plan_cache_mode = `+mode); err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("adds_%s_%d", mode, n)
-	if _, err := conn.Exec(ctx, `PREPARE `+name+` AS `+store.AddDomainsSQL); err != nil {
-		t.Fatal(err)
-	}
 	names := make([]string, n)
 	for i := range names {
 		names[i] = fmt.Sprintf("'x%d.example'", i)
 	}
-	var plan string
-	err = conn.QueryRow(ctx, fmt.Sprintf(`EXPLAIN (FORMAT JSON) EXECUTE %[3]s(
+	return explainPrepared(t, db, mode, fmt.Sprintf("adds_%d", n), store.AddDomainsSQL, fmt.Sprintf(`
 		array_fill(sha256('plan-shape-0123456789'::bytea), ARRAY[%[1]d]),
 		ARRAY[%[2]s],
 		array_fill(443, ARRAY[%[1]d]), array_fill(false, ARRAY[%[1]d]),
-		array_fill('192.0.2.1'::inet, ARRAY[%[1]d]), array_fill(1000, ARRAY[%[1]d]))`, n, strings.Join(names, ","), name)).Scan(&plan)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var root []struct{ Plan planNode }
-	if err := json.Unmarshal([]byte(plan), &root); err != nil {
-		t.Fatal(err)
-	}
-	return root[0].Plan
+		array_fill('192.0.2.1'::inet, ARRAY[%[1]d]), array_fill(1000, ARRAY[%[1]d])`, n, strings.Join(names, ",")))
 }
 
 // planNode is one node of EXPLAIN's JSON output.
