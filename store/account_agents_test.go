@@ -73,6 +73,9 @@ func TestAccountPageShowsOwnLDAPCertsOnly(t *testing.T) {
 	if c := v.LDAPCerts[1]; c.DN != "cn=later,dc=corp" || c.Finding != "" || c.State != "unknown" {
 		t.Errorf("later: %+v", c)
 	}
+	if d, err := w.p.DigestFor(ctx, "owner@example.com"); err != nil || d.LDAPCertProblems != 1 || d.LDAPCertsTotal != 2 {
+		t.Errorf("owner's digest counts %d of %d certificates with a problem: %v", d.LDAPCertProblems, d.LDAPCertsTotal, err)
+	}
 	s := w.pageOf(t, "stranger@example.com")
 	if len(s.LDAPCerts) != 1 || s.LDAPCerts[0].DN != "cn=theirs,dc=other" || s.LDAPCertsTotal != 1 {
 		t.Errorf("stranger's page: %+v", s.LDAPCerts)

@@ -28,6 +28,9 @@ type Digest struct {
 	SilentAgents   []SilentAgent
 	LDAPCerts      []LDAPCertView
 	LDAPCertsTotal int
+	// LDAPCertProblems counts those of LDAPCertsTotal (not only those
+	// listed) with an open finding.
+	LDAPCertProblems int
 }
 
 // DigestChange is one line of "what changed this week".
@@ -92,6 +95,10 @@ func digestOf(ctx context.Context, q pgx.Tx, account int64, _ time.Duration) (Di
 		return d, err
 	}
 	d.SilentAgents, d.LDAPCerts, d.LDAPCertsTotal, err = agentsAndLDAP(ctx, q, account, MaxDigestLDAPCerts)
+	if err != nil {
+		return d, err
+	}
+	err = q.QueryRow(ctx, ldapCertProblemsSQL, account).Scan(&d.LDAPCertProblems)
 	return d, err
 }
 
