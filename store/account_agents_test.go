@@ -184,3 +184,19 @@ func TestDigestGoesToAccountsWithOnlyProposals(t *testing.T) {
 		t.Fatalf("digests: %v", got)
 	}
 }
+
+// An account whose only proposals are gone (its zone gone from the
+// agent's transfers) gets no digest.
+func TestNoDigestForGoneProposalsOnly(t *testing.T) {
+	w := claimedWorld(t)
+	ctx := context.Background()
+	if _, err := w.p.StoreDiscovered(ctx, batch(w, false, "a.corp.example")); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := w.p.StoreDiscovered(ctx, batch(w, false)); err != nil || c.Gone != 1 {
+		t.Fatalf("the zone gone: %+v %v", c, err)
+	}
+	if got := w.digestsQueued(t); len(got) != 0 {
+		t.Fatalf("digests: %v", got)
+	}
+}
