@@ -28,10 +28,14 @@ func TestDigestListsSilentAgentsAndLDAPCerts(t *testing.T) {
 		t.Errorf("subject %q", subject)
 	}
 	for _, want := range []string{"agent-x@agents.test  site=office  host=gw Bcc: x", "critical  ", "expiry", "cn=soon,dc=corp (site=office)",
-		"(2 of 60 shown: your account page lists more)"} {
+		"(2 of 60 shown: your account page lists them all)"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("body lacks %q:\n%s", want, body)
 		}
+	}
+	d.LDAPCertsTotal = store.MaxPageLDAPCerts + 100
+	if _, body := (Composer{}).digest(d, now); !strings.Contains(body, "(2 of 600 shown: your account page lists the 500 soonest to expire)") {
+		t.Errorf("more than the page shows:\n%s", body)
 	}
 	for _, line := range strings.Split(body, "\n") {
 		if strings.HasPrefix(line, "Subject:") || strings.HasPrefix(line, "Bcc:") || len([]rune(line)) > 300 {
