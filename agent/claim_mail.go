@@ -14,13 +14,16 @@ import (
 )
 
 // ClaimMailFile is the name, in DIR, of the record of the agent's claim
-// mail requests (--email): which address, how many times, and when last.
+// mail requests (--email): which agent asked, for which address, how many
+// mails were queued, and when last.
 const ClaimMailFile = "claim-mail.json"
 
 // ClaimMailEvery is how long the agent waits between two requests of a
-// claim mail to one address: the approve link's lifetime, so that it
-// asks again only once the link it asked for has expired.
-const ClaimMailEvery = 7 * 24 * time.Hour
+// claim mail to one address: the approve link's lifetime on the server
+// (store.TokenLifetime, 7 days) and an hour for the two clocks' skew, so
+// that it asks again only once the link it asked for has expired (a test
+// in package web checks it against store.TokenLifetime).
+const ClaimMailEvery = 7*24*time.Hour + time.Hour
 
 // MaxClaimMails is how many claim mails the agent asks for one address:
 // after that many links expired unanswered it stops asking (a new
@@ -29,16 +32,17 @@ const MaxClaimMails = 3
 
 // claimMailState is DIR/claim-mail.json.
 type claimMailState struct {
+	Agent string    `json:"agent"` // the agent's id: a new identity starts anew
 	Email string    `json:"email"`
 	Asks  int       `json:"asks"`
 	Last  time.Time `json:"last"`
 }
 
-// due says whether a claim mail to email may be asked for at now; held
+// due says whether agent may ask for a claim mail to email at now; held
 // says it may not because MaxClaimMails links expired unanswered.
-func (s claimMailState) due(email string, now time.Time) (due, held bool) {
+func (s claimMailState) due(agent, email string, now time.Time) (due, held bool) {
 	switch {
-	case s.Email != email || s.Asks == 0:
+	case s.Agent != agent || s.Email != email || s.Asks == 0:
 		return true, false
 	case now.Sub(s.Last) < ClaimMailEvery:
 		return false, false
@@ -72,15 +76,16 @@ func saveClaimMail(dir string, s claimMailState) error {
 // link that claims this agent: once per link lifetime (ClaimMailEvery)
 // across runs, as "once" from cron starts a new process each time, and
 // at most MaxClaimMails times per address. The server itself sends no
-// second mail while a link is live. A refusal (a limit, a bad address) is
-// logged, not counted, and leaves the agent running.
+// second mail while a link is live: an answer that it queued none is not
+// counted, and the agent asks again on its next run. A refusal (a limit,
+// a bad address) is logged, not counted, and leaves the agent running.
 func (a *Agent) askClaimMail(ctx context.Context, id Identity) {
 	if a.cfg.Email == "" {
 		return
 	}
 	st := loadClaimMail(a.cfg.Dir)
 	now := time.Now().UTC()
-	due, held := st.due(a.cfg.Email, now)
+	due, held := st.due(id.ID, a.cfg.Email, now)
 	if held && !a.emailHeld.Swap(true) {
 		a.event(a.Log.Warn(), logcode.AgentClaimMailHeld).Str("id", id.ID).Str("email", a.cfg.Email).Int("asks", st.Asks).
 			Msg("claim by e-mail not asked again: its links expired unanswered; use claim-code, another --email, or remove DIR/" + ClaimMailFile)
@@ -93,12 +98,14 @@ func (a *Agent) askClaimMail(ctx context.Context, id Identity) {
 		a.event(a.Log.Warn(), logcode.AgentClaimMailRefused).Str("id", id.ID).Err(err).Msg("claim by e-mail refused")
 		return
 	}
-	if st.Email != a.cfg.Email {
-		st = claimMailState{Email: a.cfg.Email}
+	if st.Agent != id.ID || st.Email != a.cfg.Email {
+		st = claimMailState{Agent: id.ID, Email: a.cfg.Email}
 	}
-	st.Asks, st.Last = st.Asks+1, now
-	if err := saveClaimMail(a.cfg.Dir, st); err != nil {
-		a.event(a.Log.Warn(), logcode.AgentClaimMailRefused).Str("id", id.ID).Err(err).Msg("claim mail asked, but not recorded")
+	if ans.Queued {
+		st.Asks, st.Last = st.Asks+1, now
+		if err := saveClaimMail(a.cfg.Dir, st); err != nil {
+			a.event(a.Log.Warn(), logcode.AgentClaimMailRefused).Str("id", id.ID).Err(err).Msg("claim mail asked, but not recorded")
+		}
 	}
 	a.event(a.Log.Info(), logcode.AgentClaimMail).Str("id", id.ID).Str("email", a.cfg.Email).Bool("queued", ans.Queued).
 		Int("asks", st.Asks).Msg("claim by e-mail asked: the owner approves it from the mail")

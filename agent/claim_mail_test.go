@@ -5,6 +5,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -23,9 +24,18 @@ type mailServer struct {
 	*fakeServer
 	mu    sync.Mutex
 	asked map[string]int
+	live  bool // a link mailed before lives: the server queues no mail
+	regs  int  // registrations: each is given an id of its own
 }
 
 func (m *mailServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == PathRegister {
+		m.mu.Lock()
+		m.regs++
+		json.NewEncoder(w).Encode(Registered{ID: fmt.Sprintf("a-%d@agents.keychest.test", m.regs), APIKey: "kc-agent-key-0123456789"})
+		m.mu.Unlock()
+		return
+	}
 	if r.URL.Path != PathClaimEmail {
 		m.fakeServer.ServeHTTP(w, r)
 		return
@@ -35,8 +45,9 @@ func (m *mailServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	json.Unmarshal(body, &req)
 	m.mu.Lock()
 	m.asked[req.Email]++
+	queued := !m.live
 	m.mu.Unlock()
-	json.NewEncoder(w).Encode(ClaimEmailReply{Queued: true})
+	json.NewEncoder(w).Encode(ClaimEmailReply{Queued: queued})
 }
 
 func (m *mailServer) count(email string) int {
@@ -110,5 +121,47 @@ func TestClaimMailAskedOncePerLinkLifetime(t *testing.T) {
 	cronOnce(t, srv, dir, "other@example.com")
 	if n := m.count("other@example.com"); n != 1 {
 		t.Errorf("another address: asked %d times", n)
+	}
+}
+
+// An ask the server answers with no mail queued (a link it mailed before
+// lives) is not counted: the agent asks again on its next run, and
+// counts the ask that queues one.
+func TestClaimMailCountsOnlyQueuedMails(t *testing.T) {
+	m := &mailServer{fakeServer: &fakeServer{}, asked: map[string]int{}, live: true}
+	srv := httptest.NewServer(m)
+	defer srv.Close()
+	dir := filepath.Join(t.TempDir(), "keychest-agent")
+	cronOnce(t, srv, dir, "owner@example.com")
+	cronOnce(t, srv, dir, "owner@example.com")
+	if n, st := m.count("owner@example.com"), loadClaimMail(dir); n != 2 || st.Asks != 0 {
+		t.Fatalf("while the server's link lives: asked %d times, %d counted", n, st.Asks)
+	}
+	m.mu.Lock()
+	m.live = false
+	m.mu.Unlock()
+	cronOnce(t, srv, dir, "owner@example.com")
+	cronOnce(t, srv, dir, "owner@example.com")
+	if n, st := m.count("owner@example.com"), loadClaimMail(dir); n != 3 || st.Asks != 1 {
+		t.Fatalf("once a mail is queued: asked %d times, %d counted", n, st.Asks)
+	}
+}
+
+// An agent that registered anew (its identity.json removed) is another
+// agent: it asks for its own claim mail at once, whatever the record of
+// the one before says.
+func TestClaimMailOfNewIdentityAskedAnew(t *testing.T) {
+	m := &mailServer{fakeServer: &fakeServer{}, asked: map[string]int{}}
+	srv := httptest.NewServer(m)
+	defer srv.Close()
+	dir := filepath.Join(t.TempDir(), "keychest-agent")
+	cronOnce(t, srv, dir, "owner@example.com")
+	first := loadClaimMail(dir).Agent
+	if err := os.Remove(filepath.Join(dir, IdentityFile)); err != nil {
+		t.Fatal(err)
+	}
+	cronOnce(t, srv, dir, "owner@example.com")
+	if n, st := m.count("owner@example.com"), loadClaimMail(dir); n != 2 || st.Agent == first || st.Asks != 1 {
+		t.Fatalf("after a new identity: asked %d times, record %+v (first agent %q)", n, st, first)
 	}
 }

@@ -32,6 +32,7 @@ func startNSD(t *testing.T, zone string) string { return nsdtest.Start(t, zone) 
 type discoverServer struct {
 	mu    sync.Mutex
 	posts []DiscoveredPost
+	left  int // not_added, as auto_add answers past the cap
 }
 
 func (d *discoverServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -47,7 +48,7 @@ func (d *discoverServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var p DiscoveredPost
 		json.Unmarshal(body, &p)
 		d.posts = append(d.posts, p)
-		json.NewEncoder(w).Encode(DiscoveredReply{Proposed: len(p.Candidates)})
+		json.NewEncoder(w).Encode(DiscoveredReply{Proposed: len(p.Candidates), NotAdded: d.left})
 	case PathJobs:
 		json.NewEncoder(w).Encode(JobsReply{})
 	case PathLogs:

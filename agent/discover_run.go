@@ -43,6 +43,8 @@ type DiscoveredReply struct {
 	Seen     int `json:"seen"`     // known ones seen again
 	Gone     int `json:"gone"`     // known ones marked gone
 	Added    int `json:"added"`    // added as targets (auto_add)
+	// auto_add: left as proposals (the key's cap, the account's limit)
+	NotAdded int `json:"not_added"`
 }
 
 // LoadDiscover applies the ownership rule to DIR/discover.conf (a missing
@@ -111,6 +113,9 @@ func (a *Agent) discoverPass(ctx context.Context, c *Client) error {
 		}
 		a.event(a.Log.Info(), logcode.AgentDiscoverPosted).Str("source", post.Source).Int("proposed", ans.Proposed).
 			Int("seen", ans.Seen).Int("gone", ans.Gone).Int("added", ans.Added).Msg("discovered endpoints posted")
+		if ans.NotAdded > 0 {
+			a.event(a.Log.Warn(), logcode.AgentAutoAddLeft).Str("source", post.Source).Int("not_added", ans.NotAdded).Msg("auto_add left proposals: the key's cap or the account's limit")
+		}
 	}
 	for _, l := range a.discover.LDAP {
 		if ctx.Err() != nil {

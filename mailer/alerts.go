@@ -62,14 +62,9 @@ func (c Composer) alert(items []finding.AlertItem) (subject, body string) {
 // digest words an account's week: every domain, soonest expiry first,
 // then what changed.
 func (c Composer) digest(d store.Digest, now time.Time) (subject, body string) {
-	problems := 0
+	problems := d.LDAPCertProblems // of all, not only those listed
 	for _, s := range d.Domains {
 		if len(s.Findings) > 0 {
-			problems++
-		}
-	}
-	for _, c := range d.LDAPCerts {
-		if c.Finding != "" {
 			problems++
 		}
 	}

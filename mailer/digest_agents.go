@@ -36,7 +36,11 @@ func digestAgents(b *strings.Builder, d store.Digest, now time.Time) {
 			c.NotAfter.UTC().Format("2006-01-02"), dashed(c.Finding), words.Clean(c.DN, maxDigestDN), words.Clean(c.Site, maxDigestDN))
 	}
 	if d.LDAPCertsTotal > len(d.LDAPCerts) {
-		fmt.Fprintf(b, "    (%d of %d shown: your account page lists more)\n", len(d.LDAPCerts), d.LDAPCertsTotal)
+		page := "lists them all"
+		if d.LDAPCertsTotal > store.MaxPageLDAPCerts {
+			page = fmt.Sprintf("lists the %d soonest to expire", store.MaxPageLDAPCerts)
+		}
+		fmt.Fprintf(b, "    (%d of %d shown: your account page %s)\n", len(d.LDAPCerts), d.LDAPCertsTotal, page)
 	}
 	b.WriteString("\n")
 }

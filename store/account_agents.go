@@ -71,6 +71,12 @@ const accountLDAPCertsSQL = `SELECT d.site, d.dn, d.attribute, d.subject, d.issu
 	WHERE d.account_id = $1 AND d.gone_at IS NULL
 	ORDER BY d.not_after, d.dn, d.id LIMIT $2`
 
+// ldapCertProblemsSQL counts the account's ($1) certificates still in
+// their LDAP stores with an open finding.
+const ldapCertProblemsSQL = `SELECT count(*) FROM discovered_certs d WHERE d.account_id = $1 AND d.gone_at IS NULL
+	AND EXISTS (SELECT 1 FROM mon_targets t JOIN mon_findings f ON f.target_id = t.id AND f.closed_at IS NULL
+		WHERE t.discovered_cert = d.id)`
+
 // accountLDAPCerts reads up to limit of the account's LDAP certificates,
 // and how many it has in all.
 func accountLDAPCerts(ctx context.Context, tx pgx.Tx, account int64, limit int) ([]LDAPCertView, int, error) {

@@ -73,6 +73,9 @@ func TestAccountPageShowsOwnLDAPCertsOnly(t *testing.T) {
 	if c := v.LDAPCerts[1]; c.DN != "cn=later,dc=corp" || c.Finding != "" || c.State != "unknown" {
 		t.Errorf("later: %+v", c)
 	}
+	if d, err := w.p.DigestFor(ctx, "owner@example.com"); err != nil || d.LDAPCertProblems != 1 || d.LDAPCertsTotal != 2 {
+		t.Errorf("owner's digest counts %d of %d certificates with a problem: %v", d.LDAPCertProblems, d.LDAPCertsTotal, err)
+	}
 	s := w.pageOf(t, "stranger@example.com")
 	if len(s.LDAPCerts) != 1 || s.LDAPCerts[0].DN != "cn=theirs,dc=other" || s.LDAPCertsTotal != 1 {
 		t.Errorf("stranger's page: %+v", s.LDAPCerts)
@@ -178,6 +181,22 @@ func TestDigestGoesToAccountsWithOnlyProposals(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := w.digestsQueued(t); len(got) != 1 || got[0] != "owner@example.com" {
+		t.Fatalf("digests: %v", got)
+	}
+}
+
+// An account whose only proposals are gone (its zone gone from the
+// agent's transfers) gets no digest.
+func TestNoDigestForGoneProposalsOnly(t *testing.T) {
+	w := claimedWorld(t)
+	ctx := context.Background()
+	if _, err := w.p.StoreDiscovered(ctx, batch(w, false, "a.corp.example")); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := w.p.StoreDiscovered(ctx, batch(w, false)); err != nil || c.Gone != 1 {
+		t.Fatalf("the zone gone: %+v %v", c, err)
+	}
+	if got := w.digestsQueued(t); len(got) != 0 {
 		t.Fatalf("digests: %v", got)
 	}
 }

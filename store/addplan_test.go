@@ -60,42 +60,51 @@ func TestAddPlanUsesIndexes(t *testing.T) {
 			}
 		}
 	}
+	// What a key holds is counted once per key of a batch, not once per
+	// add: 16 adds of a key with 1,000 targets behind sites read its
+	// targets once.
+	if loops := addsRun(t, db, "plan-sites-0-0123456789", 16).loopsOf("agent_targets"); loops != 1 {
+		t.Errorf("16 adds of one key read its targets behind sites %d times", loops)
+	}
+}
+
+// addsRun runs the set statement for a batch of n adds of key, in a
+// transaction it rolls back, and returns the plan with its counts.
+func addsRun(t *testing.T, db *pgxpool.Pool, key string, n int) planNode {
+	ctx := context.Background()
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	keys, names, ports, wild, ips, caps := make([][]byte, n), make([]string, n), make([]int32, n), make([]bool, n), make([]string, n), make([]int32, n)
+	for i := range n {
+		h := ref(key).Hash
+		keys[i], names[i], ports[i], ips[i], caps[i] = h[:], fmt.Sprintf("y%d.example", i), 443, "192.0.2.1", 5000
+	}
+	var plan []byte
+	if err := tx.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) `+store.AddDomainsSQL, keys, names, ports, wild, ips, caps).Scan(&plan); err != nil {
+		t.Fatal(err)
+	}
+	var root []struct{ Plan planNode }
+	if err := json.Unmarshal(plan, &root); err != nil {
+		t.Fatal(err)
+	}
+	return root[0].Plan
 }
 
 // addsPlan explains the set statement for a batch of n adds under the
 // plan cache mode.
 func addsPlan(t *testing.T, db *pgxpool.Pool, mode string, n int) planNode {
-	ctx := context.Background()
-	conn, err := db.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SET plan_cache_mode = `+mode); err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("adds_%s_%d", mode, n)
-	if _, err := conn.Exec(ctx, `PREPARE `+name+` AS `+store.AddDomainsSQL); err != nil {
-		t.Fatal(err)
-	}
 	names := make([]string, n)
 	for i := range names {
 		names[i] = fmt.Sprintf("'x%d.example'", i)
 	}
-	var plan string
-	err = conn.QueryRow(ctx, fmt.Sprintf(`EXPLAIN (FORMAT JSON) EXECUTE %[3]s(
+	return explainPrepared(t, db, mode, fmt.Sprintf("adds_%d", n), store.AddDomainsSQL, fmt.Sprintf(`
 		array_fill(sha256('plan-shape-0123456789'::bytea), ARRAY[%[1]d]),
 		ARRAY[%[2]s],
 		array_fill(443, ARRAY[%[1]d]), array_fill(false, ARRAY[%[1]d]),
-		array_fill('192.0.2.1'::inet, ARRAY[%[1]d]), array_fill(1000, ARRAY[%[1]d]))`, n, strings.Join(names, ","), name)).Scan(&plan)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var root []struct{ Plan planNode }
-	if err := json.Unmarshal([]byte(plan), &root); err != nil {
-		t.Fatal(err)
-	}
-	return root[0].Plan
+		array_fill('192.0.2.1'::inet, ARRAY[%[1]d]), array_fill(1000, ARRAY[%[1]d])`, n, strings.Join(names, ",")))
 }
 
 // planNode is one node of EXPLAIN's JSON output.
@@ -105,6 +114,20 @@ type planNode struct {
 	Cond     string     `json:"Index Cond"`
 	Filter   string     `json:"Filter"`
 	Plans    []planNode `json:"Plans"`
+	Loops    int        `json:"Actual Loops"`
+}
+
+// loopsOf counts the runs of the plan's nodes that read table (with
+// EXPLAIN ANALYZE).
+func (n planNode) loopsOf(table string) int {
+	count := 0
+	if n.Relation == table {
+		count += n.Loops
+	}
+	for _, c := range n.Plans {
+		count += c.loopsOf(table)
+	}
+	return count
 }
 
 // scansOf counts the scans of table in the plan that read all of it: a

@@ -36,6 +36,10 @@ import (
 // where the domain was added.
 const lockKeysSQL = `SELECT 1 FROM api_keys WHERE key_hash = ANY($1::bytea[]) ORDER BY key_hash FOR NO KEY UPDATE`
 
+// What a key holds against its cap (keyHeldSQL, which counts its
+// targets behind sites) is counted once per key of the batch, in the
+// materialized CTE keys, not once per add.
+//
 // The look-up of an add's domain is a scalar subquery with LIMIT 1, not an
 // EXISTS: PostgreSQL may run an EXISTS in a select list as a hashed
 // subplan, which reads all of domains once per batch (TestAddPlanUsesIndexes).
@@ -49,14 +53,17 @@ var addDomainsSQL = `
 WITH input AS (
     SELECT * FROM unnest($1::bytea[], $2::text[], $3::int[], $4::bool[], $5::inet[], $6::int[])
         WITH ORDINALITY AS i (key_hash, name, port, wildcard, ip, max_per_key, idx)
+), keys AS MATERIALIZED (
+    SELECT k.id, k.key_hash, k.account_id, k.revoked_at, k.pending_at, ` + keyHeldSQL + ` AS held
+    FROM api_keys k WHERE k.key_hash = ANY($1::bytea[])
 ), keyed AS (
-    SELECT i.*, k.id AS key_id, ` + keyHeldSQL + ` AS domain_count, k.revoked_at IS NOT NULL AS revoked,
+    SELECT i.*, k.id AS key_id, k.held AS domain_count, k.revoked_at IS NOT NULL AS revoked,
            coalesce(a.blocked_at IS NOT NULL, false) AS blocked,
            coalesce(a.confirmed_at IS NOT NULL, false) AND k.pending_at IS NULL AS confirmed,
            (SELECT true FROM domains d WHERE d.api_key_id = k.id AND d.name = i.name AND d.port = i.port
             LIMIT 1) IS NOT NULL AS stored
     FROM input i
-    LEFT JOIN api_keys k ON k.key_hash = i.key_hash
+    LEFT JOIN keys k ON k.key_hash = i.key_hash
     LEFT JOIN accounts a ON a.id = k.account_id
 ), fresh AS (
     SELECT f.*, row_number() OVER (PARTITION BY key_id ORDER BY idx) AS rank

@@ -158,7 +158,8 @@ func siteAddRoom(ctx context.Context, tx pgx.Tx, account int64, t NewSiteTarget)
 // SiteTargetStatus reads one target of the key behind a site: the
 // monitor's view of it (state, certificate, findings, as "cert" gives for
 // a public one), with the class the agents gave it (agent_refused) when
-// its last job relayed nothing.
+// its last job relayed nothing. A revoked key, or one waiting for the
+// owner's approval, has none.
 func (p *Postgres) SiteTargetStatus(ctx context.Context, k KeyRef, name string, port int, silentAfter time.Duration) (SiteTargetStatus, error) {
 	s := SiteTargetStatus{Status: CertStatus{Name: name, Port: port, State: "unknown", Findings: []string{}}}
 	var id, account int64
@@ -167,7 +168,7 @@ func (p *Postgres) SiteTargetStatus(ctx context.Context, k KeyRef, name string, 
 			(SELECT count(*) FROM agents g WHERE g.account_id = t.account_id AND g.site = t.site
 			 AND g.last_seen_at > now() - $4::interval)
 		FROM agent_targets t JOIN api_keys k ON k.id = t.api_key_id
-		WHERE k.key_hash = $1 AND t.name = $2 AND t.port = $3 AND `+liveSiteTarget("t"), k.Hash[:], name, port, silentAfter).
+		WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND `+keyApproved+` AND t.name = $2 AND t.port = $3 AND `+liveSiteTarget("t"), k.Hash[:], name, port, silentAfter).
 		Scan(&id, &account, &s.Site, &class, &revocation, &s.LiveAgents)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return s, ErrNotFound
@@ -248,10 +249,10 @@ func (p *Postgres) RemoveSiteTarget(ctx context.Context, k KeyRef, name string, 
 }
 
 // CheckSiteTarget makes a target of the key behind a site due now; false
-// when the key has none such.
+// when the key has none such (or is revoked, or waits for approval).
 func (p *Postgres) CheckSiteTarget(ctx context.Context, k KeyRef, name string, port int) (bool, error) {
 	tag, err := p.pool.Exec(ctx, `UPDATE agent_targets t SET next_due = least(next_due, now()) FROM api_keys k
-		WHERE k.id = t.api_key_id AND k.key_hash = $1 AND k.revoked_at IS NULL AND t.name = $2 AND t.port = $3
+		WHERE k.id = t.api_key_id AND k.key_hash = $1 AND k.revoked_at IS NULL AND `+keyApproved+` AND t.name = $2 AND t.port = $3
 		  AND `+liveSiteTarget("t"), k.Hash[:], name, port)
 	return err == nil && tag.RowsAffected() > 0, classify(err)
 }

@@ -28,6 +28,9 @@ type Digest struct {
 	SilentAgents   []SilentAgent
 	LDAPCerts      []LDAPCertView
 	LDAPCertsTotal int
+	// LDAPCertProblems counts those of LDAPCertsTotal (not only those
+	// listed) with an open finding.
+	LDAPCertProblems int
 }
 
 // DigestChange is one line of "what changed this week".
@@ -92,6 +95,10 @@ func digestOf(ctx context.Context, q pgx.Tx, account int64, _ time.Duration) (Di
 		return d, err
 	}
 	d.SilentAgents, d.LDAPCerts, d.LDAPCertsTotal, err = agentsAndLDAP(ctx, q, account, MaxDigestLDAPCerts)
+	if err != nil {
+		return d, err
+	}
+	err = q.QueryRow(ctx, ldapCertProblemsSQL, account).Scan(&d.LDAPCertProblems)
 	return d, err
 }
 
@@ -114,13 +121,13 @@ func (p *Postgres) DigestFor(ctx context.Context, email string) (Digest, error) 
 // confirmed, unblocked account that has not turned the digest off, has
 // not had this week's, and has something to be told of: an active
 // domain, or a target behind a site of an approved working key, an open
-// proposal, or a certificate from an LDAP store.
+// proposal still seen (not gone), or a certificate from an LDAP store.
 var digestAccountsSQL = `SELECT a.id, a.email FROM accounts a
 WHERE a.confirmed_at IS NOT NULL AND a.blocked_at IS NULL AND a.digest_off_at IS NULL
   AND (EXISTS (SELECT 1 FROM api_keys k JOIN domains d ON d.api_key_id = k.id WHERE k.account_id = a.id AND ` + activeDomain + `)
     OR EXISTS (SELECT 1 FROM api_keys k JOIN agent_targets s ON s.api_key_id = k.id WHERE k.account_id = a.id AND ` + activeDomain + `
         AND ` + liveSiteTarget("s") + `)
-    OR EXISTS (SELECT 1 FROM discovered d WHERE ` + openProposalsOf("a.id") + `)
+    OR EXISTS (SELECT 1 FROM discovered d WHERE d.gone_at IS NULL AND ` + openProposalsOf("a.id") + `)
     OR EXISTS (SELECT 1 FROM discovered_certs c WHERE c.account_id = a.id AND c.gone_at IS NULL))
   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.dedup_key = 'digest:' || a.id || ':' || $1)
 ORDER BY a.id`

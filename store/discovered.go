@@ -131,7 +131,8 @@ func upsertDiscovered(ctx context.Context, tx pgx.Tx, account int64, site string
 }
 
 // autoAdd adds the source's live proposals that are neither ignored nor
-// targets yet behind the site, through the account's oldest working key,
+// targets yet behind the site, through the account's oldest working key
+// (approved: a key waiting for the owner's approval is a stranger's),
 // while the account has fewer than MaxAutoAdd targets behind sites and
 // the key is under its cap (maxPerKey, 0: none; its public domains count
 // too). It holds the key's lock as AddSiteTarget does. It reports how
@@ -140,7 +141,7 @@ func autoAdd(ctx context.Context, tx pgx.Tx, account int64, site, source string,
 	var key int64
 	var held int
 	err = tx.QueryRow(ctx, `SELECT k.id, `+keyHeldSQL+` FROM api_keys k JOIN accounts a ON a.id = k.account_id
-		WHERE k.account_id = $1 AND k.revoked_at IS NULL AND a.confirmed_at IS NOT NULL AND a.blocked_at IS NULL
+		WHERE k.account_id = $1 AND k.revoked_at IS NULL AND `+keyApproved+` AND a.confirmed_at IS NOT NULL AND a.blocked_at IS NULL
 		ORDER BY k.id LIMIT 1 FOR NO KEY UPDATE OF k`, account).Scan(&key, &held)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, 0, nil

@@ -38,3 +38,7 @@ func (p *Postgres) SweepFullBuckets() error { return p.sweepFullBuckets(context.
 
 // AddDomainsSQL is the adds' set statement, for a test of its plan.
 var AddDomainsSQL = addDomainsSQL
+
+// RemoveSiteTargetSQL is the removal's statement of a target behind a
+// site, for a test of its plan.
+var RemoveSiteTargetSQL = removeSiteTargetSQL

@@ -77,7 +77,9 @@ func (p *Postgres) KeyStatus(ctx context.Context, k KeyRef) (KeyStatus, error) {
 }
 
 // KeyDomains lists a key's domains, oldest first, then its targets
-// behind sites, oldest first.
+// behind sites, oldest first: those only while the key is approved (a key
+// waiting for approval adds none; the account's names behind its sites
+// are no stranger's to read).
 func (p *Postgres) KeyDomains(ctx context.Context, k KeyRef) ([]Domain, error) {
 	if _, err := p.KeyStatus(ctx, k); err != nil {
 		return nil, err
@@ -88,7 +90,7 @@ func (p *Postgres) KeyDomains(ctx context.Context, k KeyRef) ([]Domain, error) {
 	}
 	rows, err := p.pool.Query(ctx, `SELECT s.name, s.port, false, k.key_prefix, coalesce(`+activeDomain+`, false), s.created_at, s.site
 		FROM agent_targets s JOIN api_keys k ON k.id = s.api_key_id LEFT JOIN accounts a ON a.id = k.account_id
-		WHERE k.key_hash = $1 AND `+liveSiteTarget("s")+` ORDER BY s.created_at, s.id`, k.Hash[:])
+		WHERE k.key_hash = $1 AND `+keyApproved+` AND `+liveSiteTarget("s")+` ORDER BY s.created_at, s.id`, k.Hash[:])
 	if err != nil {
 		return nil, classify(err)
 	}

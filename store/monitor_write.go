@@ -151,7 +151,8 @@ func queueHistory(b *pgx.Batch, v finding.Verdict, prevChecked *time.Time) {
 // (rotate-links) before the cutoff, and certificates gone from their LDAP
 // store before the cutoff whose findings all closed before it too (with
 // their row). A link that was never revoked stays: every mail's link keeps
-// working.
+// working. Agents' jobs done or void are deleted after agentJobsKept,
+// whatever the cutoff.
 func (p *Postgres) Housekeep(ctx context.Context, cutoff time.Time) (int64, error) {
 	var deleted int64
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
@@ -174,10 +175,23 @@ func (p *Postgres) Housekeep(ctx context.Context, cutoff time.Time) (int64, erro
 			}
 			deleted += tag.RowsAffected()
 		}
-		return nil
+		tag, err := tx.Exec(ctx, pruneAgentJobsSQL)
+		deleted += tag.RowsAffected()
+		return err
 	})
 	return deleted, classify(err)
 }
+
+// agentJobsKept is how long a job of an agent is kept once it is done or
+// void (expired unfinished): long past its verdict, which its agent's
+// result gets at once, and past any relay (which needs the job live).
+const agentJobsKept = "1 day"
+
+// pruneAgentJobsSQL deletes the jobs done or void longer than
+// agentJobsKept ago, and so their relays (ON DELETE CASCADE); a job still
+// open and live (taken, relaying, or waiting for an agent) is kept.
+const pruneAgentJobsSQL = `DELETE FROM agent_jobs
+	WHERE coalesce(done_at, expires_at) < now() - interval '` + agentJobsKept + `'`
 
 func nonNil[T any](s []T) []T {
 	if s == nil {

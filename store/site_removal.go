@@ -31,14 +31,14 @@ func liveSiteTarget(alias string) string {
 	return `coalesce((SELECT rm.active FROM mon_targets rm WHERE rm.site_target = ` + alias + `.id), true)`
 }
 
-// removeSiteTargetSQL marks the key's live target ($1 key hash, $2 name,
-// $3 port) removed: its monitor's row (made if the target has none yet)
+// removeSiteTargetSQL marks the live target ($2 name, $3 port) of the key
+// ($1 key hash; not revoked, approved) removed: its monitor's row (made if the target has none yet)
 // inactive, never due, its open jobs let go; it returns when and from
 // where the target was added, and its site, for the audit.
 var removeSiteTargetSQL = `
 WITH s AS (
     SELECT s.id, s.site, s.created_at, s.created_ip FROM agent_targets s JOIN api_keys k ON k.id = s.api_key_id
-    WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND s.name = $2 AND s.port = $3 AND ` + liveSiteTarget("s") + `
+    WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND ` + keyApproved + ` AND s.name = $2 AND s.port = $3 AND ` + liveSiteTarget("s") + `
     FOR UPDATE OF s
 ), due AS (
     UPDATE agent_targets t SET next_due = 'infinity' FROM s WHERE t.id = s.id
@@ -57,6 +57,12 @@ SELECT site, created_at, created_ip FROM s`
 func (p *Postgres) removeSiteTarget(ctx context.Context, k KeyRef, name string, port int) (bool, error) {
 	removed := false
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		// The key's lock first, as adds take it (AddSiteTarget): an add
+		// that read the target as held must not upsert it after this
+		// removal committed, which would leave it listed, never due.
+		if _, err := tx.Exec(ctx, lockKeysSQL, [][]byte{k.Hash[:]}); err != nil {
+			return err
+		}
 		var site string
 		var added time.Time
 		var addedIP *netip.Addr
@@ -80,5 +86,10 @@ func (p *Postgres) removeSiteTarget(ctx context.Context, k KeyRef, name string, 
 // before the cutoff $1, with their monitor's rows (and so their
 // history): Housekeep runs it before it deletes the inactive rows, which
 // would leave such a target without the row that marks it removed.
+// The monitor's row is read, not locked (locking it before the target
+// would take the two in the order opposite to adds and removals), so
+// the condition is checked again on the target's row the DELETE locks:
+// a removed target is never due (next_due infinity), and an add of it
+// that committed meanwhile made it due, which keeps it.
 const purgeRemovedSiteTargetsSQL = `DELETE FROM agent_targets s USING mon_targets m
-	WHERE m.site_target = s.id AND NOT m.active AND m.removed_at < $1`
+	WHERE m.site_target = s.id AND NOT m.active AND m.removed_at < $1 AND s.next_due = 'infinity'`

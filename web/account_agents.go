@@ -48,8 +48,7 @@ func agentsModel(v store.AccountView, now time.Time) (silent []silentRow, ldap [
 		ldap = append(ldap, r)
 	}
 	if v.LDAPCertsTotal > len(v.LDAPCerts) {
-		note = fmt.Sprintf("Shown: the %d soonest to expire of %d; `keychest-lined discovered-certs` (the operator) lists them all.",
-			len(v.LDAPCerts), v.LDAPCertsTotal)
+		note = fmt.Sprintf("Shown: the %d soonest to expire of %d; the others expire later.", len(v.LDAPCerts), v.LDAPCertsTotal)
 	}
 	return silent, ldap, note
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keychest/keychest-lined/handlers"
+	"github.com/keychest/keychest-lined/names"
 	"github.com/keychest/keychest-lined/store"
 )
 
@@ -18,7 +19,7 @@ import (
 func init() {
 	subcommands["agents"] = subcommand{"every keychest-agent: id, account, site, host, version, last seen, state", "", listAgents}
 	subcommands["agent-logs"] = subcommand{"the last 1000 log entries a keychest-agent posted (--agent ID; --json: as posted)", "", agentLogs}
-	subcommands["approve-agent"] = subcommand{"give a keychest-agent to the account its live claim mail (run --email) went to, as the mail's button does (--agent ID; --email E when mails to several addresses wait)", "", approveAgent}
+	subcommands["approve-agent"] = subcommand{"give a keychest-agent to the account its live claim mail (run --email) went to, as the mail's button does (--agent ID; --email E when mails to several addresses wait, in any case). Only for an owner who asked you: check out of band (a reply from E, a call you placed) that the owner of E wants this agent", "", approveAgent}
 }
 
 // approveAgent approves an agent's claim by mail for the owner.
@@ -26,7 +27,14 @@ func approveAgent(ctx context.Context, db operatorStore, a cliArgs, out io.Write
 	if a.agent == "" {
 		return errors.New("--agent is required (its id, as \"keychest-lined agents\" shows it)")
 	}
-	email, err := db.ApproveAgentClaim(ctx, a.agent, a.email)
+	to := a.email
+	if to != "" {
+		var err error
+		if to, err = names.ParseEmail(to); err != nil { // stored as ParseEmail gives it: lowercase
+			return fmt.Errorf("--email: %w", err)
+		}
+	}
+	email, err := db.ApproveAgentClaim(ctx, a.agent, to)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("no claim mail waits for agent %s%s: none asked, or its link expired or was used", a.agent, forEmail(a.email))

@@ -67,7 +67,12 @@ func TestApproveAgentClaimByOperator(t *testing.T) {
 		!strings.Contains(errOut, "name one with --email") || owner("agent-b@agents.test") != "" {
 		t.Fatalf("two addresses: %d %q", code, errOut)
 	}
-	if code, out, errOut := cli(t, url, "approve-agent", "--agent", "agent-b@agents.test", "--email", "other@example.com"); code != 0 ||
+	if code, _, errOut := cli(t, url, "approve-agent", "--agent", "agent-b@agents.test", "--email", "not an address"); code != 1 ||
+		!strings.Contains(errOut, "--email") || owner("agent-b@agents.test") != "" {
+		t.Fatalf("a bad --email: %d %q", code, errOut)
+	}
+	// The address as the owner wrote it, in any case.
+	if code, out, errOut := cli(t, url, "approve-agent", "--agent", "agent-b@agents.test", "--email", "Other@Example.COM"); code != 0 ||
 		owner("agent-b@agents.test") != "other@example.com true" {
 		t.Fatalf("with --email: %d %q %q", code, out, errOut)
 	}

@@ -8,6 +8,8 @@ const (
 	AgentZoneTransferred = "AGT0030"
 	// AgentDiscoverPosted (AGT0031): one source's candidates were posted to the service.
 	AgentDiscoverPosted = "AGT0031"
+	// AgentAutoAddLeft (AGT0433): auto_add left some of a source's proposals as proposals (the key's cap, the account's limit).
+	AgentAutoAddLeft = "AGT0433"
 	// AgentLDAPRead (AGT0032): an LDAP source of discover.conf was read and its certificates posted.
 	AgentLDAPRead = "AGT0032"
 	// AgentLDAPFailed (AGT0532): reading an LDAP source failed (unreachable, bind refused, search failed).

@@ -104,13 +104,13 @@ codes() {
 	[ "$(mails)" = 1 ]
 	[ "$(grep -c '"code":"AGT0005"' "$dir/agent.log")" = 1 ]
 	[ "$(stat -c %a "$dir/claim-mail.json")" = 600 ]
-	# Seven days on: the link expired, unanswered. The next run asks once more.
+	# Seven days and an hour on: the link expired, unanswered. The next run asks once more.
 	sql "UPDATE tokens SET expires_at = now() - interval '1 second' WHERE action = 'agent_approve'" >/dev/null
 	python3 - "$dir/claim-mail.json" <<'PY'
 import json, sys, datetime
 p = sys.argv[1]
 s = json.load(open(p))
-s["last"] = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=7, minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+s["last"] = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=7, hours=1, minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 json.dump(s, open(p, "w"))
 PY
 	for sh in ksh93 bash; do
