@@ -125,16 +125,7 @@ func TestRemovedSiteTargetIgnoresJobInFlight(t *testing.T) {
 	w := claimedWorld(t)
 	ctx := context.Background()
 	owner := ref("owner-key-0123456789")
-	if _, err := w.siteAdd("ldap.corp.example", 0); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := w.p.QueueDueJobs(ctx, w.agent, time.Minute); err != nil || n != 1 {
-		t.Fatalf("queue: %d %v", n, err)
-	}
-	var job int64
-	if err := w.db.QueryRow(ctx, `SELECT id FROM agent_jobs`).Scan(&job); err != nil {
-		t.Fatal(err)
-	}
+	job := w.siteJob(t, "ldap.corp.example")
 	if ok, err := w.p.RemoveSiteTarget(ctx, owner, "ldap.corp.example", 443); !ok || err != nil {
 		t.Fatalf("remove: %v %v", ok, err)
 	}
@@ -176,16 +167,7 @@ func TestAutoAddLeavesRemovedTargetsProposed(t *testing.T) {
 func TestVerdictRacingARemovalDoesNotReviveIt(t *testing.T) {
 	w := claimedWorld(t)
 	ctx := context.Background()
-	if _, err := w.siteAdd("race.corp.example", 0); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := w.p.QueueDueJobs(ctx, w.agent, time.Minute); err != nil || n != 1 {
-		t.Fatalf("queue: %d %v", n, err)
-	}
-	var job int64
-	if err := w.db.QueryRow(ctx, `SELECT id FROM agent_jobs`).Scan(&job); err != nil {
-		t.Fatal(err)
-	}
+	job := w.siteJob(t, "race.corp.example")
 	// Hold the job's row, so that the removal stops after it has locked
 	// and changed the target's row, before it lets go of the job.
 	holder, err := pgx.Connect(ctx, w.db.Config().ConnString())
@@ -233,4 +215,20 @@ func TestVerdictRacingARemovalDoesNotReviveIt(t *testing.T) {
 	if n, err := w.p.QueueDueJobs(ctx, w.agent, time.Minute); err != nil || n != 0 {
 		t.Fatalf("%d jobs queued for a removed target: %v", n, err)
 	}
+}
+
+// siteJob puts name:443 behind the owner's site and queues its one job.
+func (w *agentWorld) siteJob(t *testing.T, name string) (job int64) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := w.siteAdd(name, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := w.p.QueueDueJobs(ctx, w.agent, time.Minute); err != nil || n != 1 {
+		t.Fatalf("queue: %d %v", n, err)
+	}
+	if err := w.db.QueryRow(ctx, `SELECT id FROM agent_jobs`).Scan(&job); err != nil {
+		t.Fatal(err)
+	}
+	return job
 }
