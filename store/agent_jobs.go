@@ -146,6 +146,7 @@ func (p *Postgres) OpenRelay(ctx context.Context, agentKey KeyRef, job int64, to
 			b.Queue(openRelaySQL, agentKey.Hash[:], job, token[:], addr, MaxRelaysPerJob)
 		},
 		read: func(br pgx.BatchResults) error {
+			found = false // a batch retried reads anew
 			err := br.QueryRow().Scan(&j.ID, &j.Site, &j.Name, &j.Port, &j.Expires, &r.SiteCAs)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return nil

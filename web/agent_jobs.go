@@ -67,7 +67,9 @@ func (h *agentJobs) take(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, ref.Prefix, ip, http.StatusBadRequest, "want {\"max\": N, \"wait_seconds\": S, \"results\": [at most 64 job results]}")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), agentTimeout)
+	// Results once recorded are judged even if the agent hangs up
+	// meanwhile: their jobs are finished, so nothing would judge them later.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), agentTimeout)
 	defer cancel()
 	done, refused, err := h.finish(ctx, ref, req.Results)
 	if err != nil {
@@ -185,7 +187,7 @@ func (h *agentJobs) result(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, ref.Prefix, ip, http.StatusBadRequest, "want a job result: id, token, outcome ok|refused|unavailable, addresses")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), agentTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), agentTimeout) // judged even if the agent hangs up
 	defer cancel()
 	done, refused, err := h.finish(ctx, ref, []agent.JobResult{res})
 	if err == nil && len(refused) > 0 {
@@ -205,11 +207,13 @@ func (h *agentJobs) result(w http.ResponseWriter, r *http.Request) {
 // most twice as many addresses as a job may relay (an agent reports at
 // most 16, or its failed lookup).
 func validResults(rs []agent.JobResult) bool {
+	seen := make(map[int64]bool, len(rs))
 	for _, res := range rs {
 		if res.Outcome != agent.OutcomeOK && res.Outcome != agent.OutcomeRefused && res.Outcome != agent.OutcomeUnavailable ||
-			len(res.Addresses) > 2*store.MaxRelaysPerJob {
-			return false
+			len(res.Addresses) > 2*store.MaxRelaysPerJob || seen[res.ID] {
+			return false // a job reported twice: which report to judge would be ambiguous
 		}
+		seen[res.ID] = true
 	}
 	return true
 }
@@ -243,7 +247,6 @@ func (h *agentJobs) finish(ctx context.Context, ref store.KeyRef, results []agen
 	for _, res := range results {
 		if finished[res.ID] {
 			judged = append(judged, res)
-			delete(finished, res.ID) // a job reported twice counts once
 		} else {
 			refused = append(refused, res.ID)
 		}

@@ -73,9 +73,22 @@ func TestResultsRideOnTheTake(t *testing.T) {
 	}
 	// The agent's own result, with max 0: recorded and judged, nothing taken.
 	w.db.Exec(context.Background(), `UPDATE agent_targets SET next_due = now()`)
-	code, got = w.postJobs(t, id.APIKey, agent.JobsRequest{Results: []agent.JobResult{res, res}})
-	if code != http.StatusOK || len(got.Jobs) != 0 || len(got.Refused) != 1 || got.Refused[0] != job.ID {
-		t.Fatalf("own result (twice in one post): %d %+v", code, got)
+	// A job reported twice in one post is refused whole: with a wrong
+	// token first, the store would record the right one and the wrong
+	// one be judged.
+	forged := res
+	forged.Token, forged.Outcome = "not-the-token", agent.OutcomeRefused
+	for _, twice := range [][]agent.JobResult{{res, res}, {forged, res}} {
+		if code, _ := w.postJobs(t, id.APIKey, agent.JobsRequest{Results: twice}); code != http.StatusBadRequest {
+			t.Fatalf("a job reported twice in one post: %d", code)
+		}
+	}
+	if n := w.count(t, `SELECT count(*) FROM agent_jobs WHERE done_at IS NOT NULL`); n != 0 {
+		t.Fatalf("jobs finished by a post refused whole: %d", n)
+	}
+	code, got = w.postJobs(t, id.APIKey, agent.JobsRequest{Results: []agent.JobResult{res}})
+	if code != http.StatusOK || len(got.Jobs) != 0 || len(got.Refused) != 0 {
+		t.Fatalf("own result: %d %+v", code, got)
 	}
 	if data := w.line(t, "command cert domain ldap.corp.example:"+port+" apikey owner-key-0123456789").Data; !strings.HasPrefix(data, "state=ok ") ||
 		!strings.HasSuffix(data, " class=- site=office") || strings.Contains(data, "checked=-") {
