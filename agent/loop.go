@@ -189,7 +189,7 @@ func (a *Agent) Once(ctx context.Context) error {
 	jobs := 0
 	if beat.Claimed {
 		deadline, _ := ctx.Deadline()
-		if jobs, err = a.Work(ctx, 0, deadline); err != nil {
+		if jobs, err = a.Work(ctx, 0, takeUntil(deadline, a.cfg.For)); err != nil {
 			a.event(a.Log.Warn(), logcode.AgentServerDown).Err(err).Msg("once: taking jobs failed")
 			return err
 		}
@@ -208,4 +208,11 @@ func (a *Agent) Once(ctx context.Context) error {
 func (a *Agent) jobRound(ctx context.Context, wait time.Duration) error {
 	_, err := a.Work(ctx, wait, time.Now().Add(wait))
 	return err
+}
+
+// takeUntil is when once stops taking jobs: a fifth of --for before its
+// deadline, so that the jobs taken last still run and their results are
+// posted before the pass ends (a job cut off waits out its time to live).
+func takeUntil(deadline time.Time, passFor time.Duration) time.Time {
+	return deadline.Add(-passFor / 5)
 }
