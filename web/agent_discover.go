@@ -53,16 +53,7 @@ func (h *agentAPI) discovered(w http.ResponseWriter, r *http.Request) {
 	h.log.Info().Str("code", logcode.DiscoveredStored).Time("event_time", time.Now()).Str("subject", ref.Prefix).
 		Str("remote", ip.String()).Str("source", b.Source).Int("candidates", len(b.Candidates)).Int("skipped", skipped).
 		Int("proposed", c.Proposed).Int("seen", c.Seen).Int("gone", c.Gone).Int("added", c.Added).Int("not_added", c.Left).Msg("discovered endpoints stored")
-	writeJSON(w, discoveredReply{agent.DiscoveredReply{Proposed: c.Proposed, Seen: c.Seen, Gone: c.Gone, Added: c.Added}, c.Left})
-}
-
-// discoveredReply is the agent's reply with, under auto_add, how many of
-// the source's open proposals were not added: the key's cap
-// (KEYCHEST_MAX_DOMAINS_PER_KEY, its public domains counted) or the
-// account's store.MaxAutoAdd was reached; they stay proposals.
-type discoveredReply struct {
-	agent.DiscoveredReply
-	NotAdded int `json:"not_added"`
+	writeJSON(w, agent.DiscoveredReply{Proposed: c.Proposed, Seen: c.Seen, Gone: c.Gone, Added: c.Added, NotAdded: c.Left})
 }
 
 // readDiscovered reads and checks a post: its source must be
