@@ -23,6 +23,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/keychest/keychest-lined/internal/nsdtest"
 )
 
 // selfSigned returns a certificate for the IP address ip, and its PEM.
@@ -60,7 +62,7 @@ func TestClientThroughTinyproxy(t *testing.T) {
 	srv.StartTLS()
 	defer srv.Close()
 	port := srv.Listener.Addr().(*net.TCPAddr).Port
-	proxyPort := freePort(t)
+	proxyPort := nsdtest.FreePort(t)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "tinyproxy.conf")
 	os.WriteFile(conf, []byte(fmt.Sprintf("Port %d\nListen 127.0.0.1\nTimeout 10\nAllow 127.0.0.1\nConnectPort %d\n"+
@@ -99,16 +101,6 @@ func TestClientThroughTinyproxy(t *testing.T) {
 	if !beat.Claimed || hits != 1 || !strings.Contains(logText.String(), fmt.Sprintf("CONNECT 0.0.0.0:%d", port)) {
 		t.Fatalf("beat %+v, hits %d, proxy log:\n%s", beat, hits, logText.String())
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // waitListening waits until something accepts connections on addr.

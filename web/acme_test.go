@@ -35,7 +35,7 @@ func envelope(id int, msg, params string) string {
 
 // confirmedKey makes key a key of the confirmed account of email: the
 // only keys that may post ACME events.
-func confirmedKey(t *testing.T, db *store.Postgres, url, key, email string) store.KeyRef {
+func confirmedKey(t testing.TB, db *store.Postgres, url, key, email string) store.KeyRef {
 	t.Helper()
 	ref := store.KeyRef{Hash: sha256.Sum256([]byte(key)), Prefix: key[:8]}
 	if err := db.CreateKey(context.Background(), store.NewKey{Key: ref, IP: netip.MustParseAddr("127.0.0.1")}); err != nil {

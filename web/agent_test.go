@@ -4,7 +4,6 @@ package web
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -49,8 +48,8 @@ func newAgentSideWith(t testing.TB, limits AgentLimits) *agentSide {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	accountKey(t, st, url, "owner-key-0123456789", "owner@example.com")
-	accountKey(t, st, url, "stranger-key-0123456", "stranger@example.com")
+	confirmedKey(t, st, url, "owner-key-0123456789", "owner@example.com")
+	confirmedKey(t, st, url, "stranger-key-0123456", "stranger@example.com")
 	srv := httptest.NewServer(New(Deps{Tokens: st, Accounts: st, ACME: st, Agents: st, AgentLimits: limits, Log: zerolog.Nop()}))
 	t.Cleanup(srv.Close)
 	db, err := pgx.Connect(context.Background(), url)
@@ -224,25 +223,6 @@ func decodeJSON(t *testing.T, res *http.Response, v any) {
 	t.Helper()
 	defer res.Body.Close()
 	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// accountKey makes key a key of the confirmed account of email.
-func accountKey(t testing.TB, db *store.Postgres, url, key, email string) {
-	t.Helper()
-	ref := store.KeyRef{Hash: sha256.Sum256([]byte(key)), Prefix: key[:8]}
-	if err := db.CreateKey(context.Background(), store.NewKey{Key: ref, IP: netip.MustParseAddr("127.0.0.1")}); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := pgx.Connect(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(context.Background(), `WITH a AS (INSERT INTO accounts (email, confirmed_at) VALUES ($1, now())
-			ON CONFLICT (email) DO UPDATE SET confirmed_at = now() RETURNING id)
-		UPDATE api_keys SET account_id = (SELECT id FROM a) WHERE key_hash = $2`, email, ref.Hash[:]); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/keychest/keychest-lined/internal/certtest"
+	"github.com/keychest/keychest-lined/internal/nsdtest"
 )
 
 // Base is the suffix of the directory; Agent and Password are the DN
@@ -114,11 +115,11 @@ func start(t testing.TB, entries []Entry, cert *tls.Certificate) TLS {
 	if out, err := exec.Command("/usr/sbin/slapadd", "-q", "-f", cf, "-l", data).CombinedOutput(); err != nil {
 		t.Fatalf("slapadd: %v\n%s", err, out)
 	}
-	port := freePort(t)
+	port := nsdtest.FreePort(t)
 	urls := TLS{Plain: fmt.Sprintf("ldap://127.0.0.1:%d", port)}
 	listen, ports := urls.Plain+"/", []int{port}
 	if cert != nil {
-		sport := freePort(t)
+		sport := nsdtest.FreePort(t)
 		urls.LDAPS = fmt.Sprintf("ldaps://127.0.0.1:%d", sport)
 		listen, ports = listen+" "+urls.LDAPS+"/", append(ports, sport)
 	}
@@ -181,16 +182,6 @@ func waitListen(t testing.TB, port int, out *bytes.Buffer) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // People are n people with a certificate each (the first one
