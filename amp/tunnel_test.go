@@ -15,7 +15,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,9 +51,9 @@ func portSet(t testing.TB, list ...int) ports.Set {
 // countingListener is a loopback listener that counts the connections it
 // accepts.
 type countingListener struct {
-	ln      net.Listener
-	port    int
-	accepts atomic.Int64
+	ln       net.Listener
+	port     int
+	accepted chan string // the remote address of each connection accepted
 }
 
 func newCountingListener(t *testing.T) *countingListener {
@@ -63,7 +62,7 @@ func newCountingListener(t *testing.T) *countingListener {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &countingListener{ln: ln, port: ln.Addr().(*net.TCPAddr).Port}
+	l := &countingListener{ln: ln, port: ln.Addr().(*net.TCPAddr).Port, accepted: make(chan string, 1024)}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -71,27 +70,34 @@ func newCountingListener(t *testing.T) *countingListener {
 			if err != nil {
 				return
 			}
-			l.accepts.Add(1)
+			l.accepted <- c.RemoteAddr().String()
 			c.Close()
 		}
 	}()
 	return l
 }
 
-// others returns how many connections reached the listener besides one
-// of the test's own, made now: it is accepted after every earlier one.
-func (l *countingListener) others(t *testing.T) int64 {
+// others returns how many connections reached the listener before one of
+// the test's own, made now: the kernel hands connections to Accept in the
+// order they were established, so every earlier one is accepted before
+// it (waiting for the count to move, as this did, could count an earlier
+// connection accepted late as the test's own).
+func (l *countingListener) others(t *testing.T) int {
 	t.Helper()
-	before := l.accepts.Load()
 	c, err := net.Dial("tcp", l.ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
+	own := c.LocalAddr().String()
 	c.Close()
-	for l.accepts.Load() == before {
-		time.Sleep(time.Millisecond) // waits for the accept loop, hides no race
+	n := 0
+	for addr := range l.accepted {
+		if addr == own {
+			return n
+		}
+		n++
 	}
-	return l.accepts.Load() - 1
+	return n
 }
 
 func connect(t *testing.T, addr, target string) *http.Response {
